@@ -1,0 +1,312 @@
+"""The library API: one function per verb. Each returns a report and never exits; failures raise an
+:class:`~alembic_deploy.errors.AlembicDeployError` subclass carrying the report as ``.report``.
+
+The upgrade pipeline, one step module each::
+
+    resolve settings -> credentials -> [fast no-op path] -> wait for the database
+    -> [health gate] -> preflight -> migration lock -> journal 'running' -> upgrade (env.py)
+    -> verify -> journal outcome -> metrics
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import AlembicDeployError, CheckRefused, Interrupted, MigrationFailed
+from .project import ProjectConfig, read_project
+from .report import DeployReport, RevisionResult
+from .secrets import mask_url, scrub
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from .alembic_env import Project
+    from .backends import Backend, MigrationLock
+    from .settings import Settings
+
+Echo = Callable[[str], None]
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+@dataclass
+class Deployment:
+    """What every verb needs once: the project, the URL, the tool's own engine and backend."""
+
+    settings: Settings
+    project_config: ProjectConfig
+    url: str
+    engine: Engine
+    backend: Backend
+    echo: Echo
+
+    @classmethod
+    def open(cls, settings: Settings, echo: Echo | None = None) -> Deployment:
+        from .credentials import resolve_url
+        from .database import make_engine
+
+        project_config = read_project(settings.config_path, settings.name)
+        url = resolve_url(settings, project_config)
+        engine, backend = make_engine(url)
+        return cls(settings, project_config, url, engine, backend, echo or _quiet)
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.engine.url.render_as_string(hide_password=True))
+
+    def wait(self, report: DeployReport) -> None:
+        from .steps.wait import wait_for_database
+
+        started = time.monotonic()
+        seconds, attempts = wait_for_database(
+            self.engine,
+            self.backend,
+            self.settings.wait_timeout,
+            on_retry=lambda n, exc: n == 1
+            and self.echo(f"Waiting for the database at {self.masked_url} (up to {self.settings.wait_timeout:g}s)..."),
+        )
+        report.db_wait_seconds = round(seconds, 4)
+        report.step("wait", started, f"{attempts} attempt(s)")
+
+    def alembic_project(self) -> Project:
+        from .alembic_env import Project
+
+        return Project(self.settings, self.url)
+
+    def lock(self) -> Any:
+        name = self.backend.lock_name(self.engine.url.database, "alembic_version", None)
+
+        def on_wait(holder: dict[str, Any]) -> None:
+            who = ", ".join(f"{k} {v}" for k, v in holder.items() if v) or "another deploy"
+            self.echo(f"Waiting for the migration lock held by {who}...")
+
+        return self.backend.lock(self.engine, name, self.settings.lock_timeout_wait, on_wait)
+
+    def journal(self, lock: MigrationLock | None = None) -> Any:
+        from .journal import Journal
+
+        return Journal(self.engine, self.settings.journal_table, lock.connection if lock else None)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _new_report(command: str, target: str, settings: Settings) -> DeployReport:
+    return DeployReport(command=command, target=target, environment=settings.env)
+
+
+def _fail(report: DeployReport, exc: AlembicDeployError, outcome: str = "failed") -> AlembicDeployError:
+    report.outcome = outcome
+    report.error = {**exc.to_dict(), "message": scrub(exc.message)}
+    report.finished_at = time.time()
+    exc.report = report  # type: ignore[attr-defined]
+    return exc
+
+
+def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) -> DeployReport:
+    """Migrate the database to ``target`` (``head``, ``heads`` or a revision) under the lock.
+
+    Safe to call from every replica at once: one takes the lock and migrates, the others wait,
+    re-read the revision under the lock and record a no-op. Fast when there is nothing to do: when
+    the no-op can be proven without Alembic (see :mod:`alembic_deploy.fastpath`), neither Alembic
+    nor env.py is loaded.
+    """
+    from .signals import interruptible
+
+    echo = echo or _quiet
+    report = _new_report("upgrade", target, settings)
+    with interruptible() as interrupt:
+        try:
+            if settings.fast_path and not settings.x:
+                from .fastpath import try_noop
+
+                if try_noop(settings, target, report):
+                    return report
+            deployment = Deployment.open(settings, echo)
+        except AlembicDeployError as exc:
+            raise _fail(report, exc, "refused") from None
+        report.database = deployment.masked_url
+        report.backend = deployment.backend.name
+        try:
+            return _upgrade(deployment, target, report, interrupt)
+        finally:
+            deployment.close()
+
+
+def _upgrade(deployment: Deployment, target: str, report: DeployReport, interrupt: Any) -> DeployReport:
+    from .steps.preflight import check_current, check_heads
+    from .steps.verify import read_versions, verify
+
+    settings, echo, backend = deployment.settings, deployment.echo, deployment.backend
+    journal = None
+    try:
+        deployment.wait(report)
+        project = deployment.alembic_project()
+        check_heads(project, target)
+        expected = project.resolve(target)
+        started = time.monotonic()
+        with deployment.lock() as lock:
+            report.lock_wait_seconds = round(lock.waited, 4)
+            report.step("lock", started)
+            journal = deployment.journal(lock)
+            journal.ensure()
+            journal.start(report, settings)
+            observer = _observer(deployment, project, report, lock, interrupt)
+            started = time.monotonic()
+            try:
+                result = project.run("upgrade", target, observer)
+            except AlembicDeployError:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - every failure of env.py is reported
+                interrupt.cancel = None
+                raise _migration_error(deployment, project, report, interrupt, exc) from None
+            finally:
+                interrupt.cancel = None
+            report.step("upgrade", started, f"{len(report.applied)} revision(s)")
+            started = time.monotonic()
+            actual = read_versions(deployment.engine, result.version_table, result.version_table_schema)
+            report.to_revisions = actual
+            verify(actual, expected, exact=target in ("head", "heads"))
+            report.step("verify", started)
+            report.outcome = "applied" if result.planned else "noop"
+            report.finished_at = time.time()
+            journal.finish(report)
+        if report.outcome == "applied":
+            echo(report.render_text().splitlines()[0])
+        return report
+    except AlembicDeployError as exc:
+        outcome = "interrupted" if isinstance(exc, Interrupted) else (
+            "refused" if isinstance(exc, CheckRefused) else "failed"
+        )
+        _fail(report, exc, outcome)
+        if journal is not None and report.journal_id is not None:
+            try:
+                journal.finish(report)
+            except Exception:  # noqa: BLE001 - the error being raised matters more
+                pass
+        raise
+
+
+def _observer(deployment: Deployment, project: Project, report: DeployReport, lock: MigrationLock, interrupt: Any) -> Any:
+    from .alembic_env import RunObserver
+    from .steps.preflight import check_current
+
+    backend, echo = deployment.backend, deployment.echo
+
+    def on_configured(ctx: Any, current: tuple[str, ...]) -> None:
+        report.from_revisions = current
+        check_current(project, current)
+        dbapi = ctx.connection.connection.dbapi_connection if ctx.connection is not None else None
+        session = backend.session_id(dbapi) if dbapi is not None else None
+        interrupt.cancel = lambda: backend.cancel(lock.connection, dbapi, session)
+        interrupt.raise_if_interrupted()
+
+    def on_plan(planned: list[tuple[str, str]]) -> None:
+        if planned:
+            echo(f"Applying {len(planned)} revision(s): {', '.join(r for r, _ in planned)}")
+
+    def on_revision(rev: str, down: tuple[str, ...], doc: str, started: float, duration: float) -> None:
+        report.applied.append(RevisionResult(rev, down, doc, started, duration))
+        echo(f"  applied {rev} ({duration:.3f}s) {doc}")
+        interrupt.raise_if_interrupted()
+
+    return RunObserver(on_configured=on_configured, on_revision=on_revision, on_plan=on_plan)
+
+
+def _migration_error(
+    deployment: Deployment, project: Project, report: DeployReport, interrupt: Any, exc: BaseException
+) -> AlembicDeployError:
+    from .steps.verify import read_versions
+
+    if interrupt.interrupted or isinstance(exc, KeyboardInterrupt):
+        if interrupt.signum is None:
+            import signal
+
+            interrupt.signum = signal.SIGINT
+        return interrupt.error()
+    applied = {r.revision for r in report.applied}
+    try:
+        run = project.last_run
+        now_at = read_versions(deployment.engine, run.version_table, run.version_table_schema)
+    except Exception:  # noqa: BLE001
+        now_at = ()
+    report.to_revisions = now_at
+    pending = [r for r in _pending_after(project, report) if r not in applied]
+    failing = pending[0] if pending else "unknown"
+    if deployment.backend.transactional_ddl:
+        state = f"Its transaction was rolled back; the database is at {', '.join(now_at) or '<base>'}."
+    else:
+        state = (
+            f"{deployment.backend.name} commits DDL statement by statement, so the revision may be "
+            f"partly applied; the version table says {', '.join(now_at) or '<base>'}."
+        )
+    detail = scrub(" ".join(str(getattr(exc, "orig", None) or exc).split()))[:600]
+    return MigrationFailed(
+        f"Revision {failing} ({project.describe(failing) if failing != 'unknown' else '?'}) failed: "
+        f"{type(getattr(exc, 'orig', None) or exc).__name__}: {detail}. {state} Fix the migration "
+        "and deploy again; run with --debug for the traceback.",
+        revision=failing,
+        database_revisions=list(now_at),
+    )
+
+
+def _pending_after(project: Project, report: DeployReport) -> list[str]:
+    try:
+        return [rev for rev, _ in project.upgrade_steps(report.target, report.from_revisions)]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+@dataclass
+class StatusReport:
+    database: str
+    backend: str
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+    pending: list[tuple[str, str]]
+    unknown: list[str]
+    last_deploys: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.pending and not self.unknown
+
+
+def status(settings: Settings, echo: Echo | None = None) -> StatusReport:
+    """Current revision(s) read through env.py, heads, pending revisions and the last deploys."""
+    from .alembic_env import RunObserver
+
+    deployment = Deployment.open(settings, echo)
+    try:
+        deployment.wait(_new_report("status", "head", settings))
+        project = deployment.alembic_project()
+        result = project.run("inspect", "heads", RunObserver())
+        unknown = [r for r in result.current if not project.knows(r)]
+        pending = [] if unknown else project.upgrade_steps("heads", result.current)
+        journal = deployment.journal()
+        return StatusReport(
+            database=deployment.masked_url,
+            backend=deployment.backend.name,
+            current=result.current,
+            heads=project.heads(),
+            pending=pending,
+            unknown=unknown,
+            last_deploys=journal.rows(limit=5),
+        )
+    finally:
+        deployment.close()
+
+
+def history(settings: Settings, limit: int = 20, echo: Echo | None = None) -> list[dict[str, Any]]:
+    """The journal's most recent rows, newest first."""
+    deployment = Deployment.open(settings, echo)
+    try:
+        deployment.wait(_new_report("history", "", settings))
+        return deployment.journal().rows(limit=limit)
+    finally:
+        deployment.close()

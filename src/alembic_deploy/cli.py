@@ -1,0 +1,186 @@
+"""The ``alembic-deploy`` command: parse -> Settings -> api call -> render -> exit code.
+
+Progress and errors go to stderr; ``--json`` prints one JSON document on stdout. Exit codes come
+from the exception classes in :mod:`alembic_deploy.errors` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .errors import AlembicDeployError, ConfigError
+from .secrets import scrub
+
+
+def _err(msg: str, **style: Any) -> None:
+    click.secho(scrub(msg), err=True, **style)
+
+
+def _settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every command takes; they become Settings fields (None = not given)."""
+    options = [
+        click.option("-c", "--config", help="Alembic ini file (default: alembic.ini)."),
+        click.option("-n", "--name", help="Section of the ini file (default: alembic)."),
+        click.option("-x", "x", multiple=True, help="key=value passed to env.py, as with alembic -x."),
+        click.option("--database-url", help="Database URL (default: DATABASE_URL, then sqlalchemy.url)."),
+        click.option("--env", help="Environment name recorded in the journal (dev, qa, beta, production)."),
+        click.option("--wait-timeout", type=float, help="Seconds to wait for the database (default 60)."),
+        click.option("--journal-table", help="Journal table name (default alembic_deploy_history)."),
+        click.option("--json", "json_", is_flag=True, default=None, help="Print a JSON document on stdout."),
+        click.option("--debug", is_flag=True, default=None, help="Show tracebacks."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _run(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Build Settings from the options, run the command, map exceptions to exit codes."""
+
+    @functools.wraps(command)
+    def wrapper(**options: Any) -> None:
+        options["json"] = options.pop("json_", None)
+        debug = bool(options.get("debug"))
+        as_json = bool(options.get("json"))
+        try:
+            from .settings import Settings
+
+            flags = {k: v for k, v in options.items() if k in Settings.__dataclass_fields__}
+            settings = Settings.resolve(flags)
+            debug, as_json = settings.debug, settings.json
+            rest = {k: v for k, v in options.items() if k not in Settings.__dataclass_fields__}
+            command(settings, **rest)
+        except AlembicDeployError as exc:
+            report = getattr(exc, "report", None)
+            if as_json:
+                click.echo(report.to_json() if report is not None else scrub(json.dumps({"error": exc.to_dict()})))
+            _err(f"error: {exc.message}", fg="red")
+            for key, value in exc.fields.items():
+                _err(f"  {key}: {value}")
+            if debug:
+                _err("".join(traceback.format_exception(exc)))
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            _err("error: interrupted.", fg="red")
+            sys.exit(9)
+        except Exception as exc:  # noqa: BLE001 - the last resort: exit 1, no traceback unless asked
+            _err(
+                f"error: internal error: {type(exc).__name__}: {exc}. This is a bug in "
+                "alembic-deploy or an unexpected environment; rerun with --debug and report it.",
+                fg="red",
+            )
+            if debug:
+                _err("".join(traceback.format_exception(exc)))
+            sys.exit(1)
+
+    return wrapper
+
+
+def _echo(settings: Any) -> Callable[[str], None]:
+    return lambda msg: _err(msg)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="alembic-deploy")
+def main() -> None:
+    """Deploy-time Alembic migrations: one migration lock per database, clear exit codes,
+    a history journal. Runs on an unmodified Alembic project."""
+
+
+@main.command()
+@click.argument("revision", default="head")
+@_settings_options
+@click.option("--lock-timeout-wait", type=float, help="Seconds to wait for the migration lock (default 600).")
+@click.option("--fast-path/--no-fast-path", default=None, help="Prove a no-op without loading Alembic (default on).")
+@_run
+def upgrade(settings: Any, revision: str) -> None:
+    """Upgrade the database to REVISION (default: head), safely from many replicas at once."""
+    from . import api
+
+    report = api.upgrade(settings, revision, echo=_echo(settings))
+    if settings.json:
+        click.echo(report.to_json())
+    elif report.outcome == "noop":
+        _err(report.render_text())
+
+
+@main.command()
+@_settings_options
+@_run
+def status(settings: Any) -> None:
+    """Current revision(s), heads, pending revisions and the last deploys."""
+    from . import api
+
+    st = api.status(settings, echo=_echo(settings))
+    if settings.json:
+        click.echo(scrub(json.dumps(st.__dict__, default=str, indent=2)))
+        return
+    click.echo(f"database: {st.database} ({st.backend})")
+    click.echo(f"current:  {', '.join(st.current) or '<base>'}")
+    click.echo(f"heads:    {', '.join(st.heads)}")
+    if st.unknown:
+        click.echo(f"unknown:  {', '.join(st.unknown)} (the database is ahead of this code)")
+    click.echo(f"pending:  {len(st.pending)}")
+    for rev, doc in st.pending:
+        click.echo(f"  {rev}  {doc}")
+    if st.last_deploys:
+        click.echo("last deploys:")
+        click.echo(_history_table(st.last_deploys))
+
+
+@main.command()
+@click.option("--limit", type=int, default=20, show_default=True, help="How many runs to show.")
+@_settings_options
+@_run
+def history(settings: Any, limit: int) -> None:
+    """The deploy journal: who migrated what, when, how long, and the outcome."""
+    from . import api
+
+    rows = api.history(settings, limit=limit, echo=_echo(settings))
+    if settings.json:
+        click.echo(scrub(json.dumps(rows, default=str, indent=2)))
+    elif not rows:
+        click.echo("No deploys recorded yet.")
+    else:
+        click.echo(_history_table(rows))
+
+
+def _history_table(rows: list[dict[str, Any]]) -> str:
+    head = ("id", "started", "outcome", "from", "to", "secs", "env", "host:pid", "git")
+    body = [
+        (
+            str(r["id"]),
+            str(r["started_at"])[:19],
+            r["outcome"],
+            r["from_revisions"] or "-",
+            r["to_revisions"] or "-",
+            f"{r['duration_seconds']:.2f}" if r["duration_seconds"] is not None else "-",
+            r["environment"] or "-",
+            f"{r['host']}:{r['pid']}",
+            (r["git_sha"] or "-")[:10],
+        )
+        for r in rows
+    ]
+    widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in (head, *body)]
+    return scrub("\n".join(lines))
+
+
+@main.command()
+@click.option("--keep", type=click.Path(file_okay=False), help="Create the sample project here and keep it.")
+def demo(keep: str | None) -> None:
+    """Create a sample Alembic project on SQLite and run the whole pipeline on it, twice."""
+    from .demo import run_demo
+
+    try:
+        sys.exit(run_demo(keep))
+    except ConfigError as exc:
+        _err(f"error: {exc.message}", fg="red")
+        sys.exit(exc.exit_code)

@@ -1,0 +1,24 @@
+"""Resolve the database URL: ``--database-url`` / ``DATABASE_URL`` first, then ``sqlalchemy.url``
+from the ini. The URL is registered as a secret the moment it is read."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError
+from .secrets import register_url
+
+if TYPE_CHECKING:
+    from .project import ProjectConfig
+    from .settings import Settings
+
+
+def resolve_url(settings: Settings, project: ProjectConfig) -> str:
+    url = settings.database_url or project.ini_url
+    if not url or url.startswith("driver://"):
+        raise ConfigError(
+            "No database URL: set DATABASE_URL (or --database-url), or sqlalchemy.url in "
+            f"[{project.section}] of {project.ini_path}."
+        )
+    register_url(url)
+    return url

@@ -1,0 +1,65 @@
+"""The tool's own engine (lock, journal, verification): sync, no pool, short connect timeout."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .backends import Backend, for_dialect
+from .errors import ConfigError
+from .secrets import mask_url, register_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
+
+
+def parse_url(raw: str) -> URL:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    register_url(raw)
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            f"The database URL {mask_url(raw)!r} is not a valid SQLAlchemy URL. Expected "
+            "dialect+driver://user:password@host:port/database, e.g. "
+            "postgresql+psycopg://app:***@db:5432/app or sqlite:///app.db."
+        ) from None
+    if url.password:
+        register_url(raw)
+        from .secrets import register
+
+        register(str(url.password))
+    return url
+
+
+def make_engine(raw_url: str) -> tuple[Engine, Backend]:
+    """A sync engine for ``raw_url``; an async driver is swapped for its sync sibling."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import NoSuchModuleError
+    from sqlalchemy.pool import NullPool
+
+    url = parse_url(raw_url)
+    backend = for_dialect(url.get_backend_name())
+    driver = url.get_driver_name()
+    if driver in backend.sync_drivers:
+        url = url.set(drivername=f"{url.get_backend_name()}+{backend.sync_drivers[driver]}")
+    elif "+" not in url.drivername and backend.name == "postgresql":
+        url = url.set(drivername=_default_pg_driver())
+    try:
+        engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args())
+    except (NoSuchModuleError, ImportError) as exc:
+        hint = f" Install it with `pip install 'alembic-deploy[{backend.extra}]'`." if backend.extra else ""
+        raise ConfigError(
+            f"No database driver for {url.drivername!r} ({exc}).{hint}"
+        ) from None
+    return engine, backend
+
+
+def _default_pg_driver() -> str:
+    # SQLAlchemy's bare "postgresql://" means psycopg2; the [postgresql] extra installs psycopg 3.
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
+        return "postgresql+psycopg"
+    return "postgresql"

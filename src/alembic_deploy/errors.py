@@ -1,0 +1,84 @@
+"""Every failure alembic-deploy reports, with the exit code the CLI maps it to.
+
+::
+
+    AlembicDeployError ............ 1  internal / unexpected
+    ├── ConfigError ............... 2  bad flag, missing alembic.ini, bad URL, missing driver
+    ├── DatabaseUnreachable ....... 3  database not reachable within --wait-timeout
+    ├── HealthCheckFailed ......... 4  the app never became healthy (--wait-healthy)
+    ├── CheckRefused .............. 5  a preflight check refused the deploy
+    ├── LockNotAcquired ........... 6  migration lock not acquired within --lock-timeout-wait
+    ├── MigrationFailed ........... 7  a revision failed (or the result did not verify)
+    ├── PartialMigration .......... 8  a non-transactional revision is half applied
+    └── Interrupted ............... 9  SIGINT / SIGTERM
+
+Each error carries a one-paragraph message (what happened, what to do) and optional titled
+``fields`` (revision, blocker, ...) that renderers show beneath it. Messages pass through
+:func:`alembic_deploy.secrets.scrub` before they are shown, so a driver error that echoes a
+DSN never leaks a password.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AlembicDeployError(Exception):
+    """Base class; ``exit_code`` is what the CLI exits with."""
+
+    exit_code: ClassVar[int] = 1
+    kind: ClassVar[str] = "internal-error"
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "exit_code": self.exit_code,
+            "message": self.message,
+            **({"fields": self.fields} if self.fields else {}),
+        }
+
+
+class ConfigError(AlembicDeployError):
+    exit_code = 2
+    kind = "config-error"
+
+
+class DatabaseUnreachable(AlembicDeployError):
+    exit_code = 3
+    kind = "database-unreachable"
+
+
+class HealthCheckFailed(AlembicDeployError):
+    exit_code = 4
+    kind = "health-check-failed"
+
+
+class CheckRefused(AlembicDeployError):
+    exit_code = 5
+    kind = "check-refused"
+
+
+class LockNotAcquired(AlembicDeployError):
+    exit_code = 6
+    kind = "lock-not-acquired"
+
+
+class MigrationFailed(AlembicDeployError):
+    exit_code = 7
+    kind = "migration-failed"
+
+
+class PartialMigration(AlembicDeployError):
+    exit_code = 8
+    kind = "partial-migration"
+
+
+class Interrupted(AlembicDeployError):
+    exit_code = 9
+    kind = "interrupted"
+

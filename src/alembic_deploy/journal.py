@@ -1,0 +1,136 @@
+"""The deploy journal: an append-only table in the migrated database itself.
+
+A ``running`` row is written as soon as the migration lock is held and completed at the end, on
+the tool's own connection (never the migrating one), so a failed migration is still recorded and
+a crash stays visible as a ``running`` row whose holder is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text, inspect, select
+
+from .provenance import journal_row
+from .secrets import scrub
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+    from .report import DeployReport
+    from .settings import Settings
+
+OUTCOMES = ("running", "applied", "noop", "failed", "interrupted", "refused", "rolled-back")
+
+
+def journal_table(name: str, metadata: MetaData | None = None) -> Table:
+    return Table(
+        name,
+        metadata or MetaData(),
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("started_at", DateTime(timezone=True), nullable=False),
+        Column("finished_at", DateTime(timezone=True)),
+        Column("duration_seconds", Float),
+        Column("command", String(32), nullable=False),
+        Column("outcome", String(16), nullable=False),
+        Column("target", String(255)),
+        Column("from_revisions", String(1024)),
+        Column("to_revisions", String(1024)),
+        # JSON list: [{"revision", "description", "duration", "status"}]
+        Column("revisions", Text),
+        # JSON: statement progress of the revision in flight (non-transactional backends).
+        Column("progress", Text),
+        Column("error", Text),
+        Column("host", String(255)),
+        Column("pid", Integer),
+        Column("environment", String(64)),
+        Column("git_sha", String(64)),
+        Column("actor", String(255)),
+        Column("run_url", String(1024)),
+        Column("tool_version", String(32)),
+        Column("alembic_version", String(32)),
+        Column("db_wait_seconds", Float),
+        Column("lock_wait_seconds", Float),
+    )
+
+
+class Journal:
+    def __init__(self, engine: Engine, name: str, connection: Connection | None = None) -> None:
+        self.engine = engine
+        self.table = journal_table(name)
+        self.connection = connection
+
+    def _run(self, fn: Any) -> Any:
+        if self.connection is not None and not self.connection.closed:
+            return fn(self.connection)
+        with self.engine.begin() as conn:
+            return fn(conn)
+
+    def exists(self) -> bool:
+        return bool(self._run(lambda c: inspect(c).has_table(self.table.name)))
+
+    def ensure(self) -> None:
+        """Create the table if missing (call under the migration lock: CREATE races otherwise)."""
+        self._run(lambda c: self.table.create(c, checkfirst=True))
+
+    def start(self, report: DeployReport, settings: Settings) -> int:
+        row = journal_row(settings, report, "running")
+        row.update(started_at=datetime.fromtimestamp(report.started_at, timezone.utc), duration_seconds=None)
+        ident = self._run(lambda c: c.execute(self.table.insert().values(**row)).inserted_primary_key[0])
+        report.journal_id = int(ident)
+        return report.journal_id
+
+    def progress(self, journal_id: int, progress: dict[str, Any]) -> None:
+        self._run(
+            lambda c: c.execute(
+                self.table.update()
+                .where(self.table.c.id == journal_id)
+                .values(progress=json.dumps(progress), revisions=None)
+            )
+        )
+
+    def finish(self, report: DeployReport) -> None:
+        if report.journal_id is None:
+            return
+        finished = report.finished_at or time.time()
+        values = {
+            "finished_at": datetime.fromtimestamp(finished, timezone.utc),
+            "duration_seconds": round(finished - report.started_at, 4),
+            "outcome": report.outcome,
+            "from_revisions": ",".join(report.from_revisions),
+            "to_revisions": ",".join(report.to_revisions),
+            "revisions": json.dumps(
+                [
+                    {
+                        "revision": r.revision,
+                        "description": r.description,
+                        "duration": round(r.duration, 4),
+                        "status": r.status,
+                    }
+                    for r in report.applied
+                ]
+            ),
+            "error": scrub(report.error["message"])[:4000] if report.error else None,
+            "lock_wait_seconds": report.lock_wait_seconds,
+        }
+        self._run(
+            lambda c: c.execute(
+                self.table.update().where(self.table.c.id == report.journal_id).values(**values)
+            )
+        )
+
+    def record(self, report: DeployReport, settings: Settings) -> None:
+        """Start and finish in one go (runs that end without migrating, e.g. a no-op)."""
+        self.start(report, settings)
+        self.finish(report)
+
+    def rows(self, limit: int = 20, outcome: str | None = None) -> list[dict[str, Any]]:
+        if not self.exists():
+            return []
+        query = select(self.table).order_by(self.table.c.id.desc()).limit(limit)
+        if outcome:
+            query = query.where(self.table.c.outcome == outcome)
+        return self._run(lambda c: [dict(r._mapping) for r in c.execute(query)])

@@ -1,0 +1,1 @@
+"""One module per pipeline step; ``api`` strings them together."""

@@ -1,0 +1,35 @@
+"""After a run: read the version table on the tool's own connection and compare with the target."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import column, inspect, select, table
+
+from ..errors import MigrationFailed
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+
+def read_versions(engine: Engine, version_table: str, schema: str | None) -> tuple[str, ...]:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(version_table, schema=schema):
+            return ()
+        t = table(version_table, column("version_num"), schema=schema)
+        return tuple(sorted(r[0] for r in conn.execute(select(t.c.version_num))))
+
+
+def verify(actual: tuple[str, ...], expected: tuple[str, ...], exact: bool = True) -> None:
+    """``exact``: the database must be at exactly ``expected`` (targets head/heads); otherwise
+    it must include them (an explicit revision on one branch leaves other branches alone)."""
+    ok = sorted(actual) == sorted(expected) if exact else set(expected) <= set(actual)
+    if not ok:
+        raise MigrationFailed(
+            f"After migrating, the database is at {', '.join(actual) or '<base>'} but the target "
+            f"was {', '.join(expected) or '<base>'}. Something else changed the version table "
+            "during the deploy, or env.py migrates a different database than the one "
+            "alembic-deploy connects to; check env.py and DATABASE_URL.",
+            actual=list(actual),
+            expected=list(expected),
+        )

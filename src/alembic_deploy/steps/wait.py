@@ -1,0 +1,86 @@
+"""Wait for the database: retry "not reachable yet", fail at once on "wrong".
+
+Connection refused, DNS not ready, timeouts and "the database system is starting up" are retried
+with jittered exponential backoff capped at :data:`MAX_BACKOFF_SECONDS`, so the first attempt
+after the server starts accepting comes within about that long. A wrong password, an unknown
+database or a missing driver fail immediately: retrying them only hides the problem.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tenacity import RetryError, Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+from ..errors import ConfigError, DatabaseUnreachable
+from ..secrets import mask_url, scrub
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from ..backends import Backend
+
+#: Cap on the pause between two connection attempts (a refused connect costs ~1 ms).
+MAX_BACKOFF_SECONDS = 0.1
+
+
+def wait_for_database(
+    engine: Engine,
+    backend: Backend,
+    timeout: float,
+    on_retry: Callable[[int, BaseException], None] | None = None,
+) -> tuple[float, int]:
+    """Connect once successfully; returns (seconds waited, attempts)."""
+    from sqlalchemy.exc import DBAPIError
+
+    started = time.monotonic()
+    attempts = 0
+
+    def attempt() -> None:
+        nonlocal attempts
+        attempts += 1
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def transient(exc: BaseException) -> bool:
+        return isinstance(exc, DBAPIError) and backend.is_transient(exc)
+
+    def before_sleep(state: object) -> None:
+        if on_retry is not None:
+            on_retry(attempts, state.outcome.exception())  # type: ignore[attr-defined]
+
+    retrying = Retrying(
+        retry=retry_if_exception(transient),
+        wait=wait_random_exponential(multiplier=0.01, max=MAX_BACKOFF_SECONDS),
+        stop=stop_after_delay(max(timeout, 0)),
+        before_sleep=before_sleep,
+        reraise=False,
+    )
+    where = mask_url(engine.url.render_as_string(hide_password=True))
+    try:
+        retrying(attempt)
+    except RetryError as exc:
+        last = exc.last_attempt.exception()
+        raise DatabaseUnreachable(
+            f"The database at {where} was not reachable within {timeout:g}s "
+            f"({attempts} attempts; last error: {_first_line(last)}). Check that the server is "
+            "running and that host, port and network rules (security groups) let this task "
+            "reach it; raise --wait-timeout if it is still starting.",
+        ) from None
+    except DBAPIError as exc:
+        raise ConfigError(
+            f"The database at {where} refused the connection: {_first_line(exc)}. This is not "
+            "a transient error, so it was not retried: check the user, password and database "
+            "name in DATABASE_URL (or sqlalchemy.url).",
+        ) from None
+    return time.monotonic() - started, attempts
+
+
+def _first_line(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown"
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return scrub(text[0] if text else type(orig).__name__)
