@@ -55,6 +55,8 @@ class RunObserver:
 
 @dataclass
 class RunResult:
+    #: True once env.py configured a context and alembic computed the steps.
+    configured: bool = False
     current: tuple[str, ...] = ()
     planned: list[tuple[str, str]] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
@@ -152,6 +154,7 @@ class Project:
         script = self.script
 
         def fn(rev: Any, context: MigrationContext) -> Any:
+            result.configured = True
             result.current = tuple(rev) if isinstance(rev, (list, tuple)) else ((rev,) if rev else ())
             if observer.on_configured:
                 observer.on_configured(context, result.current)

@@ -229,6 +229,14 @@ def _migration_error(
 
             interrupt.signum = signal.SIGINT
         return interrupt.error()
+    detail = scrub(" ".join(str(getattr(exc, "orig", None) or exc).split()))[:600]
+    kind = type(getattr(exc, "orig", None) or exc).__name__
+    if not project.last_run.configured:
+        return MigrationFailed(
+            f"env.py failed before any revision ran: {kind}: {detail}. Nothing was changed. "
+            "Check that `alembic upgrade head` works with the same DATABASE_URL and drivers "
+            "installed; run with --debug for the traceback.",
+        )
     applied = {r.revision for r in report.applied}
     try:
         run = project.last_run
@@ -245,10 +253,9 @@ def _migration_error(
             f"{deployment.backend.name} commits DDL statement by statement, so the revision may be "
             f"partly applied; the version table says {', '.join(now_at) or '<base>'}."
         )
-    detail = scrub(" ".join(str(getattr(exc, "orig", None) or exc).split()))[:600]
     return MigrationFailed(
         f"Revision {failing} ({project.describe(failing) if failing != 'unknown' else '?'}) failed: "
-        f"{type(getattr(exc, 'orig', None) or exc).__name__}: {detail}. {state} Fix the migration "
+        f"{kind}: {detail}. {state} Fix the migration "
         "and deploy again; run with --debug for the traceback.",
         revision=failing,
         database_revisions=list(now_at),

@@ -1,0 +1,103 @@
+"""Shared fixtures: a uniquely named database per test on real servers, real Alembic projects
+copied from ``tests/projects/<scenario>``, and helpers to run the CLI in-process and as a real
+subprocess.
+
+Server URLs come from ``ALEMBIC_DEPLOY_TEST_PG`` / ``ALEMBIC_DEPLOY_TEST_MYSQL`` (defaults: the
+local servers). An unreachable server fails the tests loudly; set
+``ALEMBIC_DEPLOY_TEST_SKIP_SERVERS=1`` to skip server tests explicitly instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+PROJECTS = Path(__file__).parent / "projects"
+PG_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+MYSQL_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/")
+SKIP_SERVERS = os.environ.get("ALEMBIC_DEPLOY_TEST_SKIP_SERVERS") == "1"
+BACKENDS = ("sqlite", "postgresql", "mysql")
+
+from helpers import Database  # noqa: E402
+
+
+def _admin(url: str):  # noqa: ANN202
+    engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # noqa: BLE001
+        if SKIP_SERVERS:
+            pytest.skip(f"server at {make_url(url).host} unreachable and ALEMBIC_DEPLOY_TEST_SKIP_SERVERS=1")
+        pytest.fail(
+            f"Test server unreachable ({make_url(url).render_as_string(hide_password=True)}): {exc}. "
+            "Start it, point ALEMBIC_DEPLOY_TEST_PG/MYSQL at one, or set "
+            "ALEMBIC_DEPLOY_TEST_SKIP_SERVERS=1 to skip server tests.",
+            pytrace=False,
+        )
+    return engine
+
+
+def _unique_name() -> str:
+    return f"ad_test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def pg_db() -> Iterator[Database]:
+    admin = _admin(PG_ADMIN)
+    name = _unique_name()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield Database(make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False), "postgresql")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def mysql_db() -> Iterator[Database]:
+    admin = _admin(MYSQL_ADMIN)
+    name = _unique_name()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+    try:
+        yield Database(make_url(MYSQL_ADMIN).set(database=name).render_as_string(hide_password=False), "mysql")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Database:
+    return Database(f"sqlite:///{tmp_path / 'app.db'}", "sqlite")
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest) -> Database:
+    """Every test using this runs once per backend."""
+    return request.getfixturevalue({"sqlite": "sqlite_db", "postgresql": "pg_db", "mysql": "mysql_db"}[request.param])
+
+
+@pytest.fixture
+def make_project(tmp_path: Path):  # noqa: ANN201
+    """``make_project("sync")`` copies tests/projects/sync into tmp_path and returns its folder."""
+
+    def make(scenario: str, dest: str | None = None) -> Path:
+        target = tmp_path / (dest or scenario)
+        shutil.copytree(PROJECTS / scenario, target, ignore=shutil.ignore_patterns("__pycache__"))
+        return target
+
+    return make
+
+
