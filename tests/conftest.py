@@ -26,7 +26,7 @@ MYSQL_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_MYSQL", "mysql+pymysql://root@
 SKIP_SERVERS = os.environ.get("ALEMBIC_DEPLOY_TEST_SKIP_SERVERS") == "1"
 BACKENDS = ("sqlite", "postgresql", "mysql")
 
-from helpers import Database  # noqa: E402
+from helpers import Database, ThrowawayPostgres  # noqa: E402
 
 
 def _admin(url: str):  # noqa: ANN202
@@ -76,6 +76,58 @@ def mysql_db() -> Iterator[Database]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def password_pg() -> Iterator[ThrowawayPostgres]:
+    """A throwaway PostgreSQL that checks passwords (scram-sha-256); the shared one trusts all.
+    The password holds a ``%`` so URLs must quote it (and ini files escape it as ``%%``)."""
+    if SKIP_SERVERS:
+        pytest.skip("ALEMBIC_DEPLOY_TEST_SKIP_SERVERS=1")
+    server = ThrowawayPostgres(password=f"s3cr3t%pg-{uuid.uuid4().hex[:8]}").init().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def password_pg_db(password_pg: ThrowawayPostgres) -> Iterator[Database]:
+    """A database of its own on :func:`password_pg`; its ``url`` carries the password."""
+    admin = _admin(password_pg.url)
+    name = _unique_name()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield Database(make_url(password_pg.url).set(database=name).render_as_string(hide_password=False), "postgresql")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def password_mysql_db(mysql_db: Database) -> Iterator[Database]:
+    """:func:`mysql_db` reached through a user of its own whose password holds a ``%``."""
+    admin = _admin(MYSQL_ADMIN)
+    user, password = _unique_name(), f"s3cr3t%my-{uuid.uuid4().hex[:8]}"
+    url = make_url(mysql_db.url)
+    with admin.connect() as conn:
+        # pymysql formats the statement with %, so a literal % is written %%.
+        conn.exec_driver_sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY '{password.replace('%', '%%')}'")
+        conn.exec_driver_sql(f"GRANT ALL ON `{url.database}`.* TO '{user}'@'%%'")
+    try:
+        yield Database(url.set(username=user, password=password).render_as_string(hide_password=False), "mysql")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'%%'")
+        admin.dispose()
+
+
+@pytest.fixture(params=("postgresql", "mysql"))
+def password_db(request: pytest.FixtureRequest) -> Database:
+    """A database on each server backend whose URL carries a password the server checks."""
+    return request.getfixturevalue(f"password_{'pg' if request.param == 'postgresql' else 'mysql'}_db")
 
 
 @pytest.fixture

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -21,6 +25,11 @@ class Database:
 
     url: str
     backend: str
+
+    @property
+    def password(self) -> str | None:
+        """The URL's password, unquoted (what must never show in any output)."""
+        return make_url(self.url).password
 
     @property
     def async_url(self) -> str:
@@ -39,6 +48,15 @@ class Database:
 
     def versions(self, table: str = "alembic_version") -> list[str]:
         return sorted(r[0] for r in self.rows(f"SELECT version_num FROM {table}"))
+
+    def has_table(self, name: str) -> bool:
+        from sqlalchemy import inspect
+
+        engine = self.engine()
+        try:
+            return inspect(engine).has_table(name)
+        finally:
+            engine.dispose()
 
     def journal(self, table: str = "alembic_deploy_history") -> list[dict]:
         with self.engine().connect() as conn:
@@ -75,16 +93,34 @@ def run_cli(project: Path, *args: str, url: str | None = None, env: dict[str, st
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
+# Imports the CLI, says it is ready (<barrier>.ready.<pid>), then waits for the barrier file:
+# racers released together start within milliseconds of each other.
+_BARRIER_SHIM = """
+import os, sys, time
+from alembic_deploy.cli import main
+open(f"{sys.argv[1]}.ready.{os.getpid()}", "w").close()
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.002)
+main(args=sys.argv[2:], prog_name="alembic-deploy")
+"""
+
+
 def spawn_cli(project: Path, *args: str, url: str | None = None, env: dict[str, str] | None = None,
-              **popen: object) -> subprocess.Popen:
-    """Start ``alembic-deploy`` as a background process (for races, signals and kills)."""
+              barrier: Path | None = None, **popen: object) -> subprocess.Popen:
+    """Start ``alembic-deploy`` as a background process (for races, signals and kills).
+
+    With ``barrier``, the process starts but runs the command only once that file exists:
+    create it to release every process waiting on it at the same moment (each creates
+    ``<barrier>.ready.<pid>`` once it is waiting).
+    """
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ALEMBIC_DEPLOY_", "GITHUB_"))}
     full_env.pop("DATABASE_URL", None)
     if url is not None:
         full_env["DATABASE_URL"] = url
     full_env.update(env or {})
+    command = [sys.executable, "-c", _BARRIER_SHIM, str(barrier)] if barrier else [sys.executable, "-m", "alembic_deploy"]
     return subprocess.Popen(
-        [sys.executable, "-m", "alembic_deploy", *args],
+        [*command, *args],
         cwd=project,
         env=full_env,
         stdout=subprocess.PIPE,
@@ -92,3 +128,144 @@ def spawn_cli(project: Path, *args: str, url: str | None = None, env: dict[str, 
         text=True,
         **popen,  # type: ignore[arg-type]
     )
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+PG_BIN = Path(os.environ.get("ALEMBIC_DEPLOY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL server of its own on a free loopback port, for what the shared server must not
+    suffer: starting late, password authentication (the shared one trusts everyone), being killed.
+
+    initdb refuses to run as root, so as root the server runs as the ``postgres`` user.
+    """
+
+    def __init__(self, password: str | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.password = password
+        # Not under pytest's tmp_path: that is private to the test user, and postgres must enter it.
+        self.root = Path(tempfile.mkdtemp(prefix="ad-pg-"))
+        self.data = self.root / "data"
+        self.started = False
+
+    @property
+    def url(self) -> str:
+        auth = f"postgres:{quote(self.password, safe='')}" if self.password else "postgres"
+        return f"postgresql+psycopg://{auth}@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *argv: str) -> None:
+        cmd = list(argv)
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+    def init(self) -> ThrowawayPostgres:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        args = [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--no-sync", "-E", "UTF8"]
+        if self.password:
+            pwfile = self.root / "pw"
+            pwfile.write_text(self.password)
+            if os.geteuid() == 0:
+                shutil.chown(pwfile, "postgres")
+            args += ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+        else:
+            args += ["--auth=trust"]
+        self._run(*args)
+        return self
+
+    def start(self) -> ThrowawayPostgres:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options,
+                  "-l", str(self.root / "log"), "-w", "start")
+        self.started = True
+        return self
+
+    def stop(self) -> None:
+        if self.started:
+            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+            self.started = False
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def set_ini_url(project: Path, url: str, ini: str = "alembic.ini") -> None:
+    """Write ``url`` as sqlalchemy.url in the project's ini, ``%`` escaped as ``%%`` as the ini needs."""
+    path = project / ini
+    lines = path.read_text().splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith("sqlalchemy.url"):
+            lines[i] = f"sqlalchemy.url = {url.replace('%', '%%')}\n"
+    path.write_text("".join(lines))
+
+
+def assert_failed_cleanly(run: Run, exit_code: int, *secrets: str) -> str:
+    """The run exited with ``exit_code`` and one ``error:`` paragraph on stderr, no traceback,
+    and none of ``secrets`` (in plain or URL-quoted form) anywhere; returns the message."""
+    assert run.returncode == exit_code, run.output
+    assert "Traceback" not in run.output, run.output
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, run.stderr
+    message = errors[0][len("error:"):].strip()
+    assert len(message) > 40 and message.endswith("."), message
+    for secret in secrets:
+        for form in {secret, quote(secret, safe="")}:
+            assert form not in run.output, f"secret {form!r} leaked: {run.output}"
+    return message
+
+
+# -- schema comparison (crash, partial and repair tests) --------------------------------------------
+def schema_snapshot(url: str, exclude: tuple[str, ...] = ("alembic_deploy_history",)) -> dict[str, dict]:
+    """Tables with their columns (name, type, nullable), indexes and unique constraints, as data two
+    databases can be compared by (the journal table left out)."""
+    from sqlalchemy import inspect
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        insp = inspect(engine)
+        return {
+            t: {
+                "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(t)],
+                "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(t)),
+                "unique": sorted((u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(t)),
+            }
+            for t in sorted(insp.get_table_names())
+            if t not in exclude
+        }
+    finally:
+        engine.dispose()
+
+
+def drop_all(url: str) -> None:
+    """Drop every table (the journal and the version table included): back to an empty database."""
+    from sqlalchemy import MetaData
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        metadata = MetaData()
+        metadata.reflect(engine)
+        metadata.drop_all(engine)
+    finally:
+        engine.dispose()
+
+
+_PLAIN_ALEMBIC = """
+import sys
+from alembic import command
+from alembic.config import Config
+config = Config("alembic.ini")
+config.set_main_option("sqlalchemy.url", sys.argv[1].replace("%", "%%"))
+command.upgrade(config, sys.argv[2])
+"""
+
+
+def plain_alembic_upgrade(project: Path, url: str, target: str = "head") -> None:
+    """``alembic upgrade`` without alembic-deploy, in a subprocess (env.py reconfigures logging)."""
+    subprocess.run([sys.executable, "-c", _PLAIN_ALEMBIC, url, target], cwd=project, check=True,
+                   capture_output=True, timeout=120)

@@ -20,7 +20,10 @@ from .errors import (  # noqa: E402
     MigrationFailed,
     PartialMigration,
 )
+from .guard import SchemaCheck  # noqa: E402
+from .guard import check as check_schema  # noqa: E402
 from .settings import Settings  # noqa: E402
+from .steps.health import wait_healthy  # noqa: E402
 
 __all__ = [
     "AlembicDeployError",
@@ -32,6 +35,9 @@ __all__ = [
     "LockNotAcquired",
     "MigrationFailed",
     "PartialMigration",
+    "SchemaCheck",
     "Settings",
     "__version__",
+    "check_schema",
+    "wait_healthy",
 ]

@@ -12,6 +12,8 @@ without any change to ``env.py``:
 from __future__ import annotations
 
 import argparse
+import functools
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -32,9 +34,13 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 __all__ = [
+    "REVISION_OPTIONS",
     "AlembicError",
     "Project",
+    "RevisionNode",
     "RunObserver",
+    "revision_graph",
+    "revision_options",
 ]
 
 #: Alembic's own error type, for callers that translate it.
@@ -51,6 +57,9 @@ class RunObserver:
     on_revision: Callable[[str, tuple[str, ...], str, float, float], None] | None = None
     #: steps alembic is about to run, (revision id, description) in order.
     on_plan: Callable[[list[tuple[str, str]]], None] | None = None
+    #: (revision id, its ``alembic_deploy`` options dict) as each revision starts, inside its
+    #: transaction and before its first statement (on_revision fires only after it ends).
+    on_revision_start: Callable[[str, dict[str, Any]], None] | None = None
 
 
 @dataclass
@@ -99,6 +108,21 @@ class _DeployContext(EnvironmentContext):
             )
 
 
+def _announce_start(step: Any, on_start: Callable[[str, dict[str, Any]], None]) -> None:
+    """Make ``step`` call ``on_start`` when alembic runs it. Alembic calls ``step.migration_fn``
+    inside the step's transaction (a plain attribute of each freshly built RevisionStep)."""
+    migration_fn = step.migration_fn
+    rev = step.revision.revision
+    options = revision_options(step.revision.module)
+
+    @functools.wraps(migration_fn)
+    def started(*args: Any, **kw: Any) -> Any:
+        on_start(rev, options)
+        return migration_fn(*args, **kw)
+
+    step.migration_fn = started
+
+
 # Alembic's `context` module proxies the EnvironmentContext class registered for it; let it proxy
 # this subclass the same way (the registry is keyed by class).
 EnvironmentContext._setups[_DeployContext] = EnvironmentContext._setups[EnvironmentContext]
@@ -130,17 +154,26 @@ class Project:
             return self.heads()
         try:
             return tuple(sorted(s.revision for s in self.script.get_revisions(target) if s is not None))
-        except (ResolutionError, RevisionError) as exc:
-            raise CheckRefused(f"Unknown target revision {target!r}: {exc}.") from None
+        except (ResolutionError, RevisionError, alembic_util.CommandError) as exc:
+            raise CheckRefused(
+                f"Unknown target revision {target!r}: {str(exc).rstrip('.')}. Deploy a revision "
+                "these migration scripts contain (see `alembic-deploy status` for the heads)."
+            ) from None
 
     def describe(self, revision: str) -> str:
         script = self.script.get_revision(revision)
         return (script.doc or "") if script is not None else ""
 
+    def options(self, revision: str) -> dict[str, Any]:
+        """The revision file's ``alembic_deploy`` dict ({} when it has none)."""
+        script = self.script.get_revision(revision)
+        return revision_options(script.module) if script is not None else {}
+
     def knows(self, revision: str) -> bool:
         try:
             return self.script.get_revision(revision) is not None
-        except (ResolutionError, RevisionError):
+        # ScriptDirectory re-raises ResolutionError as CommandError ("Can't locate revision").
+        except (ResolutionError, RevisionError, alembic_util.CommandError):
             return False
 
     def upgrade_steps(self, target: str, current: Sequence[str]) -> list[tuple[str, str]]:
@@ -160,6 +193,9 @@ class Project:
                 observer.on_configured(context, result.current)
             if direction == "inspect":
                 return []
+            if direction == "stamp":  # record ``target`` as applied without running it (repair)
+                result.planned = [(target, self.describe(target))]
+                return script._stamp_revs(target, rev)
             if direction == "upgrade":
                 steps = script._upgrade_revs(target, rev)
                 result.planned = [(s.revision.revision, s.doc or "") for s in steps]
@@ -168,6 +204,9 @@ class Project:
                 result.planned = [(s.revision.revision, s.doc or "") for s in steps]
             if observer.on_plan:
                 observer.on_plan(result.planned)
+            if observer.on_revision_start:
+                for step in steps:
+                    _announce_start(step, observer.on_revision_start)
             return steps
 
         ctx = _DeployContext(
@@ -184,3 +223,98 @@ class Project:
         with ctx:
             script.run_env()
         return result
+
+    def offline_sql(self, revision: str, direction: str = "upgrade") -> list[str]:
+        """The statements ``alembic upgrade <down>:<revision> --sql`` (or ``downgrade
+        <revision>:<down> --sql``) emits for that one revision, one string each, as alembic writes
+        them: env.py runs in offline mode. Comments, BEGIN/COMMIT and version-table statements are
+        included (callers filter). Raises whatever env.py or the revision raises offline, e.g. a
+        revision that reads the database through ``op.get_bind()``."""
+        script = self.script.get_revision(revision)
+        downs = tuple(script._versioned_down_revisions) if script is not None else ()
+        if direction == "downgrade" and len(downs) > 1:
+            raise AlembicError(f"{revision} merges {', '.join(downs)}: its downgrade has no single target")
+        chunks: list[str] = []
+
+        class _Collect:
+            write = chunks.append
+
+            def flush(self) -> None:
+                pass
+
+        below = downs[0] if downs else "base"
+
+        def fn(rev: Any, _context: MigrationContext) -> Any:
+            if direction == "upgrade":
+                steps = self.script._upgrade_revs(revision, rev)
+            else:
+                steps = self.script._downgrade_revs(below, rev)
+            return [s for s in steps if s.revision.revision == revision]
+
+        start, destination = (downs or None, revision) if direction == "upgrade" else (revision, below)
+        saved, self.config.output_buffer = self.config.output_buffer, _Collect()
+        # Alembic's INFO lines ("Running upgrade ...") would read as if something ran.
+        logging.disable(logging.INFO)
+        try:
+            with EnvironmentContext(self.config, self.script, fn=fn, as_sql=True, starting_rev=start,
+                                    destination_rev=destination, tag=None):
+                self.script.run_env()
+        finally:
+            logging.disable(logging.NOTSET)
+            self.config.output_buffer = saved
+        return [c.strip() for c in chunks if c.strip()]
+
+
+# -- the revision graph as plain data (no database, no env.py) --------------------------------------
+#: Module attribute a revision file may define: a dict of per-revision options for alembic-deploy.
+#: Each feature reads only its own keys (the schema guard reads ``expand_only`` and ``contract``).
+REVISION_OPTIONS = "alembic_deploy"
+
+
+@dataclass(frozen=True)
+class RevisionNode:
+    revision: str
+    #: What must be applied before this revision: its down revisions and its ``depends_on``.
+    requires: tuple[str, ...]
+    doc: str
+    #: The revision file's ``alembic_deploy`` dict ({} when it has none).
+    options: dict[str, Any]
+
+
+def revision_options(module: Any) -> dict[str, Any]:
+    """The ``alembic_deploy`` dict of a loaded revision module; a non-dict is a config error."""
+    value = getattr(module, REVISION_OPTIONS, None)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{getattr(module, '__file__', module)} sets {REVISION_OPTIONS} = {value!r}; it must be "
+            f'a dict, e.g. {REVISION_OPTIONS} = {{"expand_only": True}}.'
+        )
+    return dict(value)
+
+
+def revision_graph(location: str, section: str = "alembic") -> tuple[tuple[str, ...], tuple[RevisionNode, ...]]:
+    """Load the migration scripts once, without a database: (heads, every revision base first).
+
+    ``location`` is an ``alembic.ini`` path (so ``version_locations`` and ``prepend_sys_path``
+    apply as under ``alembic``) or a ``script_location`` (a folder or ``package:resource``).
+    """
+    if location.endswith(".ini") or os.path.isfile(location):
+        if not os.path.isfile(location):
+            raise ConfigError(f"No Alembic config at {location}. Pass the path of alembic.ini or of the migrations folder.")
+        config = Config(location, ini_section=section)
+    else:
+        config = Config()
+        config.set_main_option("script_location", location.replace("%", "%%"))
+    try:
+        script = ScriptDirectory.from_config(config)
+        scripts = list(script.walk_revisions("base", "heads"))
+        heads = tuple(script.get_heads())
+    except (alembic_util.CommandError, ResolutionError, RevisionError) as exc:
+        raise ConfigError(f"Alembic could not load the migration scripts at {location}: {exc}.") from None
+    nodes = tuple(
+        RevisionNode(s.revision, tuple(s._all_down_revisions), s.doc or "", revision_options(s.module))
+        for s in reversed(scripts)
+    )
+    return heads, nodes

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import AlembicDeployError, CheckRefused, Interrupted, MigrationFailed
+from .errors import AlembicDeployError, CheckRefused, Interrupted, MigrationFailed, PartialMigration
 from .project import ProjectConfig, read_project
 from .report import DeployReport, RevisionResult
 from .secrets import mask_url, scrub
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from .alembic_env import Project
     from .backends import Backend, MigrationLock
     from .settings import Settings
+    from .steps.progress import ProgressTracker
+    from .steps.upgrade import MigratingSession
 
 Echo = Callable[[str], None]
 
@@ -62,13 +64,16 @@ class Deployment:
     def wait(self, report: DeployReport) -> None:
         from .steps.wait import wait_for_database
 
+        def on_retry(attempt: int, _exc: BaseException) -> None:
+            if attempt == 1:
+                self.echo(
+                    f"Waiting for the database at {self.masked_url} "
+                    f"(up to {self.settings.wait_timeout:g}s)..."
+                )
+
         started = time.monotonic()
         seconds, attempts = wait_for_database(
-            self.engine,
-            self.backend,
-            self.settings.wait_timeout,
-            on_retry=lambda n, exc: n == 1
-            and self.echo(f"Waiting for the database at {self.masked_url} (up to {self.settings.wait_timeout:g}s)..."),
+            self.engine, self.backend, self.settings.wait_timeout, on_retry=on_retry
         )
         report.db_wait_seconds = round(seconds, 4)
         report.step("wait", started, f"{attempts} attempt(s)")
@@ -122,7 +127,8 @@ def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) 
     report = _new_report("upgrade", target, settings)
     with interruptible() as interrupt:
         try:
-            if settings.fast_path and not settings.x:
+            # A health gate is asked for explicitly: it runs even when there is nothing to migrate.
+            if settings.fast_path and not settings.x and not settings.wait_healthy:
                 from .fastpath import try_noop
 
                 if try_noop(settings, target, report):
@@ -139,13 +145,18 @@ def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) 
 
 
 def _upgrade(deployment: Deployment, target: str, report: DeployReport, interrupt: Any) -> DeployReport:
+    from .steps import recovery
+    from .steps.health import health_gate
     from .steps.preflight import check_current, check_heads
+    from .steps.progress import ProgressTracker
+    from .steps.upgrade import run_upgrade
     from .steps.verify import read_versions, verify
 
     settings, echo, backend = deployment.settings, deployment.echo, deployment.backend
     journal = None
     try:
         deployment.wait(report)
+        health_gate(settings, report, echo)
         project = deployment.alembic_project()
         check_heads(project, target)
         expected = project.resolve(target)
@@ -156,17 +167,26 @@ def _upgrade(deployment: Deployment, target: str, report: DeployReport, interrup
             journal = deployment.journal(lock)
             journal.ensure()
             journal.start(report, settings)
-            observer = _observer(deployment, project, report, lock, interrupt)
+            # Report crashed runs; refuse (exit 8) over a partly applied revision.
+            recovery.check(deployment, journal, project, report)
+            tracker = ProgressTracker(backend.name, lambda state: journal.progress(report.journal_id, state))
             started = time.monotonic()
+            ok = False
             try:
-                result = project.run("upgrade", target, observer)
+                # Lock timeouts, statement timeouts and retries live in steps/upgrade.py.
+                result = run_upgrade(
+                    deployment, project, target, report, lock, journal, interrupt,
+                    lambda session: _observer(deployment, project, report, lock, interrupt, session, tracker),
+                )
+                ok = True
             except AlembicDeployError:
                 raise
             except BaseException as exc:  # noqa: BLE001 - every failure of env.py is reported
                 interrupt.cancel = None
-                raise _migration_error(deployment, project, report, interrupt, exc) from None
+                raise _migration_error(deployment, project, report, interrupt, exc, tracker) from None
             finally:
                 interrupt.cancel = None
+                tracker.close(ok)
             report.step("upgrade", started, f"{len(report.applied)} revision(s)")
             started = time.monotonic()
             actual = read_versions(deployment.engine, result.version_table, result.version_table_schema)
@@ -180,46 +200,72 @@ def _upgrade(deployment: Deployment, target: str, report: DeployReport, interrup
             echo(report.render_text().splitlines()[0])
         return report
     except AlembicDeployError as exc:
-        outcome = "interrupted" if isinstance(exc, Interrupted) else (
-            "refused" if isinstance(exc, CheckRefused) else "failed"
-        )
-        _fail(report, exc, outcome)
-        if journal is not None and report.journal_id is not None:
-            try:
-                journal.finish(report)
-            except Exception:  # noqa: BLE001 - the error being raised matters more
-                pass
+        _record_failure(report, journal, exc)
         raise
+    except KeyboardInterrupt:
+        # signals.SignalInterrupt: a signal while no migration statement ran (waiting for the
+        # database or the lock, between retries, after the migration).
+        error = interrupt.error()
+        _record_failure(report, journal, error)
+        raise error from None
 
 
-def _observer(deployment: Deployment, project: Project, report: DeployReport, lock: MigrationLock, interrupt: Any) -> Any:
+def _record_failure(report: DeployReport, journal: Any, exc: AlembicDeployError) -> None:
+    """The failed run's outcome in the report and, once its row exists, in the journal."""
+    outcome = "interrupted" if isinstance(exc, Interrupted) else (
+        "refused" if isinstance(exc, (CheckRefused, PartialMigration)) else "failed"
+    )
+    _fail(report, exc, outcome)
+    if journal is not None and report.journal_id is not None:
+        try:
+            journal.finish(report)
+        except Exception:  # noqa: BLE001 - the error being raised matters more
+            pass
+
+
+def _observer(
+    deployment: Deployment, project: Project, report: DeployReport, lock: MigrationLock, interrupt: Any,
+    session: MigratingSession, tracker: ProgressTracker,
+) -> Any:
     from .alembic_env import RunObserver
     from .steps.preflight import check_current
 
-    backend, echo = deployment.backend, deployment.echo
+    echo = deployment.echo
 
     def on_configured(ctx: Any, current: tuple[str, ...]) -> None:
-        report.from_revisions = current
+        if session.attempt == 1:  # a retry resumes from where the failed attempt left the database
+            report.from_revisions = current
         check_current(project, current)
-        dbapi = ctx.connection.connection.dbapi_connection if ctx.connection is not None else None
-        session = backend.session_id(dbapi) if dbapi is not None else None
-        interrupt.cancel = lambda: backend.cancel(lock.connection, dbapi, session)
-        interrupt.raise_if_interrupted()
+        # Timeouts, statement counters, blocker watch, and interrupt.cancel for signals.
+        session.configured(ctx)
+        if ctx.connection is not None:  # statement progress, journaled (steps/progress.py)
+            tracker.attach(ctx.connection, session.session_id, ctx.version_table, ctx.version_table_schema)
 
     def on_plan(planned: list[tuple[str, str]]) -> None:
+        session.planned(planned)
+        tracker.plan([rev for rev, _ in planned])
         if planned:
             echo(f"Applying {len(planned)} revision(s): {', '.join(r for r, _ in planned)}")
 
+    def on_revision_start(rev: str, options: dict[str, Any]) -> None:
+        session.revision_started(rev, options)
+        tracker.revision_started(rev)
+
     def on_revision(rev: str, down: tuple[str, ...], doc: str, started: float, duration: float) -> None:
+        tracker.revision_applied(rev)
         report.applied.append(RevisionResult(rev, down, doc, started, duration))
         echo(f"  applied {rev} ({duration:.3f}s) {doc}")
         interrupt.raise_if_interrupted()
 
-    return RunObserver(on_configured=on_configured, on_revision=on_revision, on_plan=on_plan)
+    return RunObserver(
+        on_configured=on_configured, on_revision=on_revision, on_plan=on_plan,
+        on_revision_start=on_revision_start,
+    )
 
 
 def _migration_error(
-    deployment: Deployment, project: Project, report: DeployReport, interrupt: Any, exc: BaseException
+    deployment: Deployment, project: Project, report: DeployReport, interrupt: Any, exc: BaseException,
+    tracker: ProgressTracker | None = None,
 ) -> AlembicDeployError:
     from .steps.verify import read_versions
 
@@ -246,8 +292,20 @@ def _migration_error(
     report.to_revisions = now_at
     pending = [r for r in _pending_after(project, report) if r not in applied]
     failing = pending[0] if pending else "unknown"
-    if deployment.backend.transactional_ddl:
+    durable = tracker.applied(failing) if tracker is not None else []
+    if durable:
+        state = (
+            f"Statement(s) {', '.join(str(s.n) for s in durable)} of it had been committed one by one and "
+            f"the version table says {', '.join(now_at) or '<base>'}: it is partly applied, and the next "
+            "deploy refuses (exit 8) until `alembic-deploy repair` settles it."
+        )
+    elif deployment.backend.transactional_ddl:
         state = f"Its transaction was rolled back; the database is at {', '.join(now_at) or '<base>'}."
+    elif tracker is not None:
+        state = (
+            "None of its statements had been committed, so nothing of it was kept; the version table "
+            f"says {', '.join(now_at) or '<base>'}."
+        )
     else:
         state = (
             f"{deployment.backend.name} commits DDL statement by statement, so the revision may be "
@@ -260,6 +318,47 @@ def _migration_error(
         revision=failing,
         database_revisions=list(now_at),
     )
+
+
+def repair(settings: Settings, action: str | None = None, echo: Echo | None = None) -> DeployReport:
+    """Settle a partly applied revision, under the migration lock (see
+    :mod:`alembic_deploy.steps.repair`).
+
+    ``action`` is ``"resume"``, ``"rollback-partial"`` or ``"mark-applied"``; None only diagnoses:
+    it raises :class:`~alembic_deploy.errors.PartialMigration` (exit 8) describing the revision and
+    the options when there is one. With nothing to repair the outcome is ``noop``. Like upgrade,
+    it first closes and reports crashed runs; each call is journaled (command ``repair``).
+    """
+    from .signals import interruptible
+    from .steps import recovery
+    from .steps import repair as repair_step
+
+    report = _new_report("repair", action or "diagnose", settings)
+    with interruptible():
+        try:
+            deployment = Deployment.open(settings, echo)
+        except AlembicDeployError as exc:
+            raise _fail(report, exc, "refused") from None
+        report.database, report.backend = deployment.masked_url, deployment.backend.name
+        journal = None
+        try:
+            deployment.wait(report)
+            project = deployment.alembic_project()
+            with deployment.lock() as lock:
+                report.lock_wait_seconds = round(lock.waited, 4)
+                journal = deployment.journal(lock)
+                journal.ensure()
+                journal.start(report, settings)
+                partial = recovery.recover(deployment, journal, project, report)
+                repair_step.run(deployment, project, journal, report, partial, action)
+                report.finished_at = time.time()
+                journal.finish(report)
+            return report
+        except AlembicDeployError as exc:
+            _record_failure(report, journal, exc)
+            raise
+        finally:
+            deployment.close()
 
 
 def _pending_after(project: Project, report: DeployReport) -> list[str]:

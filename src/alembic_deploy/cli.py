@@ -41,6 +41,24 @@ def _settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _migration_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options of commands that migrate: bounded lock waits on the migrating session, retries."""
+    options = [
+        click.option("--ddl-lock-timeout", type=float,
+                     help="Seconds a migration statement may wait for a lock before giving up "
+                          "(so the app's queries never queue behind it longer); 0 disables (default 2)."),
+        click.option("--statement-timeout", type=float,
+                     help="Seconds a migration statement may run (default: no limit)."),
+        click.option("--retries", type=int,
+                     help="Retries of a revision that hit the lock timeout and was rolled back (default 5)."),
+        click.option("--retry-deadline", type=float,
+                     help="Seconds after which no further retry starts (default 300)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def _run(command: Callable[..., Any]) -> Callable[..., Any]:
     """Build Settings from the options, run the command, map exceptions to exit codes."""
 
@@ -98,7 +116,15 @@ def main() -> None:
 @click.argument("revision", default="head")
 @_settings_options
 @click.option("--lock-timeout-wait", type=float, help="Seconds to wait for the migration lock (default 600).")
+@_migration_options
 @click.option("--fast-path/--no-fast-path", default=None, help="Prove a no-op without loading Alembic (default on).")
+@click.option("--wait-healthy", multiple=True, metavar="URL",
+              help="Before migrating, wait until URL answers 2xx (repeat for several; all must pass).")
+@click.option("--healthy-count", type=int, help="Healthy answers in a row each URL needs (default 3).")
+@click.option("--health-timeout", type=float, help="Seconds to wait for health before exit 4 (default 300).")
+@click.option("--health-expect", multiple=True, metavar="KEY=VALUE",
+              help="A JSON field the health answer must carry, e.g. status=ok (dotted keys nest).")
+@click.option("--health-interval", type=float, help="Seconds between two health requests (default 1).")
 @_run
 def upgrade(settings: Any, revision: str) -> None:
     """Upgrade the database to REVISION (default: head), safely from many replicas at once."""
@@ -109,6 +135,57 @@ def upgrade(settings: Any, revision: str) -> None:
         click.echo(report.to_json())
     elif report.outcome == "noop":
         _err(report.render_text())
+
+
+# Options stop at CMD: `run --migrate uvicorn app:app --port 8000` passes --port to uvicorn.
+@main.command(context_settings={"allow_interspersed_args": False})
+@click.option("--migrate", "mode_migrate", is_flag=True, help="Run the upgrade pipeline, then start CMD.")
+@click.option("--wait-for-schema", "mode_wait", is_flag=True,
+              help="Do not migrate: start CMD once the schema guard accepts the database.")
+@click.option("--no-migrate", "mode_none", is_flag=True, help="Start CMD once the database answers.")
+@click.option("--schema-timeout", type=float, help="Seconds --wait-for-schema waits (default 300).")
+@click.option("--accept-ahead", is_flag=True, default=None,
+              help="--wait-for-schema: start even when the database is at a revision this code lacks.")
+@_settings_options
+@click.option("--lock-timeout-wait", type=float, help="Seconds to wait for the migration lock (default 600).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
+@_run
+def run(settings: Any, mode_migrate: bool, mode_wait: bool, mode_none: bool, command: tuple[str, ...]) -> None:
+    """Container entrypoint: wait for the database, migrate or wait for the schema, then exec CMD.
+
+    CMD replaces this process (same PID), so it receives SIGTERM directly. The mode may also come
+    from ALEMBIC_DEPLOY_RUN_MODE (migrate, wait-for-schema, no-migrate).
+    """
+    from .entrypoint import pick_mode
+    from .entrypoint import run as run_entrypoint
+
+    mode = pick_mode(settings, mode_migrate, mode_wait, mode_none)
+    run_entrypoint(settings, mode, command, echo=_echo(settings))
+
+
+@main.command()
+@click.option("--resume", is_flag=True,
+              help="Run the statements of the revision that did not run, then record it as applied.")
+@click.option("--rollback-partial", is_flag=True,
+              help="Undo the statements that ran with the matching statements of its downgrade().")
+@click.option("--mark-applied", is_flag=True,
+              help="Record the revision as applied without running anything (after completing it by hand).")
+@_settings_options
+@click.option("--lock-timeout-wait", type=float, help="Seconds to wait for the migration lock (default 600).")
+@_run
+def repair(settings: Any, resume: bool, rollback_partial: bool, mark_applied: bool) -> None:
+    """Settle a revision left partly applied (exit 8): a MySQL/MariaDB or SQLite revision that
+    failed or died after some of its statements committed. Without an option, show it and the
+    options; each option is checked against the schema and journaled."""
+    from . import api
+
+    chosen = [name for name, on in (("resume", resume), ("rollback-partial", rollback_partial),
+                                     ("mark-applied", mark_applied)) if on]
+    if len(chosen) > 1:
+        raise ConfigError(f"Choose one of --resume, --rollback-partial and --mark-applied, not {len(chosen)}.")
+    report = api.repair(settings, chosen[0] if chosen else None, echo=_echo(settings))
+    if settings.json:
+        click.echo(report.to_json())
 
 
 @main.command()

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from .backends import Backend, for_dialect
 from .errors import ConfigError
-from .secrets import mask_url, register_url
+from .secrets import mask_url, register, register_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
@@ -26,9 +26,6 @@ def parse_url(raw: str) -> URL:
             "postgresql+psycopg://app:***@db:5432/app or sqlite:///app.db."
         ) from None
     if url.password:
-        register_url(raw)
-        from .secrets import register
-
         register(str(url.password))
     return url
 

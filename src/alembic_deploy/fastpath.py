@@ -5,29 +5,54 @@ and SQLAlchemy, runs env.py and imports every revision file just to learn that. 
 answers the same question from what can be proven statically, and declines (returns False, so the
 full pipeline runs) whenever any part of the proof is missing:
 
-1. the revision graph: every file in the versions folder is parsed (``ast``, not imported) and
-   must assign ``revision``/``down_revision`` exactly once, at top level, as literals, with no
-   ``depends_on``; the heads follow from that graph;
-2. env.py: it must be one whose database and version table are the ones alembic-deploy would use
-   (the URL comes from the config or ``DATABASE_URL``, the default ``alembic_version`` table, no
-   ``-x`` arguments, no hard-coded URL, no multi-database tokens);
-3. the database: read with the DBAPI driver directly; its ``alembic_version`` rows must equal the
+1. the project: ``alembic.ini`` names plain folders, read the way Alembic reads them (no package
+   resources, no ``sourceless``, no recursive version locations, no ``[tool.alembic]``);
+2. the revision graph: every file Alembic would load from the versions folders is parsed
+   (``ast``, never imported). The names Alembic reads from the module (``revision``,
+   ``down_revision``, ``branch_labels``, ``depends_on``) must be bound exactly once, by a
+   top-level assignment of a literal, and nothing that runs at import time may rebind them: no
+   other binding of those names, no star import, no ``globals()``/``exec``/``setattr``-style
+   access, no call into the file's own functions, no module ``__getattr__``. ``depends_on`` and
+   ``branch_labels`` must be empty. The heads follow from that graph, which must be complete and
+   acyclic;
+3. env.py: it must provably migrate the database alembic-deploy connects to, through the default
+   version table: every connection it opens comes from ``create_engine``/``engine_from_config``
+   (or the async twins) fed by ``sqlalchemy.url`` of the ini section in use or ``DATABASE_URL``;
+   no other environment variable, no hard-coded URL, no ``-x``/tag arguments, no
+   ``version_table``/``version_table_schema``/multi-database tokens, no statement or event hook
+   or ``connect_args``/``schema_translate_map`` that could move it to another schema;
+4. the database, read with the DBAPI driver directly: its ``alembic_version`` rows must equal the
    heads exactly, and the journal table must already exist (the no-op row goes there).
+
+What the proof trusts, as plain alembic does: installed libraries and the modules env.py and the
+revision files import do not rewrite those files' globals or the connection's target.
 
 Reading the version table needs no lock: a single-statement read sees either the state before a
 concurrent migration committed or after it; "equal to the heads" is only possible after.
+
+Parsing is the expensive part (~0.5 ms a file), so each versions folder keeps a cache of the
+per-file results keyed by a digest of each file's *content* (never by mtime or size): a stale
+cache can only miss, never answer wrongly. It lives in ``versions/__pycache__/`` beside Python's
+own bytecode cache, or under ``$XDG_CACHE_HOME/alembic-deploy`` when bytecode writing is off
+(``PYTHONDONTWRITEBYTECODE``) or the folder is read-only; when neither is writable there is none.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
 import os
+import sys
+import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from . import __version__
 from .project import ProjectConfig, read_project
 from .provenance import journal_row
 from .secrets import mask_url
@@ -36,33 +61,19 @@ if TYPE_CHECKING:
     from .report import DeployReport
     from .settings import Settings
 
-_GRAPH_NAMES = ("revision", "down_revision", "depends_on", "branch_labels")
-# Anything in env.py that can change which database or version table it uses.
-_UNSAFE_ATTRS = {
-    "get_x_argument",
-    "set_main_option",
-    "set_section_option",
-    "get_tag_argument",
-    "get_section_option",
-}
-_UNSAFE_KEYWORDS = {"version_table", "version_table_schema", "upgrade_token", "downgrade_token"}
-_ENGINE_FACTORIES = {"create_engine", "create_async_engine", "engine_from_config", "async_engine_from_config"}
-_CONFIG_READERS = {"get_main_option", "get_section", "get_alembic_option"}
 _URL_ENV = "DATABASE_URL"
-# libpq URI parameters that mean the same to libpq as to SQLAlchemy's psycopg dialects.
-_LIBPQ_PARAMS = {"sslmode", "sslrootcert", "sslcert", "sslkey", "application_name", "connect_timeout",
-                 "target_session_attrs", "options", "host", "port"}
+_DEFAULT_VERSION_TABLE = "alembic_version"
 
 
 def try_noop(settings: Settings, target: str, report: DeployReport) -> bool:
     """True when the database provably needs nothing; the no-op is then journaled and reported."""
-    if target not in ("head", "heads"):
+    if target not in ("head", "heads") or settings.x:
         return False
     project = read_project(settings.config_path, settings.name)
     url = settings.database_url or project.ini_url
-    if not url or project.script_dir is None or project.sourceless or project.recursive:
+    if not url or project.script_dir is None or project.unsupported or project.sourceless or project.recursive:
         return False
-    if not env_py_is_plain(project.script_dir / "env.py"):
+    if not env_py_is_plain(project.script_dir / "env.py", project.section):
         return False
     heads = static_heads(project)
     if not heads or (target == "head" and len(heads) != 1):
@@ -71,7 +82,7 @@ def try_noop(settings: Settings, target: str, report: DeployReport) -> bool:
     if db is None:
         return False
     try:
-        current = db.query_column("SELECT version_num FROM alembic_version")
+        current = db.query_column(f"SELECT version_num FROM {_DEFAULT_VERSION_TABLE}")
         if current is None or sorted(current) != sorted(heads):
             return False
         report.outcome = "noop"
@@ -85,102 +96,468 @@ def try_noop(settings: Settings, target: str, report: DeployReport) -> bool:
         db.close()
 
 
-# -- 1. the revision graph ------------------------------------------------------------------------
+# -- 2. the revision graph ------------------------------------------------------------------------
+#: Module attributes Alembic's Script reads (alembic/script/base.py, Script.__init__/_from_path).
+GRAPH_NAMES = frozenset({"revision", "down_revision", "branch_labels", "depends_on"})
+# Builtins and attributes that read or write a module's namespace behind the parser's back.
+_DYNAMIC_NAMES = frozenset(
+    {"globals", "locals", "vars", "exec", "eval", "compile", "setattr", "delattr", "__import__",
+     "__builtins__", "__dict__"}
+)
+_DYNAMIC_ATTRS = frozenset({"__dict__", "modules", "f_globals", "f_locals", "__setattr__", "__delattr__"})
+
+Graph = dict[str, tuple[str, ...]]
+
+
 def static_heads(project: ProjectConfig) -> tuple[str, ...] | None:
-    revisions: dict[str, tuple[str, ...]] = {}
+    """The heads Alembic would compute for the project, or None when they cannot be proven."""
+    revisions: Graph = {}
     for folder in project.version_dirs:
-        if not folder.is_dir():
-            continue
-        for entry in os.scandir(folder):
-            name = entry.name
-            if not name.endswith(".py") or name.startswith((".#", "__init__")) or not entry.is_file():
-                continue
-            graph = _literal_graph(Path(entry.path))
-            if graph is None:
-                return None
-            rev, down = graph
+        graph = folder_graph(folder)
+        if graph is None:
+            return None
+        for rev, downs in graph.items():
             if rev in revisions:
                 return None
-            revisions[rev] = down
-    referenced = {d for downs in revisions.values() for d in downs}
-    if not revisions or not referenced <= revisions.keys():
+            revisions[rev] = downs
+    if not revisions or not _is_complete_dag(revisions):
         return None
+    referenced = {d for downs in revisions.values() for d in downs}
     return tuple(sorted(revisions.keys() - referenced))
 
 
-def _literal_graph(path: Path) -> tuple[str, tuple[str, ...]] | None:
-    try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (SyntaxError, ValueError, OSError):
+def _is_complete_dag(revisions: Graph) -> bool:
+    """Every down revision exists and there is no cycle (alembic raises on both)."""
+    children: dict[str, list[str]] = {}
+    pending = {}
+    for rev, downs in revisions.items():
+        if any(d not in revisions for d in downs) or len(set(downs)) != len(downs):
+            return False
+        pending[rev] = len(downs)
+        for d in downs:
+            children.setdefault(d, []).append(rev)
+    ready = [rev for rev, n in pending.items() if n == 0]
+    seen = 0
+    while ready:
+        rev = ready.pop()
+        seen += 1
+        for child in children.get(rev, ()):
+            pending[child] -= 1
+            if pending[child] == 0:
+                ready.append(child)
+    return seen == len(revisions)
+
+
+def folder_graph(folder: Path) -> Graph | None:
+    """``{revision: down_revisions}`` of the files Alembic loads from ``folder``; None to decline.
+
+    Alembic loads every ``*.py`` directly in the folder except ``__init__*`` and ``.#*``
+    (``_only_source_rev_file``); a folder that does not exist is skipped, as Alembic does.
+    """
+    if not folder.exists():
+        return {}
+    if not folder.is_dir():
         return None
-    found: dict[str, Any] = {}
-    for node in tree.body:
-        targets: list[ast.expr]
-        if isinstance(node, ast.Assign):
-            targets, value = node.targets, node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets, value = [node.target], node.value
-        else:
+    cache = _GraphCache(folder)
+    graph: Graph = {}
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return None
+    for entry in entries:
+        name = entry.name
+        if not name.endswith(".py") or name.startswith((".#", "__init__")) or "\n" in name:
             continue
-        for target in targets:
-            if isinstance(target, ast.Name) and target.id in _GRAPH_NAMES:
-                if target.id in found:
+        if entry.is_dir():
+            continue  # os.walk lists it under dirs: alembic does not load it
+        try:
+            with open(entry.path, "rb") as fh:
+                source = fh.read()
+        except OSError:
+            return None  # a broken link or unreadable file: alembic would fail on it
+        digest = hashlib.blake2b(source, digest_size=16).hexdigest()
+        found = cache.get(name, digest)
+        if found is None:
+            found = revision_of(source)
+            if found is None:
+                return None
+            cache.put(name, digest, found)
+        rev, downs = found
+        if rev in graph:
+            return None
+        graph[rev] = downs
+    cache.save(keep={e.name for e in entries})
+    return graph
+
+
+def revision_of(source: bytes) -> tuple[str, tuple[str, ...]] | None:
+    """(revision, down revisions) that importing ``source`` provably gives Alembic, or None.
+
+    Only code that runs at import time can change what Alembic reads, so only that code is
+    examined: every top-level statement except the bodies of top-level functions, which run
+    only if import-time code calls them (and any reference to them at import time declines).
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    local_functions = {
+        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
+    if local_functions & (GRAPH_NAMES | {"__getattr__"}):
+        return None
+    literals: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            graph_targets = [t for t in targets if isinstance(t, ast.Name) and t.id in GRAPH_NAMES]
+            for target in graph_targets:
+                if target.id in literals or node.value is None:
                     return None
                 try:
-                    found[target.id] = ast.literal_eval(value)
-                except ValueError:
+                    literals[target.id] = ast.literal_eval(node.value)
+                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                     return None
-    # A graph name bound anywhere else (a `global`, a loop, a function) defeats the proof.
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Global) and set(node.names) & set(_GRAPH_NAMES):
+            rest: list[ast.AST] = [t for t in targets if t not in graph_targets]
+            if isinstance(node, ast.AnnAssign):
+                rest.append(node.annotation)
+            if node.value is not None:
+                rest.append(node.value)
+            if not all(_import_time_safe(part, local_functions) for part in rest):
+                return None
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if not all(_import_time_safe(part, local_functions) for part in _evaluated_at_def(node)):
+                return None
+        elif not _import_time_safe(node, local_functions):
             return None
-    rev, down = found.get("revision"), found.get("down_revision")
-    if not isinstance(rev, str) or found.get("depends_on"):
+    return _graph_entry(literals)
+
+
+def _graph_entry(literals: dict[str, Any]) -> tuple[str, tuple[str, ...]] | None:
+    rev, down = literals.get("revision"), literals.get("down_revision", ...)
+    if not isinstance(rev, str) or not rev or down is ...:
+        return None  # alembic falls back to the file name, or fails on a missing down_revision
+    if literals.get("depends_on") or literals.get("branch_labels"):
         return None
     if down is None:
-        downs: tuple[str, ...] = ()
-    elif isinstance(down, str):
-        downs = (down,)
-    elif isinstance(down, (tuple, list)) and all(isinstance(d, str) for d in down):
-        downs = tuple(down)
-    else:
+        return rev, ()
+    if isinstance(down, str):
+        return rev, (down,)
+    if isinstance(down, (tuple, list)) and all(isinstance(d, str) and d for d in down):
+        return rev, tuple(down)
+    return None
+
+
+def _evaluated_at_def(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.AST]:
+    """The parts of a ``def`` that run when the module is imported."""
+    yield from node.decorator_list
+    args = node.args
+    yield from args.defaults
+    yield from (d for d in args.kw_defaults if d is not None)
+    for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
+        if arg is not None and arg.annotation is not None:
+            yield arg.annotation
+    if node.returns is not None:
+        yield node.returns
+
+
+def _import_time_safe(root: ast.AST, local_functions: set[str]) -> bool:
+    """No binding of a graph name, no dynamic namespace access, no use of the file's own functions."""
+    for node in ast.walk(root):
+        if isinstance(node, ast.Name):
+            if node.id in _DYNAMIC_NAMES or node.id in local_functions:
+                return False
+            if node.id in GRAPH_NAMES and not isinstance(node.ctx, ast.Load):
+                return False
+        elif isinstance(node, ast.Attribute):
+            if node.attr in _DYNAMIC_ATTRS:
+                return False
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*" or (alias.asname or alias.name.split(".")[0]) in GRAPH_NAMES:
+                    return False
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            if GRAPH_NAMES.intersection(node.names):
+                return False
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if node.name in GRAPH_NAMES:
+                return False
+        elif isinstance(node, ast.ExceptHandler):
+            if node.name in GRAPH_NAMES:
+                return False
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)):
+            if node.name in GRAPH_NAMES:
+                return False
+        elif isinstance(node, ast.MatchMapping):
+            if node.rest in GRAPH_NAMES:
+                return False
+    return True
+
+
+class _GraphCache:
+    """Per-file results of :func:`revision_of` for one folder, keyed by content digest."""
+
+    _FORMAT = 1
+
+    def __init__(self, folder: Path) -> None:
+        self.paths = _cache_paths(folder)
+        self.entries: dict[str, list[Any]] = {}
+        self.dirty = False
+        for path in self.paths:
+            loaded = self._load(path)
+            if loaded is not None:
+                self.entries = loaded
+                break
+
+    def _stamp(self) -> dict[str, Any]:
+        return {"format": self._FORMAT, "tool": __version__, "python": list(sys.version_info[:2])}
+
+    def _load(self, path: Path) -> dict[str, list[Any]] | None:
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("stamp") != self._stamp():
+            return None
+        files = data.get("files")
+        return files if isinstance(files, dict) else None
+
+    def get(self, name: str, digest: str) -> tuple[str, tuple[str, ...]] | None:
+        entry = self.entries.get(name)
+        try:
+            if entry is not None and entry[0] == digest:
+                rev, downs = entry[1], entry[2]
+                if isinstance(rev, str) and isinstance(downs, list) and all(isinstance(d, str) for d in downs):
+                    return rev, tuple(downs)
+        except (IndexError, TypeError):
+            pass
         return None
-    return rev, downs
+
+    def put(self, name: str, digest: str, found: tuple[str, tuple[str, ...]]) -> None:
+        self.entries[name] = [digest, found[0], list(found[1])]
+        self.dirty = True
+
+    def save(self, keep: Iterable[str]) -> None:
+        keep = set(keep)
+        if not self.dirty and keep >= self.entries.keys():
+            return
+        payload = json.dumps(
+            {"stamp": self._stamp(), "files": {k: v for k, v in self.entries.items() if k in keep}},
+            separators=(",", ":"),
+        ).encode()
+        for path in self.paths:
+            if _write_atomically(path, payload):
+                return
 
 
-# -- 2. env.py ------------------------------------------------------------------------------------
-def env_py_is_plain(path: Path) -> bool:
+def _cache_paths(folder: Path) -> list[Path]:
+    paths = []
+    if not sys.dont_write_bytecode:
+        paths.append(folder / "__pycache__" / "alembic-deploy-revisions.json")
+    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = hashlib.blake2b(str(folder.absolute()).encode(), digest_size=10).hexdigest()
+    paths.append(Path(home) / "alembic-deploy" / f"revisions-{key}.json")
+    return paths
+
+
+def _write_atomically(path: Path, payload: bytes) -> bool:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".alembic-deploy-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        return False
+    return True
+
+
+# -- 3. env.py ------------------------------------------------------------------------------------
+# Anything in env.py that can change which database, schema or version table it uses.
+_UNSAFE_ATTRS = frozenset(
+    {"get_x_argument", "get_tag_argument", "set_section_option", "cmd_opts", "execute", "exec_driver_sql",
+     "listens_for", "listen", "execution_options", "raw_connection"}
+)
+_UNSAFE_KEYWORDS = frozenset(
+    {"version_table", "version_table_schema", "upgrade_token", "downgrade_token", "connect_args",
+     "schema_translate_map", "execution_options", "creator", "async_creator"}
+)
+_ENGINE_FACTORIES = frozenset({"create_engine", "create_async_engine", "engine_from_config", "async_engine_from_config"})
+
+
+def env_py_is_plain(path: Path, section: str = "alembic") -> bool:
     """True when env.py provably migrates the database alembic-deploy connects to, through the
     default version table (see the module docstring)."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (SyntaxError, ValueError, OSError):
         return False
-    url_names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and _is_url_source(node.value, set()):
-            url_names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in _UNSAFE_ATTRS:
-            return False
-        if isinstance(node, ast.Name) and node.id in _UNSAFE_ATTRS | {"getenv", "environ"}:
-            return False
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "://" in node.value:
-            return False
-        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
-            if not _reads_only_url_env(node, tree):
+    checker = _EnvChecker(tree, section)
+    return checker.plain()
+
+
+class _EnvChecker:
+    """Tracks, by name, what env.py binds to a URL, to an engine and to a connection. Scopes are
+    ignored on purpose: a name counts only when *every* binding of it in the file agrees."""
+
+    def __init__(self, tree: ast.Module, section: str) -> None:
+        self.tree = tree
+        self.section = section
+        self.parents: dict[ast.AST, ast.AST] = {}
+        for node in ast.walk(tree):
+            for child in ast.iter_child_nodes(node):
+                self.parents[child] = node
+        self.url_names: set[str] = set()
+        self.engine_names: set[str] = set()
+        self.connection_names: set[str] = set()
+        other: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+                simple = all(isinstance(t, ast.Name) for t in targets)
+                if simple and self.is_url_source(node.value):
+                    self.url_names |= names
+                elif simple and self.is_engine(node.value):
+                    self.engine_names |= names
+                else:
+                    other |= names
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                names = {n.id for n in ast.walk(node.optional_vars) if isinstance(n, ast.Name)}
+                if isinstance(node.optional_vars, ast.Name) and self.opens_connection(node.context_expr):
+                    self.connection_names |= names
+                else:
+                    other |= names
+            elif isinstance(node, (ast.AugAssign, ast.NamedExpr, ast.For, ast.AsyncFor, ast.comprehension)):
+                other |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+            elif isinstance(node, ast.arguments):
+                # A parameter may be handed anything; the async template's do_run_migrations
+                # receives the connection from run_sync, which keeps it a connection.
+                params = {a.arg for a in (*node.posonlyargs, *node.args, *node.kwonlyargs, node.vararg, node.kwarg) if a}
+                self.connection_names |= params
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                other |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                other.add(node.name)
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                other.add(node.name)
+        # A name bound to two different kinds of thing is none of them.
+        self.url_names -= other | self.engine_names | self.connection_names
+        self.engine_names -= other | self.url_names | self.connection_names
+        self.connection_names -= other | self.url_names | self.engine_names
+
+    def plain(self) -> bool:
+        connects = 0
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Attribute) and node.attr in _UNSAFE_ATTRS:
                 return False
-        if isinstance(node, ast.Call):
+            if isinstance(node, ast.Name) and node.id in (_UNSAFE_ATTRS | {"getenv", "environ"}):
+                return False
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and "://" in node.value:
+                return False
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+                if not self.reads_only_url_env(node):
+                    return False
+            if not isinstance(node, ast.Call):
+                continue
             if any(k.arg in _UNSAFE_KEYWORDS or k.arg is None for k in node.keywords):
                 return False
             name = _call_name(node)
-            if name in _ENGINE_FACTORIES:
-                source = node.args[0] if node.args else next(
-                    (k.value for k in node.keywords if k.arg in ("url", "configuration")), None
-                )
-                if source is None or not _is_url_source(source, url_names):
+            if name in _ENGINE_FACTORIES and not self.is_engine(node):
+                return False
+            if name == "set_main_option" and not self.sets_url_from_source(node):
+                return False
+            if any(k.arg == "url" and not self.is_url_source(k.value) for k in node.keywords):
+                return False
+            if name in ("connect", "begin") and isinstance(node.func, ast.Attribute):
+                if self.opens_connection(node):
+                    connects += 1
+                elif not (name == "begin" and self.is_connection(node.func.value)):
+                    # An engine from elsewhere (the app, config.attributes): its URL is unknown.
                     return False
-    return True
+        return connects > 0
+
+    def opens_connection(self, node: ast.expr) -> bool:
+        """``<engine>.connect()`` or ``<engine>.begin()`` on an engine built from the URL."""
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            return False
+        if node.func.attr not in ("connect", "begin") or node.args or node.keywords:
+            return False
+        receiver = node.func.value
+        if isinstance(receiver, ast.Name):
+            return receiver.id in self.engine_names
+        return self.is_engine(receiver)
+
+    def is_connection(self, node: ast.expr) -> bool:
+        return isinstance(node, ast.Name) and node.id in self.connection_names
+
+    def is_engine(self, node: ast.expr) -> bool:
+        """``create_engine(<url>)`` / ``engine_from_config(<own section>, prefix="sqlalchemy.")``."""
+        if not isinstance(node, ast.Call):
+            return False
+        name = _call_name(node)
+        if name not in _ENGINE_FACTORIES:
+            return False
+        if any(k.arg in _UNSAFE_KEYWORDS or k.arg is None for k in node.keywords):
+            return False
+        keywords = {k.arg: k.value for k in node.keywords}
+        if name in ("create_engine", "create_async_engine"):
+            source = node.args[0] if node.args else keywords.get("url")
+            return source is not None and self.is_url_source(source)
+        # engine_from_config(configuration, prefix="sqlalchemy.", **kwargs): a url= kwarg wins.
+        source = node.args[0] if node.args else keywords.get("configuration")
+        prefix = node.args[1] if len(node.args) > 1 else keywords.get("prefix")
+        if source is None or "url" in keywords or not self.is_url_source(source):
+            return False
+        return prefix is None or (isinstance(prefix, ast.Constant) and prefix.value == "sqlalchemy.")
+
+    def is_url_source(self, node: ast.expr) -> bool:
+        """An expression whose value is the URL alembic-deploy passes to env.py."""
+        if isinstance(node, ast.Name):
+            return node.id in self.url_names
+        if isinstance(node, ast.Call):
+            name = _call_name(node)
+            if name == "get_main_option":
+                return _first_string(node) == "sqlalchemy.url"
+            if name == "get_section":
+                return self.is_own_section(node.args[0]) if node.args else False
+            if name in ("get", "getenv"):
+                return _first_string(node) == _URL_ENV and len(node.args) == 1
+        if isinstance(node, ast.Subscript):
+            return isinstance(node.slice, ast.Constant) and node.slice.value == _URL_ENV
+        if isinstance(node, ast.BoolOp):
+            return all(self.is_url_source(v) for v in node.values)
+        return False
+
+    def is_own_section(self, node: ast.expr) -> bool:
+        if isinstance(node, ast.Attribute):
+            return node.attr == "config_ini_section"
+        return isinstance(node, ast.Constant) and node.value == self.section
+
+    def sets_url_from_source(self, node: ast.Call) -> bool:
+        """``config.set_main_option("sqlalchemy.url", <DATABASE_URL or the ini URL>)``."""
+        return (
+            len(node.args) == 2
+            and _first_string(node) == "sqlalchemy.url"
+            and self.is_url_source(node.args[1])
+        )
+
+    def reads_only_url_env(self, attr: ast.Attribute) -> bool:
+        """``os.environ[...]``/``os.environ.get(...)``/``os.getenv(...)`` naming only DATABASE_URL."""
+        parent = self.parents.get(attr)
+        if isinstance(parent, ast.Subscript) and parent.value is attr:
+            return isinstance(parent.slice, ast.Constant) and parent.slice.value == _URL_ENV
+        if isinstance(parent, ast.Call) and parent.func is attr:
+            return _first_string(parent) == _URL_ENV
+        if isinstance(parent, ast.Attribute) and parent.attr == "get":
+            call = self.parents.get(parent)
+            if isinstance(call, ast.Call) and call.func is parent:
+                return _first_string(call) == _URL_ENV
+        return False
 
 
 def _call_name(node: ast.Call) -> str | None:
@@ -188,41 +565,31 @@ def _call_name(node: ast.Call) -> str | None:
     return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
 
 
-def _is_url_source(node: ast.expr, url_names: set[str]) -> bool:
-    if isinstance(node, ast.Name):
-        return node.id in url_names
-    if isinstance(node, ast.Call):
-        name = _call_name(node)
-        if name in _CONFIG_READERS:
-            return True
-        if name in ("get", "getenv"):
-            return _first_string(node) == _URL_ENV
-    if isinstance(node, ast.Subscript):
-        return isinstance(node.slice, ast.Constant) and node.slice.value == _URL_ENV
-    if isinstance(node, ast.BoolOp):
-        return all(_is_url_source(v, url_names) for v in node.values)
-    return False
-
-
 def _first_string(node: ast.Call) -> str | None:
-    if node.args and isinstance(node.args[0], ast.Constant):
+    if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
         return node.args[0].value
     return None
 
 
-def _reads_only_url_env(attr: ast.Attribute, tree: ast.Module) -> bool:
-    """``os.environ[...]``/``os.environ.get(...)``/``os.getenv(...)`` naming only DATABASE_URL."""
-    for parent in ast.walk(tree):
-        if isinstance(parent, ast.Subscript) and parent.value is attr:
-            return isinstance(parent.slice, ast.Constant) and parent.slice.value == _URL_ENV
-        if isinstance(parent, ast.Call):
-            func = parent.func
-            if func is attr or (isinstance(func, ast.Attribute) and func.value is attr and func.attr == "get"):
-                return _first_string(parent) == _URL_ENV
-    return False
+# -- 4. the database, through the DBAPI driver ------------------------------------------------------
+# libpq URI parameters that mean the same to libpq as to SQLAlchemy's psycopg dialects.
+_LIBPQ_PARAMS = {"sslmode", "sslrootcert", "sslcert", "sslkey", "application_name", "connect_timeout",
+                 "target_session_attrs", "options", "host", "port"}
+#: (dialect, driver in the URL) -> the DBAPI module env.py's engine imports (SQLAlchemy's defaults
+#: for a bare dialect). Env.py fails when it is missing, so the fast path must not answer then.
+_ENV_DRIVERS = {
+    ("sqlite", ""): "sqlite3",
+    ("sqlite", "pysqlite"): "sqlite3",
+    ("sqlite", "aiosqlite"): "aiosqlite",
+    ("postgresql", ""): "psycopg2",
+    ("postgresql", "psycopg2"): "psycopg2",
+    ("postgresql", "psycopg"): "psycopg",
+    ("postgresql", "psycopg_async"): "psycopg",
+    ("postgresql", "asyncpg"): "asyncpg",
+    **{(dialect, driver): driver for dialect in ("mysql", "mariadb") for driver in ("pymysql", "aiomysql", "asyncmy")},
+}
 
 
-# -- 3. the database, through the DBAPI driver ------------------------------------------------------
 class _DirectConnection:
     def __init__(self, backend: str, conn: Any, paramstyle: str) -> None:
         self.backend = backend
@@ -231,40 +598,41 @@ class _DirectConnection:
 
     @classmethod
     def open(cls, url: str) -> _DirectConnection | None:
+        """A DBAPI connection to the database env.py would migrate; None when unsure."""
         try:
             parts = urlsplit(url)
-        except ValueError:
-            return None
-        dialect, _, driver = parts.scheme.partition("+")
-        query = dict(parse_qsl(parts.query))
-        try:
-            if dialect == "sqlite" and driver in ("", "pysqlite", "aiosqlite") and not query:
-                return cls._sqlite(url)
-            if dialect == "postgresql" and driver in ("", "psycopg", "psycopg2", "asyncpg", "psycopg_async"):
+            dialect, _, driver = parts.scheme.partition("+")
+            env_driver = _ENV_DRIVERS.get((dialect, driver))
+            if env_driver is None or not _importable(env_driver):
+                return None
+            query = dict(parse_qsl(parts.query, keep_blank_values=True))
+            if dialect == "sqlite":
+                return None if query else cls._sqlite(url)
+            if dialect == "postgresql":
                 if set(query) - _LIBPQ_PARAMS:
                     return None
-                return cls._postgresql(parts, driver)
-            if dialect in ("mysql", "mariadb") and driver in ("pymysql", "aiomysql", "asyncmy"):
-                if set(query) - {"charset"}:
-                    return None
-                return cls._mysql(parts, query)
+                if env_driver == "asyncpg" and any(k.startswith("PG") for k in os.environ):
+                    return None  # libpq honours PG* variables that asyncpg ignores (PGOPTIONS...)
+                return cls._postgresql(parts, psycopg2=env_driver == "psycopg2")
+            if set(query) - {"charset"}:
+                return None
+            return cls._mysql(parts, query)
         except Exception:  # noqa: BLE001 - any doubt (driver missing, server down): full path
             return None
-        return None
 
     @classmethod
     def _sqlite(cls, url: str) -> _DirectConnection | None:
         import sqlite3
 
         path = url.split(":///", 1)[1] if ":///" in url else ""
-        if not path or path == ":memory:" or not Path(path).is_file():
+        if not path or path == ":memory:" or path.startswith("file:") or not Path(path).is_file():
             return None
         return cls("sqlite", sqlite3.connect(path, timeout=60, isolation_level=None), "qmark")
 
     @classmethod
-    def _postgresql(cls, parts: Any, driver: str) -> _DirectConnection | None:
+    def _postgresql(cls, parts: Any, psycopg2: bool) -> _DirectConnection | None:
         conninfo = parts._replace(scheme="postgresql").geturl()
-        if driver == "psycopg2":
+        if psycopg2:
             import psycopg2
 
             conn = psycopg2.connect(conninfo, connect_timeout=5)
@@ -330,3 +698,13 @@ class _DirectConnection:
         except Exception:  # noqa: BLE001
             pass
 
+
+def _importable(module: str) -> bool:
+    if module in sys.modules:
+        return True
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False

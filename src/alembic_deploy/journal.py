@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from .report import DeployReport
     from .settings import Settings
 
-OUTCOMES = ("running", "applied", "noop", "failed", "interrupted", "refused", "rolled-back")
+#: ``crashed``: a ``running`` row found by a later run holding the migration lock, so its process
+#: was gone (killed, OOM, host lost) before it could record an outcome; see steps/recovery.py.
+OUTCOMES = ("running", "applied", "noop", "failed", "interrupted", "refused", "rolled-back", "crashed")
 
 
 def journal_table(name: str, metadata: MetaData | None = None) -> Table:
@@ -126,6 +128,33 @@ class Journal:
         """Start and finish in one go (runs that end without migrating, e.g. a no-op)."""
         self.start(report, settings)
         self.finish(report)
+
+    def unfinished(self, exclude: int | None = None) -> list[dict[str, Any]]:
+        """Rows still ``running``, oldest first, other than ``exclude`` (the caller's own row)."""
+        query = select(self.table).where(self.table.c.outcome == "running").order_by(self.table.c.id)
+        if exclude is not None:
+            query = query.where(self.table.c.id != exclude)
+        return self._run(lambda c: [dict(r._mapping) for r in c.execute(query)])
+
+    def mark_crashed(self, row_id: int, note: str) -> None:
+        """Close a dead run's row; its end time is unknown, so ``finished_at`` stays empty."""
+        self._run(
+            lambda c: c.execute(
+                self.table.update()
+                .where(self.table.c.id == row_id, self.table.c.outcome == "running")
+                .values(outcome="crashed", error=scrub(note)[:4000])
+            )
+        )
+
+    def last_progress(self, exclude: int | None = None) -> dict[str, Any] | None:
+        """The newest row (other than ``exclude``) that recorded statement progress."""
+        query = (
+            select(self.table).where(self.table.c.progress.is_not(None)).order_by(self.table.c.id.desc()).limit(1)
+        )
+        if exclude is not None:
+            query = query.where(self.table.c.id != exclude)
+        rows = self._run(lambda c: [dict(r._mapping) for r in c.execute(query)])
+        return rows[0] if rows else None
 
     def rows(self, limit: int = 20, outcome: str | None = None) -> list[dict[str, Any]]:
         if not self.exists():

@@ -1,17 +1,25 @@
 """Read an Alembic project's ini file without importing Alembic (the fast path needs it cheap).
 
 Interpolation matches Alembic's ``Config``: a ``ConfigParser`` with ``%(here)s`` set to the ini's
-folder, so ``%%`` and ``%(here)s`` mean the same here as in ``alembic upgrade``.
+folder, so ``%%`` and ``%(here)s`` mean the same here as in ``alembic upgrade``. Where the
+versions folders are is worked out the way ``ScriptDirectory.from_config`` does it (alembic 1.16+:
+``path_separator``, the legacy space/comma split, package resources); anything this module does
+not mirror exactly is named in :attr:`ProjectConfig.unsupported`, and the fast path then declines.
 """
 
 from __future__ import annotations
 
 import configparser
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+
+# Alembic's Config._get_file_separator_char, and its legacy split when no separator is set.
+_SEPARATORS = {"space": " ", "newline": "\n", "os": os.pathsep, ":": ":", ";": ";"}
+_LEGACY_SPLIT = re.compile(r", *|(?: +)")
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,8 @@ class ProjectConfig:
     ini_url: str | None
     sourceless: bool
     recursive: bool
+    #: Why the folders above may not be the ones Alembic loads (None: they provably are).
+    unsupported: str | None = None
 
 
 def read_project(ini: Path, section: str = "alembic") -> ProjectConfig:
@@ -44,32 +54,34 @@ def read_project(ini: Path, section: str = "alembic") -> ProjectConfig:
         opts = {key: parser.get(section, key) for key in parser.options(section)}
     except (configparser.Error, UnicodeDecodeError) as exc:
         raise ConfigError(f"Could not parse {ini}: {exc}".replace("\n", " ")) from None
-    location = opts.get("script_location") or _pyproject_script_location(ini.parent)
+    unsupported: str | None = None
+    if any(_tool_alembic(p) is not None for p in (Path("pyproject.toml"), ini.parent / "pyproject.toml")):
+        # alembic >= 1.16 reads [tool.alembic] too (script_location, version_locations, ...).
+        unsupported = "pyproject.toml has a [tool.alembic] section"
+    location = opts.get("script_location")
+    if not location:
+        location = _pyproject_script_location(ini.parent)
     if not location:
         raise ConfigError(
             f"No script_location in [{section}] of {ini} (nor [tool.alembic] in pyproject.toml). "
             "Is this an Alembic project? Create one with `alembic init migrations`."
         )
-    script_dir: Path | None = None
-    if ":" not in location or Path(location).is_absolute() or os.path.splitdrive(location)[0]:
-        script_dir = Path(location)
-        if not script_dir.is_absolute():
-            script_dir = (Path.cwd() / script_dir).absolute()
-    separator = opts.get("path_separator") or opts.get("version_path_separator") or None
+    script_dir = _plain_path(location)
+    if script_dir is None:
+        unsupported = unsupported or f"script_location {location!r} is a package resource"
+    version_dirs: tuple[Path, ...] = ()
     raw_versions = opts.get("version_locations")
     if raw_versions:
-        if separator in (None, "space", "newline"):
-            parts = raw_versions.split() if separator != "newline" else raw_versions.splitlines()
-            if separator is None and "," in raw_versions:
-                parts = [p for chunk in raw_versions.split(",") for p in chunk.split()]
+        locations = _split_locations(raw_versions, opts)
+        dirs = [_plain_path(loc) for loc in locations or ()]
+        if locations is None:
+            unsupported = unsupported or "path_separator is not one alembic accepts"
+        elif not all(dirs):
+            unsupported = unsupported or "version_locations names a package resource or an empty path"
         else:
-            sep = {"os": os.pathsep, "colon": ":", "semicolon": ";"}.get(separator, separator)
-            parts = raw_versions.split(sep)
-        version_dirs = tuple(Path(p.strip()).absolute() for p in parts if p.strip())
+            version_dirs = tuple(d for d in dirs if d is not None)
     elif script_dir is not None:
         version_dirs = (script_dir / "versions",)
-    else:
-        version_dirs = ()
     return ProjectConfig(
         ini_path=ini,
         section=section,
@@ -77,13 +89,37 @@ def read_project(ini: Path, section: str = "alembic") -> ProjectConfig:
         script_dir=script_dir,
         version_dirs=version_dirs,
         ini_url=opts.get("sqlalchemy.url") or None,
-        sourceless=opts.get("sourceless", "false").lower() == "true",
-        recursive=opts.get("recursive_version_locations", "false").lower() == "true",
+        # Alembic's get_alembic_boolean_option: only the exact string "true" is true.
+        sourceless=opts.get("sourceless") == "true",
+        recursive=opts.get("recursive_version_locations") == "true",
+        unsupported=unsupported,
     )
 
 
-def _pyproject_script_location(folder: Path) -> str | None:
-    path = folder / "pyproject.toml"
+def _plain_path(location: str) -> Path | None:
+    """Alembic's coerce_resource_to_filename(...).absolute() for a filesystem path; None for a
+    ``package:resource`` (or an empty string, which alembic would resolve to the working folder)."""
+    if not location:
+        return None
+    if not os.path.isabs(location) and ":" in location:
+        return None
+    return Path(location).absolute()
+
+
+def _split_locations(raw: str, opts: dict[str, str]) -> list[str] | None:
+    """Alembic's Config.get_version_locations_list; None where alembic would raise."""
+    for name in ("path_separator", "version_path_separator"):
+        if name in opts:
+            sep = _SEPARATORS.get(opts[name])
+            if sep is None:
+                return None
+            return [x.strip() for x in raw.split(sep) if x]
+    return _LEGACY_SPLIT.split(raw)
+
+
+def _tool_alembic(path: Path) -> dict[str, object] | None:
+    """``[tool.alembic]`` of a pyproject.toml: None when there is no such file or section, ``{}``
+    when the file cannot be parsed (alembic would fail on it, so it counts as present)."""
     if not path.is_file():
         return None
     try:
@@ -92,7 +128,12 @@ def _pyproject_script_location(folder: Path) -> str | None:
         import tomli as tomllib  # type: ignore[no-redef]
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    location = data.get("tool", {}).get("alembic", {}).get("script_location")
+    except (OSError, ValueError):
+        return {}
+    section = data.get("tool", {}).get("alembic")
+    return section if isinstance(section, dict) else None
+
+
+def _pyproject_script_location(folder: Path) -> str | None:
+    location = (_tool_alembic(folder / "pyproject.toml") or {}).get("script_location")
     return location.replace("%(here)s", folder.as_posix()) if isinstance(location, str) else None

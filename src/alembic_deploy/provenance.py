@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
+import sys
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
@@ -14,6 +16,22 @@ if TYPE_CHECKING:
 
 
 def _alembic_version() -> str:
+    # importlib.metadata costs ~50 ms to import and scan, a large share of the fast path, which
+    # never imports alembic: read ``__version__`` from alembic's source instead when needed.
+    module = sys.modules.get("alembic")
+    if module is not None and isinstance(getattr(module, "__version__", None), str):
+        return str(module.__version__)
+    try:
+        from importlib.util import find_spec
+
+        spec = find_spec("alembic")
+        if spec is not None and spec.origin:
+            with open(spec.origin, encoding="utf-8") as fh:
+                found = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", fh.read(), re.M)
+            if found:
+                return found.group(1)
+    except (ImportError, OSError, ValueError):
+        pass
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -10,7 +10,8 @@ _known: set[str] = set()
 # user:password@ in any URL-looking text, even for secrets we were never told about.
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
 # key=value conninfo fragments that drivers print (libpq style, pymysql kwargs).
-_KV = re.compile(r"(?i)\b(password|passwd|pwd)(\s*[=:]\s*)('[^']*'|\"[^\"]*\"|\S+)")
+# MySQL's "Access denied ... (using password: YES)" names no password: keep it readable.
+_KV = re.compile(r"(?i)\b(password|passwd|pwd)(\s*[=:]\s*)(?!(?:yes|no)\b)('[^']*'|\"[^\"]*\"|\S+)")
 
 
 def register(secret: str | None) -> None:

@@ -43,6 +43,15 @@ class Settings:
     statement_timeout: float | None = None
     retries: int = 5
     retry_deadline: float = 300.0
+    # Issue-5: the health gate before migrating (upgrade --wait-healthy) and the entrypoint (run).
+    wait_healthy: tuple[str, ...] = ()
+    healthy_count: int = 3
+    health_timeout: float = 300.0
+    health_expect: tuple[str, ...] = ()
+    health_interval: float = 1.0
+    run_mode: str | None = None  # migrate | wait-for-schema | no-migrate
+    schema_timeout: float = 300.0
+    accept_ahead: bool = False
 
     @property
     def config_path(self) -> Path:
@@ -91,8 +100,8 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("wait_timeout", "lock_timeout_wait", "ddl_lock_timeout", "retry_deadline"):
-            if getattr(self, name) < 0:
+        for name in ("wait_timeout", "lock_timeout_wait", "ddl_lock_timeout", "retry_deadline", "statement_timeout"):
+            if (getattr(self, name) or 0) < 0:
                 raise ConfigError(
                     f"--{name.replace('_', '-')} must be zero or more seconds, "
                     f"got {getattr(self, name)}."
@@ -105,6 +114,11 @@ class Settings:
                     f"-x takes key=value pairs, as in alembic; got {item!r}. "
                     "Write it as -x key=value."
                 )
+        from .steps.health import validate as validate_health
+        from .entrypoint import validate as validate_run
+
+        validate_health(self)
+        validate_run(self)
 
 
 def _find_pyproject(config: Path) -> Path | None:

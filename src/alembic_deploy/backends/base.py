@@ -54,6 +54,19 @@ class MigrationLock:
     waited: float
     connection: Connection | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Take the lock again on a new session after the old one died (a database restart drops
+    #: session locks); replaces ``connection``. None where the lock cannot be lost (file locks).
+    renew: Callable[[], None] | None = field(default=None, repr=False)
+
+    def alive(self) -> bool:
+        """Is the lock session still there (so the lock is still ours)? True for file locks."""
+        if self.connection is None:
+            return True
+        try:
+            self.connection.exec_driver_sql("SELECT 1")
+        except Exception:  # noqa: BLE001 - any failure means the session, and the lock, are gone
+            return False
+        return True
 
 
 class Backend:
@@ -81,8 +94,59 @@ class Backend:
         """The server's id for the migrating session (to cancel it), or None."""
         return None
 
+    def session_alive(self, conn: Connection, session_id: Any) -> bool | None:
+        """Does the server still run session ``session_id`` (a crashed run's migrating session
+        whose last statement the server may still be executing)? None if it cannot tell."""
+        return None
+
     def cancel(self, lock_connection: Connection | None, dbapi_connection: Any, session_id: Any) -> None:
-        """Cancel the statement running on the migrating session (called from a signal handler)."""
+        """Cancel the statement running on the migrating session. Called from the canceller thread
+        of :mod:`alembic_deploy.signals` with a fresh connection of the tool's own (never one that
+        the main thread may be using)."""
+
+    # -- timeouts on the migrating session ---------------------------------------------------------
+    def timeout_settings(
+        self, dbapi_connection: Any, lock_timeout: float | None, statement_timeout: float | None
+    ) -> dict[str, str | None]:
+        """Session variables that impose these timeouts (seconds), as server-native values.
+
+        ``None`` for a variable means "not imposed by alembic-deploy": the session keeps the value it
+        had before alembic-deploy first changed it (env.py's, the role's or the server's).
+        """
+        return {}
+
+    def read_settings(self, dbapi_connection: Any, names: list[str]) -> dict[str, str]:
+        """Current session values of ``names`` (to restore them later)."""
+        return {}
+
+    def effective_lock_timeout(self, seconds: float) -> float:
+        """The lock timeout the server will apply when asked for ``seconds`` (its granularity)."""
+        return seconds
+
+    def write_settings(self, dbapi_connection: Any, values: dict[str, str]) -> None:
+        """Set session variables on the raw DBAPI connection.
+
+        The raw connection, not SQLAlchemy's: a statement through SQLAlchemy would autobegin a
+        transaction (changing what alembic decides about owning it) and would be counted as a
+        statement of the revision by the progress listeners.
+        """
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        """The statement gave up waiting for a lock (nothing it would have changed was changed)."""
+        return False
+
+    def is_statement_timeout(self, exc: BaseException) -> bool:
+        """The statement ran longer than the statement timeout and was cancelled by the server."""
+        return False
+
+    def describe_blockers(self, conn: Connection, session_id: Any) -> list[dict[str, Any]]:
+        """Sessions the migrating session (``session_id``) is waiting for, most certain first.
+
+        Each: ``pid``, ``state``, ``since`` (query or transaction start), ``query``. Called while a
+        statement of the migration waits, from a separate connection: once a lock timeout fired
+        nothing waits any more, so asking afterwards would find nobody.
+        """
+        return []
 
     # -- migration lock ----------------------------------------------------------------------
     def lock_name(self, url_database: str | None, version_table: str, schema: str | None) -> str:
@@ -110,18 +174,37 @@ class Backend:
     ) -> Iterator[MigrationLock]:
         """Hold the migration lock on a dedicated connection for the duration of the block."""
         conn = self.lock_connection(engine)
+        held = MigrationLock(name=name, waited=0.0, connection=conn)
+
+        def renew() -> None:
+            old = held.connection
+            if old is not None:
+                try:
+                    old.close()
+                except Exception:  # noqa: BLE001 - it is dead already
+                    pass
+            new = held.connection = self.lock_connection(engine)
+            self._poll(lambda: self.try_acquire(new, name), timeout,
+                       lambda: self.describe_holder(new, name), on_wait)
+
+        held.renew = renew
         try:
-            waited = self._poll(lambda: self.try_acquire(conn, name), timeout,
-                                lambda: self.describe_holder(conn, name), on_wait)
-            yield MigrationLock(name=name, waited=waited, connection=conn)
+            held.waited = self._poll(lambda: self.try_acquire(conn, name), timeout,
+                                     lambda: self.describe_holder(conn, name), on_wait)
+            yield held
         finally:
+            current = held.connection or conn
             try:
-                if not conn.closed:
-                    self.release(conn, name)
+                if not current.closed:
+                    self.release(current, name)
             except Exception:  # noqa: BLE001 - closing the session releases it anyway
                 pass
             finally:
-                conn.close()
+                for each in {current, conn}:
+                    try:
+                        each.close()
+                    except Exception:  # noqa: BLE001 - e.g. interrupted mid-command: drop it
+                        each.invalidate()
 
     @staticmethod
     def _poll(
@@ -169,6 +252,20 @@ def _holder_text(holder: dict[str, Any]) -> str:
     if not holder:
         return "holder unknown"
     return ", ".join(f"{k} {v}" for k, v in holder.items() if v not in (None, ""))
+
+
+def raw_query(dbapi_connection: Any, sql: str) -> list[Any]:
+    """Run ``sql`` (no parameters: paramstyles differ between drivers) on a raw DBAPI connection.
+
+    Works on SQLAlchemy's adapted async connections (asyncpg, aiomysql) too, as long as it is
+    called from inside ``AsyncConnection.run_sync``, which is where env.py runs the migrations.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql)
+        return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        cursor.close()
 
 
 def stable_int64(text: str) -> int:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import re
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
-from .base import Backend, register
+from .base import Backend, raw_query, register
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -19,6 +23,23 @@ _TRANSIENT_CODES = {2002, 2003, 2005, 2006, 2013, 1040, 1053, 1927}
 _PERMANENT_CODES = {1044, 1045, 1049, 1698}
 #: MySQL rejects lock names longer than this.
 MAX_LOCK_NAME = 64
+#: ER_LOCK_WAIT_TIMEOUT (row locks and, with lock_wait_timeout, metadata locks) and ER_LOCK_NOWAIT.
+LOCK_TIMEOUT_CODES = frozenset({1205, 3572})
+#: MariaDB max_statement_time (ER_STATEMENT_TIMEOUT), MySQL max_execution_time (ER_QUERY_TIMEOUT).
+STATEMENT_TIMEOUT_CODES = frozenset({1969, 3024})
+
+
+def _error_code(exc: BaseException) -> int | None:
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", None)
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def _is_mariadb(dbapi_connection: Any) -> bool:
+    raw = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+    return "mariadb" in str(getattr(raw, "server_version", "") or getattr(raw, "_server_version", "")).lower()
+
+
 
 
 @register
@@ -33,8 +54,7 @@ class MySQLBackend(Backend):
         return {"connect_timeout": 5}
 
     def is_transient(self, exc: BaseException) -> bool:
-        orig = getattr(exc, "orig", exc)
-        code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
+        code = _error_code(exc)
         if code in _PERMANENT_CODES:
             return False
         if code in _TRANSIENT_CODES:
@@ -48,9 +68,108 @@ class MySQLBackend(Backend):
         except (AttributeError, TypeError):
             return None
 
+    def session_alive(self, conn: Connection, session_id: Any) -> bool | None:
+        # Connection ids are not reused while the server runs.
+        query = text("SELECT COUNT(*) FROM information_schema.processlist WHERE id = :i")
+        return bool(conn.execute(query, {"i": int(session_id)}).scalar())
+
     def cancel(self, lock_connection: Connection | None, dbapi_connection: Any, session_id: Any) -> None:
         if lock_connection is not None and session_id is not None:
             lock_connection.exec_driver_sql(f"KILL QUERY {int(session_id)}")
+
+    def timeout_settings(
+        self, dbapi_connection: Any, lock_timeout: float | None, statement_timeout: float | None
+    ) -> dict[str, str | None]:
+        # lock_wait_timeout bounds metadata-lock waits (the ALTER queue), innodb_lock_wait_timeout
+        # row-lock waits. Statement time: MariaDB's max_statement_time covers every statement;
+        # MySQL's max_execution_time only SELECTs (there is nothing better there).
+        lock = f"{self.effective_lock_timeout(lock_timeout):g}" if lock_timeout else None
+        settings: dict[str, str | None] = {"lock_wait_timeout": lock, "innodb_lock_wait_timeout": lock}
+        if _is_mariadb(dbapi_connection):
+            settings["max_statement_time"] = f"{statement_timeout:g}" if statement_timeout else None
+        else:
+            settings["max_execution_time"] = str(math.ceil(statement_timeout * 1000)) if statement_timeout else None
+        return settings
+
+    def effective_lock_timeout(self, seconds: float) -> float:
+        # Both lock variables take whole seconds (1 at least on MySQL): round up, never down to "no wait".
+        return float(max(1, math.ceil(seconds)))
+
+    def read_settings(self, dbapi_connection: Any, names: list[str]) -> dict[str, str]:
+        if not names:
+            return {}
+        row = raw_query(dbapi_connection, "SELECT " + ", ".join(f"@@SESSION.{n}" for n in names))[0]
+        return {name: str(value) for name, value in zip(names, row)}
+
+    def write_settings(self, dbapi_connection: Any, values: dict[str, str]) -> None:
+        if values:
+            raw_query(dbapi_connection, "SET SESSION " + ", ".join(f"{k} = {v}" for k, v in values.items()))
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return _error_code(exc) in LOCK_TIMEOUT_CODES
+
+    def is_statement_timeout(self, exc: BaseException) -> bool:
+        return _error_code(exc) in STATEMENT_TIMEOUT_CODES
+
+    def describe_blockers(self, conn: Connection, session_id: Any) -> list[dict[str, Any]]:
+        """Row-lock blockers from ``innodb_lock_waits``; metadata-lock holders from MariaDB's
+        ``metadata_lock_info`` plugin when installed (only on the tables the waiting statement
+        names); otherwise every other open transaction, oldest first, marked as a likely blocker
+        (a transaction that read a table keeps its metadata lock until it ends)."""
+        sid = int(session_id)
+        pids: dict[int, str] = {}
+        row_waits = _try_rows(
+            conn,
+            "SELECT DISTINCT b.trx_mysql_thread_id AS pid FROM information_schema.innodb_lock_waits w "
+            "JOIN information_schema.innodb_trx b ON b.trx_id = w.blocking_trx_id "
+            "JOIN information_schema.innodb_trx r ON r.trx_id = w.requesting_trx_id "
+            "WHERE r.trx_mysql_thread_id = :sid",
+            sid,
+        )
+        pids.update({int(r.pid): "row lock" for r in row_waits or ()})
+        waiting = _try_rows(conn, "SELECT info FROM information_schema.processlist WHERE id = :sid", sid)
+        statement = (waiting[0].info or "") if waiting else ""
+        holders = _try_rows(
+            conn,
+            "SELECT DISTINCT thread_id AS pid, table_name FROM information_schema.metadata_lock_info "
+            "WHERE thread_id <> :sid AND thread_id <> CONNECTION_ID() AND table_name <> ''",
+            sid,
+        )
+        for r in holders or ():
+            if re.search(rf"\b{re.escape(r.table_name)}\b", statement, re.IGNORECASE):
+                pids.setdefault(int(r.pid), "metadata lock")
+        if not pids and holders is None:
+            for r in _try_rows(
+                conn,
+                "SELECT trx_mysql_thread_id AS pid FROM information_schema.innodb_trx "
+                "WHERE trx_mysql_thread_id NOT IN (:sid, CONNECTION_ID()) ORDER BY trx_started",
+                sid,
+            ) or ():
+                pids.setdefault(int(r.pid), "open transaction (likely)")
+        if not pids:
+            return []
+        now = conn.execute(text("SELECT NOW()")).scalar()
+        described = []
+        for pid, why in pids.items():
+            row = conn.execute(
+                text(
+                    "SELECT p.command, p.time, p.state, LEFT(p.info, 200) AS info, t.trx_started "
+                    "FROM information_schema.processlist p LEFT JOIN information_schema.innodb_trx t "
+                    "ON t.trx_mysql_thread_id = p.id WHERE p.id = :pid"
+                ),
+                {"pid": pid},
+            ).first()
+            if row is None:
+                continue
+            running = row.command == "Query" and row.info
+            since = now - timedelta(seconds=int(row.time or 0)) if running else row.trx_started
+            described.append({
+                "pid": pid,
+                "state": f"{why}: " + ("running" if running else "idle in transaction" if row.trx_started else "idle"),
+                "since": since if isinstance(since, datetime) else None,
+                "query": row.info,
+            })
+        return described
 
     def lock_name(self, url_database: str | None, version_table: str, schema: str | None) -> str:
         name = super().lock_name(url_database, version_table, schema)
@@ -82,3 +201,11 @@ class MySQLBackend(Backend):
 @register
 class MariaDBBackend(MySQLBackend):
     name = "mariadb"
+
+
+def _try_rows(conn: Connection, sql: str, sid: int) -> list[Any] | None:
+    """Rows, or None when the server lacks the table (plugin not installed, other flavour)."""
+    try:
+        return list(conn.execute(text(sql), {"sid": sid}))
+    except DBAPIError:
+        return None

@@ -1,0 +1,389 @@
+"""Plain ``alembic upgrade head`` vs ``alembic-deploy upgrade``, side by side in the same run.
+
+Run by hand (it takes a few minutes; the servers of the test-suite must be up)::
+
+    .venv/bin/python benchmarks/bench_upgrade.py [--backends sqlite,postgresql,mysql] [--runs 5] [--json]
+
+Scenarios, each on a generated project (``alembic init`` generic template, env.py unmodified,
+N revisions that create, alter and index small tables; see ``project.py``):
+
+* ``noop``: the database is already at head (N = 500). Target: alembic-deploy <= 0.5x alembic.
+* ``full``: upgrade a fresh, empty database to head (N = 500). Target: <= 1.05x alembic.
+* ``race``: K = 16 processes start at the same moment on one empty database (N = 50); counts the
+  processes that fail. alembic-deploy must have none.
+
+Both tools run as real subprocesses through their console scripts, read the URL from
+``sqlalchemy.url`` in alembic.ini (what the generic env.py reads), and alternate (A B A B ...) so a
+noisy machine slows both alike. One unmeasured warm-up run of each comes first. Times are wall
+clock per process, start to exit. ``--cold`` deletes both tools' caches (the revision files'
+``__pycache__`` and alembic-deploy's revision-graph cache) before every timed run, which is what a
+freshly started container sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import project as generated  # noqa: E402
+import servers  # noqa: E402
+
+BIN = Path(sys.executable).parent
+TOOLS = ("alembic", "alembic-deploy")
+TARGETS = {"noop": 0.5, "full": 1.05}
+
+
+@dataclass
+class Timing:
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def min(self) -> float:
+        return min(self.samples)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def max(self) -> float:
+        return max(self.samples)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"min": self.min, "median": self.median, "max": self.max, "samples": self.samples}
+
+
+@dataclass
+class TimedResult:
+    scenario: str
+    backend: str
+    revisions: int
+    runs: int
+    cold: bool
+    timings: dict[str, Timing]
+
+    @property
+    def ratio(self) -> float:
+        return self.timings["alembic-deploy"].median / self.timings["alembic"].median
+
+    @property
+    def target(self) -> float:
+        return TARGETS[self.scenario]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "scenario": self.scenario,
+            "backend": self.backend,
+            "revisions": self.revisions,
+            "runs": self.runs,
+            "cold": self.cold,
+            **{tool.replace("-", "_"): t.to_dict() for tool, t in self.timings.items()},
+            "ratio": round(self.ratio, 4),
+            "target": self.target,
+            "met": self.ratio <= self.target,
+        }
+
+
+@dataclass
+class RaceResult:
+    backend: str
+    revisions: int
+    processes: int
+    #: per tool, per trial: how many processes exited non-zero
+    failed: dict[str, list[int]]
+    #: per tool, per trial: did the database end at head with every table in place
+    consistent: dict[str, list[bool]]
+    #: alembic-deploy's journal per trial: (applied rows, noop rows)
+    journal: list[tuple[int, int]]
+    wall: dict[str, list[float]]
+
+
+def child_env() -> dict[str, str]:
+    """The subprocess environment: the URL comes from alembic.ini only, bytecode caching allowed
+    (plain alembic's best case: its revision files load from __pycache__)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALEMBIC_DEPLOY_")}
+    for name in ("DATABASE_URL", "PYTHONDONTWRITEBYTECODE", "GITHUB_SHA", "GITHUB_RUN_ID"):
+        env.pop(name, None)
+    return env
+
+
+def command(tool: str) -> list[str]:
+    if tool == "alembic":
+        return [str(BIN / "alembic"), "upgrade", "head"]
+    return [str(BIN / "alembic-deploy"), "upgrade"]
+
+
+def run_timed(tool: str, folder: Path) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(command(tool), cwd=folder, env=child_env(), capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{tool} failed in {folder} (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return elapsed
+
+
+def clear_caches(folder: Path) -> None:
+    shutil.rmtree(folder / "migrations" / "versions" / "__pycache__", ignore_errors=True)
+    cache_home = Path(child_env().get("XDG_CACHE_HOME") or Path.home() / ".cache") / "alembic-deploy"
+    shutil.rmtree(cache_home, ignore_errors=True)
+
+
+def make_projects(root: Path, revisions: int) -> dict[str, Path]:
+    """One generated project per tool (identical files), so neither reads the other's caches."""
+    first = generated.generate(root / "alembic", revisions).parent
+    second = root / "alembic-deploy"
+    shutil.copytree(first, second, ignore=shutil.ignore_patterns("__pycache__"))
+    return {"alembic": first, "alembic-deploy": second}
+
+
+def alternate(runs: int, step: Callable[[str, bool], float]) -> dict[str, Timing]:
+    """Warm-up A, B, then A B A B ...; ``step(tool, timed)`` does one run."""
+    timings = {tool: Timing() for tool in TOOLS}
+    for tool in TOOLS:
+        step(tool, False)
+    for _ in range(runs):
+        for tool in TOOLS:
+            timings[tool].samples.append(step(tool, True))
+    return timings
+
+
+def bench_noop(backend: str, revisions: int, runs: int, cold: bool, root: Path) -> TimedResult:
+    projects = make_projects(root / f"noop-{backend}", revisions)
+    head = generated.head_of(revisions)
+    with servers.databases(backend, root) as dbs:
+        url = dbs.create()
+        for folder in projects.values():
+            generated.set_url(folder / "alembic.ini", url)
+        run_timed("alembic-deploy", projects["alembic-deploy"])  # migrate once (and create the journal)
+
+        def step(tool: str, timed: bool) -> float:
+            if cold and timed:
+                clear_caches(projects[tool])
+            elapsed = run_timed(tool, projects[tool])
+            if servers.versions(url) != [head]:
+                raise SystemExit(f"{tool} left {backend} at {servers.versions(url)}, expected {head}")
+            return elapsed
+
+        timings = alternate(runs, step)
+    return TimedResult("noop", backend, revisions, runs, cold, timings)
+
+
+def bench_full(backend: str, revisions: int, runs: int, cold: bool, root: Path) -> TimedResult:
+    projects = make_projects(root / f"full-{backend}", revisions)
+    head = generated.head_of(revisions)
+    with servers.databases(backend, root) as dbs:
+
+        def step(tool: str, timed: bool) -> float:
+            url = dbs.create()
+            try:
+                generated.set_url(projects[tool] / "alembic.ini", url)
+                if cold and timed:
+                    clear_caches(projects[tool])
+                elapsed = run_timed(tool, projects[tool])
+                if servers.versions(url) != [head]:
+                    raise SystemExit(f"{tool} left {backend} at {servers.versions(url)}, expected {head}")
+                return elapsed
+            finally:
+                dbs.drop(url)
+
+        timings = alternate(runs, step)
+    return TimedResult("full", backend, revisions, runs, cold, timings)
+
+
+_LAUNCHER = (
+    "import os, sys, time\n"
+    "time.sleep(max(0.0, float(sys.argv[1]) - time.time()))\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def race_once(tool: str, folder: Path, processes: int) -> tuple[int, float]:
+    """Start ``processes`` copies at one instant (each waits for a shared deadline, then execs
+    the tool); returns (how many exited non-zero, wall seconds from the deadline to the last exit)."""
+    deadline = time.time() + 0.5 + 0.15 * processes / (os.cpu_count() or 1)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, repr(deadline), *command(tool)],
+            cwd=folder,
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(processes)
+    ]
+    codes = [p.wait(timeout=600) for p in procs]
+    return sum(1 for c in codes if c != 0), time.time() - deadline
+
+
+def bench_race(backend: str, revisions: int, processes: int, trials: int, root: Path) -> RaceResult:
+    projects = make_projects(root / f"race-{backend}", revisions)
+    head = generated.head_of(revisions)
+    result = RaceResult(backend, revisions, processes, {t: [] for t in TOOLS}, {t: [] for t in TOOLS}, [],
+                        {t: [] for t in TOOLS})
+    with servers.databases(backend, root) as dbs:
+        for _ in range(trials):
+            for tool in TOOLS:
+                url = dbs.create()
+                try:
+                    generated.set_url(projects[tool] / "alembic.ini", url)
+                    failed, wall = race_once(tool, projects[tool], processes)
+                    result.failed[tool].append(failed)
+                    result.wall[tool].append(round(wall, 3))
+                    result.consistent[tool].append(_at_head_with_tables(url, head, revisions))
+                    if tool == "alembic-deploy":
+                        outcomes = servers.journal_outcomes(url)
+                        result.journal.append((outcomes.count("applied"), outcomes.count("noop")))
+                finally:
+                    dbs.drop(url)
+    return result
+
+
+def _at_head_with_tables(url: str, head: str, revisions: int) -> bool:
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.pool import NullPool
+
+    try:
+        if servers.versions(url) != [head]:
+            return False
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                tables = set(inspect(conn).get_table_names())
+        finally:
+            engine.dispose()
+    except Exception:  # noqa: BLE001 - a broken database is "not consistent"
+        return False
+    expected = {f"t{i:04d}" for i in range((revisions + 2) // 3)}
+    return expected <= tables
+
+
+# -- output ---------------------------------------------------------------------------------------
+def environment(argv: Sequence[str]) -> dict[str, object]:
+    from importlib.metadata import version
+
+    return {
+        "command": " ".join([".venv/bin/python", "benchmarks/bench_upgrade.py", *argv]),
+        "python": platform.python_version(),
+        "alembic": version("alembic"),
+        "sqlalchemy": version("sqlalchemy"),
+        "alembic_deploy": version("alembic-deploy"),
+        "cpus": os.cpu_count(),
+        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "platform": platform.platform(),
+    }
+
+
+def render(env: dict[str, object], timed: list[TimedResult], races: list[RaceResult]) -> str:
+    lines = [f"$ {env['command']}",
+             f"python {env['python']}, alembic {env['alembic']}, sqlalchemy {env['sqlalchemy']}, "
+             f"{env['cpus']} CPUs, load average at end {env['loadavg_at_end']}", ""]
+    if timed:
+        head = ("scenario", "backend", "N", "runs", "alembic min/med/max s", "alembic-deploy min/med/max s",
+                "ratio", "target")
+        rows = [
+            (
+                r.scenario + (" (cold)" if r.cold else ""),
+                r.backend,
+                str(r.revisions),
+                str(r.runs),
+                " / ".join(f"{x:.3f}" for x in (r.timings["alembic"].min, r.timings["alembic"].median,
+                                                r.timings["alembic"].max)),
+                " / ".join(f"{x:.3f}" for x in (r.timings["alembic-deploy"].min,
+                                                r.timings["alembic-deploy"].median,
+                                                r.timings["alembic-deploy"].max)),
+                f"{r.ratio:.2f}x",
+                f"<= {r.target:g}x {'met' if r.ratio <= r.target else 'MISSED'}",
+            )
+            for r in timed
+        ]
+        lines += _table(head, rows) + [""]
+    if races:
+        head = ("race", "N", "K", "trials", "alembic failed", "alembic at head", "alembic-deploy failed",
+                "alembic-deploy at head", "journal applied/noop")
+        rows = [
+            (
+                r.backend,
+                str(r.revisions),
+                str(r.processes),
+                str(len(r.failed["alembic"])),
+                ",".join(map(str, r.failed["alembic"])),
+                ",".join("yes" if c else "no" for c in r.consistent["alembic"]),
+                ",".join(map(str, r.failed["alembic-deploy"])),
+                ",".join("yes" if c else "no" for c in r.consistent["alembic-deploy"]),
+                ",".join(f"{a}/{n}" for a, n in r.journal),
+            )
+            for r in races
+        ]
+        lines += _table(head, rows)
+    return "\n".join(lines)
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in (head, *rows)) for i in range(len(head))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in (head, *rows)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default=",".join(servers.BACKENDS))
+    parser.add_argument("--scenarios", default="noop,full,race", help="any of noop,full,race")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per tool (>= 5 for the README)")
+    parser.add_argument("--revisions", type=int, default=500, help="N for noop and full")
+    parser.add_argument("--race-revisions", type=int, default=50)
+    parser.add_argument("--race-processes", type=int, default=16)
+    parser.add_argument("--race-trials", type=int, default=3)
+    parser.add_argument("--cold", action="store_true", help="clear both tools' caches before each timed run")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    args = parser.parse_args(argv)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    scenarios = {s.strip() for s in args.scenarios.split(",") if s.strip()}
+    timed: list[TimedResult] = []
+    races: list[RaceResult] = []
+    with tempfile.TemporaryDirectory(prefix="ad-bench-") as tmp:
+        root = Path(tmp)
+        for backend in backends:
+            if "noop" in scenarios:
+                timed.append(bench_noop(backend, args.revisions, args.runs, args.cold, root))
+                _progress(args.json, timed[-1])
+        for backend in backends:
+            if "full" in scenarios:
+                timed.append(bench_full(backend, args.revisions, args.runs, args.cold, root))
+                _progress(args.json, timed[-1])
+        for backend in backends:
+            if "race" in scenarios:
+                races.append(bench_race(backend, args.race_revisions, args.race_processes, args.race_trials, root))
+                _progress(args.json, races[-1])
+    env = environment(argv)
+    if args.json:
+        print(json.dumps({"environment": env, "timed": [r.to_dict() for r in timed],
+                          "race": [asdict(r) for r in races]}, indent=2))
+    else:
+        print(render(env, timed, races))
+    return 0
+
+
+def _progress(quiet: bool, result: TimedResult | RaceResult) -> None:
+    if isinstance(result, TimedResult):
+        text = f"{result.scenario} {result.backend}: ratio {result.ratio:.2f}x"
+    else:
+        text = f"race {result.backend}: alembic failed {result.failed['alembic']}, " \
+               f"alembic-deploy failed {result.failed['alembic-deploy']}"
+    print(text, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

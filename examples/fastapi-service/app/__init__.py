@@ -1,0 +1,1 @@
+"""The notes service: a small FastAPI app deployed with alembic-deploy."""

@@ -1,0 +1,192 @@
+"""The container entrypoint: ``alembic-deploy run [MODE] -- CMD ARGS...``.
+
+It replaces the hand-written startup script of the seed ("container starts, startup script waits
+for database readiness, migrations are applied, application starts")::
+
+    resolve credentials -> wait for the database -> MODE -> exec CMD
+
+Modes:
+
+* ``--migrate``: run the upgrade pipeline (:func:`alembic_deploy.api.upgrade`, under the migration
+  lock, so every replica may do it at once), then start.
+* ``--wait-for-schema``: never migrate; wait until the schema guard accepts the database for this
+  code (:mod:`alembic_deploy.guard`), then start. For replicas where a separate task migrates.
+* ``--no-migrate``: wait for the database, then start.
+
+The mode may also come from ``ALEMBIC_DEPLOY_RUN_MODE`` (or ``run-mode`` in pyproject.toml), so one
+image serves every environment. A failure exits with the pipeline's code and the app never starts.
+
+CMD is started with ``exec``: the process is *replaced*, so the app keeps this PID (PID 1 in a
+container) and receives the platform's SIGTERM itself instead of through a shell or a wrapper that
+might not forward it. It gets the environment ``alembic-deploy`` was started with, unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final, NoReturn
+
+from .errors import CheckRefused, ConfigError, DatabaseUnreachable
+
+if TYPE_CHECKING:
+    from .api import Deployment
+    from .guard import SchemaCheck
+    from .settings import Settings
+
+Echo = Callable[[str], None]
+
+MIGRATE: Final = "migrate"
+WAIT_FOR_SCHEMA: Final = "wait-for-schema"
+NO_MIGRATE: Final = "no-migrate"
+MODES: Final = (MIGRATE, WAIT_FOR_SCHEMA, NO_MIGRATE)
+#: Pause between two schema checks while waiting for another task to migrate.
+SCHEMA_POLL_SECONDS: Final = 1.0
+
+
+def validate(settings: Settings) -> None:
+    if settings.run_mode is not None and settings.run_mode not in MODES:
+        raise ConfigError(
+            f"Unknown run mode {settings.run_mode!r} (from ALEMBIC_DEPLOY_RUN_MODE or run-mode in "
+            f"pyproject.toml); it must be one of {', '.join(MODES)}."
+        )
+    if settings.schema_timeout < 0:
+        raise ConfigError(f"--schema-timeout must be zero or more seconds, got {settings.schema_timeout}.")
+
+
+def pick_mode(settings: Settings, migrate: bool, wait_for_schema: bool, no_migrate: bool) -> str:
+    """The mode from the flags, else from settings; exactly one is required."""
+    chosen = [mode for mode, given in zip(MODES, (migrate, wait_for_schema, no_migrate)) if given]
+    if len(chosen) > 1:
+        raise ConfigError(f"Choose one mode, not {' and '.join('--' + m for m in chosen)}.")
+    mode = chosen[0] if chosen else settings.run_mode
+    if mode is None:
+        raise ConfigError(
+            "`alembic-deploy run` needs a mode: --migrate (migrate, then start), --wait-for-schema "
+            "(start once another task has migrated) or --no-migrate (start once the database "
+            "answers); or set ALEMBIC_DEPLOY_RUN_MODE."
+        )
+    return mode
+
+
+def run(settings: Settings, mode: str, command: Sequence[str], echo: Echo | None = None) -> NoReturn:
+    """Prepare the database for ``mode``, then replace this process with ``command``.
+
+    Raises an :class:`~alembic_deploy.errors.AlembicDeployError` (and never starts the app) when
+    the preparation fails; returns never.
+    """
+    echo = echo or (lambda _msg: None)
+    environ = dict(os.environ)  # the app's environment, before anything here touches os.environ
+    executable = _resolve(command, environ)
+    prepare(settings, mode, echo)
+    echo(f"Starting {shlex.join(command)} (pid {os.getpid()}).")
+    _exec(executable, command, environ)
+
+
+def prepare(settings: Settings, mode: str, echo: Echo) -> SchemaCheck | None:
+    """Everything before the exec; returns the guard's result in ``wait-for-schema`` mode."""
+    if mode == MIGRATE:
+        from . import api
+
+        report = api.upgrade(settings, "head", echo=echo)
+        if report.outcome == "noop":
+            echo(report.render_text())
+        return None
+    from .api import Deployment
+    from .report import DeployReport
+
+    deployment = Deployment.open(settings, echo)
+    try:
+        deployment.wait(DeployReport(command="run", environment=settings.env))
+        if mode == NO_MIGRATE:
+            echo(f"The database at {deployment.masked_url} answers.")
+            return None
+        return wait_for_schema(settings, deployment, echo)
+    finally:
+        deployment.close()
+
+
+def wait_for_schema(settings: Settings, deployment: Deployment, echo: Echo) -> SchemaCheck:
+    """Poll the schema guard until it accepts the database, up to ``settings.schema_timeout``."""
+    from . import guard
+    from .alembic_env import RunObserver
+
+    # env.py decides the version table (it may configure its own); run it once to learn which.
+    project = deployment.alembic_project()
+    inspected = project.run("inspect", "heads", RunObserver())
+    accept = guard.DEFAULT_ACCEPT | ({guard.AHEAD_UNKNOWN} if settings.accept_ahead else set())
+    deadline = time.monotonic() + settings.schema_timeout
+    seen: tuple[str, tuple[str, ...]] | None = None
+    while True:
+        try:
+            result = guard.check(
+                deployment.engine,
+                str(settings.config_path),
+                accept=accept,
+                version_table=inspected.version_table,
+                version_table_schema=inspected.version_table_schema,
+                section=settings.name,
+            )
+        except DatabaseUnreachable as exc:
+            result, message = None, exc.message
+        else:
+            message = result.message
+            if result.accepted:
+                echo(f"Schema {result.verdict}: {result.message}")
+                return result
+            if result.verdict == guard.AHEAD_UNKNOWN:
+                # Waiting cannot fix it: nothing migrates a database backwards on its own.
+                raise CheckRefused(
+                    f"{result.message} Not starting. Pass --accept-ahead to start anyway.",
+                    database_revisions=list(result.database_revisions),
+                    code_heads=list(result.code_heads),
+                )
+        state = (result.verdict if result else "unreachable", result.database_revisions if result else ())
+        if state != seen:
+            echo(f"Waiting for the schema (up to {settings.schema_timeout:g}s): {message}")
+            seen = state
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CheckRefused(
+                f"The database did not reach a revision this code accepts within "
+                f"{settings.schema_timeout:g}s. {message} Not starting; raise --schema-timeout if "
+                "the migration task needs longer.",
+                verdict=state[0],
+                database_revisions=list(state[1]),
+            )
+        time.sleep(min(SCHEMA_POLL_SECONDS, remaining))
+
+
+def _resolve(command: Sequence[str], environ: dict[str, str]) -> str:
+    """Find CMD before anything happens: a typo must not cost a migration first."""
+    if not command:
+        raise ConfigError(
+            "No command to start. Put it after `--`: alembic-deploy run --migrate -- "
+            "uvicorn app.main:app --port 8000"
+        )
+    found = shutil.which(command[0], path=environ.get("PATH", os.defpath))
+    if found is None:
+        raise ConfigError(
+            f"Command {command[0]!r} not found on PATH (or not executable). Install it in the image "
+            "or give its full path."
+        )
+    return found
+
+
+def _exec(executable: str, command: Sequence[str], environ: dict[str, str]) -> NoReturn:
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    # Python ignores SIGPIPE and SIGXFSZ at startup, and an ignored signal stays ignored across
+    # exec; the app must start with the defaults any other process gets.
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    try:
+        os.execve(executable, list(command), environ)
+    except OSError as exc:
+        raise ConfigError(f"Could not start {executable}: {exc.strerror or exc}.") from None

@@ -1,0 +1,530 @@
+"""Statement progress of the revision in flight, journaled while it runs.
+
+Why: MySQL/MariaDB commit every DDL statement on its own, and pysqlite runs DDL outside any
+transaction unless a DML statement opened one, so a revision that fails, or whose process dies,
+midway can leave some of its statements committed while the version table still names the
+revision before it. Alembic cannot see that state and would run the revision again from its first
+statement. The :class:`ProgressTracker` records which statements of the revision in flight ran and
+which of them are durably committed, in the journal row's ``progress`` column, on the journal's
+own connection (the idle lock session, AUTOCOMMIT), so that the next run can tell a partly applied
+revision (exit 8, :mod:`.recovery`) from one that was rolled back whole.
+
+How: SQLAlchemy cursor events on the migrating connection (the one env.py configured), plus the
+``commit``/``rollback`` events. Durability is read from the driver after each statement
+(:func:`in_transaction`): once the session is outside a transaction, everything it ran is
+committed. A statement that *commits by itself* (:func:`commits_by_itself`: MySQL DDL, pysqlite
+DDL outside a transaction, anything in autocommit mode) is journaled as ``running`` before it
+starts, so a process killed inside it is never mistaken for "not run". Statements inside a
+transaction are not journaled one by one: a crash rolls them back with their transaction.
+
+On SQLite the journal shares the database file's write lock with the migration, so a journal
+write waits until the migrating connection holds no write transaction (it is deferred, never
+blocking the migration against itself).
+
+The module also holds what the next run needs to reason about recorded statements without a
+database: :func:`classify`, :func:`fingerprint` (whitespace- and paramstyle-insensitive, so an
+online statement matches the same statement rendered by alembic's offline ``--sql`` mode) and
+:func:`effect_of` (the schema object a DDL statement creates or drops).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from ..secrets import scrub
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+READ: Final = "read"
+DDL: Final = "ddl"
+DML: Final = "dml"
+
+#: Progress JSON layout version (bumped if the shape changes incompatibly).
+FORMAT: Final = 1
+#: Characters of a statement kept in the journal (the fingerprint covers the whole statement).
+EXCERPT_CHARS: Final = 200
+
+# First keyword -> kind. Anything unknown is DML: treated as a change, the conservative side.
+_DDL_WORDS = {"create", "alter", "drop", "rename", "truncate", "comment", "grant", "revoke"}
+# No durable effect: re-running them is harmless, losing them is harmless.
+_READ_WORDS = {
+    "select", "show", "describe", "desc", "explain", "values", "table", "set", "pragma", "analyze",
+    "lock", "begin", "start", "commit", "rollback", "savepoint", "release", "use", "reset",
+}
+_LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/|\()+", re.S)
+_WRITE_IN_QUERY = re.compile(r"\b(insert|update|delete|merge|into)\b", re.I)
+_SECRET_LITERAL = re.compile(r"(?i)\b(identified\s+by|password)\s+('[^']*'|\"[^\"]*\")")
+
+
+def classify(sql: str) -> str:
+    """``read``, ``ddl`` or ``dml`` (any statement that may change data, unknown ones included)."""
+    text = _LEADING_NOISE.sub("", sql)
+    word = text.split(None, 1)[0].lower() if text.strip() else ""
+    if word in _DDL_WORDS:
+        return DDL
+    if word in ("select", "with", "values", "table"):
+        # SELECT ... INTO creates a table (PostgreSQL); a CTE may wrap INSERT/UPDATE/DELETE.
+        return DML if _WRITE_IN_QUERY.search(text) else READ
+    if word in _READ_WORDS:
+        return READ
+    return DML
+
+
+def normalize(sql: str) -> str:
+    """One line, no trailing ``;``, ``%%`` as ``%``: the online statement (pyformat drivers double
+    ``%``) and alembic's ``--sql`` rendering of it become equal."""
+    return " ".join(sql.replace("%%", "%").split()).rstrip(";").rstrip()
+
+
+def fingerprint(sql: str) -> str:
+    return hashlib.sha256(normalize(sql).encode()).hexdigest()[:16]
+
+
+def excerpt(sql: str) -> str:
+    """What the journal and messages show of a statement: scrubbed, secret literals masked, short."""
+    text = _SECRET_LITERAL.sub(lambda m: f"{m[1]} '***'", normalize(sql))
+    text = scrub(text)
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
+
+
+def shorten(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def is_version_statement(sql: str, version_table: str) -> bool:
+    """Alembic's own bookkeeping (the version table), not a statement of the revision."""
+    pattern = rf"(insert\s+into|update|delete\s+from|create\s+table)\s+(\S+\.)?[`\"]?{re.escape(version_table)}[`\"]?(\s|\(|$)"
+    return re.match(pattern, normalize(sql), re.I) is not None
+
+
+def is_noise(sql: str) -> bool:
+    """Lines of alembic's ``--sql`` output that are not statements (comments, BEGIN/COMMIT)."""
+    text = normalize(sql)
+    return not text or text.startswith("--") or text.upper() in ("BEGIN", "COMMIT", "BEGIN TRANSACTION")
+
+
+# -- what a DDL statement does to the schema --------------------------------------------------------
+@dataclass(frozen=True)
+class Effect:
+    """A schema object a statement creates (``creates``) or drops. ``kind`` is ``table``,
+    ``column``, ``index`` or ``constraint`` (an index and a named constraint are matched by name:
+    MySQL drops a unique constraint with DROP INDEX)."""
+
+    kind: str
+    table: str | None
+    name: str
+    creates: bool
+    schema: str | None = None
+
+    def undone_by(self, other: Effect) -> bool:
+        """``other`` reverses this effect (the downgrade statement that undoes this one)."""
+        same_kind = self.kind == other.kind or {self.kind, other.kind} == {"index", "constraint"}
+        tables_agree = self.table is None or other.table is None or self.table == other.table
+        return same_kind and tables_agree and self.name == other.name and self.creates != other.creates
+
+
+_ID = r"(?:[`\"]?[\w$]+[`\"]?\s*\.\s*)?[`\"]?[\w$]+[`\"]?"
+_NOT_COLUMNS = {"constraint", "index", "key", "unique", "primary", "foreign", "check", "fulltext", "spatial",
+                "partition", "period", "system"}
+_EFFECT_PATTERNS: tuple[tuple[re.Pattern[str], str, bool], ...] = tuple(
+    (re.compile(p, re.I), kind, creates)
+    for p, kind, creates in (
+        (rf"^create\s+table\s+(?:if\s+not\s+exists\s+)?(?P<table>{_ID})\s*(\(|$)", "table", True),
+        (rf"^drop\s+table\s+(?:if\s+exists\s+)?(?P<table>{_ID})\s*(cascade|restrict)?$", "table", False),
+        (rf"^create\s+(?:unique\s+)?index\s+(?:concurrently\s+)?(?:if\s+not\s+exists\s+)?(?P<name>{_ID})"
+         rf"\s+on\s+(?:only\s+)?(?P<table>{_ID})", "index", True),
+        (rf"^drop\s+index\s+(?:concurrently\s+)?(?:if\s+exists\s+)?(?P<name>{_ID})(?:\s+on\s+(?P<table>{_ID}))?"
+         r"\s*(cascade|restrict)?$", "index", False),
+        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+constraint\s+(?P<name>{_ID})\s", "constraint", True),
+        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:constraint|foreign\s+key|index|key|check)"
+         rf"\s+(?:if\s+exists\s+)?(?P<name>{_ID})\s*(cascade|restrict)?$", "constraint", False),
+        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?"
+         rf"(?P<name>{_ID})\s", "column", True),
+        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:column\s+)?(?:if\s+exists\s+)?"
+         rf"(?P<name>{_ID})\s*(cascade|restrict)?$", "column", False),
+    )
+)
+_MORE_CLAUSES = re.compile(r",\s*(add|drop|modify|change|alter|rename)\b", re.I)
+
+
+def _split_id(raw: str | None) -> tuple[str | None, str | None]:
+    if raw is None:
+        return None, None
+    parts = [p.strip().strip('`"') for p in raw.split(".")]
+    return (parts[0] if len(parts) == 2 else None), parts[-1].lower()
+
+
+def effect_of(sql: str) -> Effect | None:
+    """The single schema object ``sql`` creates or drops, or None when that is not certain
+    (several clauses, an unusual form, or not DDL at all)."""
+    text = normalize(sql)
+    if text.lower().startswith("alter") and _MORE_CLAUSES.search(text):
+        return None
+    for pattern, kind, creates in _EFFECT_PATTERNS:
+        match = pattern.match(text)
+        if match is None:
+            continue
+        groups = match.groupdict()
+        schema, table = _split_id(groups.get("table"))
+        _, name = _split_id(groups.get("name"))
+        if kind == "column" and name in _NOT_COLUMNS:
+            continue
+        if kind == "table":
+            name, table = table, None
+        assert name is not None
+        return Effect(kind, table, name, creates, schema)
+    return None
+
+
+# -- the recorded state ---------------------------------------------------------------------------
+@dataclass
+class Statement:
+    """One statement of a revision's upgrade(), numbered from 1 in execution order.
+
+    ``state``: ``running`` (started, outcome not seen: the process stopped inside it), ``done``,
+    ``failed`` (raised; not applied), ``undoing``/``undone`` (``repair --rollback-partial``
+    reverting it). ``committed``: its effect is durable. ``may_commit``: it commits by itself, so
+    a ``running`` one may have taken effect.
+    """
+
+    n: int
+    sql: str
+    fp: str
+    kind: str
+    state: str = "running"
+    committed: bool = False
+    may_commit: bool = False
+    #: :class:`Effect` as a dict, read from the whole statement (``sql`` is only an excerpt).
+    effect: dict[str, Any] | None = None
+
+    @property
+    def schema_effect(self) -> Effect | None:
+        return Effect(**self.effect) if self.effect else None
+
+    @property
+    def applied(self) -> bool:
+        """A durable change made by this statement (reads never count)."""
+        return self.kind != READ and self.state == "done" and self.committed
+
+
+def record(n: int, sql: str, kind: str | None = None, may_commit: bool = False) -> Statement:
+    """A :class:`Statement` for the full text ``sql`` (state ``running``)."""
+    effect = effect_of(sql)
+    return Statement(n, excerpt(sql), fingerprint(sql), kind or classify(sql), "running", False, may_commit,
+                     asdict(effect) if effect else None)
+
+
+@dataclass
+class RevisionProgress:
+    revision: str
+    statements: list[Statement] = field(default_factory=list)
+    #: Alembic updated the version table for it (durable once that transaction commits).
+    stamped: bool = False
+    #: The statement that raised, if one did.
+    failed: Statement | None = None
+
+
+@dataclass
+class Progress:
+    """The ``progress`` column's JSON."""
+
+    backend: str
+    version_table: str = "alembic_version"
+    version_table_schema: str | None = None
+    #: Server id of the migrating session (to wait for it after a crash), when the backend has one.
+    session: Any = None
+    planned: list[str] = field(default_factory=list)
+    #: Revisions whose durability is not settled yet; normally only the one in flight.
+    revisions: list[RevisionProgress] = field(default_factory=list)
+    #: For ``repair`` rows: {"action": ..., "revision": ...}.
+    repair: dict[str, Any] | None = None
+    format: int = FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Progress:
+        def statement(raw: dict[str, Any]) -> Statement:
+            return Statement(**{k: raw[k] for k in Statement.__dataclass_fields__ if k in raw})
+
+        revisions = [
+            RevisionProgress(
+                revision=r["revision"],
+                statements=[statement(s) for s in r.get("statements", [])],
+                stamped=bool(r.get("stamped")),
+                failed=statement(r["failed"]) if r.get("failed") else None,
+            )
+            for r in data.get("revisions", [])
+        ]
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "revisions"}
+        return cls(**known, revisions=revisions)
+
+
+# -- reading the driver -----------------------------------------------------------------------------
+def _driver(dbapi_connection: Any) -> Any:
+    return getattr(dbapi_connection, "driver_connection", None) or dbapi_connection
+
+
+def in_transaction(dbapi_connection: Any) -> bool | None:
+    """Is the session inside a transaction, as the driver knows it (no round trip)? None if the
+    driver cannot tell."""
+    raw = _driver(dbapi_connection)
+    probes: tuple[Callable[[Any], Any], ...] = (
+        lambda c: c.in_transaction,  # sqlite3, aiosqlite
+        lambda c: c.is_in_transaction(),  # asyncpg
+        lambda c: int(c.info.transaction_status) != 0,  # psycopg 3 (0 = IDLE)
+        lambda c: c.get_transaction_status() != 0,  # psycopg2
+        lambda c: c.server_status & 1,  # pymysql, aiomysql: SERVER_STATUS_IN_TRANS
+    )
+    for probe in probes:
+        try:
+            value = probe(raw)
+        except Exception:  # noqa: BLE001 - not this driver (or a closed connection)
+            continue
+        if isinstance(value, (bool, int)):
+            return bool(value)
+    return None
+
+
+def autocommit(dbapi_connection: Any) -> bool:
+    """Is the session in autocommit mode (alembic's ``autocommit_block``, an AUTOCOMMIT engine)?"""
+    for obj in (dbapi_connection, _driver(dbapi_connection)):
+        value = getattr(obj, "autocommit", None)
+        if isinstance(value, bool):
+            return value
+        getter = getattr(obj, "get_autocommit", None)
+        if callable(getter):
+            try:
+                return bool(getter())
+            except Exception:  # noqa: BLE001
+                return False
+    return getattr(_driver(dbapi_connection), "isolation_level", "") is None  # sqlite3
+
+
+def commits_by_itself(backend: str, kind: str, inside_transaction: bool | None, auto: bool) -> bool:
+    """Would this statement be durable as soon as it completes, whatever happens next?
+
+    MySQL/MariaDB commit before and after every DDL statement. pysqlite opens a transaction only
+    before DML, so DDL outside one commits on its own (alembic treats SQLite DDL as
+    non-transactional for this reason). PostgreSQL runs DDL in the transaction. In autocommit mode
+    every statement commits. Unknown backends: assume it does (the safe side: "may be applied").
+    """
+    if kind == READ:
+        return False
+    if auto:
+        return True
+    if backend in ("mysql", "mariadb"):
+        return kind == DDL
+    if backend == "sqlite":
+        return kind == DDL and inside_transaction is False
+    if backend == "postgresql":
+        return False
+    return True
+
+
+# -- the tracker ------------------------------------------------------------------------------------
+Writer = Callable[[dict[str, Any]], None]
+
+
+class ProgressTracker:
+    """Follows the migrating connection and journals :class:`Progress` through ``write``.
+
+    The pipeline drives it: :meth:`attach` once env.py configured its connection, :meth:`plan`,
+    :meth:`revision_started` / :meth:`revision_applied` around each revision, :meth:`close` when
+    env.py returned or raised. Statements are seen through SQLAlchemy events.
+    """
+
+    def __init__(self, backend: str, write: Writer | None = None) -> None:
+        self.backend = backend
+        self.progress = Progress(backend=backend)
+        self._write = write
+        self._connection: Connection | None = None
+        self._dbapi: Any = None
+        self._current: RevisionProgress | None = None
+        self._commit_pending = False
+        self._dirty = False
+
+    # -- wiring ---------------------------------------------------------------------------------
+    def attach(
+        self,
+        connection: Connection,
+        session: Any = None,
+        version_table: str = "alembic_version",
+        version_table_schema: str | None = None,
+    ) -> None:
+        from sqlalchemy import event
+
+        self.detach()
+        self._connection = connection
+        self._dbapi = connection.connection.dbapi_connection
+        self.progress.session = session if isinstance(session, (int, str)) else None
+        self.progress.version_table = version_table
+        self.progress.version_table_schema = version_table_schema
+        event.listen(connection, "before_cursor_execute", self._before)
+        event.listen(connection, "after_cursor_execute", self._after)
+        event.listen(connection, "commit", self._on_commit)
+        event.listen(connection, "rollback", self._on_rollback)
+
+    def detach(self) -> None:
+        from sqlalchemy import event
+
+        conn, self._connection = self._connection, None
+        if conn is None:
+            return
+        for name, fn in (("before_cursor_execute", self._before), ("after_cursor_execute", self._after),
+                         ("commit", self._on_commit), ("rollback", self._on_rollback)):
+            try:
+                event.remove(conn, name, fn)
+            except Exception:  # noqa: BLE001 - a closed connection keeps no listeners worth removing
+                pass
+
+    # -- driven by the pipeline ----------------------------------------------------------------------
+    def plan(self, planned: Sequence[str]) -> None:
+        self.progress.planned = list(planned)
+        self.flush()
+
+    def revision_started(self, revision: str) -> None:
+        self._settle_commit()
+        # Earlier entries stay only while something of theirs is durable but their version stamp
+        # is not (one transaction for the whole run, with autocommit statements inside).
+        self.progress.revisions = [r for r in self.progress.revisions if any(s.applied for s in r.statements)]
+        self._current = RevisionProgress(revision)
+        self.progress.revisions.append(self._current)
+        self.flush()
+
+    def revision_applied(self, revision: str) -> None:
+        for entry in self.progress.revisions:
+            if entry.revision == revision:
+                entry.stamped = True
+
+    def resume(self, revision: str, statements: Sequence[Statement]) -> RevisionProgress:
+        """Continue ``revision`` after the statements already applied (``repair --resume``)."""
+        self._current = RevisionProgress(revision, [Statement(**asdict(s)) for s in statements])
+        self.progress.revisions = [self._current]
+        self.flush()
+        return self._current
+
+    def applied(self, revision: str) -> list[Statement]:
+        """The statements of ``revision`` that are durable although its version stamp is not."""
+        return [s for r in self.progress.revisions if r.revision == revision for s in r.statements if s.applied]
+
+    def close(self, ok: bool) -> None:
+        """The run ended (``ok``: without an exception, so a pending commit went through)."""
+        if ok:
+            self._settle_commit()
+        for entry in self.progress.revisions:
+            for statement in entry.statements:
+                if statement.state == "running":
+                    # The process is alive, so the statement returned: with an error.
+                    statement.state = "failed"
+                    entry.failed = statement
+            entry.statements = [s for s in entry.statements if s.state != "failed"]
+        self.detach()
+        self._dbapi = None
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - after a failure, the failure being raised matters more
+            if ok:
+                raise
+
+    def flush(self) -> None:
+        """Journal the current state now, or as soon as that cannot block the migration."""
+        self._dirty = True
+        if self._write is None or not self._safe_to_write():
+            return
+        self._write(self.progress.to_dict())
+        self._dirty = False
+
+    # -- SQLAlchemy events -------------------------------------------------------------------------
+    def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                executemany: bool) -> None:
+        self._settle_commit()
+        entry = self._current
+        if entry is None:
+            return
+        if is_version_statement(statement, self.progress.version_table):
+            return
+        text = _literal(statement, parameters, context, executemany)
+        kind = classify(text)
+        may = commits_by_itself(self.backend, kind, in_transaction(self._dbapi), autocommit(self._dbapi))
+        entry.statements.append(record(len(entry.statements) + 1, text, kind, may))
+        if may:
+            self.flush()
+
+    def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+               executemany: bool) -> None:
+        entry = self._current
+        if entry is None or not entry.statements or entry.statements[-1].state != "running":
+            return
+        last = entry.statements[-1]
+        last.state = "done"
+        outside = in_transaction(self._dbapi) is False
+        if (outside or last.may_commit) and self._commit_done(entry) or self._dirty:
+            self.flush()
+
+    def _on_commit(self, conn: Any) -> None:
+        # Fires before the COMMIT reaches the server: settled at the next statement or at close.
+        self._commit_pending = True
+
+    def _on_rollback(self, conn: Any) -> None:
+        # A rollback after a commit is that of the next transaction: the commit went through.
+        self._settle_commit()
+        for entry in self.progress.revisions:
+            entry.stamped = False
+            for statement in entry.statements:
+                if statement.state == "running":
+                    statement.state = "failed"
+                    entry.failed = statement
+            # What was not committed is gone: keep the durable prefix, so numbering stays that
+            # of the revision's statements when it is retried or resumed.
+            entry.statements = [s for s in entry.statements if s.committed]
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _settle_commit(self) -> None:
+        if not self._commit_pending:
+            return
+        self._commit_pending = False
+        changed = False
+        for entry in self.progress.revisions:
+            changed |= self._commit_done(entry)
+        durable = [r for r in self.progress.revisions if r.stamped]
+        if durable:
+            self.progress.revisions = [r for r in self.progress.revisions if not r.stamped]
+            if self._current in durable:
+                self._current = None
+            changed = True
+        if changed:
+            self._dirty = True
+
+    @staticmethod
+    def _commit_done(entry: RevisionProgress) -> bool:
+        changed = False
+        for statement in entry.statements:
+            if statement.state == "done" and not statement.committed:
+                statement.committed = True
+                changed |= statement.kind != READ
+        return changed
+
+    def _safe_to_write(self) -> bool:
+        # SQLite: the journal needs the database write lock the migrating connection may hold.
+        return self.backend != "sqlite" or self._dbapi is None or in_transaction(self._dbapi) is not True
+
+
+def _literal(statement: str, parameters: Any, context: Any, executemany: bool) -> str:
+    """The statement with its bound values rendered, when SQLAlchemy can (so it compares equal to
+    alembic's ``--sql`` rendering); otherwise the statement with its parameters appended."""
+    if not parameters:
+        return statement
+    compiled = getattr(context, "compiled", None)
+    if compiled is not None and not executemany:
+        try:
+            return str(compiled.statement.compile(dialect=context.dialect, compile_kwargs={"literal_binds": True}))
+        except Exception:  # noqa: BLE001 - values given at execute time cannot be rendered
+            pass
+    return f"{statement} -- parameters {parameters!r}"

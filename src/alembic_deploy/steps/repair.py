@@ -1,0 +1,283 @@
+"""``alembic-deploy repair``: settle a partly applied revision, explicitly, under the migration lock.
+
+A partly applied revision (see :mod:`.recovery`) blocks every deploy with exit 8 until a person
+chooses how to settle it. Each option is one ``repair`` run, journaled with its own row (command
+``repair``; its ``progress`` names the action and tracks the statements it runs, so a repair that
+dies midway is itself detected and can be repaired again):
+
+``--resume``
+    Run the statements of the revision that did not run, then record the revision as applied.
+    Only when they can be identified reliably: the revision is rendered with alembic's offline
+    (``--sql``) mode, the statements that ran must match the first statements of that rendering
+    by fingerprint, and none of the remaining ones may already have taken effect in the schema.
+``--rollback-partial``
+    Undo the statements that ran with the statements of the revision's ``downgrade()`` (rendered
+    offline) that reverse them, matched by the schema object they create or drop; the version
+    table is left as it is, so the next deploy applies the revision from its start. Refused when
+    an applied statement has no recognizable undo (a data change, a multi-clause ALTER).
+``--mark-applied``
+    Record the revision as applied without running anything, after a person completed it by hand.
+
+Nothing is applied twice silently: every option checks the schema before it acts and refuses
+with the reason when the recorded progress and the database disagree.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from ..errors import CheckRefused, MigrationFailed
+from ..report import RevisionResult
+from ..secrets import scrub
+from .progress import READ, ProgressTracker, effect_of, excerpt, fingerprint, shorten
+
+if TYPE_CHECKING:
+    from ..alembic_env import Project
+    from ..api import Deployment
+    from ..journal import Journal
+    from ..report import DeployReport
+    from .recovery import Partial
+
+#: The options and what each does, as messages and ``--help`` say it.
+OPTIONS: Final = {
+    "resume": "run the statements that did not run, then record the revision as applied",
+    "rollback-partial": "undo the statements that ran with the matching statements of the revision's downgrade()",
+    "mark-applied": "record the revision as applied without running anything, after you completed it by hand",
+}
+
+
+@dataclass
+class Plan:
+    """What an option would run: (number of the upgrade statement concerned, SQL to run)."""
+
+    statements: list[tuple[int, str]] = field(default_factory=list)
+    summary: str = ""
+    #: Why the option is not available (None: it is).
+    refusal: str | None = None
+
+
+def _refused(reason: str) -> Plan:
+    return Plan(refusal=reason)
+
+
+def _uncertain(partial: Partial) -> Plan | None:
+    if not partial.uncertain:
+        return None
+    numbers = ", ".join(str(s.n) for s in partial.uncertain)
+    return _refused(
+        f"statement(s) {numbers} may or may not have taken effect and the schema cannot tell; complete "
+        "or undo the revision by hand"
+    )
+
+
+def plan_resume(partial: Partial) -> Plan:
+    """The statements after the last applied one, when the recorded ones provably are the
+    revision's first statements and nothing of the rest is in the schema already."""
+    from .recovery import took_effect
+
+    refusal = _uncertain(partial)
+    if refusal is not None:
+        return refusal
+    try:
+        statements = partial.statements("upgrade")
+    except ValueError as exc:
+        return _refused(str(exc))
+    last = partial.last_applied
+    recorded = {s.n: s for s in partial.settled_statements()}
+    if last > len(statements):
+        return _refused(f"{last} statements ran but the revision now renders only {len(statements)}")
+    for n in range(1, last + 1):
+        statement = recorded.get(n)
+        if statement is None:
+            return _refused(f"statement {n} was not recorded")
+        if fingerprint(statements[n - 1]) != statement.fp:
+            return _refused(
+                f"statement {n} as it ran ({shorten(statement.sql)}) differs from what the revision renders "
+                f"offline ({shorten(excerpt(statements[n - 1]))}); the revision file changed, or it does not "
+                "render the same SQL offline"
+            )
+        if statement.kind != READ and not statement.applied:
+            return _refused(f"statement {n} is not applied while statement {last} is")
+    rest = [(n, sql) for n, sql in enumerate(statements, 1) if n > last]
+    for n, sql in rest:
+        effect = effect_of(sql)
+        if effect is not None and took_effect(partial.engine, effect):
+            return _refused(
+                f"the schema already has what statement {n} {'creates' if effect.creates else 'drops'} "
+                f"({effect.kind} {effect.name} {'exists' if effect.creates else 'is gone'}): {shorten(excerpt(sql))}"
+            )
+    if rest:
+        summary = f"run statement(s) {rest[0][0]}-{rest[-1][0]}, then record {partial.revision} as applied"
+    else:
+        summary = f"every statement ran: record {partial.revision} as applied"
+    return Plan(rest, summary)
+
+
+def plan_rollback(partial: Partial) -> Plan:
+    """For each applied statement, the downgrade() statement that reverses it, in downgrade order."""
+    refusal = _uncertain(partial)
+    if refusal is not None:
+        return refusal
+    try:
+        downgrade = partial.statements("downgrade")
+    except ValueError as exc:
+        return _refused(str(exc))
+    reverses = [(i, sql, effect_of(sql)) for i, sql in enumerate(downgrade)]
+    undo: list[tuple[int, int, str]] = []
+    for statement in partial.applied:
+        effect = statement.schema_effect
+        if effect is None:
+            return _refused(
+                f"statement {statement.n} ({shorten(statement.sql)}) is not a schema change whose undo "
+                "can be matched in downgrade()"
+            )
+        match = next(((i, sql) for i, sql, e in reverses if e is not None and effect.undone_by(e)), None)
+        if match is None:
+            return _refused(f"downgrade() has no statement that undoes statement {statement.n} ({shorten(statement.sql)})")
+        undo.append((match[0], statement.n, match[1]))
+    undo.sort()
+    numbers = ", ".join(str(n) for _, n, _ in undo)
+    return Plan([(n, sql) for _, n, sql in undo], f"undo statement(s) {numbers} with {len(undo)} statement(s) of downgrade()")
+
+
+def run(
+    deployment: Deployment, project: Project, journal: Journal, report: DeployReport, partial: Partial | None,
+    action: str | None,
+) -> None:
+    """Carry out ``action`` on ``partial`` (None: only diagnose). Sets the report's outcome."""
+    echo = deployment.echo
+    if partial is None:
+        report.outcome = "noop"
+        echo("Nothing to repair: no revision is partly applied.")
+        return
+    report.target = partial.revision
+    report.from_revisions = report.to_revisions = partial.versions
+    if action is None:
+        raise partial.error(deployment.backend.name)
+    planners = {"resume": plan_resume, "rollback-partial": plan_rollback, "mark-applied": lambda _p: Plan()}
+    if action not in planners:
+        raise CheckRefused(f"Unknown repair action {action!r}; expected one of {', '.join(OPTIONS)}.")
+    plan = _available(planners[action](partial), action, partial)
+    # From here on the repair row carries the revision's state: a repair that dies is found again.
+    tracker = ProgressTracker(deployment.backend.name, lambda state: journal.progress(report.journal_id, state))
+    tracker.progress.version_table = partial.progress.version_table
+    tracker.progress.version_table_schema = partial.progress.version_table_schema
+    tracker.progress.repair = {"action": action, "revision": partial.revision}
+    statements = partial.settled_statements()
+    if action == "resume":  # continue numbering after the applied prefix
+        statements = [s for s in statements if s.n <= partial.last_applied]
+    tracker.resume(partial.revision, statements)
+    started = time.time()
+    if action == "resume":
+        _execute(deployment, tracker, plan)
+        _stamp(deployment, project, partial)
+        done = f"ran statement(s) {', '.join(str(n) for n, _ in plan.statements) or 'none'} and recorded it as applied"
+    elif action == "rollback-partial":
+        _undo(deployment, tracker, plan)
+        done = f"undid statement(s) {', '.join(str(n) for n, _ in plan.statements)}; the next deploy applies it whole"
+    else:
+        _stamp(deployment, project, partial)
+        done = "recorded it as applied"
+    tracker.progress.revisions = []
+    tracker.flush()
+    report.to_revisions = _versions(deployment, partial)
+    report.outcome = "rolled-back" if action == "rollback-partial" else "applied"
+    report.applied.append(
+        RevisionResult(partial.revision, (), project.describe(partial.revision), started, time.time() - started,
+                       status="rolled-back" if action == "rollback-partial" else "applied")
+    )
+    echo(f"Repaired {partial.revision} ({action}): {done}.")
+
+
+def _available(plan: Plan, action: str, partial: Partial) -> Plan:
+    if plan.refusal is not None:
+        others = [f"--{o}" for o in OPTIONS if o != action]
+        raise CheckRefused(
+            f"Cannot {action.replace('-', ' ')} revision {partial.revision}: {plan.refusal}. Nothing was "
+            f"changed. The other options are {' and '.join(others)}.",
+            revision=partial.revision,
+        )
+    return plan
+
+
+def _execute(deployment: Deployment, tracker: ProgressTracker, plan: Plan) -> None:
+    """Run the remaining statements on a connection of the tool's own, tracked like a migration."""
+    with deployment.engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        tracker.attach(conn, deployment.backend.session_id(dbapi), tracker.progress.version_table,
+                       tracker.progress.version_table_schema)
+        ok = False
+        try:
+            with conn.begin():
+                for n, sql in plan.statements:
+                    _statement(conn, n, sql)
+            ok = True
+        finally:
+            tracker.close(ok)
+
+
+def _undo(deployment: Deployment, tracker: ProgressTracker, plan: Plan) -> None:
+    """Run each undo statement in its own transaction, journaling it as ``undoing`` first: a
+    process that dies inside one leaves a state the next run settles from the schema."""
+    from .recovery import took_effect
+
+    entry = tracker.progress.revisions[0]
+    by_number = {s.n: s for s in entry.statements}
+    with deployment.engine.connect() as conn:
+        for n, sql in plan.statements:
+            statement = by_number[n]
+            if took_effect(deployment.engine, statement.schema_effect) is False:
+                deployment.echo(f"  statement {n} is already undone in the schema; skipping its undo")
+            else:
+                statement.state = "undoing"
+                tracker.flush()
+                with conn.begin():
+                    _statement(conn, n, sql)
+            statement.state, statement.committed = "undone", False
+            tracker.flush()
+
+
+def _statement(conn: Any, n: int, sql: str) -> None:
+    text = sql.rstrip()
+    text = text[:-1] if text.endswith(";") else text
+    try:
+        conn.exec_driver_sql(text)
+    except Exception as exc:  # noqa: BLE001 - the database said no: report which statement
+        detail = scrub(" ".join(str(getattr(exc, "orig", None) or exc).split()))[:400]
+        raise MigrationFailed(
+            f"Repair statement for statement {n} failed: {type(getattr(exc, 'orig', None) or exc).__name__}: "
+            f"{detail}. What ran before it is journaled; fix the cause and run `alembic-deploy repair` again.",
+            statement=shorten(excerpt(sql)),
+        ) from None
+
+
+def _versions(deployment: Deployment, partial: Partial) -> tuple[str, ...]:
+    from .verify import read_versions
+
+    progress = partial.progress
+    return read_versions(deployment.engine, progress.version_table, progress.version_table_schema)
+
+
+def _stamp(deployment: Deployment, project: Project, partial: Partial) -> None:
+    """Record the revision as applied through env.py (as ``alembic stamp`` would), only when it is
+    the very next step from what the version table says."""
+    from ..alembic_env import RunObserver
+    from .recovery import is_applied
+
+    versions = _versions(deployment, partial)
+    steps = [rev for rev, _ in project.upgrade_steps(partial.revision, versions)]
+    if steps != [partial.revision]:
+        raise CheckRefused(
+            f"Cannot record {partial.revision} as applied: the version table says "
+            f"{', '.join(versions) or '<base>'}, and {partial.revision} is not the next revision from there "
+            f"({', '.join(steps) or 'it is applied already'}). Check the version table by hand.",
+        )
+    project.run("stamp", partial.revision, RunObserver())
+    if not is_applied(project, partial.revision, _versions(deployment, partial)):
+        raise MigrationFailed(
+            f"Stamping {partial.revision} did not record it in the version table; env.py may use a "
+            "different version table than the one the journal recorded.",
+        )
+

@@ -1,0 +1,134 @@
+"""A revision whose third statement fails after two DDL statements committed (MySQL/MariaDB, and
+SQLite, where alembic runs DDL outside a transaction): exit 7 on that run, exit 8 on the next one,
+and each ``repair`` option ends in the schema plain alembic builds.
+
+The failure is real: a stray ``profiles`` table (say, left by a hotfix) makes the revision's
+``CREATE TABLE profiles`` fail after ``ADD COLUMN nickname`` and ``CREATE INDEX`` committed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+from helpers import assert_failed_cleanly, drop_all, plain_alembic_upgrade, run_cli, schema_snapshot
+
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def nontx_db(request: pytest.FixtureRequest):  # noqa: ANN201
+    """A database whose DDL is not transactional: MariaDB (through a user with a password) and SQLite."""
+    return request.getfixturevalue("password_mysql_db" if request.param == "mysql" else "sqlite_db")
+
+
+def secrets_of(db) -> tuple[str, ...]:  # noqa: ANN001
+    return (db.password,) if db.password else ()
+
+
+def reference_schema(project, db) -> dict:  # noqa: ANN001
+    """The schema plain ``alembic upgrade head`` builds, read from ``db``, which is then emptied."""
+    plain_alembic_upgrade(project, db.url)
+    snapshot = schema_snapshot(db.url)
+    drop_all(db.url)
+    return snapshot
+
+
+def make_partial(project, db):  # noqa: ANN001, ANN201
+    """a1..a3 applied, a stray ``profiles`` table, then ``upgrade``: a4's statements 1-2 commit, 3 fails."""
+    assert run_cli(project, "upgrade", "a3_seed", url=db.url).returncode == 0
+    with db.engine().begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE profiles (legacy INTEGER)")
+    return run_cli(project, "upgrade", url=db.url)
+
+
+def drop_stray_table(db) -> None:  # noqa: ANN001
+    with db.engine().begin() as conn:
+        conn.exec_driver_sql("DROP TABLE profiles")
+
+
+def test_failed_third_statement_exits_7_then_the_next_run_exits_8_naming_what_ran(nontx_db, make_project):
+    db = nontx_db
+    project = make_project("partial")
+    failed = make_partial(project, db)
+
+    message = assert_failed_cleanly(failed, 7, *secrets_of(db))
+    assert "Revision a4_profiles" in message
+    assert "Statement(s) 1, 2 of it had been committed" in message and "exit 8" in message
+
+    refused = run_cli(project, "upgrade", url=db.url)
+    message = assert_failed_cleanly(refused, 8, *secrets_of(db))
+    assert message.startswith("Revision a4_profiles is partly applied: statement(s) 1, 2 of its 4 were committed")
+    assert "version table says a3_seed" in message
+    err = refused.stderr
+    assert "  ran: 1. ALTER TABLE users ADD COLUMN nickname VARCHAR(50); 2. CREATE INDEX ix_users_nickname" in err
+    assert "  failed: 3. CREATE TABLE profiles" in err
+    assert "  not run: 3. CREATE TABLE profiles" in err and "4. CREATE INDEX ix_profiles_user_id ON profiles" in err
+    # Resuming would hit the stray table again: the option says so instead of offering it.
+    assert "--resume (not available: the schema already has what statement 3 creates (table profiles" in err
+    assert "--rollback-partial (undo statement(s) 2, 1 with 2 statement(s) of downgrade())" in err
+    assert "--mark-applied (" in err
+
+    # The refusing run changed nothing and is journaled as refused; the failed run keeps its progress.
+    assert db.versions() == ["a3_seed"]
+    rows = db.journal()
+    assert [(r["command"], r["outcome"]) for r in rows] == [("upgrade", "applied"), ("upgrade", "failed"),
+                                                         ("upgrade", "refused")]
+    progress = json.loads(rows[1]["progress"])
+    (entry,) = progress["revisions"]
+    assert entry["revision"] == "a4_profiles"
+    assert [(s["n"], s["kind"], s["state"], s["committed"]) for s in entry["statements"]] == [
+        (1, "ddl", "done", True), (2, "ddl", "done", True)]
+    assert entry["failed"]["n"] == 3 and entry["failed"]["sql"].startswith("CREATE TABLE profiles")
+
+
+@pytest.mark.parametrize("option", ["resume", "rollback-partial", "mark-applied"])
+def test_each_repair_option_ends_in_the_schema_plain_alembic_builds(nontx_db, make_project, option):
+    db = nontx_db
+    project = make_project("partial")
+    reference = reference_schema(project, db)
+    assert make_partial(project, db).returncode == 7
+    assert run_cli(project, "upgrade", url=db.url).returncode == 8
+    # A person removes the cause of the failure (and, for --mark-applied, completes the revision).
+    drop_stray_table(db)
+    if option == "mark-applied":
+        metadata = sa.MetaData()
+        profiles = sa.Table(
+            "profiles", metadata,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("user_id", sa.Integer, nullable=False),
+            sa.Column("bio", sa.String(200)),
+        )
+        sa.Index("ix_profiles_user_id", profiles.c.user_id)
+        engine = db.engine()
+        metadata.create_all(engine)
+        engine.dispose()
+
+    repaired = run_cli(project, "repair", f"--{option}", url=db.url)
+    assert repaired.returncode == 0, repaired.output
+    assert f"Repaired a4_profiles ({option})" in repaired.stderr
+    assert db.versions() == (["a3_seed"] if option == "rollback-partial" else ["a4_profiles"])
+
+    final = run_cli(project, "upgrade", url=db.url)
+    assert final.returncode == 0, final.output
+    assert db.versions() == ["a5_tags"]
+    assert schema_snapshot(db.url) == reference
+    assert db.scalar("SELECT COUNT(*) FROM users") == 1
+
+    repair_row = [r for r in db.journal() if r["command"] == "repair"][-1]
+    assert repair_row["outcome"] == ("rolled-back" if option == "rollback-partial" else "applied")
+    assert json.loads(repair_row["progress"])["repair"] == {"action": option, "revision": "a4_profiles"}
+    for secret in secrets_of(db):
+        assert secret not in repaired.output + final.output
+
+
+def test_postgresql_rolls_the_failed_revision_back_so_the_next_run_is_not_refused(pg_db, make_project):
+    project = make_project("partial")
+    assert make_partial(project, pg_db).returncode == 7
+    assert not {"nickname"} & {c["name"] for c in sa.inspect(pg_db.engine()).get_columns("users")}
+    again = run_cli(project, "upgrade", url=pg_db.url)
+    # The same failure again (the stray table is still there), not a partial revision.
+    assert again.returncode == 7, again.output
+    assert "Its transaction was rolled back" in again.stderr
+    drop_stray_table(pg_db)
+    assert run_cli(project, "upgrade", url=pg_db.url).returncode == 0
+    assert pg_db.versions() == ["a5_tags"]

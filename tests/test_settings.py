@@ -1,0 +1,172 @@
+"""Settings precedence: flags > ALEMBIC_DEPLOY_* env > [tool.alembic-deploy] in pyproject.toml >
+defaults, and clear configuration errors (exit 2) for what cannot be used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from alembic_deploy import ConfigError, Settings
+from alembic_deploy.cli import main
+
+
+def _pyproject(folder: Path, body: str) -> Path:
+    path = folder / "pyproject.toml"
+    path.write_text(f"[project]\nname = 'app'\n\n[tool.alembic-deploy]\n{body}\n")
+    return path
+
+
+def test_defaults_when_nothing_is_given(tmp_path):
+    settings = Settings.resolve({}, environ={}, pyproject=_pyproject(tmp_path, ""))
+    assert settings == Settings()
+    assert (settings.wait_timeout, settings.lock_timeout_wait) == (60.0, 600.0)
+    assert settings.journal_table == "alembic_deploy_history"
+    assert settings.fast_path is True and settings.database_url is None
+
+
+def test_flags_beat_env_beat_pyproject_beat_defaults(tmp_path):
+    pyproject = _pyproject(tmp_path, 'wait-timeout = 30\nlock-timeout-wait = 100\nenv = "from-file"')
+    environ = {"ALEMBIC_DEPLOY_LOCK_TIMEOUT_WAIT": "200", "ALEMBIC_DEPLOY_ENV": "from-env"}
+    settings = Settings.resolve({"env": "from-flag", "journal_table": None}, environ=environ, pyproject=pyproject)
+    assert settings.env == "from-flag"
+    assert settings.lock_timeout_wait == 200.0
+    assert settings.wait_timeout == 30.0
+    assert settings.journal_table == "alembic_deploy_history"  # a None flag means "not given"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("off", False), ("0", False), ("yes", True), ("TRUE", True)])
+def test_boolean_env_values(tmp_path, raw, expected):
+    settings = Settings.resolve({}, environ={"ALEMBIC_DEPLOY_FAST_PATH": raw}, pyproject=_pyproject(tmp_path, ""))
+    assert settings.fast_path is expected
+
+
+def test_x_arguments_from_env_and_from_pyproject(tmp_path):
+    from_env = Settings.resolve({}, environ={"ALEMBIC_DEPLOY_X": "a=1,b=2"}, pyproject=_pyproject(tmp_path, ""))
+    assert from_env.x == ("a=1", "b=2")
+    from_file = Settings.resolve({}, environ={}, pyproject=_pyproject(tmp_path, 'x = ["tenant=acme"]'))
+    assert from_file.x == ("tenant=acme",)
+
+
+def test_database_url_comes_from_database_url_unless_a_flag_names_one(tmp_path):
+    pyproject = _pyproject(tmp_path, "")
+    environ = {"DATABASE_URL": "postgresql://app:pw-env-1@db/app"}
+    assert Settings.resolve({}, environ=environ, pyproject=pyproject).database_url == environ["DATABASE_URL"]
+    flagged = Settings.resolve({"database_url": "sqlite:///flag.db"}, environ=environ, pyproject=pyproject)
+    assert flagged.database_url == "sqlite:///flag.db"
+    own = {**environ, "ALEMBIC_DEPLOY_DATABASE_URL": "sqlite:///own.db"}
+    assert Settings.resolve({}, environ=own, pyproject=pyproject).database_url == "sqlite:///own.db"
+
+
+def test_the_url_never_shows_in_repr(tmp_path):
+    settings = Settings.resolve({}, environ={"DATABASE_URL": "postgresql://app:pw-repr-77@db/app"},
+                                pyproject=_pyproject(tmp_path, ""))
+    assert "pw-repr-77" not in repr(settings)
+    assert settings.masked_url == "postgresql://app:***@db/app"
+
+
+def test_github_provenance_from_the_actions_environment(tmp_path):
+    environ = {
+        "GITHUB_SHA": "0123456789abcdef",
+        "GITHUB_ACTOR": "octocat",
+        "GITHUB_RUN_ID": "42",
+        "GITHUB_REPOSITORY": "acme/app",
+        "GITHUB_SERVER_URL": "https://github.example.com",
+    }
+    settings = Settings.resolve({}, environ=environ, pyproject=_pyproject(tmp_path, ""))
+    assert (settings.git_sha, settings.actor) == ("0123456789abcdef", "octocat")
+    assert settings.run_url == "https://github.example.com/acme/app/actions/runs/42"
+    flagged = Settings.resolve({"git_sha": "feedface", "run_url": "https://ci/1"}, environ=environ,
+                               pyproject=_pyproject(tmp_path, ""))
+    assert (flagged.git_sha, flagged.run_url) == ("feedface", "https://ci/1")
+
+
+def test_pyproject_is_found_beside_the_alembic_ini(tmp_path):
+    (tmp_path / "app").mkdir()
+    _pyproject(tmp_path / "app", 'journal-table = "deploys"')
+    settings = Settings.resolve({"config": str(tmp_path / "app" / "alembic.ini")}, environ={})
+    assert settings.journal_table == "deploys"
+
+
+def test_unknown_pyproject_key_is_a_config_error_naming_it(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        Settings.resolve({}, environ={}, pyproject=_pyproject(tmp_path, "wait-timout = 5"))
+    assert err.value.exit_code == 2
+    assert "wait-timout" in err.value.message and "wait-timeout" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "body", "names"),
+    [
+        ({}, {}, 'wait-timeout = "soon"', "wait-timeout in [tool.alembic-deploy]"),
+        ({}, {"ALEMBIC_DEPLOY_FAST_PATH": "maybe"}, "", "ALEMBIC_DEPLOY_FAST_PATH"),
+        ({}, {"ALEMBIC_DEPLOY_RETRIES": "many"}, "", "ALEMBIC_DEPLOY_RETRIES"),
+        ({"wait_timeout": -1.0}, {}, "", "--wait-timeout"),
+        ({"x": ("tenant",)}, {}, "", "-x"),
+    ],
+)
+def test_bad_values_are_config_errors_naming_their_source(tmp_path, flags, environ, body, names):
+    with pytest.raises(ConfigError) as err:
+        Settings.resolve(flags, environ=environ, pyproject=_pyproject(tmp_path, body))
+    assert names in err.value.message
+
+
+def test_unparsable_pyproject_is_a_config_error(tmp_path):
+    path = tmp_path / "pyproject.toml"
+    path.write_text("[tool.alembic-deploy\nwait-timeout = ")
+    with pytest.raises(ConfigError, match="Could not read"):
+        Settings.resolve({}, environ={}, pyproject=path)
+
+
+# -- through the CLI (in-process) ----------------------------------------------------------------
+@pytest.fixture
+def project(make_project) -> Path:
+    return make_project("ini_url")
+
+
+def _invoke(*args: str, env: dict[str, str | None] | None = None):  # noqa: ANN202
+    # DATABASE_URL: None unsets it for the call and restores the caller's value afterwards
+    # (the pipeline exports it for env.py).
+    return CliRunner().invoke(main, list(args), env={"DATABASE_URL": None, **(env or {})}, catch_exceptions=False)
+
+
+def test_cli_uses_the_pyproject_beside_the_ini_and_env_overrides_it(project):
+    from helpers import Database
+
+    _pyproject(project, 'journal-table = "from_pyproject"\nenv = "qa"')
+    db = Database(f"sqlite:///{project / 'app.db'}", "sqlite")
+    first = _invoke("upgrade", "-c", str(project / "alembic.ini"))
+    assert first.exit_code == 0, first.output
+    assert [r["environment"] for r in db.journal("from_pyproject")] == ["qa"]
+    second = _invoke("upgrade", "-c", str(project / "alembic.ini"),
+                     env={"ALEMBIC_DEPLOY_JOURNAL_TABLE": "from_env", "ALEMBIC_DEPLOY_ENV": None})
+    assert second.exit_code == 0, second.output
+    assert [r["outcome"] for r in db.journal("from_env")] == ["noop"]
+    third = _invoke("upgrade", "-c", str(project / "alembic.ini"), "--env", "beta",
+                    env={"ALEMBIC_DEPLOY_ENV": "production"})
+    assert third.exit_code == 0, third.output
+    assert [r["environment"] for r in db.journal("from_pyproject")] == ["qa", "beta"]
+
+
+@pytest.mark.parametrize(
+    ("body", "env", "expected"),
+    [
+        ("retrys = 3", {}, "Unknown key(s) retrys"),
+        ('lock-timeout-wait = "ten minutes"', {}, "lock-timeout-wait in [tool.alembic-deploy]"),
+        ("", {"ALEMBIC_DEPLOY_WAIT_TIMEOUT": "soon"}, "ALEMBIC_DEPLOY_WAIT_TIMEOUT"),
+    ],
+)
+def test_cli_exits_2_with_one_clear_line_for_bad_settings(project, body, env, expected):
+    _pyproject(project, body)
+    result = _invoke("upgrade", "-c", str(project / "alembic.ini"), env=env)
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    assert not (project / "app.db").exists(), "nothing may run with settings that do not resolve"
+
+
+def test_cli_rejects_a_bad_flag_value_as_a_usage_error(project):
+    result = _invoke("upgrade", "-c", str(project / "alembic.ini"), "--wait-timeout", "soon")
+    assert result.exit_code == 2
+    assert "--wait-timeout" in result.output

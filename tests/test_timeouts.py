@@ -1,0 +1,178 @@
+"""Lock timeouts, retries, statement timeouts and per-revision options, against real blocking
+sessions on the shared PostgreSQL and MariaDB servers."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from helpers import run_cli, spawn_cli
+from lockscene import BLOCKER_MARKER, AppLoop, Blocker, write_revision
+from sqlalchemy import inspect
+
+SERVER_BACKENDS = ["pg_db", "mysql_db"]
+#: What the servers make of --ddl-lock-timeout 0.5: MySQL/MariaDB count whole seconds.
+EFFECTIVE_LOCK_TIMEOUT = {"postgresql": 0.5, "mysql": 1.0}
+
+
+@pytest.fixture(params=SERVER_BACKENDS)
+def server_db(request: pytest.FixtureRequest):  # noqa: ANN201
+    return request.getfixturevalue(request.param)
+
+
+def _at_a3(db, make_project, template: str = "sync"):  # noqa: ANN202
+    """The alter_users project with the database at a3_seed (users exists, a4 pending)."""
+    project = make_project("alter_users")
+    if template == "async":
+        (project / "migrations" / "env.py").write_text(
+            (make_project("async", "async_template") / "migrations" / "env.py").read_text()
+        )
+    url = db.async_url if template == "async" else db.url
+    first = run_cli(project, "upgrade", "a3_seed", url=url)
+    assert first.returncode == 0, first.output
+    return project, url
+
+
+def _columns(db, table: str) -> set[str]:
+    engine = db.engine()
+    try:
+        return {c["name"] for c in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def test_app_queries_never_queue_behind_a_blocked_alter_and_the_migration_completes(server_db, make_project):
+    project, url = _at_a3(server_db, make_project)
+    blocker = Blocker(server_db.url, server_db.backend)
+    try:
+        with AppLoop(server_db.url) as app:
+            time.sleep(0.3)
+            blocker.release_after(6.0)
+            proc = spawn_cli(project, "upgrade", "--json", "--ddl-lock-timeout", "0.5", url=url)
+            out, err = proc.communicate(timeout=120)
+    finally:
+        blocker.release()
+    assert proc.returncode == 0, err
+    assert server_db.versions() == ["a4_users_nickname"]
+    assert "nickname" in _columns(server_db, "users")
+    # Without a lock timeout the app would have stalled for the blocker's whole 6 s.
+    assert app.max < EFFECTIVE_LOCK_TIMEOUT[server_db.backend] + 1.5, (app.max, err)
+    report = json.loads(out)
+    assert report["applied"][0]["attempts"] >= 2
+    assert f"pid {blocker.pid}" in err
+    assert "Traceback" not in err
+    assert [row["outcome"] for row in server_db.journal()][-1] == "applied"
+
+
+@pytest.mark.parametrize("template", ["sync", "async"])
+def test_retries_run_out_with_exit_7_naming_the_blocker(pg_db, make_project, template):
+    project, url = _at_a3(pg_db, make_project, template)
+    blocker = Blocker(pg_db.url, pg_db.backend)
+    try:
+        run = run_cli(project, "upgrade", "--ddl-lock-timeout", "0.3", "--retries", "2", url=url)
+    finally:
+        blocker.release()
+    assert run.returncode == 7, run.output
+    assert "3 attempt(s)" in run.stderr
+    assert f"pid {blocker.pid}" in run.stderr and BLOCKER_MARKER in run.stderr
+    assert "retry 2/2" in run.stderr and "Traceback" not in run.output
+    assert pg_db.versions() == ["a3_seed"]
+    assert "nickname" not in _columns(pg_db, "users")
+    assert [row["outcome"] for row in pg_db.journal()][-1] == "failed"
+    # The lock was released: the next deploy, unblocked, completes.
+    assert run_cli(project, "upgrade", url=url).returncode == 0
+
+
+def test_retries_run_out_on_mariadb_naming_the_blocking_session(mysql_db, make_project):
+    project, url = _at_a3(mysql_db, make_project)
+    blocker = Blocker(mysql_db.url, mysql_db.backend, running=30)
+    try:
+        run = run_cli(project, "upgrade", "--ddl-lock-timeout", "1", "--retries", "1", url=url)
+    finally:
+        blocker.release()
+    assert run.returncode == 7, run.output
+    assert "2 attempt(s)" in run.stderr
+    assert f"pid {blocker.pid}" in run.stderr and BLOCKER_MARKER in run.stderr
+    assert mysql_db.versions() == ["a3_seed"]
+    assert "nickname" not in _columns(mysql_db, "users")
+
+
+def test_revision_that_worked_outside_a_transaction_is_never_retried(server_db, make_project):
+    """PostgreSQL: an autocommit block; MariaDB: any DDL. The first statement commits, the second
+    times out on the lock: running the revision again would create the table twice."""
+    project, url = _at_a3(server_db, make_project)
+    (project / "migrations" / "versions" / "a4_users_nickname.py").unlink()
+    body = (
+        "    op.create_table('audit_log', sa.Column('id', sa.Integer, primary_key=True))\n"
+        "    op.add_column('users', sa.Column('nickname', sa.String(50)))"
+    )
+    if server_db.backend == "postgresql":
+        body = "    with op.get_context().autocommit_block():\n" + body.replace("    op.", "        op.")
+    write_revision(project, "a4_audit_and_nickname", "a3_seed", body)
+    blocker = Blocker(server_db.url, server_db.backend)
+    try:
+        run = run_cli(project, "upgrade", "--ddl-lock-timeout", "0.5", url=url)
+    finally:
+        blocker.release()
+    assert run.returncode == 7, run.output
+    assert "was not retried" in run.stderr and "retry 1/" not in run.stderr
+    assert f"pid {blocker.pid}" in run.stderr
+    assert server_db.has_table("audit_log")  # the part that ran is still there, and reported
+    assert server_db.versions() == ["a3_seed"]
+
+
+def test_revision_can_opt_out_of_retries(pg_db, make_project):
+    project, url = _at_a3(pg_db, make_project)
+    write_revision(project, "a5_no_retry", "a4_users_nickname",
+                   "    op.add_column('users', sa.Column('age', sa.Integer))", '{"retries": 0}')
+    run_cli(project, "upgrade", "a4_users_nickname", url=url)
+    blocker = Blocker(pg_db.url, pg_db.backend)
+    try:
+        run = run_cli(project, "upgrade", "--ddl-lock-timeout", "0.3", url=url)
+    finally:
+        blocker.release()
+    assert run.returncode == 7, run.output
+    assert "1 attempt(s)" in run.stderr and "retries are set to 0" in run.stderr
+    assert pg_db.versions() == ["a4_users_nickname"]
+
+
+def test_revision_without_lock_timeout_waits_for_the_blocker(pg_db, make_project):
+    project, url = _at_a3(pg_db, make_project)
+    (project / "migrations" / "versions" / "a4_users_nickname.py").unlink()
+    write_revision(project, "a4_patient", "a3_seed",
+                   "    op.add_column('users', sa.Column('nickname', sa.String(50)))", '{"lock_timeout": None}')
+    blocker = Blocker(pg_db.url, pg_db.backend)
+    blocker.release_after(2.0)
+    try:
+        run = run_cli(project, "upgrade", "--ddl-lock-timeout", "0.3", url=url)
+    finally:
+        blocker.release()
+    assert run.returncode == 0, run.output
+    assert "could not get its locks" not in run.stderr
+    assert pg_db.versions() == ["a4_patient"]
+
+
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_statement_timeout_cancels_a_long_revision_unless_it_opts_out(server_db, make_project, opt_out):
+    project, url = _at_a3(server_db, make_project)
+    sleep = "pg_sleep" if server_db.backend == "postgresql" else "SLEEP"
+    write_revision(project, "a5_long", "a4_users_nickname", f"    op.execute('SELECT {sleep}(3)')",
+                   '{"statement_timeout": None}' if opt_out else None)
+    run = run_cli(project, "upgrade", "--statement-timeout", "1", url=url)
+    if opt_out:
+        assert run.returncode == 0, run.output
+        assert server_db.versions() == ["a5_long"]
+    else:
+        assert run.returncode == 7, run.output
+        assert "statement timeout of 1s" in run.stderr and "Traceback" not in run.output
+        assert "a5_long" not in server_db.versions()
+
+
+def test_malformed_revision_options_are_refused_before_anything_runs(sqlite_db, make_project):
+    project = make_project("alter_users")
+    write_revision(project, "a5_bad", "a4_users_nickname", "    pass", '{"retries": "many"}')
+    run = run_cli(project, "upgrade", url=sqlite_db.url)
+    assert run.returncode == 2, run.output
+    assert "a5_bad" in run.stderr and "retries" in run.stderr
+    assert not sqlite_db.has_table("users")
