@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -48,7 +49,10 @@ TARGETS = {"noop": 0.5, "full": 1.05}
 
 @dataclass
 class Timing:
+    #: wall-clock seconds per run, start to exit
     samples: list[float] = field(default_factory=list)
+    #: CPU seconds (user + system) per run: steadier than wall time on a busy machine
+    cpu: list[float] = field(default_factory=list)
 
     @property
     def min(self) -> float:
@@ -63,7 +67,8 @@ class Timing:
         return max(self.samples)
 
     def to_dict(self) -> dict[str, object]:
-        return {"min": self.min, "median": self.median, "max": self.max, "samples": self.samples}
+        return {"min": self.min, "median": self.median, "max": self.max, "samples": self.samples,
+                "cpu_median": statistics.median(self.cpu), "cpu_samples": self.cpu}
 
 
 @dataclass
@@ -74,6 +79,8 @@ class TimedResult:
     runs: int
     cold: bool
     timings: dict[str, Timing]
+    #: noop: did alembic-deploy take its fast path (checked once more after the timed runs)
+    fast_path: bool | None
 
     @property
     def ratio(self) -> float:
@@ -90,6 +97,7 @@ class TimedResult:
             "revisions": self.revisions,
             "runs": self.runs,
             "cold": self.cold,
+            "fast_path": self.fast_path,
             **{tool.replace("-", "_"): t.to_dict() for tool, t in self.timings.items()},
             "ratio": round(self.ratio, 4),
             "target": self.target,
@@ -111,12 +119,17 @@ class RaceResult:
     wall: dict[str, list[float]]
 
 
+#: XDG_CACHE_HOME of the runs: alembic-deploy's user-level cache stays in the scratch folder.
+CACHE_HOME = Path(tempfile.gettempdir()) / "ad-bench-cache"
+
+
 def child_env() -> dict[str, str]:
     """The subprocess environment: the URL comes from alembic.ini only, bytecode caching allowed
     (plain alembic's best case: its revision files load from __pycache__)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALEMBIC_DEPLOY_")}
     for name in ("DATABASE_URL", "PYTHONDONTWRITEBYTECODE", "GITHUB_SHA", "GITHUB_RUN_ID"):
         env.pop(name, None)
+    env["XDG_CACHE_HOME"] = str(CACHE_HOME)
     return env
 
 
@@ -126,19 +139,29 @@ def command(tool: str) -> list[str]:
     return [str(BIN / "alembic-deploy"), "upgrade"]
 
 
-def run_timed(tool: str, folder: Path) -> float:
+def run_timed(tool: str, folder: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of ``tool`` in ``folder``; it must exit 0."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(command(tool), cwd=folder, env=child_env(), capture_output=True, text=True)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{tool} failed in {folder} (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def clear_caches(folder: Path) -> None:
     shutil.rmtree(folder / "migrations" / "versions" / "__pycache__", ignore_errors=True)
-    cache_home = Path(child_env().get("XDG_CACHE_HOME") or Path.home() / ".cache") / "alembic-deploy"
-    shutil.rmtree(cache_home, ignore_errors=True)
+    shutil.rmtree(CACHE_HOME, ignore_errors=True)
+
+
+def fast_path_taken(folder: Path) -> bool:
+    """One more (untimed) run with --json: did alembic-deploy answer without Alembic?"""
+    proc = subprocess.run([*command("alembic-deploy"), "--json"], cwd=folder, env=child_env(),
+                          capture_output=True, text=True)
+    return proc.returncode == 0 and json.loads(proc.stdout).get("fast_path") is True
 
 
 def make_projects(root: Path, revisions: int) -> dict[str, Path]:
@@ -149,14 +172,16 @@ def make_projects(root: Path, revisions: int) -> dict[str, Path]:
     return {"alembic": first, "alembic-deploy": second}
 
 
-def alternate(runs: int, step: Callable[[str, bool], float]) -> dict[str, Timing]:
+def alternate(runs: int, step: Callable[[str, bool], tuple[float, float]]) -> dict[str, Timing]:
     """Warm-up A, B, then A B A B ...; ``step(tool, timed)`` does one run."""
     timings = {tool: Timing() for tool in TOOLS}
     for tool in TOOLS:
         step(tool, False)
     for _ in range(runs):
         for tool in TOOLS:
-            timings[tool].samples.append(step(tool, True))
+            wall, cpu = step(tool, True)
+            timings[tool].samples.append(round(wall, 4))
+            timings[tool].cpu.append(round(cpu, 4))
     return timings
 
 
@@ -169,16 +194,17 @@ def bench_noop(backend: str, revisions: int, runs: int, cold: bool, root: Path) 
             generated.set_url(folder / "alembic.ini", url)
         run_timed("alembic-deploy", projects["alembic-deploy"])  # migrate once (and create the journal)
 
-        def step(tool: str, timed: bool) -> float:
+        def step(tool: str, timed: bool) -> tuple[float, float]:
             if cold and timed:
                 clear_caches(projects[tool])
-            elapsed = run_timed(tool, projects[tool])
+            measured = run_timed(tool, projects[tool])
             if servers.versions(url) != [head]:
                 raise SystemExit(f"{tool} left {backend} at {servers.versions(url)}, expected {head}")
-            return elapsed
+            return measured
 
         timings = alternate(runs, step)
-    return TimedResult("noop", backend, revisions, runs, cold, timings)
+        fast = fast_path_taken(projects["alembic-deploy"])
+    return TimedResult("noop", backend, revisions, runs, cold, timings, fast)
 
 
 def bench_full(backend: str, revisions: int, runs: int, cold: bool, root: Path) -> TimedResult:
@@ -186,21 +212,21 @@ def bench_full(backend: str, revisions: int, runs: int, cold: bool, root: Path) 
     head = generated.head_of(revisions)
     with servers.databases(backend, root) as dbs:
 
-        def step(tool: str, timed: bool) -> float:
+        def step(tool: str, timed: bool) -> tuple[float, float]:
             url = dbs.create()
             try:
                 generated.set_url(projects[tool] / "alembic.ini", url)
                 if cold and timed:
                     clear_caches(projects[tool])
-                elapsed = run_timed(tool, projects[tool])
+                measured = run_timed(tool, projects[tool])
                 if servers.versions(url) != [head]:
                     raise SystemExit(f"{tool} left {backend} at {servers.versions(url)}, expected {head}")
-                return elapsed
+                return measured
             finally:
                 dbs.drop(url)
 
         timings = alternate(runs, step)
-    return TimedResult("full", backend, revisions, runs, cold, timings)
+    return TimedResult("full", backend, revisions, runs, cold, timings, None)
 
 
 _LAUNCHER = (
@@ -292,10 +318,10 @@ def render(env: dict[str, object], timed: list[TimedResult], races: list[RaceRes
              f"{env['cpus']} CPUs, load average at end {env['loadavg_at_end']}", ""]
     if timed:
         head = ("scenario", "backend", "N", "runs", "alembic min/med/max s", "alembic-deploy min/med/max s",
-                "ratio", "target")
+                "ratio", "target", "cpu med s (alembic / deploy)")
         rows = [
             (
-                r.scenario + (" (cold)" if r.cold else ""),
+                r.scenario + (" (cold)" if r.cold else "") + (" [fast path]" if r.fast_path else ""),
                 r.backend,
                 str(r.revisions),
                 str(r.runs),
@@ -306,6 +332,8 @@ def render(env: dict[str, object], timed: list[TimedResult], races: list[RaceRes
                                                 r.timings["alembic-deploy"].max)),
                 f"{r.ratio:.2f}x",
                 f"<= {r.target:g}x {'met' if r.ratio <= r.target else 'MISSED'}",
+                f"{statistics.median(r.timings['alembic'].cpu):.3f} / "
+                f"{statistics.median(r.timings['alembic-deploy'].cpu):.3f}",
             )
             for r in timed
         ]
@@ -353,8 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenarios = {s.strip() for s in args.scenarios.split(",") if s.strip()}
     timed: list[TimedResult] = []
     races: list[RaceResult] = []
+    global CACHE_HOME
     with tempfile.TemporaryDirectory(prefix="ad-bench-") as tmp:
         root = Path(tmp)
+        CACHE_HOME = root / "xdg-cache"
         for backend in backends:
             if "noop" in scenarios:
                 timed.append(bench_noop(backend, args.revisions, args.runs, args.cold, root))

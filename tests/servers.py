@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from helpers import free_port
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -42,13 +43,6 @@ PG_BIN = Path(os.environ.get("ALEMBIC_DEPLOY_TEST_PG_BIN", "/usr/lib/postgresql/
 MARIADBD = os.environ.get("ALEMBIC_DEPLOY_TEST_MARIADBD", "/usr/sbin/mariadbd")
 #: How long a server may take to start or stop.
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

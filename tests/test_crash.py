@@ -1,7 +1,7 @@
 """kill -9 at random moments of ``alembic-deploy upgrade``, on every backend.
 
 The ``slow`` project has three revisions of several DDL statements with 0.2 s pauses between them
-(``pg_sleep`` / ``SLEEP`` statements, a Python sleep on SQLite), plus a data statement, so kills
+(``pg_sleep`` / ``SLEEP`` statements, a recursive count on SQLite), plus a data statement, so kills
 land between committed statements, inside statements, inside journal writes, during start-up.
 After each kill:
 
@@ -126,7 +126,7 @@ def run_trials(project: Path, db: Database, trials: int, seed: int) -> Counter[s
             seen["partial"] += 1
             nxt = run_cli(project, "upgrade", url=db.url)
         else:
-            seen["crashed" if crashed_row else "no row"] += 1
+            seen["crashed" if crashed_row else "no crashed row"] += 1
         assert nxt.returncode == 0, f"{context}: {nxt.output}"
         assert db.versions() == [CHAIN[-1]], context
         assert schema_snapshot(db.url) == reference, f"{context}: schema differs from plain alembic's"

@@ -245,3 +245,13 @@ def test_sigterm_while_waiting_for_the_schema_never_starts_the_app(make_project,
     finish(proc, timeout=30)
     assert proc.returncode != 0
     assert not marker.exists()
+
+
+def test_migrate_mode_ignores_a_health_gate_meant_for_the_post_deploy_step(make_project, sqlite_db):
+    """The app behind that URL is the one this entrypoint is about to start: waiting for it would hang."""
+    project = make_project("sync")
+    run = run_cli(project, "run", "--migrate", "--", *PID_APP, url=sqlite_db.url,
+                  env={"ALEMBIC_DEPLOY_WAIT_HEALTHY": f"http://127.0.0.1:{free_port()}/ready",
+                       "ALEMBIC_DEPLOY_HEALTH_TIMEOUT": "600"})
+    assert run.returncode == 0, run.output
+    assert sqlite_db.versions() == ["a3_seed"]

@@ -65,9 +65,11 @@ def _read_stderr_until(proc, marker: str) -> str:  # noqa: ANN001
 
 # -- 2: usage or configuration ------------------------------------------------------------------
 def test_missing_ini_exits_2(tmp_path):
-    run = run_cli(tmp_path, "upgrade", url="postgresql://app:s3cr3t-ini-1@127.0.0.1/app")
+    run = run_cli(tmp_path, "upgrade", "--json", url="postgresql://app:s3cr3t-ini-1@127.0.0.1/app")
     message = assert_failed_cleanly(run, 2, "s3cr3t-ini-1")
     assert "No Alembic config" in message and "-c/--config" in message
+    report = json.loads(run.stdout)
+    assert (report["exit_code"], report["error"]["kind"]) == (2, "config-error")
 
 
 @pytest.mark.parametrize(
@@ -199,10 +201,10 @@ def test_database_at_an_unknown_revision_exits_5(secret_db, make_project):
 
 # -- 6 and 9: the lock held by another process ----------------------------------------------------------
 @contextmanager
-def _hold_migration_lock(db: Database) -> Iterator[str]:
-    """Hold the lock alembic-deploy takes for ``db``, as another deploy would; yields what an
-    error must name to identify this holder (PostgreSQL application_name, the SQLite lock file's
-    text, the MySQL connection id)."""
+def _hold_migration_lock(db: Database, database: str | None = None) -> Iterator[str]:
+    """Hold the lock alembic-deploy takes for ``db`` (or, on the same server, for another
+    ``database``), as another deploy would; yields what an error must name to identify this
+    holder (PostgreSQL application_name, the SQLite lock file's text, the MySQL connection id)."""
     tag = f"holder-{uuid.uuid4().hex[:8]}"
     url = make_url(db.url)
     if db.backend == "sqlite":
@@ -215,7 +217,7 @@ def _hold_migration_lock(db: Database) -> Iterator[str]:
             os.close(fd)
         return
     # The name alembic-deploy derives (database + version table), computed by its own backend.
-    name = for_dialect(url.get_backend_name()).lock_name(url.database, "alembic_version", None)
+    name = for_dialect(url.get_backend_name()).lock_name(database or url.database, "alembic_version", None)
     connect_args = {"application_name": tag} if db.backend == "postgresql" else {}
     engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=connect_args)
     try:
@@ -232,11 +234,20 @@ def _hold_migration_lock(db: Database) -> Iterator[str]:
 
 def test_lock_held_by_another_process_exits_6_naming_the_holder(secret_db, make_project):
     with _hold_migration_lock(secret_db) as holder:
-        run = run_cli(make_project("sync"), "upgrade", "--lock-timeout-wait", "1", url=secret_db.url)
+        run = run_cli(make_project("sync"), "upgrade", "--lock-timeout-wait", "1", "--json", url=secret_db.url)
     message = assert_failed_cleanly(run, 6, *_secrets(secret_db))
     assert holder in message
     assert "--lock-timeout-wait" in message
     assert not secret_db.has_table("users")
+    report = json.loads(run.stdout)
+    assert (report["outcome"], report["exit_code"], report["error"]["kind"]) == ("failed", 6, "lock-not-acquired")
+
+
+def test_the_lock_of_another_database_on_the_server_does_not_block(password_db, make_project):
+    """Two apps sharing a server never wait for each other: the lock is named after the database."""
+    with _hold_migration_lock(password_db, database="another_app"):
+        run = run_cli(make_project("sync"), "upgrade", "--lock-timeout-wait", "0", url=password_db.url)
+    assert run.returncode == 0, run.output
 
 
 def test_sigint_while_waiting_for_the_lock_exits_9(secret_db, make_project):

@@ -58,8 +58,15 @@ class HealthServer:
 
 
 def healthy_after(seconds: float) -> Callable[[int], Answer]:
-    started = time.monotonic()
-    return lambda n: (200, {"status": "ok"}) if time.monotonic() - started >= seconds else (503, {"status": "starting"})
+    """503 until ``seconds`` after the first request (the app "starts" when first probed), then 200."""
+    first: list[float] = []
+
+    def answer(n: int) -> Answer:
+        if not first:
+            first.append(time.monotonic())
+        return (200, {"status": "ok"}) if time.monotonic() - first[0] >= seconds else (503, {"status": "starting"})
+
+    return answer
 
 
 def test_waits_until_the_app_turns_healthy(make_project, sqlite_db):
@@ -119,7 +126,7 @@ def test_every_url_must_pass(make_project, sqlite_db):
     bad = HealthServer(lambda n: (500, "boom"))
     with good.running(), bad.running():
         run = run_cli(project, "upgrade", "--wait-healthy", good.url, "--wait-healthy", bad.url,
-                      "--health-timeout", "1", "--health-interval", "0.05", url=sqlite_db.url)
+                      "--health-timeout", "3", "--health-interval", "0.05", url=sqlite_db.url)
         assert run.returncode == 4, run.output
         assert bad.url in run.stderr and "HTTP 500: boom" in run.stderr
         assert f"{good.url} is healthy" in run.stderr

@@ -9,9 +9,8 @@ import time
 from collections.abc import Callable
 
 import pytest
-from helpers import run_cli, spawn_cli
+from helpers import free_port, run_cli, spawn_cli
 from lockscene import write_revision
-from servers import free_port
 
 #: A statement that runs far longer than any test: only a cancel ends it early.
 LONG_STATEMENT = {
@@ -33,14 +32,17 @@ def _wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     raise AssertionError("condition not reached")
 
 
+#: Counts the sessions running LONG_STATEMENT.
+RUNNING_SQL = {
+    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(60)%'",
+    "mysql": "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(60)%'",
+}
+
+
 def _statement_running(db) -> Callable[[], bool]:  # noqa: ANN001
-    if db.backend == "postgresql":
-        sql = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(60)%'"
-    elif db.backend == "mysql":
-        sql = "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(60)%'"
-    else:
+    if db.backend == "sqlite":
         return lambda: time.sleep(3) or True  # no session list: give the process time to get there
-    return lambda: bool(db.scalar(sql))
+    return lambda: bool(db.scalar(RUNNING_SQL[db.backend]))
 
 
 def _long_project(make_project, backend: str, template: str = "sync"):  # noqa: ANN202
@@ -89,17 +91,12 @@ def test_signal_during_a_long_statement_cancels_it_and_exits_9(request, make_pro
     assert f"Interrupted by {signal.Signals(signum).name}" in err and "Traceback" not in err
     assert [row["outcome"] for row in db.journal()] == ["interrupted"]
     assert not db.has_table("after_long")
-    assert not db.scalar(_statement_running_sql(backend)) if backend != "sqlite" else True
+    if backend != "sqlite":
+        assert not db.scalar(RUNNING_SQL[backend])  # cancelled on the server, not left running
     # The lock is free and nothing is half done: the next deploy (minus the long revision) completes.
     second = run_cli(project, "upgrade", "a4_users_nickname", url=url)
     assert second.returncode == 0, second.output
     assert db.versions() == ["a4_users_nickname"]
-
-
-def _statement_running_sql(backend: str) -> str:
-    if backend == "postgresql":
-        return "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(60)%'"
-    return "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(60)%'"
 
 
 def test_sigterm_while_waiting_for_the_migration_lock_exits_9_promptly(pg_db, make_project):

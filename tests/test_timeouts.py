@@ -176,3 +176,30 @@ def test_malformed_revision_options_are_refused_before_anything_runs(sqlite_db, 
     assert run.returncode == 2, run.output
     assert "a5_bad" in run.stderr and "retries" in run.stderr
     assert not sqlite_db.has_table("users")
+
+
+def test_mariadb_with_metadata_lock_info_names_the_holder_not_bystanders(make_project):
+    """With the metadata_lock_info plugin (loaded by the throwaway server), only the session that
+    holds a metadata lock on the altered table is named, not every open transaction."""
+    from helpers import Database
+    from servers import mariadb_server
+    from sqlalchemy import text
+
+    with mariadb_server() as server:
+        db = Database(server.create_database("app"), "mysql")
+        project, url = _at_a3(db, make_project)
+        bystander_engine = db.engine()
+        with bystander_engine.connect() as bystander:
+            bystander.execute(text("CREATE TABLE elsewhere (id INT)"))
+            bystander.commit()
+            bystander.execute(text("SELECT * FROM elsewhere"))  # an open transaction on another table
+            bystander_pid = bystander.execute(text("SELECT CONNECTION_ID()")).scalar()
+            blocker = Blocker(db.url, db.backend)
+            try:
+                run = run_cli(project, "upgrade", "--ddl-lock-timeout", "1", "--retries", "0", url=url)
+            finally:
+                blocker.release()
+        bystander_engine.dispose()
+    assert run.returncode == 7, run.output
+    assert f"blocked by pid {blocker.pid} (metadata lock" in run.stderr
+    assert f"pid {bystander_pid} " not in run.stderr

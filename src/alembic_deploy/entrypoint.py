@@ -93,7 +93,9 @@ def prepare(settings: Settings, mode: str, echo: Echo) -> SchemaCheck | None:
     if mode == MIGRATE:
         from . import api
 
-        report = api.upgrade(settings, "head", echo=echo)
+        # A health gate (ALEMBIC_DEPLOY_WAIT_HEALTHY set for the post-deploy step) would wait
+        # here for an app that only starts after this migration.
+        report = api.upgrade(settings.replace(wait_healthy=()), "head", echo=echo)
         if report.outcome == "noop":
             echo(report.render_text())
         return None

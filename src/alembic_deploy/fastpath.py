@@ -50,7 +50,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from . import __version__
 from .project import ProjectConfig, read_project
@@ -63,6 +63,14 @@ if TYPE_CHECKING:
 
 _URL_ENV = "DATABASE_URL"
 _DEFAULT_VERSION_TABLE = "alembic_version"
+# ini keys engine_from_config turns into create_engine() arguments that cannot change which
+# database, schema or table a connection sees.
+_HARMLESS_ENGINE_OPTIONS = frozenset(
+    f"sqlalchemy.{key}"
+    for key in ("echo", "echo_pool", "pool_size", "max_overflow", "pool_timeout", "pool_recycle",
+                "pool_pre_ping", "pool_reset_on_return", "pool_use_lifo", "hide_parameters", "future",
+                "logging_name", "pool_logging_name", "query_cache_size")
+)
 
 
 def try_noop(settings: Settings, target: str, report: DeployReport) -> bool:
@@ -73,17 +81,23 @@ def try_noop(settings: Settings, target: str, report: DeployReport) -> bool:
     url = settings.database_url or project.ini_url
     if not url or project.script_dir is None or project.unsupported or project.sourceless or project.recursive:
         return False
+    if set(project.engine_options) - _HARMLESS_ENGINE_OPTIONS:
+        return False  # e.g. sqlalchemy.plugins: engine_from_config in env.py would apply it
     if not env_py_is_plain(project.script_dir / "env.py", project.section):
-        return False
-    heads = static_heads(project)
-    if not heads or (target == "head" and len(heads) != 1):
         return False
     db = _DirectConnection.open(url)
     if db is None:
         return False
     try:
+        # The database first: an empty one (the first deploy, every CI run) declines before
+        # the revision files are even read.
         current = db.query_column(f"SELECT version_num FROM {_DEFAULT_VERSION_TABLE}")
-        if current is None or sorted(current) != sorted(heads):
+        if not current:
+            return False
+        heads = static_heads(project)
+        if not heads or (target == "head" and len(heads) != 1) or sorted(current) != sorted(heads):
+            return False
+        if db.has_unfinished_run(settings.journal_table):  # a crashed run: the full path reports it
             return False
         report.outcome = "noop"
         report.fast_path = True
@@ -294,6 +308,11 @@ def _import_time_safe(root: ast.AST, local_functions: set[str]) -> bool:
     return True
 
 
+_USER_CACHE_PREFIX = "revisions-"
+#: User cache files kept (one per versions folder; CI runs in fresh temporary folders).
+_USER_CACHE_KEEP = 32
+
+
 class _GraphCache:
     """Per-file results of :func:`revision_of` for one folder, keyed by content digest."""
 
@@ -347,6 +366,8 @@ class _GraphCache:
         ).encode()
         for path in self.paths:
             if _write_atomically(path, payload):
+                if path.name.startswith(_USER_CACHE_PREFIX):
+                    _prune(path.parent)
                 return
 
 
@@ -356,8 +377,17 @@ def _cache_paths(folder: Path) -> list[Path]:
         paths.append(folder / "__pycache__" / "alembic-deploy-revisions.json")
     home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     key = hashlib.blake2b(str(folder.absolute()).encode(), digest_size=10).hexdigest()
-    paths.append(Path(home) / "alembic-deploy" / f"revisions-{key}.json")
+    paths.append(Path(home) / "alembic-deploy" / f"{_USER_CACHE_PREFIX}{key}.json")
     return paths
+
+
+def _prune(folder: Path, keep: int = _USER_CACHE_KEEP) -> None:
+    try:
+        files = sorted(folder.glob(f"{_USER_CACHE_PREFIX}*.json"), key=lambda p: p.stat().st_mtime_ns)
+        for old in files[:-keep]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def _write_atomically(path: Path, payload: bytes) -> bool:
@@ -367,6 +397,7 @@ def _write_atomically(path: Path, payload: bytes) -> bool:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(payload)
+            os.chmod(tmp, 0o644)  # readable like the .pyc files beside it (mkstemp makes it 0600)
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
@@ -591,14 +622,17 @@ _ENV_DRIVERS = {
 
 
 class _DirectConnection:
+    """The database, read and written without SQLAlchemy: a DBAPI driver, or libpq itself."""
+
     def __init__(self, backend: str, conn: Any, paramstyle: str) -> None:
         self.backend = backend
         self.conn = conn
+        #: "qmark" (sqlite3), "format" (pymysql, psycopg) or "dollar" (libpq's $1, $2...).
         self.paramstyle = paramstyle
 
     @classmethod
     def open(cls, url: str) -> _DirectConnection | None:
-        """A DBAPI connection to the database env.py would migrate; None when unsure."""
+        """A connection to the database env.py would migrate; None when unsure."""
         try:
             parts = urlsplit(url)
             dialect, _, driver = parts.scheme.partition("+")
@@ -613,7 +647,7 @@ class _DirectConnection:
                     return None
                 if env_driver == "asyncpg" and any(k.startswith("PG") for k in os.environ):
                     return None  # libpq honours PG* variables that asyncpg ignores (PGOPTIONS...)
-                return cls._postgresql(parts, psycopg2=env_driver == "psycopg2")
+                return cls._postgresql(parts, query, psycopg2=env_driver == "psycopg2")
             if set(query) - {"charset"}:
                 return None
             return cls._mysql(parts, query)
@@ -630,18 +664,25 @@ class _DirectConnection:
         return cls("sqlite", sqlite3.connect(path, timeout=60, isolation_level=None), "qmark")
 
     @classmethod
-    def _postgresql(cls, parts: Any, psycopg2: bool) -> _DirectConnection | None:
+    def _postgresql(cls, parts: Any, query: dict[str, str], psycopg2: bool) -> _DirectConnection | None:
         conninfo = parts._replace(scheme="postgresql").geturl()
         if psycopg2:
             import psycopg2
 
             conn = psycopg2.connect(conninfo, connect_timeout=5)
             conn.autocommit = True
-        else:
-            import psycopg
+            return cls("postgresql", conn, "format")
+        from . import libpq
 
-            conn = psycopg.connect(conninfo, connect_timeout=5, autocommit=True)
-        return cls("postgresql", conn, "format")
+        extra = {"connect_timeout": "5", "client_encoding": "UTF8"}
+        raw = libpq.connect(parts._replace(
+            scheme="postgresql", query=urlencode({**extra, **query})
+        ).geturl())
+        if raw is not None:
+            return cls("postgresql", raw, "dollar")
+        import psycopg
+
+        return cls("postgresql", psycopg.connect(conninfo, connect_timeout=5, autocommit=True), "format")
 
     @classmethod
     def _mysql(cls, parts: Any, query: dict[str, str]) -> _DirectConnection | None:
@@ -659,13 +700,30 @@ class _DirectConnection:
         )
         return cls("mysql", conn, "format")
 
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if self.paramstyle == "dollar":
+            return self.conn.execute(sql, params)
+        cur = self.conn.cursor()
+        cur.execute(sql, params) if params else cur.execute(sql)
+        return list(cur.fetchall()) if cur.description is not None else []
+
+    def _placeholders(self, count: int) -> str:
+        if self.paramstyle == "dollar":
+            return ", ".join(f"${i}" for i in range(1, count + 1))
+        return ", ".join(["?" if self.paramstyle == "qmark" else "%s"] * count)
+
+    def _quote(self, name: str) -> str:
+        return f"`{name}`" if self.backend == "mysql" else f'"{name}"'
+
     def query_column(self, sql: str) -> list[str] | None:
         try:
-            cur = self.conn.cursor()
-            cur.execute(sql)
-            return [row[0] for row in cur.fetchall()]
+            return [row[0] for row in self._execute(sql)]
         except Exception:  # noqa: BLE001 - missing table or anything odd: full path
             return None
+
+    def has_unfinished_run(self, table: str) -> bool:
+        """A ``running`` journal row (or no journal to tell): see steps/recovery.py."""
+        return self.query_column(f"SELECT id FROM {self._quote(table)} WHERE outcome = 'running'") != []
 
     def insert_journal_row(self, settings: Settings, report: DeployReport) -> bool:
         row = journal_row(settings, report, "noop")
@@ -678,16 +736,12 @@ class _DirectConnection:
             row["started_at"], row["finished_at"] = (d.replace(tzinfo=None) for d in (now, end))
         else:
             row["started_at"], row["finished_at"] = now, end
-        mark = "?" if self.paramstyle == "qmark" else "%s"
-        table = settings.journal_table
-        quote = "`" if self.backend == "mysql" else '"'
         sql = (
-            f"INSERT INTO {quote}{table}{quote} ({', '.join(row)}) "
-            f"VALUES ({', '.join([mark] * len(row))})"
+            f"INSERT INTO {self._quote(settings.journal_table)} ({', '.join(row)}) "
+            f"VALUES ({self._placeholders(len(row))})"
         )
         try:
-            cur = self.conn.cursor()
-            cur.execute(sql, tuple(row.values()))
+            self._execute(sql, tuple(row.values()))
         except Exception:  # noqa: BLE001 - no journal yet: the full path creates it
             return False
         return True

@@ -389,7 +389,7 @@ def decide(outcome: SchemaCheck | Exception, *, refuse: bool = True) -> SchemaCh
 
 
 def readiness(engine_or_url: Engine | str, script_location: str, **options: Any) -> tuple[int, dict[str, Any]]:
-    """The plain function behind every integration: :func:`check`, answered as :func:`respond`."""
+    """For any framework without a ready-made helper: :func:`check`, answered as :func:`respond`."""
     try:
         return respond(check(engine_or_url, script_location, **options))
     except (DatabaseUnreachable, ConfigError) as exc:

@@ -35,6 +35,8 @@ class ProjectConfig:
     recursive: bool
     #: Why the folders above may not be the ones Alembic loads (None: they provably are).
     unsupported: str | None = None
+    #: ``sqlalchemy.*`` keys of the section other than the URL (engine_from_config passes them on).
+    engine_options: tuple[str, ...] = ()
 
 
 def read_project(ini: Path, section: str = "alembic") -> ProjectConfig:
@@ -93,6 +95,7 @@ def read_project(ini: Path, section: str = "alembic") -> ProjectConfig:
         sourceless=opts.get("sourceless") == "true",
         recursive=opts.get("recursive_version_locations") == "true",
         unsupported=unsupported,
+        engine_options=tuple(sorted(k for k in opts if k.startswith("sqlalchemy.") and k != "sqlalchemy.url")),
     )
 
 

@@ -63,7 +63,7 @@ class PostgreSQLBackend(Backend):
         return None
 
     def session_alive(self, conn: Connection, session_id: Any) -> bool | None:
-        query = text("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = :p")
+        query = text("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = :p AND pid <> pg_backend_pid()")
         return bool(conn.execute(query, {"p": int(session_id)}).scalar())
 
     def cancel(self, lock_connection: Connection | None, dbapi_connection: Any, session_id: Any) -> None:

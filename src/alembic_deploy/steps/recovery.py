@@ -86,6 +86,8 @@ def recover(deployment: Deployment, journal: Journal, project: Project, report: 
             f"{str(row['started_at'])[:19]}) crashed {what}"
         )
         journal.mark_crashed(row["id"], f"crashed {what}; found by run #{report.journal_id} holding the lock")
+        if partial is not None and partial.row["id"] == row["id"]:
+            partial.row["outcome"] = "crashed"
         report.warnings.append(note)
         deployment.echo(f"warning: {note}")
     return partial
@@ -111,6 +113,13 @@ def find_partial(deployment: Deployment, journal: Journal, project: Project, exc
         if applied or uncertain:
             return Partial(project, deployment.engine, row, progress, entry, versions, applied, uncertain)
     return None
+
+
+def describe(project: Project, revision: str) -> str:
+    try:
+        return project.describe(revision)
+    except Exception:  # noqa: BLE001 - a revision the scripts no longer have
+        return "not in these migration scripts"
 
 
 def is_applied(project: Project, revision: str, versions: tuple[str, ...]) -> bool:
@@ -194,7 +203,7 @@ class Partial:
                            else f"{option} (not available: {plan.refusal})")
         options.append(f"--mark-applied ({OPTIONS['mark-applied']})")
         fields: dict[str, Any] = {
-            "revision": f"{rev} ({self.project.describe(rev)})",
+            "revision": f"{rev} ({describe(self.project, rev)})",
             "left by": f"journal #{row['id']}: {row['command']} on host {row['host']} (pid {row['pid']}), "
                        f"{row['outcome']}",
             "ran": _listing(self.applied) or "-",

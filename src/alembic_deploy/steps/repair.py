@@ -32,6 +32,7 @@ from ..errors import CheckRefused, MigrationFailed
 from ..report import RevisionResult
 from ..secrets import scrub
 from .progress import READ, ProgressTracker, effect_of, excerpt, fingerprint, shorten
+from .recovery import describe, is_applied, took_effect
 
 if TYPE_CHECKING:
     from ..alembic_env import Project
@@ -75,8 +76,6 @@ def _uncertain(partial: Partial) -> Plan | None:
 def plan_resume(partial: Partial) -> Plan:
     """The statements after the last applied one, when the recorded ones provably are the
     revision's first statements and nothing of the rest is in the schema already."""
-    from .recovery import took_effect
-
     refusal = _uncertain(partial)
     if refusal is not None:
         return refusal
@@ -178,6 +177,7 @@ def run(
         _undo(deployment, tracker, plan)
         done = f"undid statement(s) {', '.join(str(n) for n, _ in plan.statements)}; the next deploy applies it whole"
     else:
+        _warn_unfinished(deployment, partial)
         _stamp(deployment, project, partial)
         done = "recorded it as applied"
     tracker.progress.revisions = []
@@ -185,17 +185,20 @@ def run(
     report.to_revisions = _versions(deployment, partial)
     report.outcome = "rolled-back" if action == "rollback-partial" else "applied"
     report.applied.append(
-        RevisionResult(partial.revision, (), project.describe(partial.revision), started, time.time() - started,
+        RevisionResult(partial.revision, (), describe(project, partial.revision), started, time.time() - started,
                        status="rolled-back" if action == "rollback-partial" else "applied")
     )
     echo(f"Repaired {partial.revision} ({action}): {done}.")
+
+
+_VERBS: Final = {"resume": "resume", "rollback-partial": "roll back", "mark-applied": "mark as applied"}
 
 
 def _available(plan: Plan, action: str, partial: Partial) -> Plan:
     if plan.refusal is not None:
         others = [f"--{o}" for o in OPTIONS if o != action]
         raise CheckRefused(
-            f"Cannot {action.replace('-', ' ')} revision {partial.revision}: {plan.refusal}. Nothing was "
+            f"Cannot {_VERBS[action]} revision {partial.revision}: {plan.refusal}. Nothing was "
             f"changed. The other options are {' and '.join(others)}.",
             revision=partial.revision,
         )
@@ -221,8 +224,6 @@ def _execute(deployment: Deployment, tracker: ProgressTracker, plan: Plan) -> No
 def _undo(deployment: Deployment, tracker: ProgressTracker, plan: Plan) -> None:
     """Run each undo statement in its own transaction, journaling it as ``undoing`` first: a
     process that dies inside one leaves a state the next run settles from the schema."""
-    from .recovery import took_effect
-
     entry = tracker.progress.revisions[0]
     by_number = {s.n: s for s in entry.statements}
     with deployment.engine.connect() as conn:
@@ -237,6 +238,21 @@ def _undo(deployment: Deployment, tracker: ProgressTracker, plan: Plan) -> None:
                     _statement(conn, n, sql)
             statement.state, statement.committed = "undone", False
             tracker.flush()
+
+
+def _warn_unfinished(deployment: Deployment, partial: Partial) -> None:
+    """--mark-applied trusts the person; still say what the schema does not show done."""
+    try:
+        statements = partial.statements()
+    except ValueError:
+        return
+    for n, sql in enumerate(statements, 1):
+        effect = effect_of(sql)
+        if n > partial.last_applied and effect is not None and took_effect(partial.engine, effect) is False:
+            deployment.echo(
+                f"warning: the schema does not show statement {n} done ({effect.kind} {effect.name} "
+                f"{'missing' if effect.creates else 'still there'}): {shorten(excerpt(sql))}"
+            )
 
 
 def _statement(conn: Any, n: int, sql: str) -> None:
@@ -264,10 +280,11 @@ def _stamp(deployment: Deployment, project: Project, partial: Partial) -> None:
     """Record the revision as applied through env.py (as ``alembic stamp`` would), only when it is
     the very next step from what the version table says."""
     from ..alembic_env import RunObserver
-    from .recovery import is_applied
-
     versions = _versions(deployment, partial)
-    steps = [rev for rev, _ in project.upgrade_steps(partial.revision, versions)]
+    try:
+        steps = [rev for rev, _ in project.upgrade_steps(partial.revision, versions)]
+    except Exception:  # noqa: BLE001 - unknown revisions: the scripts and the database disagree
+        steps = ["(revisions these scripts do not know)"]
     if steps != [partial.revision]:
         raise CheckRefused(
             f"Cannot record {partial.revision} as applied: the version table says "

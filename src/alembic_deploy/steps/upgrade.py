@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random
 
 from ..errors import AlembicDeployError, ConfigError, DatabaseUnreachable, MigrationFailed
 from ..secrets import scrub
@@ -297,7 +297,8 @@ class _Attempts:
         progress = self.session.progress if self.session is not None else None
         self.safe = False
         if self.kind in (LOCK_TIMEOUT, CONNECTION_LOST):
-            self.safe = retry_safe(self.backend.transactional_ddl, progress, self.kind, self._applied(progress))
+            applied = bool(progress and progress.sent) and self._applied(progress)
+            self.safe = retry_safe(self.backend.transactional_ddl, progress, self.kind, applied)
         if self.safe:
             key = progress.revision if progress is not None else None
             self.failures[key] = self.failures.get(key, 0) + 1
@@ -356,7 +357,7 @@ class _Attempts:
         else:
             self.deployment.echo(
                 f"{where} lost its database connection ({_first_line(state.outcome.exception())}); "
-                f"nothing of it was kept, {retry} once the database is back."
+                f"the server rolled back what was not committed, {retry} once the database is back."
             )
 
     def _reconnect(self) -> None:
@@ -470,9 +471,8 @@ def run_upgrade(
     retrying = Retrying(
         retry=retry_if_exception(attempts.should_retry),
         stop=stop_after_delay(settings.retry_deadline),
-        wait=wait_exponential_jitter(
-            initial=RETRY_INITIAL_SECONDS, max=RETRY_MAX_BACKOFF_SECONDS, jitter=RETRY_JITTER_SECONDS
-        ),
+        wait=wait_exponential(multiplier=RETRY_INITIAL_SECONDS, max=RETRY_MAX_BACKOFF_SECONDS)
+        + wait_random(0, RETRY_JITTER_SECONDS),
         before_sleep=attempts.before_sleep,
         reraise=True,
     )
