@@ -152,6 +152,16 @@ def run_timed(tool: str, folder: Path) -> tuple[float, float]:
     return elapsed, cpu
 
 
+def run_checked(tool: str, folder: Path, url: str, head: str, clear: bool) -> tuple[float, float]:
+    """:func:`run_timed`, after clearing the caches if ``clear``; the database must end at head."""
+    if clear:
+        clear_caches(folder)
+    measured = run_timed(tool, folder)
+    if servers.versions(url) != [head]:
+        raise SystemExit(f"{tool} left {url} at {servers.versions(url)}, expected {head}")
+    return measured
+
+
 def clear_caches(folder: Path) -> None:
     shutil.rmtree(folder / "migrations" / "versions" / "__pycache__", ignore_errors=True)
     shutil.rmtree(CACHE_HOME, ignore_errors=True)
@@ -195,12 +205,7 @@ def bench_noop(backend: str, revisions: int, runs: int, cold: bool, root: Path) 
         run_timed("alembic-deploy", projects["alembic-deploy"])  # migrate once (and create the journal)
 
         def step(tool: str, timed: bool) -> tuple[float, float]:
-            if cold and timed:
-                clear_caches(projects[tool])
-            measured = run_timed(tool, projects[tool])
-            if servers.versions(url) != [head]:
-                raise SystemExit(f"{tool} left {backend} at {servers.versions(url)}, expected {head}")
-            return measured
+            return run_checked(tool, projects[tool], url, head, cold and timed)
 
         timings = alternate(runs, step)
         fast = fast_path_taken(projects["alembic-deploy"])
@@ -216,12 +221,7 @@ def bench_full(backend: str, revisions: int, runs: int, cold: bool, root: Path) 
             url = dbs.create()
             try:
                 generated.set_url(projects[tool] / "alembic.ini", url)
-                if cold and timed:
-                    clear_caches(projects[tool])
-                measured = run_timed(tool, projects[tool])
-                if servers.versions(url) != [head]:
-                    raise SystemExit(f"{tool} left {backend} at {servers.versions(url)}, expected {head}")
-                return measured
+                return run_checked(tool, projects[tool], url, head, cold and timed)
             finally:
                 dbs.drop(url)
 
@@ -376,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--race-trials", type=int, default=3)
     parser.add_argument("--cold", action="store_true", help="clear both tools' caches before each timed run")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    parser.add_argument("--save", metavar="FILE", help="also write the JSON document to FILE")
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     scenarios = {s.strip() for s in args.scenarios.split(",") if s.strip()}
@@ -398,11 +399,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 races.append(bench_race(backend, args.race_revisions, args.race_processes, args.race_trials, root))
                 _progress(args.json, races[-1])
     env = environment(argv)
-    if args.json:
-        print(json.dumps({"environment": env, "timed": [r.to_dict() for r in timed],
-                          "race": [asdict(r) for r in races]}, indent=2))
-    else:
-        print(render(env, timed, races))
+    document = json.dumps({"environment": env, "timed": [r.to_dict() for r in timed],
+                           "race": [asdict(r) for r in races]}, indent=2)
+    if args.save:
+        Path(args.save).write_text(document + "\n", encoding="utf-8")
+    print(document if args.json else render(env, timed, races))
     return 0
 
 

@@ -79,7 +79,6 @@ def test_missing_ini_exits_2(tmp_path):
         ("definitely not a url", "not a valid SQLAlchemy URL"),
         ("postgresql+nodriver://app:s3cr3t-url-1@db/app", "No database driver"),
         ("oracle://app:s3cr3t-url-1@db/app", "does not support the 'oracle' dialect"),
-        ("sqlite://", "in-memory"),
         ("sqlite:///:memory:", "in-memory"),
     ],
 )

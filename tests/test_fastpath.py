@@ -52,10 +52,19 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
-def add_revision(project: Path, name: str, body: str) -> None:
-    (project / "migrations" / "versions" / f"{name}.py").write_text(
-        "import sqlalchemy as sa\nfrom alembic import op\n\n" + textwrap.dedent(body)
-    )
+def add_revision(project: Path, name: str, identity: str) -> Path:
+    """A revision file creating table ``extra``, whose identity lines are ``identity``."""
+    path = project / "migrations" / "versions" / f"{name}.py"
+    path.write_text("import sqlalchemy as sa\nfrom alembic import op\n\n" + textwrap.dedent(identity) + textwrap.dedent("""
+
+        def upgrade() -> None:
+            op.create_table("extra", sa.Column("id", sa.Integer, primary_key=True))
+
+
+        def downgrade() -> None:
+            op.drop_table("extra")
+    """))
+    return path
 
 
 def outcomes(db: Database) -> list[str]:
@@ -199,12 +208,6 @@ def test_declines_when_a_revision_computes_its_id(sqlite_db, make_project, cache
     add_revision(project, "a4_extra", """
         revision = "a4_" + "extra"
         down_revision = "a3_seed"
-
-        def upgrade() -> None:
-            op.create_table("extra", sa.Column("id", sa.Integer, primary_key=True))
-
-        def downgrade() -> None:
-            op.drop_table("extra")
     """)
     code, report = upgrade_json(project, sqlite_db.url, env=cache_env)
     assert code == 0 and report["fast_path"] is False and report["outcome"] == "applied", report
@@ -218,12 +221,6 @@ def test_declines_when_depends_on_is_used(sqlite_db, make_project, cache_env):
         revision = "a4_depends"
         down_revision = "a3_seed"
         depends_on = "a1_users"
-
-        def upgrade() -> None:
-            op.create_table("extra", sa.Column("id", sa.Integer, primary_key=True))
-
-        def downgrade() -> None:
-            op.drop_table("extra")
     """)
     code, report = upgrade_json(project, sqlite_db.url, env=cache_env)
     assert code == 0 and report["outcome"] == "applied" and sqlite_db.versions() == ["a4_depends"]
@@ -244,23 +241,16 @@ def test_a_stale_cache_never_answers(sqlite_db, make_project, tmp_path, cache_en
     """A revision file rewritten with the same size and mtime (what an mtime/size-keyed cache
     cannot see) changes the answer: the database is now at a revision the scripts do not have."""
     project = make_project("sync")
-    add_revision(project, "a4_extra", """
+    path = add_revision(project, "a4_extra", """
         revision = "a4_extra"
         down_revision = "a3_seed"
-
-        def upgrade() -> None:
-            op.create_table("extra", sa.Column("id", sa.Integer, primary_key=True))
-
-        def downgrade() -> None:
-            op.drop_table("extra")
     """)
     upgrade_json(project, sqlite_db.url, env=cache_env)
     code, report = upgrade_json(project, sqlite_db.url, env=cache_env)
     assert code == 0 and report["fast_path"] is True  # the cache is written and used
-    caches = [p for p in (tmp_path / "xdg-cache").rglob("*.json")] + list(project.rglob("alembic-deploy-*.json"))
+    caches = [*(tmp_path / "xdg-cache").rglob("*.json"), *project.rglob("alembic-deploy-*.json")]
     assert caches, "no revision-graph cache was written"
 
-    path = project / "migrations" / "versions" / "a4_extra.py"
     stat = path.stat()
     edit(path, '"a4_extra"', '"a4_extrb"')
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
@@ -335,6 +325,7 @@ def test_a_rendered_revision_file_is_read_statically(down, downs):
         'globals()["revision"] = "other"',
         'exec("revision = \'other\'")',
         'setattr(__import__("sys").modules[__name__], "revision", "other")',
+        'importlib.import_module(__name__).revision = "other"',
         'upgrade()',  # the file's own code runs at import time
         'def __getattr__(name):\n    return "other"',
         'class revision:\n    pass',
@@ -398,9 +389,15 @@ GENERIC_ENV = (ALEMBIC_TEMPLATES / "generic" / "env.py").read_text()
         ("target_metadata = None", "target_metadata = None\nconfig.set_main_option('sqlalchemy.url', 'sqlite:///x.db')"),
         ("target_metadata = None", "target_metadata = None\nx = context.get_x_argument(as_dictionary=True)"),
         ("target_metadata = None", "target_metadata = None\nimport os\nschema = os.getenv('SCHEMA')"),
+        ('url = config.get_main_option("sqlalchemy.url")', "url = app_settings.get('DATABASE_URL')"),
+        ("config.get_section(config.config_ini_section, {})",
+         "Config('other.ini').get_section(config.config_ini_section, {})"),
+        ("from alembic import context", "from myapp.migrations import context"),
+        ("target_metadata = None", "target_metadata = None\nimport os\nos.environ['DATABASE_URL'] = app_url"),
     ],
     ids=["version-table-schema", "kwargs", "set-search-path", "connect-args", "other-section",
-         "other-prefix", "app-engine", "other-env-var", "hard-coded-url", "x-argument", "getenv"],
+         "other-prefix", "app-engine", "other-env-var", "hard-coded-url", "x-argument", "getenv",
+         "url-from-app-settings", "another-config", "another-context", "overwrites-database-url"],
 )
 def test_env_py_that_may_migrate_elsewhere_is_not_plain(tmp_path, old, new):
     assert old in GENERIC_ENV

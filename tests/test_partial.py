@@ -12,7 +12,55 @@ import json
 
 import pytest
 import sqlalchemy as sa
+from alembic_deploy.steps.progress import DDL, DML, READ, Effect, classify, commits_by_itself, effect_of, fingerprint
 from helpers import assert_failed_cleanly, drop_all, plain_alembic_upgrade, run_cli, schema_snapshot
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind", "effect"),
+    [
+        ("ALTER TABLE users ADD COLUMN nickname VARCHAR(50)", DDL, Effect("column", "users", "nickname", True)),
+        ("ALTER TABLE `users` DROP COLUMN `nickname`", DDL, Effect("column", "users", "nickname", False)),
+        ("ALTER TABLE users ADD CONSTRAINT uq_email UNIQUE (email)", DDL, Effect("constraint", "users", "uq_email", True)),
+        ("ALTER TABLE users ADD COLUMN a INT, ADD COLUMN b INT", DDL, None),  # two clauses: no single effect
+        ("CREATE UNIQUE INDEX CONCURRENTLY ix_a ON public.users (a)", DDL, Effect("index", "users", "ix_a", True, "public")),
+        ("DROP INDEX ix_a ON users", DDL, Effect("index", "users", "ix_a", False)),
+        ('CREATE TABLE "Profiles" (\n\tid INTEGER\n)', DDL, Effect("table", None, "profiles", True)),
+        ("SELECT SLEEP(0.2)", READ, None),
+        ("WITH RECURSIVE c(x) AS (SELECT 1) SELECT COUNT(*) FROM c", READ, None),
+        ("WITH d AS (DELETE FROM users RETURNING id) SELECT * FROM d", DML, None),
+        ("SELECT * INTO users_copy FROM users", DML, None),
+        ("INSERT INTO users (id) VALUES (1)", DML, None),
+        ("CALL do_something()", DML, None),  # unknown: counted as a change
+    ],
+)
+def test_statements_are_classified_by_what_they_can_change(sql, kind, effect):
+    assert classify(sql) == kind
+    assert effect_of(sql) == effect
+
+
+def test_fingerprints_match_across_online_and_offline_renderings():
+    online = "\nCREATE TABLE notes (\n\tid INTEGER NOT NULL AUTO_INCREMENT, \n\t`body` VARCHAR(200)\n)\n\n"
+    offline = "CREATE TABLE notes (\n    id INTEGER NOT NULL AUTO_INCREMENT, \n    body VARCHAR(200)\n);"
+    assert fingerprint(online) == fingerprint(offline)
+    assert fingerprint("SELECT 'a%%'") == fingerprint("SELECT 'a%'")
+    assert fingerprint(offline) != fingerprint(offline.replace("200", "201"))
+
+
+@pytest.mark.parametrize(
+    ("backend", "kind", "in_transaction", "autocommit", "commits"),
+    [
+        ("mysql", DDL, True, False, True),  # implicit commit
+        ("mysql", DML, True, False, False),
+        ("sqlite", DDL, False, False, True),  # pysqlite: no transaction before DDL
+        ("sqlite", DDL, True, False, False),  # after a DML statement opened one
+        ("postgresql", DDL, True, False, False),
+        ("postgresql", DDL, False, True, True),  # autocommit_block
+        ("postgresql", READ, False, True, False),
+    ],
+)
+def test_which_statements_commit_by_themselves(backend, kind, in_transaction, autocommit, commits):
+    assert commits_by_itself(backend, kind, in_transaction, autocommit) is commits
 
 
 @pytest.fixture(params=["mysql", "sqlite"])
@@ -133,3 +181,28 @@ def test_postgresql_rolls_the_failed_revision_back_so_the_next_run_is_not_refuse
     drop_stray_table(pg_db)
     assert run_cli(project, "upgrade", url=pg_db.url).returncode == 0
     assert pg_db.versions() == ["a5_tags"]
+
+
+@pytest.mark.parametrize("option", ["resume", "rollback-partial"])
+def test_postgresql_autocommit_block_half_done_is_partial_too(pg_db, make_project, option):
+    """CREATE INDEX CONCURRENTLY runs in an autocommit block: each statement commits on its own."""
+    project = make_project("partial_cic")
+    reference = reference_schema(project, pg_db)
+    assert run_cli(project, "upgrade", "a3_seed", url=pg_db.url).returncode == 0
+    with pg_db.engine().begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE ix_users_id_email (stray INTEGER)")  # takes the second index's name
+    failed = run_cli(project, "upgrade", url=pg_db.url)
+    assert failed.returncode == 7, failed.output
+    assert "Statement(s) 1 of it had been committed" in failed.stderr
+    refused = run_cli(project, "upgrade", url=pg_db.url)
+    assert refused.returncode == 8, refused.output
+    assert "Revision a4_concurrent_indexes is partly applied: statement(s) 1 of its 2" in refused.stderr
+    assert "they ran outside a transaction (an autocommit block)" in refused.stderr
+    with pg_db.engine().begin() as conn:
+        conn.exec_driver_sql("DROP TABLE ix_users_id_email")
+    repaired = run_cli(project, "repair", f"--{option}", url=pg_db.url)
+    assert repaired.returncode == 0, repaired.output
+    final = run_cli(project, "upgrade", url=pg_db.url)
+    assert final.returncode == 0, final.output
+    assert pg_db.versions() == ["a4_concurrent_indexes"]
+    assert schema_snapshot(pg_db.url) == reference

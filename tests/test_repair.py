@@ -105,21 +105,33 @@ def latest_progress(db: Database) -> tuple[dict, dict | None]:
     return row, json.loads(row["progress"]) if row["progress"] else None
 
 
-def kill_when(proc, db: Database, done: int, timeout: float = 60) -> dict:  # noqa: ANN001
-    """SIGKILL ``proc`` as soon as the journal shows ``done`` statements of the revision in flight
-    committed; returns that row."""
+def kill_when(proc, db: Database, done: int, timeout: float = 60, signum: int = signal.SIGKILL) -> dict:  # noqa: ANN001
+    """Signal ``proc`` (SIGKILL) as soon as the journal shows ``done`` statements of the revision in
+    flight committed; returns that row."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         row, progress = latest_progress(db)
         if progress and progress["revisions"]:
             statements = progress["revisions"][0]["statements"]
             if sum(1 for s in statements if s["committed"] and s["kind"] != "read") >= done:
-                os.kill(proc.pid, signal.SIGKILL)
+                os.kill(proc.pid, signum)
                 proc.wait(timeout=30)
                 return row
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
     raise AssertionError("the run never got that far")
+
+
+def test_sigterm_after_a_committed_statement_exits_9_and_the_next_run_exits_8(nontx_db, make_project):
+    project = make_project("slow")
+    upgrade = spawn_cli(project, "upgrade", url=nontx_db.url)
+    kill_when(upgrade, nontx_db, done=1, signum=signal.SIGTERM)
+    assert upgrade.returncode == 9, upgrade.communicate()
+    assert [r["outcome"] for r in nontx_db.journal()] == ["interrupted"]
+    refused = run_cli(project, "upgrade", url=nontx_db.url)
+    assert refused.returncode == 8, refused.output
+    assert "Revision b1_accounts is partly applied: statement(s) 1 of its 5 were committed" in refused.stderr
+    assert "(journal #1, interrupted)" in refused.stderr
 
 
 def test_a_repair_killed_midway_is_found_and_repaired_again(nontx_db, make_project):

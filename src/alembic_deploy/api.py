@@ -293,11 +293,13 @@ def _migration_error(
     pending = [r for r in _pending_after(project, report) if r not in applied]
     failing = pending[0] if pending else "unknown"
     durable = tracker.applied(failing) if tracker is not None else []
-    if durable:
+    unsure = tracker.unsettled(failing) if tracker is not None else []
+    if durable or unsure:
+        committed = f"Statement(s) {', '.join(str(s.n) for s in durable) or 'none'} of it had been committed"
+        lost = f" and statement(s) {', '.join(str(s.n) for s in unsure)} may have been" if unsure else ""
         state = (
-            f"Statement(s) {', '.join(str(s.n) for s in durable)} of it had been committed one by one and "
-            f"the version table says {', '.join(now_at) or '<base>'}: it is partly applied, and the next "
-            "deploy refuses (exit 8) until `alembic-deploy repair` settles it."
+            f"{committed} one by one{lost}, and the version table says {', '.join(now_at) or '<base>'}: it is "
+            "partly applied, and the next deploy refuses (exit 8) until `alembic-deploy repair` settles it."
         )
     elif deployment.backend.transactional_ddl:
         state = f"Its transaction was rolled back; the database is at {', '.join(now_at) or '<base>'}."
@@ -334,7 +336,7 @@ def repair(settings: Settings, action: str | None = None, echo: Echo | None = No
     from .steps import repair as repair_step
 
     report = _new_report("repair", action or "diagnose", settings)
-    with interruptible():
+    with interruptible() as interrupt:
         try:
             deployment = Deployment.open(settings, echo)
         except AlembicDeployError as exc:
@@ -354,9 +356,13 @@ def repair(settings: Settings, action: str | None = None, echo: Echo | None = No
                 report.finished_at = time.time()
                 journal.finish(report)
             return report
-        except AlembicDeployError as exc:
-            _record_failure(report, journal, exc)
-            raise
+        except (AlembicDeployError, KeyboardInterrupt) as exc:
+            # KeyboardInterrupt: signals.SignalInterrupt, SIGTERM/SIGINT during the repair.
+            error = exc if isinstance(exc, AlembicDeployError) else interrupt.error()
+            _record_failure(report, journal, error)
+            if error is exc:
+                raise
+            raise error from None
         finally:
             deployment.close()
 

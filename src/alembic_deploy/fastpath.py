@@ -6,7 +6,9 @@ answers the same question from what can be proven statically, and declines (retu
 full pipeline runs) whenever any part of the proof is missing:
 
 1. the project: ``alembic.ini`` names plain folders, read the way Alembic reads them (no package
-   resources, no ``sourceless``, no recursive version locations, no ``[tool.alembic]``);
+   resources, no ``sourceless``, no recursive version locations, no ``[tool.alembic]``), and
+   gives the engine no option that could change where it connects (``sqlalchemy.plugins``...);
+   the target is ``head``/``heads`` and there are no ``-x`` arguments;
 2. the revision graph: every file Alembic would load from the versions folders is parsed
    (``ast``, never imported). The names Alembic reads from the module (``revision``,
    ``down_revision``, ``branch_labels``, ``depends_on``) must be bound exactly once, by a
@@ -17,12 +19,16 @@ full pipeline runs) whenever any part of the proof is missing:
    acyclic;
 3. env.py: it must provably migrate the database alembic-deploy connects to, through the default
    version table: every connection it opens comes from ``create_engine``/``engine_from_config``
-   (or the async twins) fed by ``sqlalchemy.url`` of the ini section in use or ``DATABASE_URL``;
-   no other environment variable, no hard-coded URL, no ``-x``/tag arguments, no
+   (or the async twins) fed by ``sqlalchemy.url`` of its own ``context.config`` section or by
+   ``os.environ["DATABASE_URL"]`` (alembic-deploy sets both to the URL it uses); no other
+   environment variable, no hard-coded URL, no ``-x``/tag arguments, no
    ``version_table``/``version_table_schema``/multi-database tokens, no statement or event hook
    or ``connect_args``/``schema_translate_map`` that could move it to another schema;
-4. the database, read with the DBAPI driver directly: its ``alembic_version`` rows must equal the
-   heads exactly, and the journal table must already exist (the no-op row goes there).
+4. the database, read first (an empty one declines before any file is parsed) without
+   SQLAlchemy: through the DBAPI driver env.py's URL names, which must be installed (env.py would
+   fail without it), or for PostgreSQL through libpq itself (:mod:`alembic_deploy.libpq`). Its
+   ``alembic_version`` rows must equal the heads exactly, the journal table must exist (the no-op
+   row goes there) and hold no ``running`` row (a crashed run, which the full path reports).
 
 What the proof trusts, as plain alembic does: installed libraries and the modules env.py and the
 revision files import do not rewrite those files' globals or the connection's target.
@@ -286,6 +292,8 @@ def _import_time_safe(root: ast.AST, local_functions: set[str]) -> bool:
         elif isinstance(node, ast.Attribute):
             if node.attr in _DYNAMIC_ATTRS:
                 return False
+            if node.attr in GRAPH_NAMES and not isinstance(node.ctx, ast.Load):
+                return False  # importlib.import_module(__name__).revision = ...
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
                 if alias.name == "*" or (alias.asname or alias.name.split(".")[0]) in GRAPH_NAMES:
@@ -432,8 +440,9 @@ def env_py_is_plain(path: Path, section: str = "alembic") -> bool:
 
 
 class _EnvChecker:
-    """Tracks, by name, what env.py binds to a URL, to an engine and to a connection. Scopes are
-    ignored on purpose: a name counts only when *every* binding of it in the file agrees."""
+    """Tracks, by name, what env.py binds to its Config, a URL, an engine and a connection.
+    Scopes are ignored on purpose: a name counts only when *every* binding of it in the file
+    agrees."""
 
     def __init__(self, tree: ast.Module, section: str) -> None:
         self.tree = tree
@@ -442,46 +451,63 @@ class _EnvChecker:
         for node in ast.walk(tree):
             for child in ast.iter_child_nodes(node):
                 self.parents[child] = node
+        self.config_names: set[str] = set()
         self.url_names: set[str] = set()
         self.engine_names: set[str] = set()
         self.connection_names: set[str] = set()
-        other: set[str] = set()
-        for node in ast.walk(tree):
+        # Names feed each other (config -> url -> engine -> connection): settle in a few passes.
+        for _ in range(4):
+            before = (set(self.config_names), set(self.url_names), set(self.engine_names), set(self.connection_names))
+            self._classify_bindings()
+            if before == (self.config_names, self.url_names, self.engine_names, self.connection_names):
+                break
+
+    def _classify_bindings(self) -> None:
+        config, url, engine, connection, other = set(), set(), set(), set(), set()
+        for node in ast.walk(self.tree):
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
                 simple = all(isinstance(t, ast.Name) for t in targets)
-                if simple and self.is_url_source(node.value):
-                    self.url_names |= names
+                if simple and _is_context_config(node.value):
+                    config |= names
+                elif simple and self.is_url_source(node.value):
+                    url |= names
                 elif simple and self.is_engine(node.value):
-                    self.engine_names |= names
+                    engine |= names
                 else:
                     other |= names
             elif isinstance(node, ast.withitem) and node.optional_vars is not None:
                 names = {n.id for n in ast.walk(node.optional_vars) if isinstance(n, ast.Name)}
                 if isinstance(node.optional_vars, ast.Name) and self.opens_connection(node.context_expr):
-                    self.connection_names |= names
+                    connection |= names
                 else:
                     other |= names
             elif isinstance(node, (ast.AugAssign, ast.NamedExpr, ast.For, ast.AsyncFor, ast.comprehension)):
                 other |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
             elif isinstance(node, ast.arguments):
-                # A parameter may be handed anything; the async template's do_run_migrations
-                # receives the connection from run_sync, which keeps it a connection.
-                params = {a.arg for a in (*node.posonlyargs, *node.args, *node.kwonlyargs, node.vararg, node.kwarg) if a}
-                self.connection_names |= params
+                # A parameter may be handed anything but a config, URL or engine; the async
+                # template's do_run_migrations receives the connection from run_sync.
+                connection |= {a.arg for a in (*node.posonlyargs, *node.args, *node.kwonlyargs, node.vararg, node.kwarg) if a}
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 other |= {(a.asname or a.name).split(".")[0] for a in node.names}
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 other.add(node.name)
             elif isinstance(node, ast.ExceptHandler) and node.name:
                 other.add(node.name)
+            elif isinstance(node, (ast.Global, ast.Nonlocal, ast.Delete)):
+                other |= set(getattr(node, "names", ())) | {
+                    n.id for t in getattr(node, "targets", ()) for n in ast.walk(t) if isinstance(n, ast.Name)
+                }
         # A name bound to two different kinds of thing is none of them.
-        self.url_names -= other | self.engine_names | self.connection_names
-        self.engine_names -= other | self.url_names | self.connection_names
-        self.connection_names -= other | self.url_names | self.engine_names
+        kinds = (config, url, engine, connection)
+        for kind in kinds:
+            kind -= other.union(*(k for k in kinds if k is not kind))
+        self.config_names, self.url_names, self.engine_names, self.connection_names = config, url, engine, connection
 
     def plain(self) -> bool:
+        if not self.binds_only_as_expected():
+            return False
         connects = 0
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Attribute) and node.attr in _UNSAFE_ATTRS:
@@ -511,6 +537,24 @@ class _EnvChecker:
                     # An engine from elsewhere (the app, config.attributes): its URL is unknown.
                     return False
         return connects > 0
+
+    def binds_only_as_expected(self) -> bool:
+        """``context`` is alembic's and ``os`` the standard library's: the checks below read
+        ``context.config`` and ``os.environ`` by name."""
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    bound = alias.asname or alias.name.split(".")[0]
+                    if bound == "context" or (bound == "os" and alias.name != "os"):
+                        return False
+            elif isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    bound = alias.asname or alias.name
+                    if bound == "os" or (bound == "context" and (node.module, alias.name) != ("alembic", "context")):
+                        return False
+            elif isinstance(node, ast.Name) and node.id in ("context", "os") and not isinstance(node.ctx, ast.Load):
+                return False
+        return True
 
     def opens_connection(self, node: ast.expr) -> bool:
         """``<engine>.connect()`` or ``<engine>.begin()`` on an engine built from the URL."""
@@ -547,26 +591,30 @@ class _EnvChecker:
         return prefix is None or (isinstance(prefix, ast.Constant) and prefix.value == "sqlalchemy.")
 
     def is_url_source(self, node: ast.expr) -> bool:
-        """An expression whose value is the URL alembic-deploy passes to env.py."""
+        """An expression whose value is the URL alembic-deploy passes to env.py: the section's
+        ``sqlalchemy.url`` in env.py's own Config, or ``os.environ`` DATABASE_URL."""
         if isinstance(node, ast.Name):
             return node.id in self.url_names
-        if isinstance(node, ast.Call):
-            name = _call_name(node)
-            if name == "get_main_option":
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            receiver, name = node.func.value, node.func.attr
+            if name == "get_main_option" and self.is_config(receiver):
                 return _first_string(node) == "sqlalchemy.url"
-            if name == "get_section":
-                return self.is_own_section(node.args[0]) if node.args else False
-            if name in ("get", "getenv"):
-                return _first_string(node) == _URL_ENV and len(node.args) == 1
-        if isinstance(node, ast.Subscript):
+            if name == "get_section" and self.is_config(receiver):
+                return bool(node.args) and self.is_own_section(node.args[0])
+            if (name == "get" and _is_os_environ(receiver)) or (name == "getenv" and _is_name(receiver, "os")):
+                return _first_string(node) == _URL_ENV and len(node.args) == 1 and not node.keywords
+        if isinstance(node, ast.Subscript) and _is_os_environ(node.value):
             return isinstance(node.slice, ast.Constant) and node.slice.value == _URL_ENV
         if isinstance(node, ast.BoolOp):
             return all(self.is_url_source(v) for v in node.values)
         return False
 
+    def is_config(self, node: ast.expr) -> bool:
+        return _is_context_config(node) or (isinstance(node, ast.Name) and node.id in self.config_names)
+
     def is_own_section(self, node: ast.expr) -> bool:
         if isinstance(node, ast.Attribute):
-            return node.attr == "config_ini_section"
+            return node.attr == "config_ini_section" and self.is_config(node.value)
         return isinstance(node, ast.Constant) and node.value == self.section
 
     def sets_url_from_source(self, node: ast.Call) -> bool:
@@ -581,6 +629,8 @@ class _EnvChecker:
         """``os.environ[...]``/``os.environ.get(...)``/``os.getenv(...)`` naming only DATABASE_URL."""
         parent = self.parents.get(attr)
         if isinstance(parent, ast.Subscript) and parent.value is attr:
+            if not isinstance(parent.ctx, ast.Load):
+                return False  # os.environ["DATABASE_URL"] = ...: env.py picks its own database
             return isinstance(parent.slice, ast.Constant) and parent.slice.value == _URL_ENV
         if isinstance(parent, ast.Call) and parent.func is attr:
             return _first_string(parent) == _URL_ENV
@@ -589,6 +639,19 @@ class _EnvChecker:
             if isinstance(call, ast.Call) and call.func is parent:
                 return _first_string(call) == _URL_ENV
         return False
+
+
+def _is_name(node: ast.expr, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _is_os_environ(node: ast.expr) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "environ" and _is_name(node.value, "os")
+
+
+def _is_context_config(node: ast.expr) -> bool:
+    """``context.config``: the Config alembic-deploy built (``from alembic import context``)."""
+    return isinstance(node, ast.Attribute) and node.attr == "config" and _is_name(node.value, "context")
 
 
 def _call_name(node: ast.Call) -> str | None:

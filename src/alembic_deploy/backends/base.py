@@ -48,7 +48,8 @@ def holder_label() -> str:
 @dataclass
 class MigrationLock:
     """A held lock. ``connection`` is the dedicated lock session (None for file locks); it stays
-    idle while migrations run, so it can journal and cancel on the migrating session's behalf."""
+    idle while migrations run, so it can journal on the migrating session's behalf (cancels use
+    a fresh connection: a signal may arrive while this one is busy)."""
 
     name: str
     waited: float

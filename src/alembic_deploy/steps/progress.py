@@ -373,6 +373,8 @@ class ProgressTracker:
         event.listen(connection, "after_cursor_execute", self._after)
         event.listen(connection, "commit", self._on_commit)
         event.listen(connection, "rollback", self._on_rollback)
+        # Errors are an engine-wide event; _on_error looks only at this connection's.
+        event.listen(connection.engine, "handle_error", self._on_error)
 
     def detach(self) -> None:
         from sqlalchemy import event
@@ -380,10 +382,12 @@ class ProgressTracker:
         conn, self._connection = self._connection, None
         if conn is None:
             return
-        for name, fn in (("before_cursor_execute", self._before), ("after_cursor_execute", self._after),
-                         ("commit", self._on_commit), ("rollback", self._on_rollback)):
+        for target, name, fn in ((conn, "before_cursor_execute", self._before),
+                                 (conn, "after_cursor_execute", self._after),
+                                 (conn, "commit", self._on_commit), (conn, "rollback", self._on_rollback),
+                                 (conn.engine, "handle_error", self._on_error)):
             try:
-                event.remove(conn, name, fn)
+                event.remove(target, name, fn)
             except Exception:  # noqa: BLE001 - a closed connection keeps no listeners worth removing
                 pass
 
@@ -417,16 +421,18 @@ class ProgressTracker:
         """The statements of ``revision`` that are durable although its version stamp is not."""
         return [s for r in self.progress.revisions if r.revision == revision for s in r.statements if s.applied]
 
+    def unsettled(self, revision: str) -> list[Statement]:
+        """Statements of ``revision`` that may have committed by themselves: the connection was
+        lost while they ran."""
+        return [s for r in self.progress.revisions if r.revision == revision for s in r.statements
+                if s.state == "running" and s.may_commit]
+
     def close(self, ok: bool) -> None:
         """The run ended (``ok``: without an exception, so a pending commit went through)."""
         if ok:
             self._settle_commit()
         for entry in self.progress.revisions:
-            for statement in entry.statements:
-                if statement.state == "running":
-                    # The process is alive, so the statement returned: with an error.
-                    statement.state = "failed"
-                    entry.failed = statement
+            self._end_statements(entry)
             entry.statements = [s for s in entry.statements if s.state != "failed"]
         self.detach()
         self._dbapi = None
@@ -477,18 +483,34 @@ class ProgressTracker:
         # Fires before the COMMIT reaches the server: settled at the next statement or at close.
         self._commit_pending = True
 
+    def _on_error(self, context: Any) -> None:
+        """The server answered a statement with an error: it did not take effect. A lost
+        connection is no answer: a statement that commits by itself stays ``running`` (unsettled)."""
+        entry = self._current
+        if context.connection is not self._connection or context.is_disconnect or entry is None:
+            return
+        if entry.statements and entry.statements[-1].state == "running":
+            entry.statements[-1].state = "failed"
+            entry.failed = entry.statements[-1]
+
     def _on_rollback(self, conn: Any) -> None:
         # A rollback after a commit is that of the next transaction: the commit went through.
         self._settle_commit()
         for entry in self.progress.revisions:
             entry.stamped = False
-            for statement in entry.statements:
-                if statement.state == "running":
-                    statement.state = "failed"
-                    entry.failed = statement
-            # What was not committed is gone: keep the durable prefix, so numbering stays that
-            # of the revision's statements when it is retried or resumed.
-            entry.statements = [s for s in entry.statements if s.committed]
+            self._end_statements(entry)
+            # What was not committed is gone: keep the durable prefix (and what may be durable),
+            # so numbering stays that of the revision's statements when it is retried or resumed.
+            entry.statements = [s for s in entry.statements if s.committed or s.state == "running"]
+
+    @staticmethod
+    def _end_statements(entry: RevisionProgress) -> None:
+        """After the run or its transaction ended: a statement still ``running`` returned with an
+        error unless it may have committed by itself (its outcome unknown: a lost connection)."""
+        for statement in entry.statements:
+            if statement.state == "running" and not statement.may_commit:
+                statement.state = "failed"
+                entry.failed = statement
 
     # -- helpers ------------------------------------------------------------------------------------
     def _settle_commit(self) -> None:

@@ -185,16 +185,19 @@ class Partial:
             total: int | None = len(self.statements())
         except ValueError:
             total = None
-        durable = _numbers(self.applied)
         of = f" of its {total}" if total is not None else ""
+        if self.applied:
+            what = f"statement(s) {_numbers(self.applied)}{of} were committed"
+        else:
+            what = f"statement(s) {_numbers(self.uncertain)}{of} may have been committed"
         where = {
             "postgresql": "they ran outside a transaction (an autocommit block)",
             "sqlite": "alembic runs SQLite DDL outside a transaction (pysqlite opens one only before DML)",
         }.get(backend, "MySQL/MariaDB commits DDL statement by statement")
         at = ", ".join(self.versions) or "<base>"
         unsure = (
-            f" Statement(s) {_numbers(self.uncertain)} were running when that process died and may or may not "
-            "have taken effect."
+            f" Statement(s) {_numbers(self.uncertain)} were running when that process died or lost its "
+            "connection, and the schema cannot tell whether they took effect."
             if self.uncertain else ""
         )
         options = []
@@ -215,7 +218,7 @@ class Partial:
         fields["not run"] = self.not_run_listing()
         fields["options"] = "; ".join(options)
         return PartialMigration(
-            f"Revision {rev} is partly applied: statement(s) {durable}{of} were committed by an earlier "
+            f"Revision {rev} is partly applied: {what} by an earlier "
             f"run (journal #{row['id']}, {row['outcome']}) but the version table says {at}, because "
             f"{where} and nothing rolled them back. Running the revision again would apply them twice or "
             f"fail on them, so nothing was migrated.{unsure} Resolve it with `alembic-deploy repair` and "
@@ -357,14 +360,15 @@ def _crash_summary(deployment: Deployment, project: Project, row: dict[str, Any]
         versions = _versions(deployment.engine, progress)
     except Exception:  # noqa: BLE001 - the report matters less than the run
         versions = ()
-    pending = [r for r in (e.revision for e in progress.revisions) if not is_applied(project, r, versions)]
-    if not pending:
-        pending = [r for r in progress.planned if not is_applied(project, r, versions)][:1]
-    if not pending:
-        done = ", ".join(progress.planned) or "nothing"
-        return f"after applying {done} (before recording its end)"
+    lost = [r for r in progress.planned if not is_applied(project, r, versions)]
+    in_flight = [e.revision for e in progress.revisions if not is_applied(project, e.revision, versions)]
+    current = (in_flight or lost or [None])[-1 if in_flight else 0]
+    if current is None:
+        return f"after applying {', '.join(progress.planned) or 'nothing'} (before recording its end)"
     kept = (
         "its transaction was rolled back" if deployment.backend.transactional_ddl
         else "none of its statements had been committed"
     )
-    return f"while applying revision {pending[0]}; nothing of it was kept ({kept})"
+    earlier = lost[: lost.index(current)] if current in lost else []
+    with_it = f"; {', '.join(earlier)}, run in the same transaction, went with it" if earlier else ""
+    return f"while applying revision {current}; nothing of it was kept ({kept}){with_it}"

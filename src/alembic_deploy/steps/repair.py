@@ -24,6 +24,7 @@ with the reason when the recorded progress and the database disagree.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -191,6 +192,7 @@ def run(
     echo(f"Repaired {partial.revision} ({action}): {done}.")
 
 
+_CONCURRENTLY: Final = re.compile(r"\bconcurrently\b", re.I)
 _VERBS: Final = {"resume": "resume", "rollback-partial": "roll back", "mark-applied": "mark as applied"}
 
 
@@ -213,9 +215,9 @@ def _execute(deployment: Deployment, tracker: ProgressTracker, plan: Plan) -> No
                        tracker.progress.version_table_schema)
         ok = False
         try:
-            with conn.begin():
-                for n, sql in plan.statements:
-                    _statement(conn, n, sql)
+            for n, sql in plan.statements:
+                _statement(conn, n, sql)
+            conn.commit()
             ok = True
         finally:
             tracker.close(ok)
@@ -234,8 +236,8 @@ def _undo(deployment: Deployment, tracker: ProgressTracker, plan: Plan) -> None:
             else:
                 statement.state = "undoing"
                 tracker.flush()
-                with conn.begin():
-                    _statement(conn, n, sql)
+                _statement(conn, n, sql)
+                conn.commit()
             statement.state, statement.committed = "undone", False
             tracker.flush()
 
@@ -256,8 +258,15 @@ def _warn_unfinished(deployment: Deployment, partial: Partial) -> None:
 
 
 def _statement(conn: Any, n: int, sql: str) -> None:
+    """Run one statement (SQLAlchemy begins a transaction; the caller commits). PostgreSQL's
+    CONCURRENTLY statements cannot run in a transaction: alembic ran them in an autocommit block,
+    so they run in autocommit mode here too, after committing what came before."""
     text = sql.rstrip()
     text = text[:-1] if text.endswith(";") else text
+    outside = conn.dialect.name == "postgresql" and _CONCURRENTLY.search(text) is not None
+    if outside:
+        conn.commit()
+        conn.execution_options(isolation_level="AUTOCOMMIT")
     try:
         conn.exec_driver_sql(text)
     except Exception as exc:  # noqa: BLE001 - the database said no: report which statement
@@ -267,6 +276,9 @@ def _statement(conn: Any, n: int, sql: str) -> None:
             f"{detail}. What ran before it is journaled; fix the cause and run `alembic-deploy repair` again.",
             statement=shorten(excerpt(sql)),
         ) from None
+    if outside:  # (after a failure the connection is discarded as it is)
+        conn.commit()
+        conn.execution_options(isolation_level=conn.default_isolation_level)
 
 
 def _versions(deployment: Deployment, partial: Partial) -> tuple[str, ...]:
