@@ -22,6 +22,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -33,8 +34,6 @@ from helpers import Database, drop_all, plain_alembic_upgrade, run_cli, schema_s
 CHAIN = ("b1_accounts", "b2_orders", "b3_notes")
 #: A table or column the first statement of each revision creates (the mark of a partial state).
 FIRST_EFFECT = {"b1_accounts": ("accounts", None), "b2_orders": ("orders", None), "b3_notes": ("orders", "note")}
-#: Seconds the migration phase takes, roughly (three revisions of 0.4-0.6 s each).
-MIGRATION_SECONDS = 2.0
 DEFAULT_TRIALS = 3
 SLOW_TRIALS = 20
 
@@ -68,8 +67,8 @@ def has_effect(db: Database, revision: str) -> bool:
         engine.dispose()
 
 
-def kill_at_random(project: Path, db: Database, rng: random.Random) -> tuple[int, str]:
-    """Start ``upgrade`` and SIGKILL it at a random moment; (pid, when) of the killed process."""
+def spawn_upgrade(project: Path, db: Database) -> tuple[subprocess.Popen, threading.Event]:
+    """``upgrade`` in the background, and an event set when it starts applying revisions."""
     proc = spawn_cli(project, "upgrade", url=db.url)
     applying = threading.Event()
 
@@ -78,31 +77,47 @@ def kill_at_random(project: Path, db: Database, rng: random.Random) -> tuple[int
             if line.startswith("Applying"):
                 applying.set()
 
-    reader = threading.Thread(target=watch, daemon=True)
-    reader.start()
+    threading.Thread(target=watch, daemon=True).start()
+    return proc, applying
+
+
+def migration_seconds(project: Path, db: Database) -> float:
+    """How long the migration phase of one whole run takes here and now (kills are spread over it)."""
+    proc, applying = spawn_upgrade(project, db)
+    assert applying.wait(timeout=120), "the run never started applying revisions"
+    started = time.monotonic()
+    assert proc.wait(timeout=120) == 0
+    seconds = time.monotonic() - started
+    drop_all(db.url)
+    return seconds
+
+
+def kill_at_random(project: Path, db: Database, rng: random.Random, window: float) -> tuple[int, str]:
+    """Start ``upgrade`` and SIGKILL it at a random moment; (pid, when) of the killed process."""
+    proc, applying = spawn_upgrade(project, db)
     if rng.random() < 0.2:  # start-up: settings, lock, journal row, recovery, env.py
         delay = rng.uniform(0.05, 1.5)
         time.sleep(delay)
         when = f"{delay:.2f}s after start"
     else:
         applying.wait(timeout=60)
-        delay = rng.uniform(0.0, MIGRATION_SECONDS)
+        delay = rng.uniform(0.0, window)
         time.sleep(delay)
         when = f"{delay:.2f}s into the migration"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    reader.join(timeout=5)
     return proc.pid, when
 
 
 def run_trials(project: Path, db: Database, trials: int, seed: int) -> Counter[str]:
     """Kill, check, recover, check; ``trials`` times on an emptied database. Returns what happened."""
     reference = _reference(project, db)
+    window = migration_seconds(project, db)
     rng = random.Random(seed)
     seen: Counter[str] = Counter()
     for trial in range(trials):
         drop_all(db.url)
-        pid, when = kill_at_random(project, db, rng)
+        pid, when = kill_at_random(project, db, rng, window)
         context = f"trial {trial} (seed {seed}), killed pid {pid} {when}"
         assert lock_is_free(db), f"stale migration lock after {context}"
         before = db.versions() if db.has_table("alembic_version") else []
