@@ -109,7 +109,8 @@ def plan_resume(partial: Partial) -> Plan:
                 f"({effect.kind} {effect.name} {'exists' if effect.creates else 'is gone'}): {shorten(excerpt(sql))}"
             )
     if rest:
-        summary = f"run statement(s) {rest[0][0]}-{rest[-1][0]}, then record {partial.revision} as applied"
+        span = str(rest[0][0]) if len(rest) == 1 else f"{rest[0][0]}-{rest[-1][0]}"
+        summary = f"run statement(s) {span}, then record {partial.revision} as applied"
     else:
         summary = f"every statement ran: record {partial.revision} as applied"
     return Plan(rest, summary)
