@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -117,6 +118,8 @@ class RaceResult:
     #: alembic-deploy's journal per trial: (applied rows, noop rows)
     journal: list[tuple[int, int]]
     wall: dict[str, list[float]]
+    #: per tool: the distinct last stderr lines of the processes that failed
+    errors: dict[str, list[str]]
 
 
 #: XDG_CACHE_HOME of the runs: alembic-deploy's user-level cache stays in the scratch folder.
@@ -236,37 +239,52 @@ _LAUNCHER = (
 )
 
 
-def race_once(tool: str, folder: Path, processes: int) -> tuple[int, float]:
+def race_once(tool: str, folder: Path, processes: int) -> tuple[int, float, list[str]]:
     """Start ``processes`` copies at one instant (each waits for a shared deadline, then execs
-    the tool); returns (how many exited non-zero, wall seconds from the deadline to the last exit)."""
+    the tool); returns how many exited non-zero, the wall seconds from the deadline to the last
+    exit, and the distinct last stderr lines of the failed ones."""
     deadline = time.time() + 0.5 + 0.15 * processes / (os.cpu_count() or 1)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER, repr(deadline), *command(tool)],
-            cwd=folder,
-            env=child_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(processes)
-    ]
-    codes = [p.wait(timeout=600) for p in procs]
-    return sum(1 for c in codes if c != 0), time.time() - deadline
+    with tempfile.TemporaryDirectory(prefix="ad-race-") as logs:
+        procs = []
+        for i in range(processes):
+            with open(Path(logs) / f"{i}.err", "wb") as err:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-c", _LAUNCHER, repr(deadline), *command(tool)],
+                    cwd=folder, env=child_env(), stdout=subprocess.DEVNULL, stderr=err,
+                ))
+        codes = [p.wait(timeout=600) for p in procs]
+        wall = time.time() - deadline
+        errors = sorted({
+            _failure(Path(logs) / f"{i}.err") for i, code in enumerate(codes) if code != 0
+        })
+    return sum(1 for c in codes if c != 0), wall, errors
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Failure)\b")
+
+
+def _failure(path: Path) -> str:
+    """The exception line of a traceback (what the process died of), else the last line."""
+    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    raised = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    return (raised or lines or ["(no output)"])[-1][:160]
+
 
 
 def bench_race(backend: str, revisions: int, processes: int, trials: int, root: Path) -> RaceResult:
     projects = make_projects(root / f"race-{backend}", revisions)
     head = generated.head_of(revisions)
     result = RaceResult(backend, revisions, processes, {t: [] for t in TOOLS}, {t: [] for t in TOOLS}, [],
-                        {t: [] for t in TOOLS})
+                        {t: [] for t in TOOLS}, {t: [] for t in TOOLS})
     with servers.databases(backend, root) as dbs:
         for _ in range(trials):
             for tool in TOOLS:
                 url = dbs.create()
                 try:
                     generated.set_url(projects[tool] / "alembic.ini", url)
-                    failed, wall = race_once(tool, projects[tool], processes)
+                    failed, wall, errors = race_once(tool, projects[tool], processes)
                     result.failed[tool].append(failed)
+                    result.errors[tool].extend(e for e in errors if e not in result.errors[tool])
                     result.wall[tool].append(round(wall, 3))
                     result.consistent[tool].append(_at_head_with_tables(url, head, revisions))
                     if tool == "alembic-deploy":
@@ -356,6 +374,10 @@ def render(env: dict[str, object], timed: list[TimedResult], races: list[RaceRes
             for r in races
         ]
         lines += _table(head, rows)
+        for r in races:
+            for tool in TOOLS:
+                for error in r.errors[tool]:
+                    lines.append(f"  {r.backend} {tool} failed with: {error}")
     return "\n".join(lines)
 
 

@@ -24,11 +24,13 @@ full pipeline runs) whenever any part of the proof is missing:
    environment variable, no hard-coded URL, no ``-x``/tag arguments, no
    ``version_table``/``version_table_schema``/multi-database tokens, no statement or event hook
    or ``connect_args``/``schema_translate_map`` that could move it to another schema;
-4. the database, read first (an empty one declines before any file is parsed) without
-   SQLAlchemy: through the DBAPI driver env.py's URL names, which must be installed (env.py would
-   fail without it), or for PostgreSQL through libpq itself (:mod:`alembic_deploy.libpq`). Its
-   ``alembic_version`` rows must equal the heads exactly, the journal table must exist (the no-op
-   row goes there) and hold no ``running`` row (a crashed run, which the full path reports).
+4. the database, read first, so that an empty one, or one at a revision another file quotes
+   (most likely as its ``down_revision``: the database is behind), declines before any file is
+   parsed. It is read without SQLAlchemy: through the DBAPI driver env.py's URL names, which
+   must be installed (env.py would fail without it), or for PostgreSQL through libpq itself
+   (:mod:`alembic_deploy.libpq`). Its ``alembic_version`` rows must equal the heads exactly, the
+   journal table must exist (the no-op row goes there) and hold no ``running`` row (a crashed
+   run, which the full path reports).
 
 What the proof trusts, as plain alembic does: installed libraries and the modules env.py and the
 revision files import do not rewrite those files' globals or the connection's target.
@@ -59,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from . import __version__
+from .errors import AlembicDeployError
 from .project import ProjectConfig, read_project
 from .provenance import journal_row
 from .secrets import mask_url
@@ -100,7 +103,10 @@ def try_noop(settings: Settings, target: str, report: DeployReport) -> bool:
         current = db.query_column(f"SELECT version_num FROM {_DEFAULT_VERSION_TABLE}")
         if not current:
             return False
-        heads = static_heads(project)
+        files = revision_files(project)
+        if files is None or _quoted_elsewhere(files, current):
+            return False  # most likely a newer revision names it: behind, so no need to parse
+        heads = static_heads(files)
         if not heads or (target == "head" and len(heads) != 1) or sorted(current) != sorted(heads):
             return False
         if db.has_unfinished_run(settings.journal_table):  # a crashed run: the full path reports it
@@ -129,11 +135,53 @@ _DYNAMIC_ATTRS = frozenset({"__dict__", "modules", "f_globals", "f_locals", "__s
 Graph = dict[str, tuple[str, ...]]
 
 
-def static_heads(project: ProjectConfig) -> tuple[str, ...] | None:
-    """The heads Alembic would compute for the project, or None when they cannot be proven."""
-    revisions: Graph = {}
+Sources = dict[Path, dict[str, bytes]]
+
+
+def revision_files(project: ProjectConfig) -> Sources | None:
+    """``{versions folder: {file name: content}}`` of the files Alembic loads; None to decline.
+
+    Alembic loads every ``*.py`` directly in a folder except ``__init__*`` and ``.#*``
+    (``_only_source_rev_file``); a folder that does not exist is skipped, as Alembic does.
+    """
+    found: Sources = {}
     for folder in project.version_dirs:
-        graph = folder_graph(folder)
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            return None
+        sources = found.setdefault(folder, {})
+        try:
+            entries = list(os.scandir(folder))
+            for entry in entries:
+                name = entry.name
+                if not name.endswith(".py") or name.startswith((".#", "__init__")) or "\n" in name:
+                    continue
+                if entry.is_dir():
+                    continue  # os.walk lists it under dirs: alembic does not load it
+                with open(entry.path, "rb") as fh:
+                    sources[name] = fh.read()
+        except OSError:
+            return None  # a broken link or unreadable file: alembic would fail on it
+    return found
+
+
+def _quoted_elsewhere(files: Sources, revisions: list[str]) -> bool:
+    """A revision id the database is at, quoted in two files or more: its own and, most likely,
+    a child's ``down_revision``. Declining needs no proof, so no parse is spent to confirm it."""
+    for rev in revisions:
+        marks = (f'"{rev}"'.encode(), f"'{rev}'".encode())
+        hits = sum(1 for sources in files.values() for text in sources.values() if any(m in text for m in marks))
+        if hits > 1:
+            return True
+    return False
+
+
+def static_heads(files: Sources) -> tuple[str, ...] | None:
+    """The heads Alembic would compute from these files, or None when they cannot be proven."""
+    revisions: Graph = {}
+    for folder, sources in files.items():
+        graph = folder_graph(folder, sources)
         if graph is None:
             return None
         for rev, downs in graph.items():
@@ -168,33 +216,12 @@ def _is_complete_dag(revisions: Graph) -> bool:
     return seen == len(revisions)
 
 
-def folder_graph(folder: Path) -> Graph | None:
-    """``{revision: down_revisions}`` of the files Alembic loads from ``folder``; None to decline.
-
-    Alembic loads every ``*.py`` directly in the folder except ``__init__*`` and ``.#*``
-    (``_only_source_rev_file``); a folder that does not exist is skipped, as Alembic does.
-    """
-    if not folder.exists():
-        return {}
-    if not folder.is_dir():
-        return None
+def folder_graph(folder: Path, sources: dict[str, bytes]) -> Graph | None:
+    """``{revision: down_revisions}`` of one folder's files; None to decline. Parsing each file
+    is skipped when the folder's cache has a result for its exact content."""
     cache = _GraphCache(folder)
     graph: Graph = {}
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return None
-    for entry in entries:
-        name = entry.name
-        if not name.endswith(".py") or name.startswith((".#", "__init__")) or "\n" in name:
-            continue
-        if entry.is_dir():
-            continue  # os.walk lists it under dirs: alembic does not load it
-        try:
-            with open(entry.path, "rb") as fh:
-                source = fh.read()
-        except OSError:
-            return None  # a broken link or unreadable file: alembic would fail on it
+    for name, source in sources.items():
         digest = hashlib.blake2b(source, digest_size=16).hexdigest()
         found = cache.get(name, digest)
         if found is None:
@@ -206,7 +233,7 @@ def folder_graph(folder: Path) -> Graph | None:
         if rev in graph:
             return None
         graph[rev] = downs
-    cache.save(keep={e.name for e in entries})
+    cache.save(keep=sources)
     return graph
 
 
@@ -714,6 +741,8 @@ class _DirectConnection:
             if set(query) - {"charset"}:
                 return None
             return cls._mysql(parts, query)
+        except AlembicDeployError:
+            raise  # Interrupted, raised by the SIGTERM handler inside a blocking connect
         except Exception:  # noqa: BLE001 - any doubt (driver missing, server down): full path
             return None
 
@@ -781,6 +810,8 @@ class _DirectConnection:
     def query_column(self, sql: str) -> list[str] | None:
         try:
             return [row[0] for row in self._execute(sql)]
+        except AlembicDeployError:
+            raise
         except Exception:  # noqa: BLE001 - missing table or anything odd: full path
             return None
 
@@ -805,6 +836,8 @@ class _DirectConnection:
         )
         try:
             self._execute(sql, tuple(row.values()))
+        except AlembicDeployError:
+            raise
         except Exception:  # noqa: BLE001 - no journal yet: the full path creates it
             return False
         return True

@@ -241,7 +241,10 @@ class Progress:
     version_table_schema: str | None = None
     #: Server id of the migrating session (to wait for it after a crash), when the backend has one.
     session: Any = None
-    planned: list[str] = field(default_factory=list)
+    #: How many revisions the run planned, and the last of them (not the whole list: the JSON is
+    #: rewritten several times per revision, so its size must not grow with the run).
+    planned_count: int = 0
+    planned_last: str | None = None
     #: Revisions whose durability is not settled yet; normally only the one in flight.
     revisions: list[RevisionProgress] = field(default_factory=list)
     #: For ``repair`` rows: {"action": ..., "revision": ...}.
@@ -393,7 +396,8 @@ class ProgressTracker:
 
     # -- driven by the pipeline ----------------------------------------------------------------------
     def plan(self, planned: Sequence[str]) -> None:
-        self.progress.planned = list(planned)
+        self.progress.planned_count = len(planned)
+        self.progress.planned_last = planned[-1] if planned else None
         self.flush()
 
     def revision_started(self, revision: str) -> None:

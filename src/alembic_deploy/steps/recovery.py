@@ -360,15 +360,25 @@ def _crash_summary(deployment: Deployment, project: Project, row: dict[str, Any]
         versions = _versions(deployment.engine, progress)
     except Exception:  # noqa: BLE001 - the report matters less than the run
         versions = ()
-    lost = [r for r in progress.planned if not is_applied(project, r, versions)]
     in_flight = [e.revision for e in progress.revisions if not is_applied(project, e.revision, versions)]
-    current = (in_flight or lost or [None])[-1 if in_flight else 0]
+    current = in_flight[-1] if in_flight else None
+    last = progress.planned_last
+    if current is None and last is not None and not is_applied(project, last, versions):
+        current = (_steps(project, last, versions) or [last])[0]
     if current is None:
-        return f"after applying {', '.join(progress.planned) or 'nothing'} (before recording its end)"
+        return f"after applying its {progress.planned_count} revision(s) (before recording its end)"
     kept = (
         "its transaction was rolled back" if deployment.backend.transactional_ddl
         else "none of its statements had been committed"
     )
-    earlier = lost[: lost.index(current)] if current in lost else []
+    earlier = _steps(project, current, versions)[:-1]
     with_it = f"; {', '.join(earlier)}, run in the same transaction, went with it" if earlier else ""
     return f"while applying revision {current}; nothing of it was kept ({kept}){with_it}"
+
+
+def _steps(project: Project, target: str, versions: tuple[str, ...]) -> list[str]:
+    """The revisions from the database's current ones up to ``target`` ([] if that cannot be told)."""
+    try:
+        return [rev for rev, _ in project.upgrade_steps(target, versions)]
+    except Exception:  # noqa: BLE001 - revisions these scripts do not know
+        return []
