@@ -118,8 +118,8 @@ class RaceResult:
     #: alembic-deploy's journal per trial: (applied rows, noop rows)
     journal: list[tuple[int, int]]
     wall: dict[str, list[float]]
-    #: per tool: the distinct last stderr lines of the processes that failed
-    errors: dict[str, list[str]]
+    #: per tool: what the failed processes died of -> how many did, over all trials
+    errors: dict[str, dict[str, int]]
 
 
 #: XDG_CACHE_HOME of the runs: alembic-deploy's user-level cache stays in the scratch folder.
@@ -254,20 +254,20 @@ def race_once(tool: str, folder: Path, processes: int) -> tuple[int, float, list
                 ))
         codes = [p.wait(timeout=600) for p in procs]
         wall = time.time() - deadline
-        errors = sorted({
-            _failure(Path(logs) / f"{i}.err") for i, code in enumerate(codes) if code != 0
-        })
-    return sum(1 for c in codes if c != 0), wall, errors
+        errors = [_failure(Path(logs) / f"{i}.err") for i, code in enumerate(codes) if code != 0]
+    return len(errors), wall, errors
 
 
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Failure)\b")
+_GENERATED_NAME = re.compile(r"\b(ix_)?t\d{4}(_name)?\b|(?<=')note(?=')|(?<=: )note$")
 
 
 def _failure(path: Path) -> str:
-    """The exception line of a traceback (what the process died of), else the last line."""
+    """The exception line of a traceback (what the process died of), else the last line; the
+    generated tables' names are blanked so that failures of one kind read alike."""
     lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
     raised = [line for line in lines if _EXCEPTION_LINE.match(line)]
-    return (raised or lines or ["(no output)"])[-1][:160]
+    return _GENERATED_NAME.sub("<name>", (raised or lines or ["(no output)"])[-1])[:160]
 
 
 
@@ -275,7 +275,7 @@ def bench_race(backend: str, revisions: int, processes: int, trials: int, root: 
     projects = make_projects(root / f"race-{backend}", revisions)
     head = generated.head_of(revisions)
     result = RaceResult(backend, revisions, processes, {t: [] for t in TOOLS}, {t: [] for t in TOOLS}, [],
-                        {t: [] for t in TOOLS}, {t: [] for t in TOOLS})
+                        {t: [] for t in TOOLS}, {t: {} for t in TOOLS})
     with servers.databases(backend, root) as dbs:
         for _ in range(trials):
             for tool in TOOLS:
@@ -284,7 +284,8 @@ def bench_race(backend: str, revisions: int, processes: int, trials: int, root: 
                     generated.set_url(projects[tool] / "alembic.ini", url)
                     failed, wall, errors = race_once(tool, projects[tool], processes)
                     result.failed[tool].append(failed)
-                    result.errors[tool].extend(e for e in errors if e not in result.errors[tool])
+                    for error in errors:
+                        result.errors[tool][error] = result.errors[tool].get(error, 0) + 1
                     result.wall[tool].append(round(wall, 3))
                     result.consistent[tool].append(_at_head_with_tables(url, head, revisions))
                     if tool == "alembic-deploy":
@@ -376,8 +377,8 @@ def render(env: dict[str, object], timed: list[TimedResult], races: list[RaceRes
         lines += _table(head, rows)
         for r in races:
             for tool in TOOLS:
-                for error in r.errors[tool]:
-                    lines.append(f"  {r.backend} {tool} failed with: {error}")
+                for error, count in sorted(r.errors[tool].items(), key=lambda item: -item[1]):
+                    lines.append(f"  {r.backend}: {count} x {tool} died of {error}")
     return "\n".join(lines)
 
 
