@@ -176,6 +176,15 @@ class Project:
         except (ResolutionError, RevisionError, alembic_util.CommandError):
             return False
 
+    def ancestry(self, revisions: Sequence[str]) -> set[str]:
+        """``revisions`` and every revision below them (what a database at them has applied)."""
+        if not revisions:
+            return set()
+        try:
+            return {s.revision for s in self.script.iterate_revisions(tuple(revisions), "base")}
+        except (alembic_util.CommandError, ResolutionError, RevisionError):
+            return set(revisions)
+
     def upgrade_steps(self, target: str, current: Sequence[str]) -> list[tuple[str, str]]:
         revs = self.script._upgrade_revs(target, tuple(current))
         return [(step.revision.revision, step.doc or "") for step in revs]

@@ -292,6 +292,16 @@ def _migration_error(
     report.to_revisions = now_at
     pending = [r for r in _pending_after(project, report) if r not in applied]
     failing = pending[0] if pending else "unknown"
+    # Revisions reported applied earlier in this run but absent from the database now went down
+    # with the failing one (one transaction for the whole run, as alembic's env.py templates do).
+    kept = project.ancestry(now_at)
+    for result in report.applied:
+        if result.revision not in kept:
+            result.status = "rolled-back"
+    if failing != "unknown":
+        report.applied.append(
+            RevisionResult(failing, (), project.describe(failing), time.time(), 0.0, status="failed")
+        )
     durable = tracker.applied(failing) if tracker is not None else []
     unsure = tracker.unsettled(failing) if tracker is not None else []
     if durable or unsure:
@@ -302,7 +312,9 @@ def _migration_error(
             "partly applied, and the next deploy refuses (exit 8) until `alembic-deploy repair` settles it."
         )
     elif deployment.backend.transactional_ddl:
-        state = f"Its transaction was rolled back; the database is at {', '.join(now_at) or '<base>'}."
+        gone = [r.revision for r in report.applied if r.status == "rolled-back"]
+        along = f" together with {', '.join(gone)} (same transaction)" if gone else ""
+        state = f"Its transaction was rolled back{along}; the database is at {', '.join(now_at) or '<base>'}."
     elif tracker is not None:
         state = (
             "None of its statements had been committed, so nothing of it was kept; the version table "

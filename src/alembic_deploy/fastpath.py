@@ -55,6 +55,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,13 +112,15 @@ def try_noop(settings: Settings, target: str, report: DeployReport) -> bool:
             return False
         if db.has_unfinished_run(settings.journal_table):  # a crashed run: the full path reports it
             return False
-        report.outcome = "noop"
-        report.fast_path = True
-        report.from_revisions = report.to_revisions = tuple(sorted(current))
-        report.database = mask_url(url)
-        report.backend = db.backend
-        report.finished_at = time.time()
-        return db.insert_journal_row(settings, report)
+        at = tuple(sorted(current))
+        proven = {"outcome": "noop", "fast_path": True, "from_revisions": at, "to_revisions": at,
+                  "database": mask_url(url), "backend": db.backend, "finished_at": time.time()}
+        # The report changes only once the no-op is journaled; if that fails the full path runs.
+        if not db.insert_journal_row(settings, replace(report, **proven)):
+            return False
+        for name, value in proven.items():
+            setattr(report, name, value)
+        return True
     finally:
         db.close()
 
