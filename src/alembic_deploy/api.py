@@ -135,7 +135,7 @@ def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) 
                     return report
             deployment = Deployment.open(settings, echo)
         except AlembicDeployError as exc:
-            raise _fail(report, exc, "refused") from None
+            raise _fail(report, exc, "interrupted" if isinstance(exc, Interrupted) else "refused") from None
         report.database = deployment.masked_url
         report.backend = deployment.backend.name
         try:
