@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .errors import CheckRefused, ConfigError, DatabaseUnreachable
 from .secrets import mask_url, scrub
+from .steps.verify import read_revisions
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -206,26 +207,6 @@ def clear_cache() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
-
-
-def read_revisions(conn: Connection, version_table: str = "alembic_version", schema: str | None = None) -> tuple[str, ...]:
-    """The database's revision(s): one ``SELECT``; a missing version table means ``()`` (base)."""
-    from sqlalchemy import column, inspect, select, table
-    from sqlalchemy.exc import DBAPIError
-
-    t = table(version_table, column("version_num"), schema=schema)
-    try:
-        rows = conn.execute(select(t.c.version_num)).scalars().all()
-    except DBAPIError:
-        # Only a missing table is "base"; anything else (a dropped connection, no privilege) is real.
-        conn.rollback()
-        if inspect(conn).has_table(version_table, schema=schema):
-            raise
-        return ()
-    finally:
-        if conn.in_transaction():
-            conn.rollback()
-    return tuple(sorted(rows))
 
 
 def evaluate(

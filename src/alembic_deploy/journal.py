@@ -124,11 +124,6 @@ class Journal:
             )
         )
 
-    def record(self, report: DeployReport, settings: Settings) -> None:
-        """Start and finish in one go (runs that end without migrating, e.g. a no-op)."""
-        self.start(report, settings)
-        self.finish(report)
-
     def unfinished(self, exclude: int | None = None) -> list[dict[str, Any]]:
         """Rows still ``running``, oldest first, other than ``exclude`` (the caller's own row)."""
         query = select(self.table).where(self.table.c.outcome == "running").order_by(self.table.c.id)

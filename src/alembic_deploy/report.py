@@ -92,10 +92,3 @@ class DeployReport:
     def _revision_lines(self) -> list[str]:
         width = max((len(r.revision) for r in self.applied), default=0)
         return [f"  {r.revision:<{width}}  {r.duration:7.3f}s  {r.description}" for r in self.applied]
-
-    def render_github(self) -> str:
-        """GitHub Actions workflow commands: an ::error:: annotation on failure, a notice otherwise."""
-        if self.error:
-            msg = self.error["message"].replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-            return scrub(f"::error title=alembic-deploy {self.error['kind']}::{msg}")
-        return scrub(f"::notice title=alembic-deploy::{self.render_text().splitlines()[0]}")

@@ -4,20 +4,35 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import column, inspect, select, table
-
 from ..errors import MigrationFailed
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
+
+
+def read_revisions(conn: Connection, version_table: str = "alembic_version", schema: str | None = None) -> tuple[str, ...]:
+    """The database's revision(s): one ``SELECT``; a missing version table means ``()`` (base)."""
+    from sqlalchemy import column, inspect, select, table
+    from sqlalchemy.exc import DBAPIError
+
+    t = table(version_table, column("version_num"), schema=schema)
+    try:
+        rows = conn.execute(select(t.c.version_num)).scalars().all()
+    except DBAPIError:
+        # Only a missing table is "base"; anything else (a dropped connection, no privilege) is real.
+        conn.rollback()
+        if inspect(conn).has_table(version_table, schema=schema):
+            raise
+        return ()
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+    return tuple(sorted(rows))
 
 
 def read_versions(engine: Engine, version_table: str, schema: str | None) -> tuple[str, ...]:
     with engine.connect() as conn:
-        if not inspect(conn).has_table(version_table, schema=schema):
-            return ()
-        t = table(version_table, column("version_num"), schema=schema)
-        return tuple(sorted(r[0] for r in conn.execute(select(t.c.version_num))))
+        return read_revisions(conn, version_table, schema)
 
 
 def verify(actual: tuple[str, ...], expected: tuple[str, ...], exact: bool = True) -> None:
