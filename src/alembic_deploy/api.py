@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from .alembic_env import Project
     from .backends import Backend, MigrationLock
+    from .journal import Journal
     from .settings import Settings
     from .steps.progress import ProgressTracker
     from .steps.upgrade import MigratingSession
@@ -46,6 +47,7 @@ class Deployment:
     engine: Engine
     backend: Backend
     echo: Echo
+    _journals: list[Journal] = field(default_factory=list, repr=False)
 
     @classmethod
     def open(cls, settings: Settings, echo: Echo | None = None) -> Deployment:
@@ -92,12 +94,16 @@ class Deployment:
 
         return self.backend.lock(self.engine, name, self.settings.lock_timeout_wait, on_wait)
 
-    def journal(self, lock: MigrationLock | None = None) -> Any:
+    def journal(self, lock: MigrationLock | None = None) -> Journal:
         from .journal import Journal
 
-        return Journal(self.engine, self.settings.journal_table, lock.connection if lock else None)
+        journal = Journal(self.engine, self.settings.journal_table, lock.connection if lock else None)
+        self._journals.append(journal)
+        return journal
 
     def close(self) -> None:
+        for journal in self._journals:
+            journal.close()
         self.engine.dispose()
 
 

@@ -12,7 +12,19 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text, inspect, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    inspect,
+    select,
+)
 
 from .provenance import journal_row
 from .secrets import scrub
@@ -60,16 +72,33 @@ def journal_table(name: str, metadata: MetaData | None = None) -> Table:
 
 
 class Journal:
+    """Reads and writes the journal table, on ``connection`` (the idle lock session, AUTOCOMMIT)
+    when there is one, else on a short-lived connection per call (the engines use no pool)."""
+
     def __init__(self, engine: Engine, name: str, connection: Connection | None = None) -> None:
         self.engine = engine
         self.table = journal_table(name)
         self.connection = connection
+        #: Where :meth:`progress` writes when there is no lock session (SQLite: a file lock),
+        #: kept open for the run: statement progress is written once per self-committing statement.
+        self._writer: Connection | None = None
+        self._progress_update = (
+            self.table.update()
+            .where(self.table.c.id == bindparam("row_id"))
+            .values(progress=bindparam("state"), revisions=None)
+        )
 
     def _run(self, fn: Any) -> Any:
         if self.connection is not None and not self.connection.closed:
             return fn(self.connection)
         with self.engine.begin() as conn:
             return fn(conn)
+
+    def close(self) -> None:
+        """Close the progress writer's own connection, if one was opened."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
 
     def exists(self) -> bool:
         return bool(self._run(lambda c: inspect(c).has_table(self.table.name)))
@@ -86,13 +115,12 @@ class Journal:
         return report.journal_id
 
     def progress(self, journal_id: int, progress: dict[str, Any]) -> None:
-        self._run(
-            lambda c: c.execute(
-                self.table.update()
-                .where(self.table.c.id == journal_id)
-                .values(progress=json.dumps(progress), revisions=None)
-            )
-        )
+        conn = self.connection
+        if conn is None or conn.closed:
+            if self._writer is None or self._writer.closed:
+                self._writer = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            conn = self._writer
+        conn.execute(self._progress_update, {"row_id": journal_id, "state": json.dumps(progress)})
 
     def finish(self, report: DeployReport) -> None:
         if report.journal_id is None:

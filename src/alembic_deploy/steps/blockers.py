@@ -31,7 +31,12 @@ QUERY_CHARS = 80
 
 class BlockerWatch:
     """Watches the statements of one migrating session (``statement_started``/``_ended`` are
-    called by the session's cursor listeners, from the main thread)."""
+    called by the session's cursor listeners, from the main thread).
+
+    Those two calls only set attributes: no lock, no wake-up, since they run for every statement
+    of the migration. The watch thread polls them every half ``delay`` instead, so it probes
+    between ``delay`` and 1.5 x ``delay`` into a waiting statement, still before the lock timeout
+    (``delay`` is at most half of it)."""
 
     def __init__(self, engine: Engine, backend: Backend, session_id: Any) -> None:
         self.engine = engine
@@ -40,10 +45,9 @@ class BlockerWatch:
         #: Describe blockers once a statement has run this long (None: do not watch).
         self.delay: float | None = None
         self.blockers: list[dict[str, Any]] = []
-        self._cond = threading.Condition()
         self._statement = 0
         self._running_since: float | None = None
-        self._closed = False
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: Connection | None = None
 
@@ -54,50 +58,37 @@ class BlockerWatch:
     def statement_started(self) -> None:
         if self.delay is None or self.session_id is None:
             return
-        with self._cond:
-            self._statement += 1
-            self._running_since = time.monotonic()
-            self.blockers = []
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="alembic-deploy-blockers", daemon=True)
-                self._thread.start()
-            self._cond.notify()
+        self._statement += 1
+        self.blockers = []
+        self._running_since = time.monotonic()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="alembic-deploy-blockers", daemon=True)
+            self._thread.start()
 
     def statement_ended(self) -> None:
-        with self._cond:
-            self._running_since = None
-            self._cond.notify()
+        self._running_since = None
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
+        self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
     # -- the watch thread --------------------------------------------------------------------------
     def _run(self) -> None:
+        probed: tuple[int, float] | None = None  # (statement, when) of the last probe
         try:
-            while True:
-                with self._cond:
-                    while not self._closed and self._running_since is None:
-                        self._cond.wait()
-                    if self._closed:
-                        return
-                    statement, since, delay = self._statement, self._running_since, self.delay or 0.0
-                    due = since + delay - time.monotonic()
-                    if due > 0:
-                        self._cond.wait(due)
-                        continue
+            while not self._stop.wait((self.delay or PROBE_EVERY_SECONDS) / 2):
+                statement, since, delay = self._statement, self._running_since, self.delay
+                now = time.monotonic()
+                if since is None or delay is None or now - since < delay:
+                    continue
+                # Then again every PROBE_EVERY_SECONDS while the same statement still runs.
+                if probed is not None and probed[0] == statement and now - probed[1] < PROBE_EVERY_SECONDS:
+                    continue
+                probed = (statement, now)
                 found = self._probe()
-                with self._cond:
-                    if statement == self._statement and found:
-                        self.blockers = found
-                    if self._closed:
-                        return
-                    # Then again every PROBE_EVERY_SECONDS while the same statement still runs.
-                    if statement == self._statement and self._running_since is not None:
-                        self._running_since = time.monotonic() - delay + PROBE_EVERY_SECONDS
+                if found and statement == self._statement:
+                    self.blockers = found
         finally:
             if self._conn is not None:
                 try:

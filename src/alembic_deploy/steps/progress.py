@@ -17,6 +17,21 @@ DDL outside a transaction, anything in autocommit mode) is journaled as ``runnin
 starts, so a process killed inside it is never mistaken for "not run". Statements inside a
 transaction are not journaled one by one: a crash rolls them back with their transaction.
 
+What is written, and when, is kept to what a crash needs, since each write is a committed
+transaction (an fsync) and the migration waits for it:
+
+* before a statement that commits by itself: always (the whole state, earlier statements
+  settled), the only write a crash cannot do without;
+* after it: only when the schema could not tell afterwards whether it ran (:func:`effect_of`
+  found no table, column, index or constraint it creates or drops). Otherwise the ``running``
+  record is settled by looking at the schema (:mod:`.recovery`) or by the next write;
+* never just because a revision started: the next statement that commits by itself names it,
+  and without one the revision commits as a whole (with its version stamp), so after a crash the
+  revision in flight is the first planned one the version table does not record, or, with one
+  transaction for the whole run (PostgreSQL's default), one of the planned revisions it rolled
+  back together (:func:`.recovery._crash_summary`);
+* the plan once, and the final state when the run ends.
+
 On SQLite the journal shares the database file's write lock with the migration, so a journal
 write waits until the migrating connection holds no write transaction (it is deferred, never
 blocking the migration against itself).
@@ -354,7 +369,6 @@ class ProgressTracker:
         self._dbapi: Any = None
         self._current: RevisionProgress | None = None
         self._commit_pending = False
-        self._dirty = False
 
     # -- wiring ---------------------------------------------------------------------------------
     def attach(
@@ -407,7 +421,6 @@ class ProgressTracker:
         self.progress.revisions = [r for r in self.progress.revisions if any(s.applied for s in r.statements)]
         self._current = RevisionProgress(revision)
         self.progress.revisions.append(self._current)
-        self.flush()
 
     def revision_applied(self, revision: str) -> None:
         for entry in self.progress.revisions:
@@ -447,12 +460,11 @@ class ProgressTracker:
                 raise
 
     def flush(self) -> None:
-        """Journal the current state now, or as soon as that cannot block the migration."""
-        self._dirty = True
+        """Journal the current state now, unless that could block the migration (SQLite, inside
+        the migrating connection's transaction): then the next write carries it."""
         if self._write is None or not self._safe_to_write():
             return
         self._write(self.progress.to_dict())
-        self._dirty = False
 
     # -- SQLAlchemy events -------------------------------------------------------------------------
     def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
@@ -466,6 +478,9 @@ class ProgressTracker:
         text = _literal(statement, parameters, context, executemany)
         kind = classify(text)
         may = commits_by_itself(self.backend, kind, in_transaction(self._dbapi), autocommit(self._dbapi))
+        if may and kind == DDL and self.backend in ("mysql", "mariadb"):
+            # MySQL commits the open transaction before it runs a DDL statement.
+            self._commit_done(entry)
         entry.statements.append(record(len(entry.statements) + 1, text, kind, may))
         if may:
             self.flush()
@@ -478,10 +493,12 @@ class ProgressTracker:
         last = entry.statements[-1]
         last.state = "done"
         if in_transaction(self._dbapi) is False or last.may_commit:
-            # Outside a transaction now: everything this revision ran so far is durable.
-            self._dirty |= self._commit_done(entry)
-        if self._dirty:
-            self.flush()
+            # Outside a transaction now: everything this revision ran so far is durable. The
+            # journal must say so at once unless it already holds enough for a crash to be read
+            # right: ``last`` recorded as running, with an effect the schema shows.
+            committed = self._commit_done(entry)
+            if committed and (committed != [last] or not last.may_commit or last.effect is None):
+                self.flush()
 
     def _on_commit(self, conn: Any) -> None:
         # Fires before the COMMIT reaches the server: settled at the next statement or at close.
@@ -521,25 +538,26 @@ class ProgressTracker:
         if not self._commit_pending:
             return
         self._commit_pending = False
-        changed = False
-        for entry in self.progress.revisions:
-            changed |= self._commit_done(entry)
+        # A revision committed with its version stamp needs no record; statements committed
+        # without one (a migration that commits midway) do, before anything else runs.
+        unrecorded = [s for entry in self.progress.revisions for s in self._commit_done(entry) if not entry.stamped]
         durable = [r for r in self.progress.revisions if r.stamped]
         if durable:
             self.progress.revisions = [r for r in self.progress.revisions if not r.stamped]
             if self._current in durable:
                 self._current = None
-            changed = True
-        if changed:
-            self._dirty = True
+        if unrecorded:
+            self.flush()
 
     @staticmethod
-    def _commit_done(entry: RevisionProgress) -> bool:
-        changed = False
+    def _commit_done(entry: RevisionProgress) -> list[Statement]:
+        """Mark the done statements committed; returns those with a durable change."""
+        changed = []
         for statement in entry.statements:
             if statement.state == "done" and not statement.committed:
                 statement.committed = True
-                changed |= statement.kind != READ
+                if statement.kind != READ:
+                    changed.append(statement)
         return changed
 
     def _safe_to_write(self) -> bool:
