@@ -198,3 +198,55 @@ def test_kill_9_at_twenty_random_moments(db, make_project):
     seen = run_trials(make_project("slow"), db, random_moments(4242, SLOW_TRIALS))
     assert sum(seen.values()) == SLOW_TRIALS
     print(f"{db.backend}: {dict(seen)}")
+
+
+def test_sqlite_progress_kept_in_the_lock_file_survives_a_lock_probe_and_reaches_the_journal(sqlite_db, make_project):
+    """SQLite keeps statement progress in the lock file while migrating (a journal write would
+    re-read the schema each time). A kill -9 leaves it there; a holder that only probes the lock
+    keeps it; the next upgrade moves it into the crashed run's row and refuses (exit 8)."""
+    from alembic_deploy.backends.sqlite import LOCK_SUFFIX, ProgressLog
+
+    project = make_project("slow")
+    lock_file = Path(str(sqlite_db.url).removeprefix("sqlite:///") + LOCK_SUFFIX)
+    proc = spawn_cli(project, "upgrade", url=sqlite_db.url)
+    deadline = time.monotonic() + 60
+    record = None
+    while record is None or not record["progress"]["revisions"]:
+        assert time.monotonic() < deadline and proc.poll() is None, "the run never journaled a statement"
+        lines = lock_file.read_text().splitlines()[1:] if lock_file.exists() else []
+        record = ProgressLog.parse(lines[-1]) if lines else None
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    (row,) = _journal(sqlite_db)
+    assert row["outcome"] == "running" and row["progress"] is None  # all of it is in the lock file
+
+    assert lock_is_free(sqlite_db)  # a probe: takes and releases the lock, recovers nothing
+    assert ProgressLog.parse(lock_file.read_text().splitlines()[-1])["journal_id"] == row["id"]
+
+    nxt = run_cli(project, "upgrade", url=sqlite_db.url)
+    assert nxt.returncode == 8, nxt.output
+    assert "Revision b1_accounts is partly applied" in nxt.stderr
+    crashed = next(r for r in _journal(sqlite_db) if r["id"] == row["id"])
+    assert crashed["outcome"] == "crashed"
+    assert json.loads(crashed["progress"])["revisions"][0]["revision"] == "b1_accounts"
+    assert lock_file.read_text().count("\n") <= 1, "the adopted record was left in the lock file"
+
+
+def test_a_torn_last_progress_record_is_skipped_for_the_one_before(tmp_path):
+    from alembic_deploy.backends.sqlite import ProgressLog
+
+    path = tmp_path / "app.db.alembic-deploy.lock"
+    good = json.dumps({"journal_id": 3, "pid": 42, "progress": {"revisions": []}})
+    path.write_text(f"alembic-deploy host=h pid=42\n{good}\n{good[:25]}")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert ProgressLog.last_record(fd) == json.loads(good)
+    finally:
+        os.close(fd)
+    path.write_text("alembic-deploy host=h pid=42\n")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert ProgressLog.last_record(fd) is None
+    finally:
+        os.close(fd)

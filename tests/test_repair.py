@@ -9,8 +9,11 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
+from alembic_deploy.backends.sqlite import LOCK_SUFFIX, ProgressLog
+from sqlalchemy.engine import make_url
 from helpers import Database, drop_all, plain_alembic_upgrade, run_cli, schema_snapshot, spawn_cli
 from test_partial import drop_stray_table, make_partial
 
@@ -103,7 +106,14 @@ def latest_progress(db: Database) -> tuple[dict, dict | None]:
     if not rows:
         return {}, None
     row = rows[-1]
-    return row, json.loads(row["progress"]) if row["progress"] else None
+    progress = json.loads(row["progress"]) if row["progress"] else None
+    if db.backend == "sqlite":  # an upgrade keeps its progress in the lock file while it migrates
+        lock_file = Path(make_url(db.url).database + LOCK_SUFFIX)
+        lines = lock_file.read_text().splitlines()[1:] if lock_file.exists() else []
+        record = ProgressLog.parse(lines[-1]) if lines else None
+        if record is not None and record.get("journal_id") == row["id"]:
+            progress = record["progress"]
+    return row, progress
 
 
 def kill_when(proc, db: Database, done: int, timeout: float = 60, signum: int = signal.SIGKILL) -> dict:  # noqa: ANN001

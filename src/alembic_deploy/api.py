@@ -174,8 +174,8 @@ def _upgrade(deployment: Deployment, target: str, report: DeployReport, interrup
             journal.ensure()
             journal.start(report, settings)
             # Report crashed runs; refuse (exit 8) over a partly applied revision.
-            recovery.check(deployment, journal, project, report)
-            tracker = ProgressTracker(backend.name, lambda state: journal.progress(report.journal_id, state))
+            recovery.check(deployment, journal, project, report, lock)
+            tracker = ProgressTracker(backend.name, *_progress_writers(journal, lock, report))
             started = time.monotonic()
             ok = False
             try:
@@ -214,6 +214,23 @@ def _upgrade(deployment: Deployment, target: str, report: DeployReport, interrup
         error = interrupt.error()
         _record_failure(report, journal, error)
         raise error from None
+
+
+def _progress_writers(journal: Journal, lock: MigrationLock, report: DeployReport) -> tuple[Any, Any]:
+    """(write while migrating, write the final state): the journal row, or first the lock's
+    cheaper progress log where the backend has one (SQLite)."""
+    def save(state: dict[str, Any]) -> None:
+        journal.progress(report.journal_id, state)
+
+    log = lock.progress_log
+    if log is None:
+        return save, save
+
+    def final(state: dict[str, Any]) -> None:
+        save(state)
+        log.saved()
+
+    return (lambda state: log.append(report.journal_id, state)), final
 
 
 def _record_failure(report: DeployReport, journal: Any, exc: AlembicDeployError) -> None:
@@ -369,7 +386,7 @@ def repair(settings: Settings, action: str | None = None, echo: Echo | None = No
                 journal = deployment.journal(lock)
                 journal.ensure()
                 journal.start(report, settings)
-                partial = recovery.recover(deployment, journal, project, report)
+                partial = recovery.recover(deployment, journal, project, report, lock)
                 repair_step.run(deployment, project, journal, report, partial, action)
                 report.finished_at = time.time()
                 journal.finish(report)

@@ -122,6 +122,19 @@ class Journal:
             conn = self._writer
         conn.execute(self._progress_update, {"row_id": journal_id, "state": json.dumps(progress)})
 
+    def adopt_progress(self, row_id: Any, pid: Any, progress: dict[str, Any]) -> None:
+        """Record a crashed run's last progress, kept outside the journal, in its row: the row of
+        that id and pid still ``running`` (a run that ended saved its own final state)."""
+        if not isinstance(row_id, int) or not isinstance(pid, int):
+            return
+        t = self.table
+        self._run(
+            lambda c: c.execute(
+                t.update().where(t.c.id == row_id, t.c.pid == pid, t.c.outcome == "running")
+                .values(progress=json.dumps(progress))
+            )
+        )
+
     def finish(self, report: DeployReport) -> None:
         if report.journal_id is None:
             return

@@ -58,6 +58,9 @@ class MigrationLock:
     #: Take the lock again on a new session after the old one died (a database restart drops
     #: session locks); replaces ``connection``. None where the lock cannot be lost (file locks).
     renew: Callable[[], None] | None = field(default=None, repr=False)
+    #: Where statement progress is written while migrating, when the backend has a cheaper place
+    #: than the journal table (SQLite: the lock file, :class:`~.sqlite.ProgressLog`); None: the journal.
+    progress_log: Any = field(default=None, repr=False)
 
     def alive(self) -> bool:
         """Is the lock session still there (so the lock is still ours)? True for file locks."""

@@ -1,8 +1,12 @@
-"""SQLite: an OS file lock beside the database file; the kernel drops it when the process dies."""
+"""SQLite: an OS file lock beside the database file; the kernel drops it when the process dies.
+
+The lock file also keeps the run's statement progress while it migrates (:class:`ProgressLog`).
+"""
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -75,20 +79,78 @@ class SQLiteBackend(Backend):
                 return True
 
             waited = self._poll(attempt, timeout, lambda: _read_holder(path), on_wait)
+            inherited = ProgressLog.last_record(fd)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{holder_label()} since={time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode(), 0)
+            log = ProgressLog(fd, inherited)
             try:
-                yield MigrationLock(name=str(path), waited=waited)
+                yield MigrationLock(name=str(path), waited=waited, progress_log=log)
             finally:
-                os.ftruncate(fd, 0)
+                if not log.unsaved and log.inherited is None:
+                    os.ftruncate(fd, 0)
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
 
 
+class ProgressLog:
+    """Statement progress of the run, appended to the lock file while it migrates.
+
+    Why not the journal table: it lives in the database file, so each journal write mid-migration
+    is a write transaction on a second connection that must first re-read the schema the migration
+    just changed; with hundreds of tables that made a full upgrade half again as slow. An append
+    to the lock file, which the run holds open and locked anyway, costs a write and an fdatasync,
+    and is as durable as the statement it precedes.
+
+    Layout: the holder line, then one JSON record per line, the newest last. A last line torn by a
+    power cut is skipped for the one before it. The run's final state goes to the journal
+    (:meth:`saved`); a run that dies first leaves its records to the next holder, which keeps the
+    last of them (:attr:`inherited`) until recovery copied it into the crashed run's journal row
+    (:func:`alembic_deploy.steps.recovery.recover`), so a holder that never recovers (a lock
+    probe) loses nothing.
+    """
+
+    def __init__(self, fd: int, inherited: dict[str, Any] | None = None) -> None:
+        self.fd = fd
+        #: Records written that the journal does not hold yet (the file is kept on release).
+        self.unsaved = False
+        #: The last record of a holder that died before saving it; kept in the file until adopted.
+        self.inherited = inherited
+        if inherited is not None:
+            self._write_line(inherited)
+
+    def append(self, journal_id: int | None, progress: dict[str, Any]) -> None:
+        self._write_line({"journal_id": journal_id, "pid": os.getpid(), "progress": progress})
+        self.unsaved = True
+
+    def _write_line(self, record: dict[str, Any]) -> None:
+        os.lseek(self.fd, 0, os.SEEK_END)
+        os.write(self.fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+        os.fdatasync(self.fd)
+
+    def saved(self) -> None:
+        """The journal now holds the final state: the records may go."""
+        self.unsaved = False
+
+    @staticmethod
+    def parse(line: str) -> dict[str, Any] | None:
+        """A record line, or None for a torn or foreign one."""
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return None
+        return record if isinstance(record, dict) and isinstance(record.get("progress"), dict) else None
+
+    @classmethod
+    def last_record(cls, fd: int) -> dict[str, Any] | None:
+        lines = os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace").splitlines()[1:]
+        return next((r for r in map(cls.parse, reversed(lines)) if r is not None), None)
+
+
 def _read_holder(path: Path) -> dict[str, Any]:
     try:
-        line = path.read_text().strip()
+        with path.open() as f:
+            line = f.readline().strip()
     except OSError:
         return {}
     return {"holder": line} if line else {}

@@ -361,10 +361,12 @@ class ProgressTracker:
     env.py returned or raised. Statements are seen through SQLAlchemy events.
     """
 
-    def __init__(self, backend: str, write: Writer | None = None) -> None:
+    def __init__(self, backend: str, write: Writer | None = None, final: Writer | None = None) -> None:
         self.backend = backend
         self.progress = Progress(backend=backend)
         self._write = write
+        #: Where :meth:`close` writes the final state (the journal), when ``write`` goes elsewhere.
+        self._final = final or write
         self._connection: Connection | None = None
         self._dbapi: Any = None
         self._current: RevisionProgress | None = None
@@ -454,7 +456,8 @@ class ProgressTracker:
         self.detach()
         self._dbapi = None
         try:
-            self.flush()
+            if self._final is not None:
+                self._final(self.progress.to_dict())
         except Exception:  # noqa: BLE001 - after a failure, the failure being raised matters more
             if ok:
                 raise

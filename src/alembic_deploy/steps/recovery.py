@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
     from ..alembic_env import Project
     from ..api import Deployment
+    from ..backends import MigrationLock
     from ..journal import Journal
     from ..report import DeployReport
 
@@ -64,17 +65,30 @@ SETTLED = ("applied", "noop", "rolled-back")
 SESSION_POLL_SECONDS = 0.1
 
 
-def check(deployment: Deployment, journal: Journal, project: Project, report: DeployReport) -> None:
+def check(
+    deployment: Deployment, journal: Journal, project: Project, report: DeployReport, lock: MigrationLock,
+) -> None:
     """For ``upgrade``: close and report crashed runs, then refuse (exit 8) over a partial revision."""
-    partial = recover(deployment, journal, project, report)
+    partial = recover(deployment, journal, project, report, lock)
     if partial is not None:
         raise partial.error(deployment.backend.name)
 
 
-def recover(deployment: Deployment, journal: Journal, project: Project, report: DeployReport) -> Partial | None:
+def recover(
+    deployment: Deployment, journal: Journal, project: Project, report: DeployReport, lock: MigrationLock,
+) -> Partial | None:
     """Close the rows of crashed runs (reporting each) and return the partly applied revision one
     of them, or a failed run, left behind; None when there is none. Call under the migration lock,
-    after the caller's own row is written (it is never taken for a crashed one)."""
+    after the caller's own row is written (it is never taken for a crashed one).
+
+    A crashed holder's last progress record kept beside the lock rather than in the journal
+    (SQLite's :class:`~alembic_deploy.backends.sqlite.ProgressLog`) goes into its row first."""
+    log = lock.progress_log
+    if log is not None and log.inherited is not None:
+        record = log.inherited
+        if record.get("journal_id") != report.journal_id:
+            journal.adopt_progress(record.get("journal_id"), record.get("pid"), record["progress"])
+        log.inherited = None
     crashed = journal.unfinished(exclude=report.journal_id)
     for row in crashed:
         _wait_for_session(deployment, _progress(row))
