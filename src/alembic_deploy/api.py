@@ -219,14 +219,14 @@ def _upgrade(deployment: Deployment, target: str, report: DeployReport, interrup
 def _progress_writers(journal: Journal, lock: MigrationLock, report: DeployReport) -> tuple[Any, Any]:
     """(write while migrating, write the final state): the journal row, or first the lock's
     cheaper progress log where the backend has one (SQLite)."""
-    def save(state: dict[str, Any]) -> None:
+    def save(state: str) -> None:
         journal.progress(report.journal_id, state)
 
     log = lock.progress_log
     if log is None:
         return save, save
 
-    def final(state: dict[str, Any]) -> None:
+    def final(state: str) -> None:
         save(state)
         log.saved()
 

@@ -115,7 +115,7 @@ class Journal:
         report.journal_id = int(ident)
         return report.journal_id
 
-    def progress(self, journal_id: int, progress: dict[str, Any]) -> None:
+    def progress(self, journal_id: int, progress: str) -> None:
         """Write the run's statement progress into its row: before each statement of the migration
         that commits by itself, so on the DBAPI cursor of an AUTOCOMMIT connection, the UPDATE
         compiled once (SQLAlchemy's execution path costs as much again as the round trip)."""
@@ -128,7 +128,7 @@ class Journal:
             compiled = self._progress_update.compile(dialect=conn.dialect)
             self._progress_sql = (str(compiled), compiled.positiontup if compiled.positional else None)
         sql, order = self._progress_sql
-        values = {"row_id": journal_id, "state": json.dumps(progress), "revisions": None}
+        values = {"row_id": journal_id, "state": progress, "revisions": None}
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(sql, tuple(values[k] for k in order) if order is not None else values)

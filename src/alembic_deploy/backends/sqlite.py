@@ -117,15 +117,16 @@ class ProgressLog:
         #: The last record of a holder that died before saving it; kept in the file until adopted.
         self.inherited = inherited
         if inherited is not None:
-            self._write_line(inherited)
+            self._write_line(json.dumps(inherited, separators=(",", ":")))
 
-    def append(self, journal_id: int | None, progress: dict[str, Any]) -> None:
-        self._write_line({"journal_id": journal_id, "pid": os.getpid(), "progress": progress})
+    def append(self, journal_id: int | None, progress: str) -> None:
+        """Append ``progress`` (JSON) as the newest record, durably."""
+        self._write_line(f'{{"journal_id":{json.dumps(journal_id)},"pid":{os.getpid()},"progress":{progress}}}')
         self.unsaved = True
 
-    def _write_line(self, record: dict[str, Any]) -> None:
+    def _write_line(self, line: str) -> None:
         os.lseek(self.fd, 0, os.SEEK_END)
-        os.write(self.fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+        os.write(self.fd, (line + "\n").encode())
         os.fdatasync(self.fd)
 
     def saved(self) -> None:

@@ -45,6 +45,7 @@ online statement matches the same statement rendered by alembic's offline ``--sq
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -269,6 +270,11 @@ class Progress:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_json(self) -> str:
+        """``json.dumps(self.to_dict())`` without the deep copy (it is written before every
+        statement that commits by itself)."""
+        return json.dumps(self, default=vars, separators=(",", ":"))
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Progress:
         def statement(raw: dict[str, Any]) -> Statement:
@@ -350,7 +356,8 @@ def commits_by_itself(backend: str, kind: str, inside_transaction: bool | None, 
 
 
 # -- the tracker ------------------------------------------------------------------------------------
-Writer = Callable[[dict[str, Any]], None]
+#: Takes the progress as JSON (:meth:`Progress.to_json`).
+Writer = Callable[[str], None]
 
 
 class ProgressTracker:
@@ -457,7 +464,7 @@ class ProgressTracker:
         self._dbapi = None
         try:
             if self._final is not None:
-                self._final(self.progress.to_dict())
+                self._final(self.progress.to_json())
         except Exception:  # noqa: BLE001 - after a failure, the failure being raised matters more
             if ok:
                 raise
@@ -467,7 +474,7 @@ class ProgressTracker:
         the migrating connection's transaction): then the next write carries it."""
         if self._write is None or not self._safe_to_write():
             return
-        self._write(self.progress.to_dict())
+        self._write(self.progress.to_json())
 
     # -- SQLAlchemy events -------------------------------------------------------------------------
     def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
