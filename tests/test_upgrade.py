@@ -142,6 +142,20 @@ def test_fast_path_declines_a_custom_version_table_and_the_result_is_right(db, m
     assert [r["outcome"] for r in db.journal()] == ["applied", "noop"]
 
 
+def test_pyproject_template_config_in_tool_alembic(db, make_project, tmp_path):
+    """`alembic init -t pyproject`: script_location lives in [tool.alembic] of pyproject.toml (read
+    from the working directory, as alembic's CLI does, or beside the ini)."""
+    project = make_project("pyproject")
+    first = _report(run_cli(project, "upgrade", "--json", url=db.url))
+    assert (first["outcome"], first["fast_path"]) == ("applied", False)
+    assert [r["revision"] for r in first["applied"]] == ["a1_users", "a2_users_email_index", "a3_seed"]
+    second = _report(run_cli(tmp_path, "upgrade", "-c", str(project / "alembic.ini"), "--json", url=db.url))
+    assert second["outcome"] == "noop"
+    status = _report(run_cli(project, "status", "--json", url=db.url))
+    assert (status["current"], status["pending"]) == (["a3_seed"], [])
+    assert db.versions() == ["a3_seed"] and db.scalar(SEED) == 1
+
+
 # -- targets ----------------------------------------------------------------------------------------
 def test_explicit_revision_then_head(db, make_project):
     project = make_project("sync")

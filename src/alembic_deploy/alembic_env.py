@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import logging
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alembic import util as alembic_util
@@ -134,7 +136,7 @@ class Project:
     def __init__(self, settings: Settings, url: str) -> None:
         ini = settings.config_path
         cmd_opts = argparse.Namespace(x=list(settings.x), config=str(ini), name=settings.name)
-        self.config = Config(str(ini), ini_section=settings.name, cmd_opts=cmd_opts)
+        self.config = alembic_config(ini, settings.name, cmd_opts=cmd_opts)
         # env.py reads the URL either way: from the config or from DATABASE_URL.
         self.config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
         os.environ["DATABASE_URL"] = url
@@ -303,6 +305,17 @@ def revision_options(module: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def alembic_config(ini: Path, section: str, **kw: Any) -> Config:
+    """Alembic's Config for ``ini``, with the pyproject.toml that alembic's CLI would read beside it
+    (``alembic init -t pyproject`` keeps script_location there; alembic >= 1.16)."""
+    from .project import alembic_toml
+
+    toml = alembic_toml(ini)
+    if toml is not None and "toml_file" in inspect.signature(Config).parameters:
+        kw["toml_file"] = str(toml)
+    return Config(str(ini), ini_section=section, **kw)
+
+
 def revision_graph(location: str, section: str = "alembic") -> tuple[tuple[str, ...], tuple[RevisionNode, ...]]:
     """Load the migration scripts once, without a database: (heads, every revision base first).
 
@@ -312,7 +325,7 @@ def revision_graph(location: str, section: str = "alembic") -> tuple[tuple[str, 
     if location.endswith(".ini") or os.path.isfile(location):
         if not os.path.isfile(location):
             raise ConfigError(f"No Alembic config at {location}. Pass the path of alembic.ini or of the migrations folder.")
-        config = Config(location, ini_section=section)
+        config = alembic_config(Path(location), section)
     else:
         config = Config()
         config.set_main_option("script_location", location.replace("%", "%%"))

@@ -57,12 +57,13 @@ def read_project(ini: Path, section: str = "alembic") -> ProjectConfig:
     except (configparser.Error, UnicodeDecodeError) as exc:
         raise ConfigError(f"Could not parse {ini}: {exc}".replace("\n", " ")) from None
     unsupported: str | None = None
-    if any(_tool_alembic(p) is not None for p in (Path("pyproject.toml"), ini.parent / "pyproject.toml")):
+    toml = alembic_toml(ini)
+    if toml is not None:
         # alembic >= 1.16 reads [tool.alembic] too (script_location, version_locations, ...).
         unsupported = "pyproject.toml has a [tool.alembic] section"
     location = opts.get("script_location")
-    if not location:
-        location = _pyproject_script_location(ini.parent)
+    if not location and toml is not None:
+        location = _pyproject_script_location(toml)
     if not location:
         raise ConfigError(
             f"No script_location in [{section}] of {ini} (nor [tool.alembic] in pyproject.toml). "
@@ -137,6 +138,16 @@ def _tool_alembic(path: Path) -> dict[str, object] | None:
     return section if isinstance(section, dict) else None
 
 
-def _pyproject_script_location(folder: Path) -> str | None:
-    location = (_tool_alembic(folder / "pyproject.toml") or {}).get("script_location")
-    return location.replace("%(here)s", folder.as_posix()) if isinstance(location, str) else None
+def alembic_toml(ini: Path) -> Path | None:
+    """The pyproject.toml whose ``[tool.alembic]`` completes ``ini`` (``alembic init -t pyproject``):
+    the working directory's, as alembic's CLI reads it, else the one beside the ini; None if
+    neither has the section."""
+    for path in (Path("pyproject.toml"), ini.parent / "pyproject.toml"):
+        if _tool_alembic(path) is not None:
+            return path.absolute()
+    return None
+
+
+def _pyproject_script_location(toml: Path) -> str | None:
+    location = (_tool_alembic(toml) or {}).get("script_location")
+    return location.replace("%(here)s", toml.parent.as_posix()) if isinstance(location, str) else None
