@@ -11,7 +11,7 @@ revision (exit 8, :mod:`.recovery`) from one that was rolled back whole.
 
 How: SQLAlchemy cursor events on the migrating connection (the one env.py configured), plus the
 ``commit``/``rollback`` events. Durability is read from the driver after each statement
-(:func:`in_transaction`): once the session is outside a transaction, everything it ran is
+(:func:`transaction_probe`): once the session is outside a transaction, everything it ran is
 committed. A statement that *commits by itself* (:func:`commits_by_itself`: MySQL DDL, pysqlite
 DDL outside a transaction, anything in autocommit mode) is journaled as ``running`` before it
 starts, so a process killed inside it is never mistaken for "not run". Statements inside a
@@ -298,25 +298,35 @@ def _driver(dbapi_connection: Any) -> Any:
     return getattr(dbapi_connection, "driver_connection", None) or dbapi_connection
 
 
-def in_transaction(dbapi_connection: Any) -> bool | None:
-    """Is the session inside a transaction, as the driver knows it (no round trip)? None if the
-    driver cannot tell."""
+_TRANSACTION_PROBES: tuple[Callable[[Any], Any], ...] = (
+    lambda c: c.in_transaction,  # sqlite3, aiosqlite
+    lambda c: c.is_in_transaction(),  # asyncpg
+    lambda c: int(c.pgconn.transaction_status) != 0,  # psycopg 3 (0 = IDLE)
+    lambda c: c.get_transaction_status() != 0,  # psycopg2
+    lambda c: c.server_status & 1,  # pymysql, aiomysql: SERVER_STATUS_IN_TRANS
+)
+
+
+def transaction_probe(dbapi_connection: Any) -> Callable[[], bool | None]:
+    """A function telling whether this connection's session is inside a transaction, as its
+    driver knows it (no round trip; None if the driver cannot tell). The driver's probe is found
+    once: it is asked around every statement of the migration."""
     raw = _driver(dbapi_connection)
-    probes: tuple[Callable[[Any], Any], ...] = (
-        lambda c: c.in_transaction,  # sqlite3, aiosqlite
-        lambda c: c.is_in_transaction(),  # asyncpg
-        lambda c: int(c.info.transaction_status) != 0,  # psycopg 3 (0 = IDLE)
-        lambda c: c.get_transaction_status() != 0,  # psycopg2
-        lambda c: c.server_status & 1,  # pymysql, aiomysql: SERVER_STATUS_IN_TRANS
-    )
-    for probe in probes:
+    for probe in _TRANSACTION_PROBES:
         try:
             value = probe(raw)
         except Exception:  # noqa: BLE001 - not this driver (or a closed connection)
             continue
         if isinstance(value, (bool, int)):
-            return bool(value)
-    return None
+            return lambda: _probe_or_none(probe, raw)
+    return lambda: None
+
+
+def _probe_or_none(probe: Callable[[Any], Any], raw: Any) -> bool | None:
+    try:
+        return bool(probe(raw))
+    except Exception:  # noqa: BLE001 - a closed connection
+        return None
 
 
 def autocommit(dbapi_connection: Any) -> bool:
@@ -378,6 +388,7 @@ class ProgressTracker:
         self._dbapi: Any = None
         self._current: RevisionProgress | None = None
         self._commit_pending = False
+        self._in_transaction: Callable[[], bool | None] = lambda: None
 
     # -- wiring ---------------------------------------------------------------------------------
     def attach(
@@ -392,6 +403,7 @@ class ProgressTracker:
         self.detach()
         self._connection = connection
         self._dbapi = connection.connection.dbapi_connection
+        self._in_transaction = transaction_probe(self._dbapi)
         self.progress.session = session if isinstance(session, (int, str)) else None
         self.progress.version_table = version_table
         self.progress.version_table_schema = version_table_schema
@@ -487,7 +499,7 @@ class ProgressTracker:
             return
         text = _literal(statement, parameters, context, executemany)
         kind = classify(text)
-        may = commits_by_itself(self.backend, kind, in_transaction(self._dbapi), autocommit(self._dbapi))
+        may = commits_by_itself(self.backend, kind, self._in_transaction(), autocommit(self._dbapi))
         if may and kind == DDL and self.backend in ("mysql", "mariadb"):
             # MySQL commits the open transaction before it runs a DDL statement.
             self._commit_done(entry)
@@ -502,7 +514,7 @@ class ProgressTracker:
             return
         last = entry.statements[-1]
         last.state = "done"
-        if in_transaction(self._dbapi) is False or last.may_commit:
+        if self._in_transaction() is False or last.may_commit:
             # Outside a transaction now: everything this revision ran so far is durable. The
             # journal must say so at once unless it already holds enough for a crash to be read
             # right: ``last`` recorded as running, with an effect the schema shows.
@@ -572,7 +584,7 @@ class ProgressTracker:
 
     def _safe_to_write(self) -> bool:
         # SQLite: the journal needs the database write lock the migrating connection may hold.
-        return self.backend != "sqlite" or self._dbapi is None or in_transaction(self._dbapi) is not True
+        return self.backend != "sqlite" or self._dbapi is None or self._in_transaction() is not True
 
 
 def _literal(statement: str, parameters: Any, context: Any, executemany: bool) -> str:
