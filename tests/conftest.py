@@ -26,7 +26,8 @@ MYSQL_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_MYSQL", "mysql+pymysql://root@
 SKIP_SERVERS = os.environ.get("ALEMBIC_DEPLOY_TEST_SKIP_SERVERS") == "1"
 BACKENDS = ("sqlite", "postgresql", "mysql")
 
-from helpers import Database, ThrowawayPostgres  # noqa: E402
+from helpers import Database  # noqa: E402
+from servers import PostgresServer  # noqa: E402
 
 
 def _admin(url: str):  # noqa: ANN202
@@ -79,27 +80,27 @@ def mysql_db() -> Iterator[Database]:
 
 
 @pytest.fixture(scope="session")
-def password_pg() -> Iterator[ThrowawayPostgres]:
+def password_pg() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL that checks passwords (scram-sha-256); the shared one trusts all.
     The password holds a ``%`` so URLs must quote it (and ini files escape it as ``%%``)."""
     if SKIP_SERVERS:
         pytest.skip("ALEMBIC_DEPLOY_TEST_SKIP_SERVERS=1")
-    server = ThrowawayPostgres(password=f"s3cr3t%pg-{uuid.uuid4().hex[:8]}").init().start()
+    server = PostgresServer(password=f"s3cr3t%pg-{uuid.uuid4().hex[:8]}").init().start()
     try:
         yield server
     finally:
-        server.stop()
+        server.cleanup()
 
 
 @pytest.fixture
-def password_pg_db(password_pg: ThrowawayPostgres) -> Iterator[Database]:
+def password_pg_db(password_pg: PostgresServer) -> Iterator[Database]:
     """A database of its own on :func:`password_pg`; its ``url`` carries the password."""
-    admin = _admin(password_pg.url)
+    admin = _admin(password_pg.url())
     name = _unique_name()
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
-        yield Database(make_url(password_pg.url).set(database=name).render_as_string(hide_password=False), "postgresql")
+        yield Database(make_url(password_pg.url()).set(database=name).render_as_string(hide_password=False), "postgresql")
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -135,64 +133,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-PG_BIN = Path(os.environ.get("ALEMBIC_DEPLOY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-class ThrowawayPostgres:
-    """A PostgreSQL server of its own on a free loopback port, for what the shared server must not
-    suffer: starting late, password authentication (the shared one trusts everyone), being killed.
-
-    initdb refuses to run as root, so as root the server runs as the ``postgres`` user.
-    """
-
-    def __init__(self, password: str | None = None, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.password = password
-        # Not under pytest's tmp_path: that is private to the test user, and postgres must enter it.
-        self.root = Path(tempfile.mkdtemp(prefix="ad-pg-"))
-        self.data = self.root / "data"
-        self.started = False
-
-    @property
-    def url(self) -> str:
-        auth = f"postgres:{quote(self.password, safe='')}" if self.password else "postgres"
-        return f"postgresql+psycopg://{auth}@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *argv: str) -> None:
-        cmd = list(argv)
-        if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
-
-    def init(self) -> ThrowawayPostgres:
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres")
-        args = [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--no-sync", "-E", "UTF8"]
-        if self.password:
-            pwfile = self.root / "pw"
-            pwfile.write_text(self.password)
-            if os.geteuid() == 0:
-                shutil.chown(pwfile, "postgres")
-            args += ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
-        else:
-            args += ["--auth=trust"]
-        self._run(*args)
-        return self
-
-    def start(self) -> ThrowawayPostgres:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options,
-                  "-l", str(self.root / "log"), "-w", "start")
-        self.started = True
-        return self
-
-    def stop(self) -> None:
-        if self.started:
-            self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
-            self.started = False
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def set_ini_url(project: Path, url: str, ini: str = "alembic.ini") -> None:

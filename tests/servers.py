@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from helpers import free_port
 from sqlalchemy import create_engine
@@ -155,10 +156,19 @@ class _Server:
 
 
 class PostgresServer(_Server):
-    """PostgreSQL via initdb + pg_ctl, trust authentication for ``postgres`` on 127.0.0.1 only."""
+    """PostgreSQL via initdb + pg_ctl on 127.0.0.1 only: trust authentication for ``postgres``, or
+    scram-sha-256 with ``password`` (the shared server trusts everyone)."""
 
-    scheme = "postgresql+psycopg://postgres"
     admin_database = "postgres"
+
+    def __init__(self, port: int | None = None, password: str | None = None) -> None:
+        super().__init__(port)
+        self.password = password
+
+    @property
+    def scheme(self) -> str:  # type: ignore[override]
+        auth = f"postgres:{quote(self.password, safe='')}" if self.password else "postgres"
+        return f"postgresql+psycopg://{auth}"
 
     @property
     def data(self) -> Path:
@@ -173,8 +183,15 @@ class PostgresServer(_Server):
     def init(self) -> PostgresServer:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")
-        self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                          "--auth=trust", "--no-sync", "-E", "UTF8")
+        auth = ["--auth=trust"]
+        if self.password:
+            pwfile = self.root / "pw"
+            pwfile.write_text(self.password)
+            if os.geteuid() == 0:
+                shutil.chown(pwfile, "postgres")
+            auth = ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+        self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", *auth,
+                          "--no-sync", "-E", "UTF8")
         return self
 
     def start(self) -> PostgresServer:

@@ -19,12 +19,12 @@ import pytest
 from helpers import (
     Database,
     Run,
-    ThrowawayPostgres,
     assert_failed_cleanly,
     free_port,
     run_cli,
     spawn_cli,
 )
+from servers import PostgresServer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -154,8 +154,8 @@ def test_wait_retries_a_closed_port_until_the_timeout(password_db):
 
 def test_wait_picks_up_a_server_that_starts_late(make_project):
     """The port is closed when the deploy starts; a real PostgreSQL comes up on it later."""
-    server = ThrowawayPostgres()
-    proc = spawn_cli(make_project("sync"), "upgrade", "--wait-timeout", "60", "--json", url=server.url)
+    server = PostgresServer()
+    proc = spawn_cli(make_project("sync"), "upgrade", "--wait-timeout", "60", "--json", url=server.url())
     try:
         _read_stderr_until(proc, "Waiting for the database")
         server.init().start()
@@ -169,7 +169,7 @@ def test_wait_picks_up_a_server_that_starts_late(make_project):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        server.stop()
+        server.cleanup()
 
 
 # -- 5: refused by a check ----------------------------------------------------------------------

@@ -12,10 +12,18 @@ import time
 from pathlib import Path
 
 import pytest
-from alembic_deploy.backends.sqlite import LOCK_SUFFIX, ProgressLog
+from helpers import (
+    Database,
+    drop_all,
+    plain_alembic_upgrade,
+    run_cli,
+    schema_snapshot,
+    spawn_cli,
+)
 from sqlalchemy.engine import make_url
-from helpers import Database, drop_all, plain_alembic_upgrade, run_cli, schema_snapshot, spawn_cli
 from test_partial import drop_stray_table, make_partial
+
+from alembic_deploy.backends.sqlite import LOCK_SUFFIX, ProgressLog
 
 
 def replace_in_revision(project, name: str, old: str, new: str) -> None:  # noqa: ANN001

@@ -153,7 +153,7 @@ def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) 
 def _upgrade(deployment: Deployment, target: str, report: DeployReport, interrupt: Any) -> DeployReport:
     from .steps import recovery
     from .steps.health import health_gate
-    from .steps.preflight import check_current, check_heads
+    from .steps.preflight import check_heads
     from .steps.progress import ProgressTracker
     from .steps.upgrade import run_upgrade
     from .steps.verify import read_versions, verify

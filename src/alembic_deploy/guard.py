@@ -54,7 +54,7 @@ from .secrets import mask_url, scrub
 from .steps.verify import read_revisions
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from .alembic_env import RevisionNode
