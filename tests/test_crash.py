@@ -30,14 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import (
-    Database,
-    drop_all,
-    plain_alembic_upgrade,
-    run_cli,
-    schema_snapshot,
-    spawn_cli,
-)
+from helpers import Database, drop_all, plain_alembic_upgrade, run_cli, schema_snapshot, spawn_cli
 
 CHAIN = ("b1_accounts", "b2_orders", "b3_notes")
 #: A table or column the first statement of each revision creates (the mark of a partial state).

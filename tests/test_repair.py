@@ -12,14 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import (
-    Database,
-    drop_all,
-    plain_alembic_upgrade,
-    run_cli,
-    schema_snapshot,
-    spawn_cli,
-)
+from helpers import Database, drop_all, plain_alembic_upgrade, run_cli, schema_snapshot, spawn_cli
 from sqlalchemy.engine import make_url
 from test_partial import drop_stray_table, make_partial
 
