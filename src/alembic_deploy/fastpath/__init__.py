@@ -1,0 +1,119 @@
+"""Prove "nothing to do" without Alembic, SQLAlchemy or env.py.
+
+The most common deploy of all changes nothing, yet plain ``alembic upgrade head`` imports Alembic
+and SQLAlchemy, runs env.py and imports every revision file just to learn that. The fast path
+answers the same question from what can be proven statically, and declines (returns False, so the
+full pipeline runs) whenever any part of the proof is missing:
+
+1. the project: ``alembic.ini`` names plain folders, read the way Alembic reads them (no package
+   resources, no ``sourceless``, no recursive version locations, no ``[tool.alembic]``), and
+   gives the engine no option that could change where it connects (``sqlalchemy.plugins``...);
+   the target is ``head``/``heads`` and there are no ``-x`` arguments;
+2. the revision graph: every file Alembic would load from the versions folders is parsed
+   (``ast``, never imported). The names Alembic reads from the module (``revision``,
+   ``down_revision``, ``branch_labels``, ``depends_on``) must be bound exactly once, by a
+   top-level assignment of a literal, and nothing that runs at import time may rebind them: no
+   other binding of those names, no star import, no ``globals()``/``exec``/``setattr``-style
+   access, no call into the file's own functions, no module ``__getattr__``. ``depends_on`` and
+   ``branch_labels`` must be empty. The heads follow from that graph, which must be complete and
+   acyclic;
+3. env.py: it must provably migrate the database alembic-deploy connects to, through the default
+   version table: every connection it opens comes from ``create_engine``/``engine_from_config``
+   (or the async twins) fed by ``sqlalchemy.url`` of its own ``context.config`` section or by
+   ``os.environ["DATABASE_URL"]`` (alembic-deploy sets both to the URL it uses); no other
+   environment variable, no hard-coded URL, no ``-x``/tag arguments, no
+   ``version_table``/``version_table_schema``/multi-database tokens, no statement or event hook
+   or ``connect_args``/``schema_translate_map`` that could move it to another schema;
+4. the database, read first, so that an empty one, or one at a revision another file quotes
+   (most likely as its ``down_revision``: the database is behind), declines before any file is
+   parsed. It is read without SQLAlchemy: through the DBAPI driver env.py's URL names, which
+   must be installed (env.py would fail without it), or for PostgreSQL through libpq itself
+   (:mod:`alembic_deploy.libpq`). Its ``alembic_version`` rows must equal the heads exactly, the
+   journal table must exist (the no-op row goes there) and hold no ``running`` row (a crashed
+   run, which the full path reports).
+
+What the proof trusts, as plain alembic does: installed libraries and the modules env.py and the
+revision files import do not rewrite those files' globals or the connection's target.
+
+Reading the version table needs no lock: a single-statement read sees either the state before a
+concurrent migration committed or after it; "equal to the heads" is only possible after.
+
+Parsing is the expensive part (~0.5 ms a file), so each versions folder keeps a cache of the
+per-file results keyed by a digest of each file's *content* (never by mtime or size): a stale
+cache can only miss, never answer wrongly. It lives in ``versions/__pycache__/`` beside Python's
+own bytecode cache, or under ``$XDG_CACHE_HOME/alembic-deploy`` when bytecode writing is off
+(``PYTHONDONTWRITEBYTECODE``) or the folder is read-only; when neither is writable there is none.
+
+One module per part of the proof: :mod:`.revisions` (2, with the cache), :mod:`.env_py` (3) and
+:mod:`.direct` (4); :func:`try_noop` here puts them together in the order above.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ..project import read_project
+from ..secrets import mask_url
+from .direct import DirectConnection
+from .env_py import env_py_is_plain
+from .revisions import quoted_elsewhere, revision_files, revision_of, static_heads
+
+if TYPE_CHECKING:
+    from ..report import DeployReport
+    from ..settings import Settings
+
+__all__ = ["env_py_is_plain", "revision_of", "try_noop"]
+
+_DEFAULT_VERSION_TABLE = "alembic_version"
+# ini keys engine_from_config turns into create_engine() arguments that cannot change which
+# database, schema or table a connection sees.
+_HARMLESS_ENGINE_OPTIONS = frozenset(
+    f"sqlalchemy.{key}"
+    for key in ("echo", "echo_pool", "pool_size", "max_overflow", "pool_timeout", "pool_recycle",
+                "pool_pre_ping", "pool_reset_on_return", "pool_use_lifo", "hide_parameters", "future",
+                "logging_name", "pool_logging_name", "query_cache_size")
+)
+
+
+def try_noop(settings: Settings, target: str, report: DeployReport) -> bool:
+    """True when the database provably needs nothing; the no-op is then journaled and reported."""
+    if target not in ("head", "heads") or settings.x:
+        return False
+    project = read_project(settings.config_path, settings.name)
+    url = settings.database_url or project.ini_url
+    if not url or project.script_dir is None or project.unsupported or project.sourceless or project.recursive:
+        return False
+    if set(project.engine_options) - _HARMLESS_ENGINE_OPTIONS:
+        return False  # e.g. sqlalchemy.plugins: engine_from_config in env.py would apply it
+    if not env_py_is_plain(project.script_dir / "env.py", project.section):
+        return False
+    db = DirectConnection.open(url)
+    if db is None:
+        return False
+    try:
+        # The database first: an empty one (the first deploy, every CI run) declines before
+        # the revision files are even read.
+        current = db.query_column(f"SELECT version_num FROM {_DEFAULT_VERSION_TABLE}")
+        if not current:
+            return False
+        files = revision_files(project)
+        if files is None or quoted_elsewhere(files, current):
+            return False  # most likely a newer revision names it: behind, so no need to parse
+        heads = static_heads(files)
+        if not heads or (target == "head" and len(heads) != 1) or sorted(current) != sorted(heads):
+            return False
+        if db.has_unfinished_run(settings.journal_table):  # a crashed run: the full path reports it
+            return False
+        at = tuple(sorted(current))
+        proven = {"outcome": "noop", "fast_path": True, "from_revisions": at, "to_revisions": at,
+                  "database": mask_url(url), "backend": db.backend, "finished_at": time.time()}
+        # The report changes only once the no-op is journaled; if that fails the full path runs.
+        if not db.insert_journal_row(settings, replace(report, **proven)):
+            return False
+        for name, value in proven.items():
+            setattr(report, name, value)
+        return True
+    finally:
+        db.close()

@@ -1,0 +1,338 @@
+"""Step 2 of the fast path's proof: the revision graph, from the revision files parsed (never
+imported), with a content-keyed cache (see :mod:`alembic_deploy.fastpath`)."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..project import ProjectConfig
+
+if TYPE_CHECKING:
+    pass
+
+#: Module attributes Alembic's Script reads (alembic/script/base.py, Script.__init__/_from_path).
+GRAPH_NAMES = frozenset({"revision", "down_revision", "branch_labels", "depends_on"})
+# Builtins and attributes that read or write a module's namespace behind the parser's back.
+_DYNAMIC_NAMES = frozenset(
+    {"globals", "locals", "vars", "exec", "eval", "compile", "setattr", "delattr", "__import__",
+     "__builtins__", "__dict__"}
+)
+_DYNAMIC_ATTRS = frozenset({"__dict__", "modules", "f_globals", "f_locals", "__setattr__", "__delattr__"})
+
+Graph = dict[str, tuple[str, ...]]
+
+
+Sources = dict[Path, dict[str, bytes]]
+
+
+def revision_files(project: ProjectConfig) -> Sources | None:
+    """``{versions folder: {file name: content}}`` of the files Alembic loads; None to decline.
+
+    Alembic loads every ``*.py`` directly in a folder except ``__init__*`` and ``.#*``
+    (``_only_source_rev_file``); a folder that does not exist is skipped, as Alembic does.
+    """
+    found: Sources = {}
+    for folder in project.version_dirs:
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            return None
+        sources = found.setdefault(folder, {})
+        try:
+            entries = list(os.scandir(folder))
+            for entry in entries:
+                name = entry.name
+                if not name.endswith(".py") or name.startswith((".#", "__init__")) or "\n" in name:
+                    continue
+                if entry.is_dir():
+                    continue  # os.walk lists it under dirs: alembic does not load it
+                with open(entry.path, "rb") as fh:
+                    sources[name] = fh.read()
+        except OSError:
+            return None  # a broken link or unreadable file: alembic would fail on it
+    return found
+
+
+def quoted_elsewhere(files: Sources, revisions: list[str]) -> bool:
+    """A revision id the database is at, quoted in two files or more: its own and, most likely,
+    a child's ``down_revision``. Declining needs no proof, so no parse is spent to confirm it."""
+    for rev in revisions:
+        marks = (f'"{rev}"'.encode(), f"'{rev}'".encode())
+        hits = sum(1 for sources in files.values() for text in sources.values() if any(m in text for m in marks))
+        if hits > 1:
+            return True
+    return False
+
+
+def static_heads(files: Sources) -> tuple[str, ...] | None:
+    """The heads Alembic would compute from these files, or None when they cannot be proven."""
+    revisions: Graph = {}
+    for folder, sources in files.items():
+        graph = folder_graph(folder, sources)
+        if graph is None:
+            return None
+        for rev, downs in graph.items():
+            if rev in revisions:
+                return None
+            revisions[rev] = downs
+    if not revisions or not _is_complete_dag(revisions):
+        return None
+    referenced = {d for downs in revisions.values() for d in downs}
+    return tuple(sorted(revisions.keys() - referenced))
+
+
+def _is_complete_dag(revisions: Graph) -> bool:
+    """Every down revision exists and there is no cycle (alembic raises on both)."""
+    children: dict[str, list[str]] = {}
+    pending = {}
+    for rev, downs in revisions.items():
+        if any(d not in revisions for d in downs) or len(set(downs)) != len(downs):
+            return False
+        pending[rev] = len(downs)
+        for d in downs:
+            children.setdefault(d, []).append(rev)
+    ready = [rev for rev, n in pending.items() if n == 0]
+    seen = 0
+    while ready:
+        rev = ready.pop()
+        seen += 1
+        for child in children.get(rev, ()):
+            pending[child] -= 1
+            if pending[child] == 0:
+                ready.append(child)
+    return seen == len(revisions)
+
+
+def folder_graph(folder: Path, sources: dict[str, bytes]) -> Graph | None:
+    """``{revision: down_revisions}`` of one folder's files; None to decline. Parsing each file
+    is skipped when the folder's cache has a result for its exact content."""
+    cache = _GraphCache(folder)
+    graph: Graph = {}
+    for name, source in sources.items():
+        digest = hashlib.blake2b(source, digest_size=16).hexdigest()
+        found = cache.get(name, digest)
+        if found is None:
+            found = revision_of(source)
+            if found is None:
+                return None
+            cache.put(name, digest, found)
+        rev, downs = found
+        if rev in graph:
+            return None
+        graph[rev] = downs
+    cache.save(keep=sources)
+    return graph
+
+
+def revision_of(source: bytes) -> tuple[str, tuple[str, ...]] | None:
+    """(revision, down revisions) that importing ``source`` provably gives Alembic, or None.
+
+    Only code that runs at import time can change what Alembic reads, so only that code is
+    examined: every top-level statement except the bodies of top-level functions, which run
+    only if import-time code calls them (and any reference to them at import time declines).
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    local_functions = {
+        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
+    if local_functions & (GRAPH_NAMES | {"__getattr__"}):
+        return None
+    literals: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            graph_targets = [t for t in targets if isinstance(t, ast.Name) and t.id in GRAPH_NAMES]
+            for target in graph_targets:
+                if target.id in literals or node.value is None:
+                    return None
+                try:
+                    literals[target.id] = ast.literal_eval(node.value)
+                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                    return None
+            rest: list[ast.AST] = [t for t in targets if t not in graph_targets]
+            if isinstance(node, ast.AnnAssign):
+                rest.append(node.annotation)
+            if node.value is not None:
+                rest.append(node.value)
+            if not all(_import_time_safe(part, local_functions) for part in rest):
+                return None
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if not all(_import_time_safe(part, local_functions) for part in _evaluated_at_def(node)):
+                return None
+        elif not _import_time_safe(node, local_functions):
+            return None
+    return _graph_entry(literals)
+
+
+def _graph_entry(literals: dict[str, Any]) -> tuple[str, tuple[str, ...]] | None:
+    rev, down = literals.get("revision"), literals.get("down_revision", ...)
+    if not isinstance(rev, str) or not rev or down is ...:
+        return None  # alembic falls back to the file name, or fails on a missing down_revision
+    if literals.get("depends_on") or literals.get("branch_labels"):
+        return None
+    if down is None:
+        return rev, ()
+    if isinstance(down, str):
+        return rev, (down,)
+    if isinstance(down, (tuple, list)) and all(isinstance(d, str) and d for d in down):
+        return rev, tuple(down)
+    return None
+
+
+def _evaluated_at_def(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.AST]:
+    """The parts of a ``def`` that run when the module is imported."""
+    yield from node.decorator_list
+    args = node.args
+    yield from args.defaults
+    yield from (d for d in args.kw_defaults if d is not None)
+    for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
+        if arg is not None and arg.annotation is not None:
+            yield arg.annotation
+    if node.returns is not None:
+        yield node.returns
+
+
+def _import_time_safe(root: ast.AST, local_functions: set[str]) -> bool:
+    """No binding of a graph name, no dynamic namespace access, no use of the file's own functions."""
+    for node in ast.walk(root):
+        if isinstance(node, ast.Name):
+            if node.id in _DYNAMIC_NAMES or node.id in local_functions:
+                return False
+            if node.id in GRAPH_NAMES and not isinstance(node.ctx, ast.Load):
+                return False
+        elif isinstance(node, ast.Attribute):
+            if node.attr in _DYNAMIC_ATTRS:
+                return False
+            if node.attr in GRAPH_NAMES and not isinstance(node.ctx, ast.Load):
+                return False  # importlib.import_module(__name__).revision = ...
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*" or (alias.asname or alias.name.split(".")[0]) in GRAPH_NAMES:
+                    return False
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            if GRAPH_NAMES.intersection(node.names):
+                return False
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if node.name in GRAPH_NAMES:
+                return False
+        elif isinstance(node, ast.ExceptHandler):
+            if node.name in GRAPH_NAMES:
+                return False
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)):
+            if node.name in GRAPH_NAMES:
+                return False
+        elif isinstance(node, ast.MatchMapping):
+            if node.rest in GRAPH_NAMES:
+                return False
+    return True
+
+
+_USER_CACHE_PREFIX = "revisions-"
+#: User cache files kept (one per versions folder; CI runs in fresh temporary folders).
+_USER_CACHE_KEEP = 32
+
+
+class _GraphCache:
+    """Per-file results of :func:`revision_of` for one folder, keyed by content digest."""
+
+    _FORMAT = 1
+
+    def __init__(self, folder: Path) -> None:
+        self.paths = _cache_paths(folder)
+        self.entries: dict[str, list[Any]] = {}
+        self.dirty = False
+        for path in self.paths:
+            loaded = self._load(path)
+            if loaded is not None:
+                self.entries = loaded
+                break
+
+    def _stamp(self) -> dict[str, Any]:
+        return {"format": self._FORMAT, "tool": __version__, "python": list(sys.version_info[:2])}
+
+    def _load(self, path: Path) -> dict[str, list[Any]] | None:
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("stamp") != self._stamp():
+            return None
+        files = data.get("files")
+        return files if isinstance(files, dict) else None
+
+    def get(self, name: str, digest: str) -> tuple[str, tuple[str, ...]] | None:
+        entry = self.entries.get(name)
+        try:
+            if entry is not None and entry[0] == digest:
+                rev, downs = entry[1], entry[2]
+                if isinstance(rev, str) and isinstance(downs, list) and all(isinstance(d, str) for d in downs):
+                    return rev, tuple(downs)
+        except (IndexError, TypeError):
+            pass
+        return None
+
+    def put(self, name: str, digest: str, found: tuple[str, tuple[str, ...]]) -> None:
+        self.entries[name] = [digest, found[0], list(found[1])]
+        self.dirty = True
+
+    def save(self, keep: Iterable[str]) -> None:
+        keep = set(keep)
+        if not self.dirty and keep >= self.entries.keys():
+            return
+        payload = json.dumps(
+            {"stamp": self._stamp(), "files": {k: v for k, v in self.entries.items() if k in keep}},
+            separators=(",", ":"),
+        ).encode()
+        for path in self.paths:
+            if _write_atomically(path, payload):
+                if path.name.startswith(_USER_CACHE_PREFIX):
+                    _prune(path.parent)
+                return
+
+
+def _cache_paths(folder: Path) -> list[Path]:
+    paths = []
+    if not sys.dont_write_bytecode:
+        paths.append(folder / "__pycache__" / "alembic-deploy-revisions.json")
+    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = hashlib.blake2b(str(folder.absolute()).encode(), digest_size=10).hexdigest()
+    paths.append(Path(home) / "alembic-deploy" / f"{_USER_CACHE_PREFIX}{key}.json")
+    return paths
+
+
+def _prune(folder: Path, keep: int = _USER_CACHE_KEEP) -> None:
+    try:
+        files = sorted(folder.glob(f"{_USER_CACHE_PREFIX}*.json"), key=lambda p: p.stat().st_mtime_ns)
+        for old in files[:-keep]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _write_atomically(path: Path, payload: bytes) -> bool:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".alembic-deploy-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+            os.chmod(tmp, 0o644)  # readable like the .pyc files beside it (mkstemp makes it 0600)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        return False
+    return True
