@@ -32,9 +32,11 @@ transaction (an fsync) and the migration waits for it:
   back together (:func:`.recovery._crash_summary`);
 * the plan once, and the final state when the run ends.
 
-On SQLite the journal shares the database file's write lock with the migration, so a journal
-write waits until the migrating connection holds no write transaction (it is deferred, never
-blocking the migration against itself).
+Where a write goes is the caller's choice (``write``, and ``final`` for the end state): the
+journal row, or on SQLite during an upgrade the lock file (:class:`~alembic_deploy.backends.sqlite.ProgressLog`).
+The journal table shares SQLite's write lock with the migration, so a write there is deferred
+while the migrating connection holds a write transaction, never blocking the migration against
+itself (every write a crash needs falls outside one).
 
 The module also holds what the next run needs to reason about recorded statements without a
 database: :func:`classify`, :func:`fingerprint` (whitespace- and paramstyle-insensitive, so an

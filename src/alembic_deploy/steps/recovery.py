@@ -375,17 +375,28 @@ def _crash_summary(deployment: Deployment, project: Project, row: dict[str, Any]
     except Exception:  # noqa: BLE001 - the report matters less than the run
         versions = ()
     in_flight = [e.revision for e in progress.revisions if not is_applied(project, e.revision, versions)]
-    current = in_flight[-1] if in_flight else None
     last = progress.planned_last
-    if current is None and last is not None and not is_applied(project, last, versions):
-        current = (_steps(project, last, versions) or [last])[0]
-    if current is None:
+    if in_flight:
+        current = in_flight[-1]
+        earlier = _steps(project, current, versions)[:-1]
+    elif last is not None and not is_applied(project, last, versions):
+        # No statement of it was recorded: nothing committed by itself. Each revision commits with
+        # its version stamp (MySQL, SQLite, transaction_per_migration) and then the revision in
+        # flight is the first one not recorded; with one transaction for the whole run (PostgreSQL's
+        # default) it was one of them, and all of them went back together.
+        pending = _steps(project, last, versions) or [last]
+        if deployment.backend.transactional_ddl and len(pending) > 1:
+            return (
+                f"while applying one of revisions {pending[0]} .. {pending[-1]} ({len(pending)} not in the "
+                "version table); nothing of them was kept (their transaction was rolled back)"
+            )
+        current, earlier = pending[0], []
+    else:
         return f"after applying its {progress.planned_count} revision(s) (before recording its end)"
     kept = (
         "its transaction was rolled back" if deployment.backend.transactional_ddl
         else "none of its statements had been committed"
     )
-    earlier = _steps(project, current, versions)[:-1]
     with_it = f"; {', '.join(earlier)}, run in the same transaction, went with it" if earlier else ""
     return f"while applying revision {current}; nothing of it was kept ({kept}){with_it}"
 
