@@ -142,8 +142,9 @@ def run_trials(project: Path, db: Database, moments: Callable[[float], list[tupl
             assert "crashed" in nxt.stderr, f"{context}: crash not reported: {nxt.output}"
             if db.backend == "postgresql":  # nothing commits by itself: the report says what went back
                 assert re.search(r"crashed (before it started applying revisions|after applying its \d+|while "
-                                 r"applying (one of revisions \w+ \.\. \w+ \(\d+ not in the version table\)|revision \w+); nothing of (it|them) "
-                                 r"was kept \((its|their) transaction was rolled back\))", nxt.stderr), nxt.stderr
+                                 r"applying (one of revisions \w+ \.\. \w+ \(\d+ not in the version table\)"
+                                 r"|revision \w+); nothing of (it|them) was kept \((its|their) transaction was "
+                                 r"rolled back\))", nxt.stderr), nxt.stderr
             (row,) = [r for r in _journal(db) if r["id"] == crashed_row[0]["id"]]
             assert row["outcome"] == "crashed", context
         if nxt.returncode == 8:
