@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .backends import Backend, MigrationLock
     from .journal import Journal
     from .settings import Settings
-    from .steps.progress import ProgressTracker
+    from .steps.progress import ProgressTracker, Writer
     from .steps.upgrade import MigratingSession
 
 Echo = Callable[[str], None]
@@ -216,7 +216,7 @@ def _upgrade(deployment: Deployment, target: str, report: DeployReport, interrup
         raise error from None
 
 
-def _progress_writers(journal: Journal, lock: MigrationLock, report: DeployReport) -> tuple[Any, Any]:
+def _progress_writers(journal: Journal, lock: MigrationLock, report: DeployReport) -> tuple[Writer, Writer]:
     """(write while migrating, write the final state): the journal row, or first the lock's
     cheaper progress log where the backend has one (SQLite)."""
     def save(state: str) -> None:

@@ -12,19 +12,7 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    bindparam,
-    inspect,
-    select,
-)
+from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text, bindparam, inspect, select
 
 from .provenance import journal_row
 from .secrets import scrub
