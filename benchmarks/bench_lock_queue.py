@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,8 +40,8 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 import servers as bench_servers  # noqa: E402  benchmarks/servers.py: throwaway databases
 from lockscene import AppLoop, Blocker  # noqa: E402  tests/lockscene.py: the scene's actors
 from project import set_url  # noqa: E402
+from scenarios import copy_project  # noqa: E402  tests/scenarios.py: the test projects
 
-PROJECT = HERE.parent / "tests" / "projects" / "alter_users"
 BIN = Path(sys.executable).parent
 #: The app waits at most this much longer than the DDL lock timeout (the target).
 TARGET_MARGIN_SECONDS = 0.05
@@ -59,7 +58,7 @@ def scene(backend: str, tool: str, hold: float, ddl_lock_timeout: float, scratch
     with bench_servers.databases(backend) as dbs:
         url = dbs.create()
         project = scratch / f"{backend}-{tool}"
-        shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("__pycache__"))
+        copy_project("alter_users", project)
         set_url(project / "alembic.ini", url)
         setup = _run([str(BIN / "alembic-deploy"), "upgrade", "a3_seed"], project, url)
         if setup.returncode != 0:

@@ -1,5 +1,5 @@
 """Shared fixtures: a uniquely named database per test on real servers, real Alembic projects
-copied from ``tests/projects/<scenario>``, and helpers to run the CLI in-process and as a real
+built from ``tests/projects/<scenario>`` (:mod:`scenarios`), and helpers to run the CLI in-process and as a real
 subprocess.
 
 Server URLs come from ``ALEMBIC_DEPLOY_TEST_PG`` / ``ALEMBIC_DEPLOY_TEST_MYSQL`` (defaults: the
@@ -10,7 +10,6 @@ local servers). An unreachable server fails the tests loudly; set
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +19,13 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-PROJECTS = Path(__file__).parent / "projects"
 PG_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/")
 SKIP_SERVERS = os.environ.get("ALEMBIC_DEPLOY_TEST_SKIP_SERVERS") == "1"
 BACKENDS = ("sqlite", "postgresql", "mysql")
 
 from helpers import Database  # noqa: E402
+from scenarios import copy_project  # noqa: E402
 from servers import PostgresServer  # noqa: E402
 
 
@@ -144,12 +143,11 @@ def db(request: pytest.FixtureRequest) -> Database:
 
 @pytest.fixture
 def make_project(tmp_path: Path):  # noqa: ANN201
-    """``make_project("sync")`` copies tests/projects/sync into tmp_path and returns its folder."""
+    """``make_project("sync")`` builds the tests/projects scenario ``sync`` in tmp_path
+    (:func:`scenarios.copy_project`) and returns its folder."""
 
     def make(scenario: str, dest: str | None = None) -> Path:
-        target = tmp_path / (dest or scenario)
-        shutil.copytree(PROJECTS / scenario, target, ignore=shutil.ignore_patterns("__pycache__"))
-        return target
+        return copy_project(scenario, tmp_path / (dest or scenario))
 
     return make
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from helpers import Database, run_cli
+from scenarios import PROJECTS
 
 from alembic_deploy.fastpath import env_py_is_plain, revision_of
 
@@ -416,10 +417,9 @@ def test_env_py_setting_the_url_from_database_url_is_plain(tmp_path):
 
 
 def test_the_scenario_projects_env_py_are_judged_as_expected():
-    projects = Path(__file__).parent / "projects"
-    assert env_py_is_plain(projects / "sync" / "migrations" / "env.py")
-    assert env_py_is_plain(projects / "async" / "migrations" / "env.py")
-    if (projects / "xargs").exists():
-        assert not env_py_is_plain(projects / "xargs" / "migrations" / "env.py")
-    if (projects / "custom_version_table").exists():
-        assert not env_py_is_plain(projects / "custom_version_table" / "migrations" / "env.py")
+    assert env_py_is_plain(PROJECTS / "generic" / "migrations" / "env.py")  # sync's and most scenarios'
+    assert env_py_is_plain(PROJECTS / "async" / "migrations" / "env.py")
+    if (PROJECTS / "xargs").exists():
+        assert not env_py_is_plain(PROJECTS / "xargs" / "migrations" / "env.py")
+    if (PROJECTS / "custom_version_table").exists():
+        assert not env_py_is_plain(PROJECTS / "custom_version_table" / "migrations" / "env.py")
