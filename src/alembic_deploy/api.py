@@ -47,7 +47,6 @@ class Deployment:
     engine: Engine
     backend: Backend
     echo: Echo
-    _journals: list[Journal] = field(default_factory=list, repr=False)
 
     @classmethod
     def open(cls, settings: Settings, echo: Echo | None = None) -> Deployment:
@@ -97,13 +96,9 @@ class Deployment:
     def journal(self, lock: MigrationLock | None = None) -> Journal:
         from .journal import Journal
 
-        journal = Journal(self.engine, self.settings.journal_table, lock.connection if lock else None)
-        self._journals.append(journal)
-        return journal
+        return Journal(self.engine, self.settings.journal_table, lock.connection if lock else None)
 
     def close(self) -> None:
-        for journal in self._journals:
-            journal.close()
         self.engine.dispose()
 
 

@@ -67,9 +67,6 @@ class Journal:
         self.engine = engine
         self.table = journal_table(name)
         self.connection = connection
-        #: Where :meth:`progress` writes when there is no lock session (SQLite: a file lock),
-        #: kept open for the run: statement progress is written once per self-committing statement.
-        self._writer: Connection | None = None
         self._progress_update = (
             self.table.update()
             .where(self.table.c.id == bindparam("row_id"))
@@ -82,12 +79,6 @@ class Journal:
             return fn(self.connection)
         with self.engine.begin() as conn:
             return fn(conn)
-
-    def close(self) -> None:
-        """Close the progress writer's own connection, if one was opened."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
 
     def exists(self) -> bool:
         return bool(self._run(lambda c: inspect(c).has_table(self.table.name)))
@@ -105,13 +96,11 @@ class Journal:
 
     def progress(self, journal_id: int, progress: str) -> None:
         """Write the run's statement progress into its row: before each statement of the migration
-        that commits by itself, so on the DBAPI cursor of an AUTOCOMMIT connection, the UPDATE
-        compiled once (SQLAlchemy's execution path costs as much again as the round trip)."""
-        conn = self.connection
-        if conn is None or conn.closed:
-            if self._writer is None or self._writer.closed:
-                self._writer = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            conn = self._writer
+        that commits by itself, so on the DBAPI cursor, the UPDATE compiled once (SQLAlchemy's
+        execution path costs as much again as the round trip)."""
+        self._run(lambda conn: self._write_progress(conn, journal_id, progress))
+
+    def _write_progress(self, conn: Connection, journal_id: int, progress: str) -> None:
         if self._progress_sql is None:
             compiled = self._progress_update.compile(dialect=conn.dialect)
             self._progress_sql = (str(compiled), compiled.positiontup if compiled.positional else None)
