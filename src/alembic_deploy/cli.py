@@ -7,6 +7,7 @@ from the exception classes in :mod:`alembic_deploy.errors` and nowhere else.
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import sys
 import traceback
@@ -97,6 +98,10 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
             if debug:
                 _err("".join(traceback.format_exception(exc)))
             sys.exit(1)
+        finally:
+            # The process ends next: spare the interpreter's last garbage collection a walk over
+            # every object it is about to drop anyway (~0.1 s after loading 500 revisions).
+            gc.freeze()
 
     return wrapper
 

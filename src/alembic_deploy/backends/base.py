@@ -165,8 +165,9 @@ class Backend:
     def describe_holder(self, conn: Connection, name: str) -> dict[str, Any]:
         return {}
 
-    def lock_connection(self, engine: Engine) -> Connection:
-        return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    def lock_connection(self, engine: Engine, connection: Connection | None = None) -> Connection:
+        """The lock session: ``connection`` (idle, outside a transaction) when given, else a new one."""
+        return (connection or engine.connect()).execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def lock(
@@ -175,9 +176,11 @@ class Backend:
         name: str,
         timeout: float,
         on_wait: Callable[[dict[str, Any]], None] | None = None,
+        connection: Connection | None = None,
     ) -> Iterator[MigrationLock]:
-        """Hold the migration lock on a dedicated connection for the duration of the block."""
-        conn = self.lock_connection(engine)
+        """Hold the migration lock on a dedicated connection for the duration of the block:
+        ``connection`` when given (the block closes it), else a new one."""
+        conn = self.lock_connection(engine, connection)
         held = MigrationLock(name=name, waited=0.0, connection=conn)
 
         def renew() -> None:

@@ -117,8 +117,8 @@ class PostgreSQLBackend(Backend):
             for r in rows
         ]
 
-    def lock_connection(self, engine: Engine) -> Connection:
-        conn = super().lock_connection(engine)
+    def lock_connection(self, engine: Engine, connection: Connection | None = None) -> Connection:
+        conn = super().lock_connection(engine, connection)
         conn.exec_driver_sql(f"SET application_name = '{holder_label()[:63]}'")
         return conn
 

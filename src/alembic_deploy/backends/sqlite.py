@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from .base import Backend, MigrationLock, holder_label, register
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 LOCK_SUFFIX = ".alembic-deploy.lock"
 
@@ -67,7 +67,10 @@ class SQLiteBackend(Backend):
         name: str,
         timeout: float,
         on_wait: Callable[[dict[str, Any]], None] | None = None,
+        connection: Connection | None = None,
     ) -> Iterator[MigrationLock]:
+        if connection is not None:
+            connection.close()  # a file lock needs no session; a SQLite connect costs nothing
         path = database_path(engine).with_name(database_path(engine).name + LOCK_SUFFIX)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -46,6 +46,7 @@ online statement matches the same statement rendered by alembic's offline ``--sq
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -119,8 +120,15 @@ def shorten(text: str, width: int = 90) -> str:
 
 def is_version_statement(sql: str, version_table: str) -> bool:
     """Alembic's own bookkeeping (the version table), not a statement of the revision."""
-    pattern = rf"(insert\s+into|update|delete\s+from|create\s+table)\s+(\S+\.)?[`\"]?{re.escape(version_table)}[`\"]?(\s|\(|$)"
-    return re.match(pattern, normalize(sql), re.I) is not None
+    return _version_statement(version_table).match(sql) is not None
+
+
+@functools.lru_cache(maxsize=8)
+def _version_statement(version_table: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"\s*(insert\s+into|update|delete\s+from|create\s+table)\s+(\S+\.)?[`\"]?{re.escape(version_table)}[`\"]?(\s|\(|$)",
+        re.I,
+    )
 
 
 def is_noise(sql: str) -> bool:
@@ -152,24 +160,31 @@ class Effect:
 _ID = r"(?:[`\"]?[\w$]+[`\"]?\s*\.\s*)?[`\"]?[\w$]+[`\"]?"
 _NOT_COLUMNS = {"constraint", "index", "key", "unique", "primary", "foreign", "check", "fulltext", "spatial",
                 "partition", "period", "system"}
-_EFFECT_PATTERNS: tuple[tuple[re.Pattern[str], str, bool], ...] = tuple(
-    (re.compile(p, re.I), kind, creates)
-    for p, kind, creates in (
-        (rf"^create\s+table\s+(?:if\s+not\s+exists\s+)?(?P<table>{_ID})\s*(\(|$)", "table", True),
-        (rf"^drop\s+table\s+(?:if\s+exists\s+)?(?P<table>{_ID})\s*(cascade|restrict)?$", "table", False),
-        (rf"^create\s+(?:unique\s+)?index\s+(?:concurrently\s+)?(?:if\s+not\s+exists\s+)?(?P<name>{_ID})"
-         rf"\s+on\s+(?:only\s+)?(?P<table>{_ID})", "index", True),
-        (rf"^drop\s+index\s+(?:concurrently\s+)?(?:if\s+exists\s+)?(?P<name>{_ID})(?:\s+on\s+(?P<table>{_ID}))?"
-         r"\s*(cascade|restrict)?$", "index", False),
-        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+constraint\s+(?P<name>{_ID})\s", "constraint", True),
-        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:constraint|foreign\s+key|index|key|check)"
-         rf"\s+(?:if\s+exists\s+)?(?P<name>{_ID})\s*(cascade|restrict)?$", "constraint", False),
-        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?"
-         rf"(?P<name>{_ID})\s", "column", True),
-        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:column\s+)?(?:if\s+exists\s+)?"
-         rf"(?P<name>{_ID})\s*(cascade|restrict)?$", "column", False),
+
+
+@functools.cache
+def _effect_patterns() -> tuple[tuple[re.Pattern[str], str, bool], ...]:
+    """Compiled on first use (a run on PostgreSQL seldom needs them; compiling costs ~10 ms)."""
+    return tuple(
+        (re.compile(p, re.I), kind, creates)
+        for p, kind, creates in (
+            (rf"^create\s+table\s+(?:if\s+not\s+exists\s+)?(?P<table>{_ID})\s*(\(|$)", "table", True),
+            (rf"^drop\s+table\s+(?:if\s+exists\s+)?(?P<table>{_ID})\s*(cascade|restrict)?$", "table", False),
+            (rf"^create\s+(?:unique\s+)?index\s+(?:concurrently\s+)?(?:if\s+not\s+exists\s+)?(?P<name>{_ID})"
+             rf"\s+on\s+(?:only\s+)?(?P<table>{_ID})", "index", True),
+            (rf"^drop\s+index\s+(?:concurrently\s+)?(?:if\s+exists\s+)?(?P<name>{_ID})(?:\s+on\s+(?P<table>{_ID}))?"
+             r"\s*(cascade|restrict)?$", "index", False),
+            (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+constraint\s+(?P<name>{_ID})\s", "constraint", True),
+            (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:constraint|foreign\s+key|index|key|check)"
+             rf"\s+(?:if\s+exists\s+)?(?P<name>{_ID})\s*(cascade|restrict)?$", "constraint", False),
+            (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?"
+             rf"(?P<name>{_ID})\s", "column", True),
+            (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:column\s+)?(?:if\s+exists\s+)?"
+             rf"(?P<name>{_ID})\s*(cascade|restrict)?$", "column", False),
+        )
     )
-)
+
+
 _MORE_CLAUSES = re.compile(r",\s*(add|drop|modify|change|alter|rename)\b", re.I)
 
 
@@ -186,7 +201,7 @@ def effect_of(sql: str) -> Effect | None:
     text = normalize(sql)
     if text.lower().startswith("alter") and _MORE_CLAUSES.search(text):
         return None
-    for pattern, kind, creates in _EFFECT_PATTERNS:
+    for pattern, kind, creates in _effect_patterns():
         match = pattern.match(text)
         if match is None:
             continue
@@ -233,11 +248,45 @@ class Statement:
         return self.kind != READ and self.state == "done" and self.committed
 
 
+class _SeenStatement(Statement):
+    """A :class:`Statement` seen online, from its full text. Its excerpt, fingerprint and effect
+    are worked out when first asked for (when it is journaled or reported): most statements of a
+    migration never are, since a transaction that commits makes them moot."""
+
+    def __init__(self, n: int, text: str, kind: str, may_commit: bool) -> None:  # noqa: D107
+        self.n, self.kind, self.state, self.committed, self.may_commit = n, kind, "running", False, may_commit
+        self._text = text
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not set yet: the three worked out from the text.
+        if name not in ("sql", "fp", "effect") or "_text" not in self.__dict__:
+            raise AttributeError(name)
+        text = self.__dict__["_text"]
+        effect = effect_of(text)
+        self.sql, self.fp, self.effect = excerpt(text), fingerprint(text), asdict(effect) if effect else None
+        return self.__dict__[name]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return _fields(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Statement) and _fields(self) == _fields(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like Statement
+
+
+def _fields(statement: Statement) -> dict[str, Any]:
+    return {name: getattr(statement, name) for name in Statement.__dataclass_fields__}
+
+
+def _plain(obj: Any) -> Any:
+    """``json.dumps`` default: a statement as its fields (never its full text), else its attributes."""
+    return _fields(obj) if isinstance(obj, Statement) else vars(obj)
+
+
 def record(n: int, sql: str, kind: str | None = None, may_commit: bool = False) -> Statement:
     """A :class:`Statement` for the full text ``sql`` (state ``running``)."""
-    effect = effect_of(sql)
-    return Statement(n, excerpt(sql), fingerprint(sql), kind or classify(sql), "running", False, may_commit,
-                     asdict(effect) if effect else None)
+    return _SeenStatement(n, sql, kind or classify(sql), may_commit)
 
 
 @dataclass
@@ -275,7 +324,7 @@ class Progress:
     def to_json(self) -> str:
         """``json.dumps(self.to_dict())`` without the deep copy (it is written before every
         statement that commits by itself)."""
-        return json.dumps(self, default=vars, separators=(",", ":"))
+        return json.dumps(self, default=_plain, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Progress:

@@ -30,7 +30,12 @@ def read_revisions(conn: Connection, version_table: str = "alembic_version", sch
     return tuple(sorted(rows))
 
 
-def read_versions(engine: Engine, version_table: str, schema: str | None) -> tuple[str, ...]:
+def read_versions(
+    engine: Engine, version_table: str, schema: str | None, connection: Connection | None = None
+) -> tuple[str, ...]:
+    """:func:`read_revisions` on ``connection`` (an idle one, e.g. the lock session) or a new one."""
+    if connection is not None and not connection.closed:
+        return read_revisions(connection, version_table, schema)
     with engine.connect() as conn:
         return read_revisions(conn, version_table, schema)
 

@@ -18,7 +18,7 @@ from ..errors import ConfigError, DatabaseUnreachable
 from ..secrets import mask_url, scrub
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from ..backends import Backend
 
@@ -31,18 +31,29 @@ def wait_for_database(
     backend: Backend,
     timeout: float,
     on_retry: Callable[[int, BaseException], None] | None = None,
-) -> tuple[float, int]:
-    """Connect once successfully; returns (seconds waited, attempts)."""
+    hold: bool = False,
+) -> tuple[float, int, Connection | None]:
+    """Connect once successfully; returns (seconds waited, attempts, the connection that got
+    through when ``hold``, else None). A held connection is idle, outside any transaction."""
     from sqlalchemy.exc import DBAPIError
 
     started = time.monotonic()
     attempts = 0
 
-    def attempt() -> None:
+    def attempt() -> Connection | None:
         nonlocal attempts
         attempts += 1
-        with engine.connect() as conn:
+        conn = engine.connect()
+        try:
             conn.exec_driver_sql("SELECT 1")
+            conn.rollback()
+        except BaseException:
+            conn.close()
+            raise
+        if hold:
+            return conn
+        conn.close()
+        return None
 
     def transient(exc: BaseException) -> bool:
         return isinstance(exc, DBAPIError) and backend.is_transient(exc)
@@ -60,7 +71,7 @@ def wait_for_database(
     )
     where = mask_url(engine.url.render_as_string(hide_password=True))
     try:
-        retrying(attempt)
+        conn = retrying(attempt)
     except RetryError as exc:
         last = exc.last_attempt.exception()
         raise DatabaseUnreachable(
@@ -75,7 +86,7 @@ def wait_for_database(
             "a transient error, so it was not retried: check the user, password and database "
             "name in DATABASE_URL (or sqlalchemy.url).",
         ) from None
-    return time.monotonic() - started, attempts
+    return time.monotonic() - started, attempts, conn
 
 
 def _first_line(exc: BaseException | None) -> str:
