@@ -239,6 +239,28 @@ def test_sqlite_progress_kept_in_the_lock_file_survives_a_lock_probe_and_reaches
     assert lock_file.read_text().count("\n") <= 1, "the adopted record was left in the lock file"
 
 
+@pytest.mark.parametrize("sync", [True, False])
+def test_a_progress_record_is_in_the_file_when_append_returns(tmp_path, sync):
+    """Synced or not, what a kill -9 right after append() leaves: the record, read by the next
+    holder through a descriptor of its own."""
+    from alembic_deploy.backends.sqlite import ProgressLog
+
+    path = tmp_path / "app.db.alembic-deploy.lock"
+    path.write_text("alembic-deploy host=h pid=42\n")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        ProgressLog(fd).append(7, json.dumps({"revisions": [{"revision": "r1"}]}), sync=sync)
+    finally:
+        os.close(fd)
+    other = os.open(path, os.O_RDONLY)
+    try:
+        last = ProgressLog.last_record(other)
+    finally:
+        os.close(other)
+    assert last is not None and last["journal_id"] == 7 and last["pid"] == os.getpid()
+    assert last["progress"]["revisions"][0]["revision"] == "r1"
+
+
 def test_a_torn_last_progress_record_is_skipped_for_the_one_before(tmp_path):
     from alembic_deploy.backends.sqlite import ProgressLog
 

@@ -12,7 +12,18 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from alembic_deploy.steps.progress import DDL, DML, READ, Effect, classify, commits_by_itself, effect_of, fingerprint
+from alembic_deploy.steps.progress import (
+    DDL,
+    DML,
+    READ,
+    Effect,
+    classify,
+    commits_by_itself,
+    effect_of,
+    fingerprint,
+    record,
+    repeats_visibly,
+)
 from helpers import assert_failed_cleanly, drop_all, plain_alembic_upgrade, run_cli, schema_snapshot
 
 
@@ -37,6 +48,39 @@ from helpers import assert_failed_cleanly, drop_all, plain_alembic_upgrade, run_
 def test_statements_are_classified_by_what_they_can_change(sql, kind, effect):
     assert classify(sql) == kind
     assert effect_of(sql) == effect
+
+
+@pytest.mark.parametrize(
+    ("sql", "visibly"),
+    [
+        ("CREATE TABLE notes (id INTEGER)", True),  # again: "table notes already exists"
+        ("ALTER TABLE notes ADD COLUMN body TEXT", True),
+        ("DROP INDEX IF EXISTS ix_notes_body", True),  # again: does nothing
+        ("ALTER TABLE notes ADD COLUMN a INT, ADD COLUMN b INT", False),  # effect not known for sure
+        ("CREATE TABLE notes_copy AS SELECT * FROM notes", False),
+        ("INSERT INTO notes (id) VALUES (1)", False),  # again: a second row
+        ("UPDATE notes SET body = body || '!'", False),
+    ],
+)
+def test_only_statements_whose_repeat_shows_may_go_unsynced(sql, visibly):
+    """What may skip the SQLite progress record's fdatasync: a statement that, run twice after
+    an OS crash lost its record, fails or does nothing instead of applying twice."""
+    assert repeats_visibly(record(1, sql, may_commit=True)) is visibly
+
+
+def test_a_recorded_statement_is_journaled_as_its_masked_excerpt_never_its_text():
+    """Statements keep their full text only until first read; the journal gets the excerpt."""
+    from dataclasses import replace
+
+    from alembic_deploy.steps.progress import Progress, RevisionProgress
+
+    secret = record(1, "CREATE USER app IDENTIFIED BY 'hunter2'", may_commit=True)
+    column = record(2, "ALTER TABLE notes ADD COLUMN body TEXT", may_commit=True)
+    state = Progress("mysql", revisions=[RevisionProgress("r1", [secret, column])]).to_json()
+    assert "hunter2" not in state and "IDENTIFIED BY '***'" in state
+    assert json.loads(state)["revisions"][0]["statements"][1]["effect"]["name"] == "body"
+    settled = replace(column, state="done", committed=True)  # what recovery does with one
+    assert (settled.fp, settled.effect, settled.applied) == (column.fp, column.effect, True)
 
 
 def test_fingerprints_match_across_online_and_offline_renderings():

@@ -12,7 +12,6 @@ without any change to ``env.py``:
 from __future__ import annotations
 
 import argparse
-import functools
 import inspect
 import logging
 import os
@@ -84,6 +83,7 @@ class _DeployContext(EnvironmentContext):
         callbacks: tuple[Any, ...] = tuple(own) if isinstance(own, (list, tuple)) else ((own,) if own else ())
         kw["on_version_apply"] = (*callbacks, self._on_version_apply)
         super().configure(*args, **kw)
+        self._docs: dict[str, str] = {}
         ctx = self.get_context()
         self.result.version_table = ctx.version_table
         self.result.version_table_schema = ctx.version_table_schema
@@ -100,14 +100,14 @@ class _DeployContext(EnvironmentContext):
         rev = step.up_revision_id
         self.result.applied.append(rev)
         if self.observer.on_revision:
-            script = step.up_revision
-            self.observer.on_revision(
-                rev,
-                tuple(step.down_revision_ids),
-                (script.doc or "") if script is not None else "",
-                started,
-                now - started,
-            )
+            docs = self._docs
+            if rev not in docs:  # the plan holds every revision's doc, read once
+                docs.update(self.result.planned)
+            doc = docs.get(rev)
+            if doc is None:
+                script = step.up_revision
+                doc = (script.doc or "") if script is not None else ""
+            self.observer.on_revision(rev, tuple(step.down_revision_ids), doc, started, now - started)
 
 
 def _announce_start(step: Any, on_start: Callable[[str, dict[str, Any]], None]) -> None:
@@ -117,7 +117,6 @@ def _announce_start(step: Any, on_start: Callable[[str, dict[str, Any]], None]) 
     rev = step.revision.revision
     options = revision_options(step.revision.module)
 
-    @functools.wraps(migration_fn)
     def started(*args: Any, **kw: Any) -> Any:
         on_start(rev, options)
         return migration_fn(*args, **kw)

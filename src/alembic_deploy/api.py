@@ -256,18 +256,18 @@ def _settled_heap() -> Iterator[None]:
 def _progress_writers(journal: Journal, lock: MigrationLock, report: DeployReport) -> tuple[Writer, Writer]:
     """(write while migrating, write the final state): the journal row, or first the lock's
     cheaper progress log where the backend has one (SQLite)."""
-    def save(state: str) -> None:
-        journal.progress(report.journal_id, state)
+    def save(state: str, _durable: bool) -> None:
+        journal.progress(report.journal_id, state)  # a commit: durable either way
 
     log = lock.progress_log
     if log is None:
         return save, save
 
-    def final(state: str) -> None:
-        save(state)
+    def final(state: str, durable: bool) -> None:
+        save(state, durable)
         log.saved()
 
-    return (lambda state: log.append(report.journal_id, state)), final
+    return (lambda state, durable: log.append(report.journal_id, state, sync=durable)), final
 
 
 def _record_failure(report: DeployReport, journal: Any, exc: AlembicDeployError) -> None:

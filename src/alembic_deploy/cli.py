@@ -107,7 +107,12 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _echo(settings: Any) -> Callable[[str], None]:
-    return lambda msg: _err(msg)
+    """Progress lines (one per revision applied): plain, so written straight to stderr."""
+    def echo(msg: str) -> None:
+        sys.stderr.write(scrub(msg) + "\n")
+        sys.stderr.flush()
+
+    return echo
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

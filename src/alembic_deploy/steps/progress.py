@@ -100,16 +100,16 @@ def normalize(sql: str) -> str:
     return " ".join(sql.replace("%%", "%").split()).rstrip(";").rstrip()
 
 
-def fingerprint(sql: str) -> str:
+def fingerprint(sql: str, normalized: bool = False) -> str:
     """Identifier quotes left out: the online dialect knows the server (MariaDB quotes its own
     reserved words) while alembic's offline rendering uses the generic dialect of the URL."""
-    canonical = normalize(sql).replace("`", "").replace('"', "")
+    canonical = (sql if normalized else normalize(sql)).replace("`", "").replace('"', "")
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def excerpt(sql: str) -> str:
+def excerpt(sql: str, normalized: bool = False) -> str:
     """What the journal and messages show of a statement: scrubbed, secret literals masked, short."""
-    text = _SECRET_LITERAL.sub(lambda m: f"{m[1]} '***'", normalize(sql))
+    text = _SECRET_LITERAL.sub(lambda m: f"{m[1]} '***'", sql if normalized else normalize(sql))
     text = scrub(text)
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
 
@@ -195,10 +195,11 @@ def _split_id(raw: str | None) -> tuple[str | None, str | None]:
     return (parts[0] if len(parts) == 2 else None), parts[-1].lower()
 
 
-def effect_of(sql: str) -> Effect | None:
+def effect_of(sql: str, normalized: bool = False) -> Effect | None:
     """The single schema object ``sql`` creates or drops, or None when that is not certain
-    (several clauses, an unusual form, or not DDL at all)."""
-    text = normalize(sql)
+    (several clauses, an unusual form, or not DDL at all). ``normalized``: ``sql`` is already
+    :func:`normalize`'s output (so are the other helpers' same-named flags)."""
+    text = sql if normalized else normalize(sql)
     if text.lower().startswith("alter") and _MORE_CLAUSES.search(text):
         return None
     for pattern, kind, creates in _effect_patterns():
@@ -248,23 +249,41 @@ class Statement:
         return self.kind != READ and self.state == "done" and self.committed
 
 
+class _WorkedOut:
+    """An attribute of :class:`_SeenStatement` computed from the statement's text on first read
+    (a non-data descriptor: once stored on the instance, the stored value is read)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        text = normalize(obj.__dict__.pop("_text"))
+        effect = effect_of(text, normalized=True)
+        obj.sql, obj.fp = excerpt(text, normalized=True), fingerprint(text, normalized=True)
+        obj.effect = dict(vars(effect)) if effect else None
+        return obj.__dict__[self.name]
+
+
 class _SeenStatement(Statement):
     """A :class:`Statement` seen online, from its full text. Its excerpt, fingerprint and effect
-    are worked out when first asked for (when it is journaled or reported): most statements of a
+    are worked out when first read (when it is journaled or reported): most statements of a
     migration never are, since a transaction that commits makes them moot."""
 
-    def __init__(self, n: int, text: str, kind: str, may_commit: bool) -> None:  # noqa: D107
-        self.n, self.kind, self.state, self.committed, self.may_commit = n, kind, "running", False, may_commit
-        self._text = text
+    sql = _WorkedOut()
+    fp = _WorkedOut()
+    effect = _WorkedOut()
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called for attributes not set yet: the three worked out from the text.
-        if name not in ("sql", "fp", "effect") or "_text" not in self.__dict__:
-            raise AttributeError(name)
-        text = self.__dict__["_text"]
-        effect = effect_of(text)
-        self.sql, self.fp, self.effect = excerpt(text), fingerprint(text), asdict(effect) if effect else None
-        return self.__dict__[name]
+    @classmethod
+    def of(cls, n: int, text: str, kind: str, may_commit: bool) -> _SeenStatement:
+        """A ``running`` statement of full text ``text`` (the dataclass ``__init__`` stays, for
+        :func:`dataclasses.replace`)."""
+        statement = cls.__new__(cls)
+        statement.n, statement.kind, statement.state = n, kind, "running"
+        statement.committed, statement.may_commit = False, may_commit
+        statement._text = text
+        return statement
 
     def __getstate__(self) -> dict[str, Any]:
         return _fields(self)
@@ -286,7 +305,7 @@ def _plain(obj: Any) -> Any:
 
 def record(n: int, sql: str, kind: str | None = None, may_commit: bool = False) -> Statement:
     """A :class:`Statement` for the full text ``sql`` (state ``running``)."""
-    return _SeenStatement(n, sql, kind or classify(sql), may_commit)
+    return _SeenStatement.of(n, sql, kind or classify(sql), may_commit)
 
 
 @dataclass
@@ -417,8 +436,20 @@ def commits_by_itself(backend: str, kind: str, inside_transaction: bool | None, 
 
 
 # -- the tracker ------------------------------------------------------------------------------------
-#: Takes the progress as JSON (:meth:`Progress.to_json`).
-Writer = Callable[[str], None]
+#: Takes the progress as JSON (:meth:`Progress.to_json`) and whether the write must be durable
+#: when it returns (a journal write commits, so it always is; the SQLite lock file may skip its
+#: fdatasync when told it need not, see :func:`repeats_visibly`).
+Writer = Callable[[str, bool], None]
+
+
+def repeats_visibly(statement: Statement) -> bool:
+    """Run a second time, would this statement fail or do nothing? True for DDL with one known
+    schema effect: the table, column, index or constraint it creates then exists (an error, or
+    nothing with ``IF NOT EXISTS``), the one it drops is gone. Its ``running`` record then needs
+    to survive a process crash (what the OS page cache does), not an OS crash: were the record
+    lost with the machine, the next run repeats the statement and stops on its error, applying
+    nothing twice."""
+    return statement.kind == DDL and statement.effect is not None
 
 
 class ProgressTracker:
@@ -527,17 +558,17 @@ class ProgressTracker:
         self._dbapi = None
         try:
             if self._final is not None:
-                self._final(self.progress.to_json())
+                self._final(self.progress.to_json(), True)
         except Exception:  # noqa: BLE001 - after a failure, the failure being raised matters more
             if ok:
                 raise
 
-    def flush(self) -> None:
+    def flush(self, durable: bool = True) -> None:
         """Journal the current state now, unless that could block the migration (SQLite, inside
         the migrating connection's transaction): then the next write carries it."""
         if self._write is None or not self._safe_to_write():
             return
-        self._write(self.progress.to_json())
+        self._write(self.progress.to_json(), durable)
 
     # -- SQLAlchemy events -------------------------------------------------------------------------
     def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
@@ -554,9 +585,10 @@ class ProgressTracker:
         if may and kind == DDL and self.backend in ("mysql", "mariadb"):
             # MySQL commits the open transaction before it runs a DDL statement.
             self._commit_done(entry)
-        entry.statements.append(record(len(entry.statements) + 1, text, kind, may))
+        statement = record(len(entry.statements) + 1, text, kind, may)
+        entry.statements.append(statement)
         if may:
-            self.flush()
+            self.flush(durable=not repeats_visibly(statement))
 
     def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                executemany: bool) -> None:

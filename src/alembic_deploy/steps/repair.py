@@ -162,7 +162,7 @@ def run(
         raise CheckRefused(f"Unknown repair action {action!r}; expected one of {', '.join(OPTIONS)}.")
     plan = _available(planners[action](partial), action, partial)
     # From here on the repair row carries the revision's state: a repair that dies is found again.
-    tracker = ProgressTracker(deployment.backend.name, lambda state: journal.progress(report.journal_id, state))
+    tracker = ProgressTracker(deployment.backend.name, lambda state, _durable: journal.progress(report.journal_id, state))
     tracker.progress.version_table = partial.progress.version_table
     tracker.progress.version_table_schema = partial.progress.version_table_schema
     tracker.progress.repair = {"action": action, "revision": partial.revision}

@@ -150,6 +150,9 @@ class MigratingSession:
         self.watch: BlockerWatch | None = None
         self._original: dict[str, str] | None = None
         self._current: dict[str, str] = {}
+        #: The timeouts of a revision that sets none (most of them), and the ones last imposed.
+        self._defaults: RevisionTimeouts | None = None
+        self._imposed: RevisionTimeouts | None = None
         self._listeners: list[tuple[str, Callable[..., Any]]] = []
 
     # -- RunObserver hooks ---------------------------------------------------------------------
@@ -182,8 +185,9 @@ class MigratingSession:
         self.interrupt.raise_if_interrupted()
         timeouts = self.timeouts(revision, options)
         self.progress = RevisionProgress(revision, timeouts)
-        if self.dbapi is not None:
+        if self.dbapi is not None and timeouts is not self._imposed:
             self._impose(timeouts)
+            self._imposed = timeouts
         if self.watch is not None:
             self.watch.watch(timeouts.lock_timeout)
 
@@ -203,9 +207,13 @@ class MigratingSession:
 
     # -- helpers ----------------------------------------------------------------------------------
     def timeouts(self, revision: str | None, options: dict[str, Any]) -> RevisionTimeouts:
+        if not options and self._defaults is not None:
+            return self._defaults
         timeouts = revision_timeouts(revision, options, self.deployment.settings)
         if timeouts.lock_timeout:
             timeouts = replace(timeouts, lock_timeout=self.backend.effective_lock_timeout(timeouts.lock_timeout))
+        if not options:
+            self._defaults = timeouts
         return timeouts
 
     @property
