@@ -5,6 +5,7 @@ the targets head, heads and an explicit revision."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from helpers import Database, run_cli, set_ini_url
@@ -202,3 +203,34 @@ def test_create_index_concurrently_under_the_lock(pg_db, make_project):
     )
     assert valid is True
 
+
+
+_COUNT_CONNECTS = """
+import json, sys
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+opened = []
+event.listen(Engine, "connect", lambda dbapi_connection, record: opened.append(1))  # every engine
+from alembic_deploy.cli import main
+try:
+    main(["upgrade", "--no-fast-path"])
+finally:
+    sys.stderr.write(json.dumps({"connects": len(opened)}))
+"""
+
+
+@pytest.mark.parametrize("server", ["pg_db", "mysql_db"])
+def test_a_full_upgrade_connects_twice_the_lock_session_and_env_py(server, request, make_project):
+    """The connection the wait step reached the database with becomes the lock session, and the
+    journal and verify use it too: one connect of the tool's own beside env.py's (each connect
+    costs a server process on PostgreSQL, a TLS context with PyMySQL)."""
+    import subprocess
+    import sys
+
+    db = request.getfixturevalue(server)
+    project = make_project("sync")
+    proc = subprocess.run([sys.executable, "-c", _COUNT_CONNECTS], cwd=project, capture_output=True, text=True,
+                          env={**os.environ, "DATABASE_URL": db.url}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stderr[proc.stderr.rindex("{"):]) == {"connects": 2}
+    assert db.versions() == ["a3_seed"]
