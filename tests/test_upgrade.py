@@ -18,6 +18,14 @@ def _report(run) -> dict:  # noqa: ANN001
     return json.loads(run.stdout)
 
 
+def test_alembic_logs_each_revision_as_under_plain_alembic(sqlite_db, make_project):
+    """alembic-deploy wraps each revision's upgrade() to time it; alembic's own log line, which
+    names the function, still reads as under ``alembic upgrade``."""
+    run = run_cli(make_project("sync"), "upgrade", url=sqlite_db.url)
+    assert run.returncode == 0, run.output
+    assert "Running upgrade  -> a1_users" in run.stderr and "Running upgrade a1_users -> a2_" in run.stderr
+
+
 # -- where the URL comes from -------------------------------------------------------------------
 def test_sqlite_url_from_the_ini_with_here(make_project, tmp_path):
     project = make_project("ini_url")
