@@ -337,12 +337,9 @@ class Progress:
     repair: dict[str, Any] | None = None
     format: int = FORMAT
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def to_json(self) -> str:
-        """``json.dumps(self.to_dict())`` without the deep copy (it is written before every
-        statement that commits by itself)."""
+        """The column's JSON, serialised in one pass without a deep copy (it is written before
+        every statement that commits by itself)."""
         return json.dumps(self, default=_plain, separators=(",", ":"))
 
     @classmethod

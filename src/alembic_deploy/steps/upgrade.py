@@ -185,9 +185,8 @@ class MigratingSession:
         self.interrupt.raise_if_interrupted()
         timeouts = self.timeouts(revision, options)
         self.progress = RevisionProgress(revision, timeouts)
-        if self.dbapi is not None and timeouts is not self._imposed:
+        if self.dbapi is not None:
             self._impose(timeouts)
-            self._imposed = timeouts
         if self.watch is not None:
             self.watch.watch(timeouts.lock_timeout)
 
@@ -230,16 +229,18 @@ class MigratingSession:
             self.backend.cancel(conn.execution_options(isolation_level="AUTOCOMMIT"), self.dbapi, self.session_id)
 
     def _impose(self, timeouts: RevisionTimeouts) -> None:
+        if timeouts is self._imposed:  # the same values as for the revision before (most often)
+            return
         wanted = self.backend.timeout_settings(self.dbapi, timeouts.lock_timeout, timeouts.statement_timeout)
-        if self._original is None:
-            if all(v is None for v in wanted.values()):
-                return
+        if self._original is None and any(v is not None for v in wanted.values()):
             self._original = self.backend.read_settings(self.dbapi, list(wanted))
-        values = {k: v if v is not None else self._original[k] for k, v in wanted.items()}
-        changes = {k: v for k, v in values.items() if self._current.get(k, self._original[k]) != v}
-        if changes:
-            self.backend.write_settings(self.dbapi, changes)
-            self._current.update(changes)
+        if self._original is not None:
+            values = {k: v if v is not None else self._original[k] for k, v in wanted.items()}
+            changes = {k: v for k, v in values.items() if self._current.get(k, self._original[k]) != v}
+            if changes:
+                self.backend.write_settings(self.dbapi, changes)
+                self._current.update(changes)
+        self._imposed = timeouts
 
     def _before_statement(self, conn: Connection, *_args: Any) -> None:
         # A killed SELECT SLEEP() returns early without an error: stop before the next statement.
