@@ -4,10 +4,17 @@ verbs that read it: `history` and `status`, as text for people and --json for ma
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
 import time
+from datetime import datetime, timezone
 
+import pytest
 from helpers import run_cli, spawn_cli
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 import alembic_deploy
 
@@ -149,3 +156,75 @@ def test_status_of_an_empty_database(sqlite_db, make_project):
     status = json.loads(run_cli(make_project("sync"), "status", "--json", url=sqlite_db.url).stdout)
     assert status["current"] == [] and len(status["pending"]) == 3 and status["last_deploys"] == []
     assert not sqlite_db.has_table("alembic_deploy_history"), "status must not write"
+
+
+# -- progress records sent ahead (MySQL/MariaDB through PyMySQL) --------------------------------------
+_SEND_AHEAD = """
+import os, signal, sys
+from alembic_deploy.database import make_engine
+from alembic_deploy.journal import Journal
+
+engine, backend = make_engine(sys.argv[1])
+journal = Journal(engine, "alembic_deploy_history", backend.lock_connection(engine), backend)
+journal.progress(int(sys.argv[2]), sys.argv[3], durable=False)
+os.kill(os.getpid(), signal.SIGKILL)  # before its reply is read
+"""
+
+
+def _journal_on_lock_session(url: str):  # noqa: ANN202
+    from alembic_deploy.database import make_engine
+    from alembic_deploy.journal import Journal
+
+    engine, backend = make_engine(url)
+    journal = Journal(engine, "alembic_deploy_history", backend.lock_connection(engine), backend)
+    journal.ensure()
+    row = journal.connection.execute(
+        journal.table.insert().values(started_at=datetime.now(timezone.utc), command="upgrade", outcome="running")
+    ).inserted_primary_key[0]
+    return engine, journal, row
+
+
+def _progress_seen(url: str, row: int, expected: str) -> bool:
+    """Whether another session sees ``expected`` in the row within 10 s."""
+    other = create_engine(url, poolclass=NullPool)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with other.connect() as conn:
+                if conn.execute(text("SELECT progress FROM alembic_deploy_history WHERE id = :i"), {"i": row}).scalar() == expected:
+                    return True
+            time.sleep(0.02)
+        return False
+    finally:
+        other.dispose()
+
+
+def test_a_progress_write_sent_ahead_commits_on_its_own_and_its_reply_is_read_before_the_next_use(mysql_db):
+    engine, journal, row = _journal_on_lock_session(mysql_db.url)
+    try:
+        journal.progress(row, '{"n":1}', durable=False)
+        assert _progress_seen(mysql_db.url, row, '{"n":1}')  # committed, its reply still unread
+        # Anything else on the session reads that reply first, or it would take it for its own.
+        assert journal.connection.exec_driver_sql("SELECT 7").scalar() == 7
+        journal.progress(row, '{"n":2}', durable=False)
+        [unfinished] = journal.unfinished()
+        assert unfinished["progress"] == '{"n":2}'
+        # A write sent ahead that fails raises where its reply is read.
+        with engine.connect() as other:
+            other.exec_driver_sql("RENAME TABLE alembic_deploy_history TO renamed_history")
+        journal.progress(row, '{"n":3}', durable=False)
+        with pytest.raises(Exception, match="doesn't exist"):
+            journal.settle()
+    finally:
+        journal.connection.close()
+        engine.dispose()
+
+
+def test_a_progress_write_sent_ahead_survives_the_process_killed_before_its_reply(mysql_db):
+    engine, journal, row = _journal_on_lock_session(mysql_db.url)
+    journal.connection.close()
+    engine.dispose()
+    proc = subprocess.run([sys.executable, "-c", _SEND_AHEAD, mysql_db.url, str(row), '{"n":9}'],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert _progress_seen(mysql_db.url, row, '{"n":9}')

@@ -68,6 +68,43 @@ def test_only_statements_whose_repeat_shows_may_go_unsynced(sql, visibly):
     assert repeats_visibly(record(1, sql, may_commit=True)) is visibly
 
 
+# (statements of each revision, in order) -> whether each progress write had to be durable.
+@pytest.mark.parametrize(
+    ("revisions", "durable"),
+    [
+        # Both records may be lost with the server: a run starting r1 again stops on CREATE TABLE
+        # (the INSERT that CREATE INDEX committed comes after it).
+        ([["CREATE TABLE a (id INT)", "INSERT INTO a VALUES (1)", "CREATE INDEX ix_a ON a (id)"]], [False, False]),
+        # r2's first change is the INSERT committed by its CREATE INDEX: run twice, two rows.
+        ([["CREATE TABLE a (id INT)"], ["INSERT INTO a VALUES (1)", "CREATE INDEX ix_a ON a (id)"]], [False, True]),
+        # Two clauses: no single effect to see; durable before, and after to say it ran.
+        ([["CREATE TABLE a (id INT)"], ["ALTER TABLE a ADD COLUMN x INT, ADD COLUMN y INT"]], [False, True, True]),
+    ],
+)
+def test_a_record_skips_durability_only_when_a_rerun_would_stop_at_its_first_change(mysql_db, revisions, durable):
+    """MySQL commits the open transaction before each DDL statement: the record written before
+    one may be the first to tell of earlier DML. Only when the first change a lost record alone
+    knew of repeats visibly may it skip durability (the deferred journal write, the unsynced
+    SQLite append)."""
+    from alembic_deploy.steps.progress import ProgressTracker
+
+    writes: list[bool] = []
+    tracker = ProgressTracker("mysql", lambda _state, must_last: writes.append(must_last))
+    engine = sa.create_engine(mysql_db.url)
+    try:
+        with engine.connect() as conn:
+            tracker.attach(conn)
+            with conn.begin():  # as alembic does: one transaction, which MySQL DDL commits
+                for n, statements in enumerate(revisions):
+                    tracker.revision_started(f"r{n}")
+                    for sql in statements:
+                        conn.exec_driver_sql(sql)
+            tracker.detach()
+    finally:
+        engine.dispose()
+    assert writes == durable
+
+
 def test_a_recorded_statement_is_journaled_as_its_masked_excerpt_never_its_text():
     """Statements keep their full text only until first read; the journal gets the excerpt."""
     from dataclasses import replace

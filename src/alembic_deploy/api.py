@@ -121,7 +121,7 @@ class Deployment:
     def journal(self, lock: MigrationLock | None = None) -> Journal:
         from .journal import Journal
 
-        return Journal(self.engine, self.settings.journal_table, lock.connection if lock else None)
+        return Journal(self.engine, self.settings.journal_table, lock.connection if lock else None, self.backend)
 
     def close(self) -> None:
         self._drop_reached()
@@ -256,8 +256,8 @@ def _settled_heap() -> Iterator[None]:
 def _progress_writers(journal: Journal, lock: MigrationLock, report: DeployReport) -> tuple[Writer, Writer]:
     """(write while migrating, write the final state): the journal row, or first the lock's
     cheaper progress log where the backend has one (SQLite)."""
-    def save(state: str, _durable: bool) -> None:
-        journal.progress(report.journal_id, state)  # a commit: durable either way
+    def save(state: str, durable: bool) -> None:
+        journal.progress(report.journal_id, state, durable)
 
     log = lock.progress_log
     if log is None:

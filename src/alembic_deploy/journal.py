@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from .secrets import scrub
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
+    from .backends.base import Backend
     from .report import DeployReport
     from .settings import Settings
 
@@ -63,22 +65,56 @@ class Journal:
     """Reads and writes the journal table, on ``connection`` (the idle lock session, AUTOCOMMIT)
     when there is one, else on a short-lived connection per call (the engines use no pool)."""
 
-    def __init__(self, engine: Engine, name: str, connection: Connection | None = None) -> None:
+    def __init__(
+        self, engine: Engine, name: str, connection: Connection | None = None, backend: Backend | None = None,
+    ) -> None:
         self.engine = engine
         self.table = journal_table(name)
-        self.connection = connection
+        self.backend = backend
         self._progress_update = (
             self.table.update()
             .where(self.table.c.id == bindparam("row_id"))
             .values(progress=bindparam("state"), revisions=None)
         )
         self._progress_sql: tuple[str, Any] | None = None
+        #: (DBAPI connection, read its reply) of a progress write sent without waiting for it.
+        self._unread: tuple[Any, Callable[[], Any]] | None = None
+        self._connection: Connection | None = None
+        self.connection = connection
+
+    @property
+    def connection(self) -> Connection | None:
+        return self._connection
+
+    @connection.setter
+    def connection(self, connection: Connection | None) -> None:
+        """A new session (the lock taken again on one): a reply still unread on the old one is
+        lost with it. Whatever else runs on the session reads that reply first."""
+        from sqlalchemy import event
+
+        self._unread = None
+        self._connection = connection
+        if connection is not None and self.backend is not None:
+            event.listen(connection, "before_cursor_execute", lambda *_args: self.settle())
 
     def _run(self, fn: Any) -> Any:
+        self.settle()
         if self.connection is not None and not self.connection.closed:
             return fn(self.connection)
         with self.engine.begin() as conn:
             return fn(conn)
+
+    def settle(self) -> None:
+        """Read the reply to a progress write sent without waiting for it (raising its error)."""
+        unread, self._unread = self._unread, None
+        if unread is not None and self._dbapi() is unread[0]:
+            unread[1]()
+
+    def _dbapi(self) -> Any:
+        conn = self.connection
+        if conn is None or conn.closed or conn.invalidated:
+            return None
+        return conn.connection.dbapi_connection
 
     def exists(self) -> bool:
         return bool(self._run(lambda c: inspect(c).has_table(self.table.name)))
@@ -94,21 +130,35 @@ class Journal:
         report.journal_id = int(ident)
         return report.journal_id
 
-    def progress(self, journal_id: int, progress: str) -> None:
+    def progress(self, journal_id: int, progress: str, durable: bool = True) -> None:
         """Write the run's statement progress into its row: before each statement of the migration
         that commits by itself, so on the DBAPI cursor, the UPDATE compiled once (SQLAlchemy's
-        execution path costs as much again as the round trip)."""
-        self._run(lambda conn: self._write_progress(conn, journal_id, progress))
+        execution path costs as much again as the round trip).
 
-    def _write_progress(self, conn: Connection, journal_id: int, progress: str) -> None:
+        ``durable=False``, on the lock session of a driver that sends a query apart from reading
+        its reply (:meth:`~.backends.base.Backend.send_query`): the UPDATE is sent and this
+        returns; its reply is read when the session is next used (:meth:`settle`). The server
+        commits it while the migration's statement starts, so a crash of this process loses
+        nothing (the server runs the query it received), a crash of the server may (see
+        :func:`~.steps.progress.repeats_visibly`)."""
+        self._run(lambda conn: self._write_progress(conn, journal_id, progress, durable))
+
+    def _write_progress(self, conn: Connection, journal_id: int, progress: str, durable: bool) -> None:
         if self._progress_sql is None:
             compiled = self._progress_update.compile(dialect=conn.dialect)
             self._progress_sql = (str(compiled), compiled.positiontup if compiled.positional else None)
         sql, order = self._progress_sql
         values = {"row_id": journal_id, "state": progress, "revisions": None}
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        params = tuple(values[k] for k in order) if order is not None else values
+        dbapi = conn.connection.dbapi_connection
+        if not durable and conn is self.connection and self.backend is not None:
+            read = self.backend.send_query(dbapi, sql, params)
+            if read is not None:
+                self._unread = (dbapi, read)
+                return
+        cursor = dbapi.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(sql, tuple(values[k] for k in order) if order is not None else values)
+            cursor.execute(sql, params)
         finally:
             cursor.close()
 

@@ -135,6 +135,12 @@ class Backend:
         statement of the revision by the progress listeners.
         """
 
+    def send_query(self, dbapi_connection: Any, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> Callable[[], Any] | None:
+        """Send ``sql`` without waiting for the server's reply, and return the function that reads
+        it (raising the statement's error); None, having sent nothing, when the driver cannot
+        split the two. Until the reply is read, nothing else may use the connection."""
+        return None
+
     def is_lock_timeout(self, exc: BaseException) -> bool:
         """The statement gave up waiting for a lock (nothing it would have changed was changed)."""
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +105,21 @@ class MySQLBackend(Backend):
     def write_settings(self, dbapi_connection: Any, values: dict[str, str]) -> None:
         if values:
             raw_query(dbapi_connection, "SET SESSION " + ", ".join(f"{k} = {v}" for k, v in values.items()))
+
+    def send_query(self, dbapi_connection: Any, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> Callable[[], Any] | None:
+        # PyMySQL (the sync driver of every async one here) sends a query and reads its reply in
+        # two steps of Connection.query; other drivers wait.
+        raw = getattr(dbapi_connection, "driver_connection", None) or dbapi_connection
+        if not type(raw).__module__.startswith("pymysql."):
+            return None
+        from pymysql.constants.COMMAND import COM_QUERY
+
+        literals = (
+            {k: raw.escape(v) for k, v in params.items()} if isinstance(params, dict)
+            else tuple(raw.escape(v) for v in params)
+        )
+        raw._execute_command(COM_QUERY, sql % literals)
+        return raw._read_query_result
 
     def is_lock_timeout(self, exc: BaseException) -> bool:
         return _error_code(exc) in LOCK_TIMEOUT_CODES

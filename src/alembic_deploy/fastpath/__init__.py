@@ -25,8 +25,8 @@ full pipeline runs) whenever any part of the proof is missing:
    ``version_table``/``version_table_schema``/multi-database tokens, no statement or event hook
    or ``connect_args``/``schema_translate_map`` that could move it to another schema;
 4. the database, read first, so that an empty one, or one at a revision another file quotes
-   (most likely as its ``down_revision``: the database is behind), declines before any file is
-   parsed. It is read without SQLAlchemy: through the DBAPI driver env.py's URL names, which
+   (most likely as its ``down_revision``: the database is behind), declines before env.py or
+   any revision file is parsed. It is read without SQLAlchemy: through the DBAPI driver env.py's URL names, which
    must be installed (env.py would fail without it), or for PostgreSQL through libpq itself
    (:mod:`alembic_deploy.libpq`). Its ``alembic_version`` rows must equal the heads exactly, the
    journal table must exist (the no-op row goes there) and hold no ``running`` row (a crashed
@@ -45,7 +45,8 @@ own bytecode cache, or under ``$XDG_CACHE_HOME/alembic-deploy`` when bytecode wr
 (``PYTHONDONTWRITEBYTECODE``) or the folder is read-only; when neither is writable there is none.
 
 One module per part of the proof: :mod:`.revisions` (2, with the cache), :mod:`.env_py` (3) and
-:mod:`.direct` (4); :func:`try_noop` here puts them together in the order above.
+:mod:`.direct` (4); :func:`try_noop` here puts them together: 1, the version table (4), 3, 2,
+then the journal (4).
 """
 
 from __future__ import annotations
@@ -87,16 +88,14 @@ def try_noop(settings: Settings, target: str, report: DeployReport) -> bool:
         return False
     if set(project.engine_options) - _HARMLESS_ENGINE_OPTIONS:
         return False  # e.g. sqlalchemy.plugins: engine_from_config in env.py would apply it
-    if not env_py_is_plain(project.script_dir / "env.py", project.section):
-        return False
-    db = DirectConnection.open(url)
+    db = DirectConnection.open(url)  # the URL the full path connects to as well
     if db is None:
         return False
     try:
         # The database first: an empty one (the first deploy, every CI run) declines before
-        # the revision files are even read.
+        # env.py is parsed or the revision files are read.
         current = db.query_column(f"SELECT version_num FROM {_DEFAULT_VERSION_TABLE}")
-        if not current:
+        if not current or not env_py_is_plain(project.script_dir / "env.py", project.section):
             return False
         files = revision_files(project)
         if files is None or quoted_elsewhere(files, current):

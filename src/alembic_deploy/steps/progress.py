@@ -21,7 +21,10 @@ What is written, and when, is kept to what a crash needs, since each write is a 
 transaction (an fsync) and the migration waits for it:
 
 * before a statement that commits by itself: always (the whole state, earlier statements
-  settled), the only write a crash cannot do without;
+  settled), the only write a crash cannot do without. It need not be durable when it returns,
+  only certain to survive a crash of this process, when the first change it alone tells of
+  repeats visibly (:meth:`ProgressTracker._may_defer`): then the migration does not wait for
+  it (an unsynced append on SQLite, an UPDATE sent ahead on MySQL);
 * after it: only when the schema could not tell afterwards whether it ran (:func:`effect_of`
   found no table, column, index or constraint it creates or drops). Otherwise the ``running``
   record is settled by looking at the schema (:mod:`.recovery`) or by the next write;
@@ -434,8 +437,10 @@ def commits_by_itself(backend: str, kind: str, inside_transaction: bool | None, 
 
 # -- the tracker ------------------------------------------------------------------------------------
 #: Takes the progress as JSON (:meth:`Progress.to_json`) and whether the write must be durable
-#: when it returns (a journal write commits, so it always is; the SQLite lock file may skip its
-#: fdatasync when told it need not, see :func:`repeats_visibly`).
+#: when it returns. When told it need not be (see :func:`repeats_visibly` and
+#: :meth:`ProgressTracker._may_defer`), it must still survive a crash of this process: the SQLite
+#: lock file skips its fdatasync; the MySQL journal UPDATE is sent without waiting for its reply
+#: (:meth:`~alembic_deploy.journal.Journal.progress`).
 Writer = Callable[[str, bool], None]
 
 
@@ -443,9 +448,9 @@ def repeats_visibly(statement: Statement) -> bool:
     """Run a second time, would this statement fail or do nothing? True for DDL with one known
     schema effect: the table, column, index or constraint it creates then exists (an error, or
     nothing with ``IF NOT EXISTS``), the one it drops is gone. Its ``running`` record then needs
-    to survive a process crash (what the OS page cache does), not an OS crash: were the record
-    lost with the machine, the next run repeats the statement and stops on its error, applying
-    nothing twice."""
+    to survive a crash of this process (the OS page cache keeps a written file; the server runs
+    a query it received), not one of the machine or the server: were the record lost with them,
+    the next run repeats the statement and stops on its error, applying nothing twice."""
     return statement.kind == DDL and statement.effect is not None
 
 
@@ -468,6 +473,10 @@ class ProgressTracker:
         self._current: RevisionProgress | None = None
         self._commit_pending = False
         self._in_transaction: Callable[[], bool | None] = lambda: None
+        #: Records written since the last durable one (in the revision in flight) may be lost
+        #: with the machine or the server: True once the first change they alone know of
+        #: repeats visibly, None while there are none.
+        self._deferred: bool | None = None
 
     # -- wiring ---------------------------------------------------------------------------------
     def attach(
@@ -521,6 +530,7 @@ class ProgressTracker:
         self.progress.revisions = [r for r in self.progress.revisions if any(s.applied for s in r.statements)]
         self._current = RevisionProgress(revision)
         self.progress.revisions.append(self._current)
+        self._deferred = None
 
     def revision_applied(self, revision: str) -> None:
         for entry in self.progress.revisions:
@@ -566,6 +576,8 @@ class ProgressTracker:
         if self._write is None or not self._safe_to_write():
             return
         self._write(self.progress.to_json(), durable)
+        if durable:
+            self._deferred = None
 
     # -- SQLAlchemy events -------------------------------------------------------------------------
     def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
@@ -579,13 +591,14 @@ class ProgressTracker:
         text = _literal(statement, parameters, context, executemany)
         kind = classify(text)
         may = commits_by_itself(self.backend, kind, self._in_transaction(), autocommit(self._dbapi))
+        committed: list[Statement] = []
         if may and kind == DDL and self.backend in ("mysql", "mariadb"):
             # MySQL commits the open transaction before it runs a DDL statement.
-            self._commit_done(entry)
+            committed = self._commit_done(entry)
         statement = record(len(entry.statements) + 1, text, kind, may)
         entry.statements.append(statement)
         if may:
-            self.flush(durable=not repeats_visibly(statement))
+            self.flush(durable=not self._may_defer(committed[0] if committed else statement))
 
     def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                executemany: bool) -> None:
@@ -636,6 +649,18 @@ class ProgressTracker:
                 entry.failed = statement
 
     # -- helpers ------------------------------------------------------------------------------------
+    def _may_defer(self, first: Statement) -> bool:
+        """May the record about to be written skip durability? ``first``: the earliest change it
+        tells of that no durable record holds (a statement committed by the one about to run, or
+        that one). Were the records since the last durable one lost with the machine or the
+        server, the next run would start this revision again from its first change they alone
+        know of: when that change repeats visibly, the run stops on it and applies nothing twice.
+        A revision's records are judged on their own: the version stamp of the one before may be
+        durable, so a run never goes back to it."""
+        if self._deferred is None:
+            self._deferred = repeats_visibly(first)
+        return self._deferred
+
     def _settle_commit(self) -> None:
         if not self._commit_pending:
             return
