@@ -242,3 +242,54 @@ def test_a_full_upgrade_connects_twice_the_lock_session_and_env_py(server, reque
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stderr[proc.stderr.rindex("{"):]) == {"connects": 2}
     assert db.versions() == ["a3_seed"]
+
+
+_COUNT_PYMYSQL_CONNECTS = """
+import json, sys
+import pymysql.connections
+
+opened = []
+connect = pymysql.connections.Connection.connect
+pymysql.connections.Connection.connect = lambda self, *a, **k: (opened.append(1), connect(self, *a, **k))[1]
+from alembic_deploy.cli import main
+try:
+    main(["upgrade"])
+finally:
+    sys.stderr.write(json.dumps({"connects": len(opened)}))
+"""
+
+
+def test_on_mariadb_the_fast_paths_session_serves_the_full_path_when_it_cannot_answer(mysql_db, make_project):
+    """An empty database: the fast path reads it and declines; the session it opened becomes the
+    lock session, so the whole run connects twice, as with --no-fast-path (a PyMySQL connect
+    builds a TLS context, ~20 ms)."""
+    import subprocess
+    import sys
+
+    project = make_project("sync")
+    proc = subprocess.run([sys.executable, "-c", _COUNT_PYMYSQL_CONNECTS], cwd=project, capture_output=True,
+                          text=True, env={**os.environ, "DATABASE_URL": mysql_db.url}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stderr[proc.stderr.rindex("{"):]) == {"connects": 2}
+    assert mysql_db.versions() == ["a3_seed"]
+    [row] = mysql_db.journal()
+    assert row["outcome"] == "applied" and row["progress"] is not None
+
+
+def test_the_fast_paths_session_is_handed_over_only_to_an_identical_connect(mysql_db):
+    from alembic_deploy.fastpath.direct import DirectConnection
+    from sqlalchemy.engine import make_url
+
+    url = make_url(mysql_db.url)
+    same = {"host": url.host, "port": url.port, "user": url.username, "database": url.database,
+            "client_flag": 2, "connect_timeout": 5}
+    db = DirectConnection.open(mysql_db.url)
+    raw = db.hand_over(same)
+    assert raw is not None and raw.open and raw.get_autocommit() is False
+    assert db.hand_over(same) is None  # once
+    raw.close()
+    for other in ({**same, "database": "mysql"}, {**same, "client_flag": 0}, {**same, "ssl": {"ca": "x"}}):
+        db = DirectConnection.open(mysql_db.url)
+        session = db.conn
+        assert db.hand_over(other) is None
+        assert not session.open  # closed, not leaked

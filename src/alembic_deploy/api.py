@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from .alembic_env import Project
     from .backends import Backend, MigrationLock
+    from .fastpath.direct import DirectConnection
     from .journal import Journal
     from .settings import Settings
     from .steps.progress import ProgressTracker, Writer
@@ -52,18 +53,28 @@ class Deployment:
     engine: Engine
     backend: Backend
     echo: Echo
+    #: The fast path's session, until the engine takes it over (closed with the deployment if not).
+    _spare: DirectConnection | None = field(default=None, repr=False)
     #: (connection, when): the session the wait step reached the database with, until taken.
     _reached: tuple[Connection, float] | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, settings: Settings, echo: Echo | None = None) -> Deployment:
+    def open(cls, settings: Settings, echo: Echo | None = None, spare: DirectConnection | None = None) -> Deployment:
+        """``spare``: the fast path's session, for the engine to take over (:func:`.database.adopt`)."""
         from .credentials import resolve_url
-        from .database import make_engine
+        from .database import adopt, make_engine
 
-        project_config = read_project(settings.config_path, settings.name)
-        url = resolve_url(settings, project_config)
-        engine, backend = make_engine(url)
-        return cls(settings, project_config, url, engine, backend, echo or _quiet)
+        try:
+            project_config = read_project(settings.config_path, settings.name)
+            url = resolve_url(settings, project_config)
+            engine, backend = make_engine(url)
+        except BaseException:
+            if spare is not None:
+                spare.close()
+            raise
+        if spare is not None:
+            adopt(engine, spare)
+        return cls(settings, project_config, url, engine, backend, echo or _quiet, spare)
 
     @property
     def masked_url(self) -> str:
@@ -125,6 +136,8 @@ class Deployment:
 
     def close(self) -> None:
         self._drop_reached()
+        if self._spare is not None:
+            self._spare.close()  # nothing left to close once the engine took it over
         self.engine.dispose()
 
 
@@ -155,12 +168,13 @@ def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) 
     with interruptible() as interrupt:
         try:
             # A health gate is asked for explicitly: it runs even when there is nothing to migrate.
+            spare: list[DirectConnection] = []
             if settings.fast_path and not settings.x and not settings.wait_healthy:
                 from .fastpath import try_noop
 
-                if try_noop(settings, target, report):
+                if try_noop(settings, target, report, keep=spare.append):
                     return report
-            deployment = Deployment.open(settings, echo)
+            deployment = Deployment.open(settings, echo, spare[0] if spare else None)
         except AlembicDeployError as exc:
             raise _fail(report, exc, "interrupted" if isinstance(exc, Interrupted) else "refused") from None
         report.database = deployment.masked_url

@@ -11,6 +11,8 @@ from .secrets import mask_url, register, register_url
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
 
+    from .fastpath.direct import DirectConnection
+
 
 def parse_url(raw: str) -> URL:
     from sqlalchemy.engine import make_url
@@ -60,3 +62,24 @@ def _default_pg_driver() -> str:
     if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
         return "postgresql+psycopg"
     return "postgresql"
+
+
+def adopt(engine: Engine, spare: DirectConnection) -> None:
+    """Let ``engine``'s first connect take over ``spare``, the session the fast path opened before
+    it declined, instead of opening one: it does when it would have connected the same way
+    (:meth:`~.fastpath.direct.DirectConnection.hand_over`). With PyMySQL a connect builds a TLS
+    context, ~20 ms."""
+    from sqlalchemy import event
+
+    pending = [spare]
+
+    def connect(_dialect: object, _record: object, cargs: tuple, cparams: dict) -> object:
+        if not pending:
+            return None
+        first = pending.pop()
+        if cargs:
+            first.close()
+            return None
+        return first.hand_over(cparams)
+
+    event.listen(engine, "do_connect", connect)

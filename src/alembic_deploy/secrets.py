@@ -7,6 +7,7 @@ import re
 from urllib.parse import unquote, urlsplit
 
 _known: set[str] = set()
+_longest_first: list[str] = []
 # user:password@ in any URL-looking text, even for secrets we were never told about.
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
 # key=value conninfo fragments that drivers print (libpq style, pymysql kwargs).
@@ -16,9 +17,11 @@ _KV = re.compile(r"(?i)\b(password|passwd|pwd)(\s*[=:]\s*)(?!(?:yes|no)\b)('[^']
 
 def register(secret: str | None) -> None:
     """Remember a secret (a password, a token) so :func:`scrub` removes it wherever it appears."""
+    global _longest_first
     if secret and len(secret) >= 3:
         _known.add(secret)
         _known.add(unquote(secret))
+        _longest_first = sorted(_known, key=len, reverse=True)
 
 
 def register_url(url: str | None) -> None:
@@ -42,8 +45,22 @@ def scrub(text: str) -> str:
     """Remove every known secret and every URL password from ``text``."""
     if not text:
         return text
-    text = mask_url(text)
-    text = _KV.sub(lambda m: f"{m[1]}{m[2]}***", text)
-    for secret in sorted(_known, key=len, reverse=True):
-        text = text.replace(secret, "***")
+    if "://" in text:
+        text = mask_url(text)
+    if may_contain(text, "passw", "pwd"):
+        text = _KV.sub(lambda m: f"{m[1]}{m[2]}***", text)
+    for secret in _longest_first:
+        if secret in text:
+            text = text.replace(secret, "***")
     return text
+
+
+def may_contain(text: str, *words: str) -> bool:
+    """Could a case-insensitive pattern (``re.IGNORECASE``) find one of the lower-case ASCII
+    ``words`` in ``text``? A cheap test before the regex: False only when none can match
+    (``casefold`` folds the non-ASCII letters such a pattern also matches, "ſ" and "K"; the
+    dotless "ı" it matches to "i" is folded by hand)."""
+    folded = text.casefold()
+    if "ı" in folded:
+        folded = folded.replace("ı", "i")
+    return any(word in folded for word in words)

@@ -62,6 +62,8 @@ from .env_py import env_py_is_plain
 from .revisions import quoted_elsewhere, revision_files, revision_of, static_heads
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..report import DeployReport
     from ..settings import Settings
 
@@ -78,8 +80,12 @@ _HARMLESS_ENGINE_OPTIONS = frozenset(
 )
 
 
-def try_noop(settings: Settings, target: str, report: DeployReport) -> bool:
-    """True when the database provably needs nothing; the no-op is then journaled and reported."""
+def try_noop(
+    settings: Settings, target: str, report: DeployReport, keep: Callable[[DirectConnection], None] | None = None,
+) -> bool:
+    """True when the database provably needs nothing; the no-op is then journaled and reported.
+    Declining, it gives the session it opened to ``keep`` (the full path's engine may take it
+    over: :func:`alembic_deploy.database.adopt`) when it can serve another engine, else closes it."""
     if target not in ("head", "heads") or settings.x:
         return False
     project = read_project(settings.config_path, settings.name)
@@ -91,6 +97,7 @@ def try_noop(settings: Settings, target: str, report: DeployReport) -> bool:
     db = DirectConnection.open(url)  # the URL the full path connects to as well
     if db is None:
         return False
+    answered = False
     try:
         # The database first: an empty one (the first deploy, every CI run) declines before
         # env.py is parsed or the revision files are read.
@@ -113,6 +120,10 @@ def try_noop(settings: Settings, target: str, report: DeployReport) -> bool:
             return False
         for name, value in proven.items():
             setattr(report, name, value)
+        answered = True
         return True
     finally:
-        db.close()
+        if answered or keep is None or db.connect_args is None:
+            db.close()
+        else:
+            keep(db)

@@ -39,11 +39,13 @@ _ENV_DRIVERS = {
 class DirectConnection:
     """The database, read and written without SQLAlchemy: a DBAPI driver, or libpq itself."""
 
-    def __init__(self, backend: str, conn: Any, paramstyle: str) -> None:
+    def __init__(self, backend: str, conn: Any, paramstyle: str, connect_args: dict[str, Any] | None = None) -> None:
         self.backend = backend
         self.conn = conn
         #: "qmark" (sqlite3), "format" (pymysql, psycopg) or "dollar" (libpq's $1, $2...).
         self.paramstyle = paramstyle
+        #: The DBAPI ``connect()`` keywords, when the session can serve another engine (:meth:`hand_over`).
+        self.connect_args = connect_args
 
     @classmethod
     def open(cls, url: str) -> DirectConnection | None:
@@ -104,18 +106,21 @@ class DirectConnection:
     @classmethod
     def _mysql(cls, parts: Any, query: dict[str, str]) -> DirectConnection | None:
         import pymysql
+        from pymysql.constants.CLIENT import FOUND_ROWS
 
-        conn = pymysql.connect(
-            host=parts.hostname or "localhost",
-            port=parts.port or 3306,
-            user=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
-            database=unquote(parts.path.lstrip("/")),
-            charset=query.get("charset", "utf8mb4"),
-            connect_timeout=5,
-            autocommit=True,
-        )
-        return cls("mysql", conn, "format")
+        # What SQLAlchemy's pymysql dialect passes (FOUND_ROWS included), so that the full path's
+        # engine can take this session over (:meth:`hand_over`).
+        args = {
+            "host": parts.hostname or "localhost",
+            "port": parts.port or 3306,
+            "user": unquote(parts.username or ""),
+            "password": unquote(parts.password or ""),
+            "database": unquote(parts.path.lstrip("/")),
+            "charset": query.get("charset", "utf8mb4"),
+            "connect_timeout": 5,
+            "client_flag": FOUND_ROWS,
+        }
+        return cls("mysql", pymysql.connect(**args, autocommit=True), "format", args)
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         if self.paramstyle == "dollar":
@@ -167,11 +172,44 @@ class DirectConnection:
             return False
         return True
 
-    def close(self) -> None:
+    def hand_over(self, cparams: dict[str, Any]) -> Any:
+        """The DBAPI session, in the state a new one starts in, for a ``connect()`` with keywords
+        ``cparams`` that would reach the same server, database and user the same way; None (and
+        the session closed) otherwise. Only once: it then belongs to the caller."""
+        conn, self.conn = self.conn, None
+        mine = self.connect_args
+        given = {**_PYMYSQL_DEFAULTS, **cparams}
+        same = (
+            conn is not None and mine is not None and set(cparams) <= set(mine)
+            and str(given["host"]).lower() == mine["host"].lower()
+            and all(given[k] == mine[k] for k in mine if k != "host")
+        )
         try:
-            self.conn.close()
-        except Exception:  # noqa: BLE001
+            if same:
+                conn.autocommit(False)  # PyMySQL's default, as a new session would have it
+                return conn
+        except Exception:  # noqa: BLE001 - gone meanwhile: the engine connects afresh
             pass
+        if conn is not None:
+            _close(conn)
+        return None
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            _close(conn)
+
+
+#: PyMySQL's defaults for what SQLAlchemy leaves out of ``connect()`` when the URL does.
+_PYMYSQL_DEFAULTS = {"host": "localhost", "port": 3306, "user": "", "password": "", "charset": "utf8mb4",
+                     "client_flag": 0, "connect_timeout": 10}
+
+
+def _close(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _importable(module: str) -> bool:

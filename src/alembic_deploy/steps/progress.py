@@ -57,7 +57,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ..secrets import scrub
+from ..secrets import may_contain, scrub
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -112,7 +112,9 @@ def fingerprint(sql: str, normalized: bool = False) -> str:
 
 def excerpt(sql: str, normalized: bool = False) -> str:
     """What the journal and messages show of a statement: scrubbed, secret literals masked, short."""
-    text = _SECRET_LITERAL.sub(lambda m: f"{m[1]} '***'", sql if normalized else normalize(sql))
+    text = sql if normalized else normalize(sql)
+    if may_contain(text, "identified", "password"):
+        text = _SECRET_LITERAL.sub(lambda m: f"{m[1]} '***'", text)
     text = scrub(text)
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
 
@@ -166,26 +168,28 @@ _NOT_COLUMNS = {"constraint", "index", "key", "unique", "primary", "foreign", "c
 
 
 @functools.cache
-def _effect_patterns() -> tuple[tuple[re.Pattern[str], str, bool], ...]:
-    """Compiled on first use (a run on PostgreSQL seldom needs them; compiling costs ~10 ms)."""
-    return tuple(
-        (re.compile(p, re.I), kind, creates)
-        for p, kind, creates in (
-            (rf"^create\s+table\s+(?:if\s+not\s+exists\s+)?(?P<table>{_ID})\s*(\(|$)", "table", True),
-            (rf"^drop\s+table\s+(?:if\s+exists\s+)?(?P<table>{_ID})\s*(cascade|restrict)?$", "table", False),
-            (rf"^create\s+(?:unique\s+)?index\s+(?:concurrently\s+)?(?:if\s+not\s+exists\s+)?(?P<name>{_ID})"
-             rf"\s+on\s+(?:only\s+)?(?P<table>{_ID})", "index", True),
-            (rf"^drop\s+index\s+(?:concurrently\s+)?(?:if\s+exists\s+)?(?P<name>{_ID})(?:\s+on\s+(?P<table>{_ID}))?"
-             r"\s*(cascade|restrict)?$", "index", False),
-            (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+constraint\s+(?P<name>{_ID})\s", "constraint", True),
-            (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:constraint|foreign\s+key|index|key|check)"
-             rf"\s+(?:if\s+exists\s+)?(?P<name>{_ID})\s*(cascade|restrict)?$", "constraint", False),
-            (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?"
-             rf"(?P<name>{_ID})\s", "column", True),
-            (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:column\s+)?(?:if\s+exists\s+)?"
-             rf"(?P<name>{_ID})\s*(cascade|restrict)?$", "column", False),
-        )
-    )
+def _effect_patterns() -> dict[str, tuple[tuple[re.Pattern[str], str, bool], ...]]:
+    """By the statement's first word; compiled on first use (a run on PostgreSQL seldom
+    needs them; compiling costs ~10 ms)."""
+    patterns: dict[str, tuple[tuple[re.Pattern[str], str, bool], ...]] = {}
+    for p, kind, creates in (
+        (rf"^create\s+table\s+(?:if\s+not\s+exists\s+)?(?P<table>{_ID})\s*(\(|$)", "table", True),
+        (rf"^drop\s+table\s+(?:if\s+exists\s+)?(?P<table>{_ID})\s*(cascade|restrict)?$", "table", False),
+        (rf"^create\s+(?:unique\s+)?index\s+(?:concurrently\s+)?(?:if\s+not\s+exists\s+)?(?P<name>{_ID})"
+         rf"\s+on\s+(?:only\s+)?(?P<table>{_ID})", "index", True),
+        (rf"^drop\s+index\s+(?:concurrently\s+)?(?:if\s+exists\s+)?(?P<name>{_ID})(?:\s+on\s+(?P<table>{_ID}))?"
+         r"\s*(cascade|restrict)?$", "index", False),
+        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+constraint\s+(?P<name>{_ID})\s", "constraint", True),
+        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:constraint|foreign\s+key|index|key|check)"
+         rf"\s+(?:if\s+exists\s+)?(?P<name>{_ID})\s*(cascade|restrict)?$", "constraint", False),
+        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?"
+         rf"(?P<name>{_ID})\s", "column", True),
+        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:column\s+)?(?:if\s+exists\s+)?"
+         rf"(?P<name>{_ID})\s*(cascade|restrict)?$", "column", False),
+    ):
+        word = p[1:p.index("\\")]
+        patterns[word] = (*patterns.get(word, ()), (re.compile(p, re.I), kind, creates))
+    return patterns
 
 
 _MORE_CLAUSES = re.compile(r",\s*(add|drop|modify|change|alter|rename)\b", re.I)
@@ -203,9 +207,10 @@ def effect_of(sql: str, normalized: bool = False) -> Effect | None:
     (several clauses, an unusual form, or not DDL at all). ``normalized``: ``sql`` is already
     :func:`normalize`'s output (so are the other helpers' same-named flags)."""
     text = sql if normalized else normalize(sql)
-    if text.lower().startswith("alter") and _MORE_CLAUSES.search(text):
+    first = text.split(" ", 1)[0].lower()
+    if first == "alter" and _MORE_CLAUSES.search(text):
         return None
-    for pattern, kind, creates in _effect_patterns():
+    for pattern, kind, creates in _effect_patterns().get(first, ()):
         match = pattern.match(text)
         if match is None:
             continue
@@ -306,6 +311,9 @@ def _plain(obj: Any) -> Any:
     return _fields(obj) if isinstance(obj, Statement) else vars(obj)
 
 
+_ENCODER = json.JSONEncoder(default=_plain, separators=(",", ":"), check_circular=False)
+
+
 def record(n: int, sql: str, kind: str | None = None, may_commit: bool = False) -> Statement:
     """A :class:`Statement` for the full text ``sql`` (state ``running``)."""
     return _SeenStatement.of(n, sql, kind or classify(sql), may_commit)
@@ -343,7 +351,7 @@ class Progress:
     def to_json(self) -> str:
         """The column's JSON, serialised in one pass without a deep copy (it is written before
         every statement that commits by itself)."""
-        return json.dumps(self, default=_plain, separators=(",", ":"))
+        return _ENCODER.encode(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Progress:
