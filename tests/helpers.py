@@ -161,7 +161,8 @@ def assert_failed_cleanly(run: Run, exit_code: int, *secrets: str) -> str:
 
 
 # -- schema comparison (crash, partial and repair tests) --------------------------------------------
-def schema_snapshot(url: str, exclude: tuple[str, ...] = ("alembic_deploy_history",)) -> dict[str, dict]:
+def schema_snapshot(url: str, exclude: tuple[str, ...] = ("alembic_deploy_history", "alembic_deploy_history_progress"),
+                    ) -> dict[str, dict]:
     """Tables with their columns (name, type, nullable), indexes and unique constraints, as data two
     databases can be compared by (the journal table left out)."""
     from sqlalchemy import inspect
@@ -209,3 +210,20 @@ def plain_alembic_upgrade(project: Path, url: str, target: str = "head") -> None
     """``alembic upgrade`` without alembic-deploy, in a subprocess (env.py reconfigures logging)."""
     subprocess.run([sys.executable, "-c", _PLAIN_ALEMBIC, url, target], cwd=project, check=True,
                    capture_output=True, timeout=120)
+
+
+def journal_on_lock_session(url: str):  # noqa: ANN201
+    """(engine, a Journal on a lock session of the tool's own, the id of a new ``running`` row of
+    this process), the journal and its volatile table created."""
+    from datetime import datetime, timezone
+
+    from alembic_deploy.database import make_engine
+    from alembic_deploy.journal import Journal
+
+    engine, backend = make_engine(url)
+    journal = Journal(engine, "alembic_deploy_history", backend.lock_connection(engine), backend)
+    journal.ensure()
+    row = journal.connection.execute(journal.table.insert().values(  # type: ignore[union-attr]
+        started_at=datetime.now(timezone.utc), command="upgrade", outcome="running", pid=os.getpid(),
+    )).inserted_primary_key[0]
+    return engine, journal, row

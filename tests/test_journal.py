@@ -9,10 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
-from helpers import run_cli, spawn_cli
+from helpers import journal_on_lock_session, run_cli, spawn_cli
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -158,40 +158,27 @@ def test_status_of_an_empty_database(sqlite_db, make_project):
     assert not sqlite_db.has_table("alembic_deploy_history"), "status must not write"
 
 
-# -- progress records sent ahead (MySQL/MariaDB through PyMySQL) --------------------------------------
-_SEND_AHEAD = """
+# -- progress records that need only survive this process (MySQL/MariaDB) ----------------------------
+_KILLED_AFTER_SENDING = """
 import os, signal, sys
-from alembic_deploy.database import make_engine
-from alembic_deploy.journal import Journal
+sys.path.insert(0, sys.argv[2])
+from helpers import journal_on_lock_session
 
-engine, backend = make_engine(sys.argv[1])
-journal = Journal(engine, "alembic_deploy_history", backend.lock_connection(engine), backend)
-journal.progress(int(sys.argv[2]), sys.argv[3], durable=False)
-os.kill(os.getpid(), signal.SIGKILL)  # before its reply is read
+engine, journal, row = journal_on_lock_session(sys.argv[1])
+journal.progress(row, '{"n":9}', durable=False)
+print(row, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # before the reply is read
 """
 
 
-def _journal_on_lock_session(url: str):  # noqa: ANN202
-    from alembic_deploy.database import make_engine
-    from alembic_deploy.journal import Journal
-
-    engine, backend = make_engine(url)
-    journal = Journal(engine, "alembic_deploy_history", backend.lock_connection(engine), backend)
-    journal.ensure()
-    row = journal.connection.execute(
-        journal.table.insert().values(started_at=datetime.now(timezone.utc), command="upgrade", outcome="running")
-    ).inserted_primary_key[0]
-    return engine, journal, row
-
-
-def _progress_seen(url: str, row: int, expected: str) -> bool:
-    """Whether another session sees ``expected`` in the row within 10 s."""
+def _seen(url: str, sql: str, row: int, expected: object) -> bool:
+    """Whether another session reads ``expected`` from ``sql`` (bound to ``row``) within 10 s."""
     other = create_engine(url, poolclass=NullPool)
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with other.connect() as conn:
-                if conn.execute(text("SELECT progress FROM alembic_deploy_history WHERE id = :i"), {"i": row}).scalar() == expected:
+                if conn.execute(text(sql), {"i": row}).scalar() == expected:
                     return True
             time.sleep(0.02)
         return False
@@ -199,19 +186,25 @@ def _progress_seen(url: str, row: int, expected: str) -> bool:
         other.dispose()
 
 
-def test_a_progress_write_sent_ahead_commits_on_its_own_and_its_reply_is_read_before_the_next_use(mysql_db):
-    engine, journal, row = _journal_on_lock_session(mysql_db.url)
+VOLATILE = "SELECT progress FROM alembic_deploy_history_progress WHERE journal_id = :i"
+ROW = "SELECT progress FROM alembic_deploy_history WHERE id = :i"
+
+
+def test_a_record_that_need_not_be_durable_goes_to_the_memory_table_sent_ahead(mysql_db):
+    engine, journal, row = journal_on_lock_session(mysql_db.url)
     try:
+        assert mysql_db.scalar("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                               "AND TABLE_NAME = 'alembic_deploy_history_progress'") == "MEMORY"
         journal.progress(row, '{"n":1}', durable=False)
-        assert _progress_seen(mysql_db.url, row, '{"n":1}')  # committed, its reply still unread
+        assert _seen(mysql_db.url, VOLATILE, row, b'{"n":1}')  # committed, its reply still unread
         # Anything else on the session reads that reply first, or it would take it for its own.
         assert journal.connection.exec_driver_sql("SELECT 7").scalar() == 7
-        journal.progress(row, '{"n":2}', durable=False)
-        [unfinished] = journal.unfinished()
-        assert unfinished["progress"] == '{"n":2}'
-        # A write sent ahead that fails raises where its reply is read.
+        # A durable record goes to the journal row and removes the older volatile one.
+        journal.progress(row, '{"n":2}')
+        assert _seen(mysql_db.url, ROW, row, '{"n":2}') and _seen(mysql_db.url, VOLATILE, row, None)
+        # A record sent ahead that fails raises where its reply is read.
         with engine.connect() as other:
-            other.exec_driver_sql("RENAME TABLE alembic_deploy_history TO renamed_history")
+            other.exec_driver_sql("RENAME TABLE alembic_deploy_history_progress TO renamed_progress")
         journal.progress(row, '{"n":3}', durable=False)
         with pytest.raises(Exception, match="doesn't exist"):
             journal.settle()
@@ -220,11 +213,16 @@ def test_a_progress_write_sent_ahead_commits_on_its_own_and_its_reply_is_read_be
         engine.dispose()
 
 
-def test_a_progress_write_sent_ahead_survives_the_process_killed_before_its_reply(mysql_db):
-    engine, journal, row = _journal_on_lock_session(mysql_db.url)
-    journal.connection.close()
-    engine.dispose()
-    proc = subprocess.run([sys.executable, "-c", _SEND_AHEAD, mysql_db.url, str(row), '{"n":9}'],
+def test_a_record_sent_ahead_survives_the_process_killed_and_the_next_holder_adopts_it(mysql_db):
+    proc = subprocess.run([sys.executable, "-c", _KILLED_AFTER_SENDING, mysql_db.url, str(Path(__file__).parent)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert _progress_seen(mysql_db.url, row, '{"n":9}')
+    row = int(proc.stdout)
+    assert _seen(mysql_db.url, VOLATILE, row, b'{"n":9}')
+    engine, journal, _ = journal_on_lock_session(mysql_db.url)
+    try:
+        journal.adopt_volatile()  # what recovery does first, holding the lock
+    finally:
+        journal.connection.close()
+        engine.dispose()
+    assert _seen(mysql_db.url, ROW, row, json.dumps({"n": 9})) and _seen(mysql_db.url, VOLATILE, row, None)

@@ -8,12 +8,28 @@ a crash stays visible as a ``running`` row whose holder is gone.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text, bindparam, inspect, select
+from sqlalchemy import (
+    VARBINARY,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    inspect,
+    select,
+)
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.exc import DBAPIError
 
 from .provenance import journal_row
 from .secrets import scrub
@@ -61,6 +77,25 @@ def journal_table(name: str, metadata: MetaData | None = None) -> Table:
     )
 
 
+#: Bytes of progress JSON a row of the volatile table holds; a longer record goes to the journal.
+VOLATILE_BYTES = 30000
+
+
+def volatile_table(journal: str, metadata: MetaData | None = None) -> Table:
+    """MySQL/MariaDB: beside the journal, a run's newest progress record while it is newer than
+    the one in the run's journal row (see :meth:`Journal.progress`). MEMORY engine: a write
+    commits without touching the disk; the rows are gone when the server restarts."""
+    return Table(
+        f"{journal}_progress",
+        metadata or MetaData(),
+        Column("journal_id", Integer, primary_key=True, autoincrement=False),
+        Column("pid", Integer),
+        Column("progress", VARBINARY(VOLATILE_BYTES)),
+        mysql_engine="MEMORY",
+        mariadb_engine="MEMORY",
+    )
+
+
 class Journal:
     """Reads and writes the journal table, on ``connection`` (the idle lock session, AUTOCOMMIT)
     when there is one, else on a short-lived connection per call (the engines use no pool)."""
@@ -79,6 +114,11 @@ class Journal:
         self._progress_sql: tuple[str, Any] | None = None
         #: (DBAPI connection, read its reply) of a progress write sent without waiting for it.
         self._unread: tuple[Any, Callable[[], Any]] | None = None
+        #: The volatile table, where the backend has one (:meth:`ensure`), its statements, and the
+        #: journal id whose row there is newer than the journal's.
+        self._volatile: Table | None = None
+        self._volatile_sql: tuple[str, str] | None = None
+        self._volatile_holds: int | None = None
         self._connection: Connection | None = None
         self.connection = connection
 
@@ -120,8 +160,44 @@ class Journal:
         return bool(self._run(lambda c: inspect(c).has_table(self.table.name)))
 
     def ensure(self) -> None:
-        """Create the table if missing (call under the migration lock: CREATE races otherwise)."""
+        """Create the table if missing (call under the migration lock: CREATE races otherwise),
+        and the volatile table where the backend has one."""
         self._run(lambda c: self.table.create(c, checkfirst=True))
+        if self.backend is not None and self.backend.volatile_progress and self.connection is not None:
+            self._volatile = self._run(self._create_volatile)
+
+    def _create_volatile(self, conn: Connection) -> Table | None:
+        table = volatile_table(self.table.name)
+        if len(table.name) > conn.dialect.max_identifier_length:
+            return None
+        try:
+            table.create(conn, checkfirst=True)
+            # A server may refuse writes to a MEMORY table (Galera's strict mode): then there is none.
+            conn.execute(table.delete().where(table.c.journal_id == 0))
+        except DBAPIError:
+            return None
+        upsert = mysql_insert(table).values(journal_id=bindparam("j"), pid=bindparam("p"), progress=bindparam("s"))
+        upsert = upsert.on_duplicate_key_update(pid=upsert.inserted.pid, progress=upsert.inserted.progress)
+        self._volatile_sql = (self._compiled(upsert, conn), self._compiled(
+            table.delete().where(table.c.journal_id == bindparam("j")), conn))
+        return table
+
+    def adopt_volatile(self) -> None:
+        """Move the records crashed runs left in the volatile table into their journal rows
+        (:meth:`adopt_progress`), then clear it. Call under the migration lock, before reading
+        any run's progress."""
+        table = self._volatile
+        if table is None:
+            return
+        rows = self._run(lambda c: list(c.execute(table.select())))
+        for row in rows:
+            try:
+                progress = json.loads(bytes(row.progress).decode())
+            except ValueError:
+                continue  # torn by nothing we know of; the journal row's own record stands
+            self.adopt_progress(row.journal_id, row.pid, progress)
+        if rows:
+            self._run(lambda c: c.execute(table.delete()))
 
     def start(self, report: DeployReport, settings: Settings) -> int:
         row = journal_row(settings, report, "running")
@@ -135,30 +211,51 @@ class Journal:
         that commits by itself, so on the DBAPI cursor, the UPDATE compiled once (SQLAlchemy's
         execution path costs as much again as the round trip).
 
-        ``durable=False``, on the lock session of a driver that sends a query apart from reading
-        its reply (:meth:`~.backends.base.Backend.send_query`): the UPDATE is sent and this
-        returns; its reply is read when the session is next used (:meth:`settle`). The server
-        commits it while the migration's statement starts, so a crash of this process loses
-        nothing (the server runs the query it received), a crash of the server may (see
-        :func:`~.steps.progress.repeats_visibly`)."""
+        ``durable=False`` (the record need only survive a crash of this process, see
+        :func:`~.steps.progress.repeats_visibly`), on the lock session: the record goes to the
+        volatile table where there is one (MySQL's MEMORY engine: no disk write), else to the row;
+        and where the driver sends a query apart from reading its reply
+        (:meth:`~.backends.base.Backend.send_query`), it is sent and this returns, the reply being
+        read when the session is next used (:meth:`settle`). The server runs a query it received
+        even if this process dies; a server crash may lose the record. The next write to the row
+        removes the run's volatile record, so that one, when present, is always the newest
+        (:meth:`adopt_volatile`)."""
         self._run(lambda conn: self._write_progress(conn, journal_id, progress, durable))
 
     def _write_progress(self, conn: Connection, journal_id: int, progress: str, durable: bool) -> None:
+        ahead = not durable and conn is self.connection
+        if ahead and self._volatile_sql is not None and len(progress) <= VOLATILE_BYTES:
+            self._send(conn, self._volatile_sql[0], {"j": journal_id, "p": os.getpid(), "s": progress.encode()}, ahead)
+            self._volatile_holds = journal_id
+            return
         if self._progress_sql is None:
-            compiled = self._progress_update.compile(dialect=conn.dialect)
-            self._progress_sql = (str(compiled), compiled.positiontup if compiled.positional else None)
-        sql, order = self._progress_sql
-        values = {"row_id": journal_id, "state": progress, "revisions": None}
+            self._progress_sql = self._compiled(self._progress_update, conn)
+        self._send(conn, self._progress_sql, {"row_id": journal_id, "state": progress, "revisions": None}, ahead)
+        if self._volatile_holds is not None and self._volatile_sql is not None:
+            # The row holds the newest record now; recovery would prefer an older volatile one.
+            self._send(conn, self._volatile_sql[1], {"j": self._volatile_holds}, ahead=True)
+            self._volatile_holds = None
+
+    @staticmethod
+    def _compiled(statement: Any, conn: Connection) -> Any:
+        compiled = statement.compile(dialect=conn.dialect)
+        return str(compiled), compiled.positiontup if compiled.positional else None
+
+    def _send(self, conn: Connection, sql: Any, values: dict[str, Any], ahead: bool) -> None:
+        """Run ``sql`` (compiled: text and parameter order) on ``conn``'s DBAPI cursor; ``ahead``:
+        sent without waiting for the reply where the backend can (:meth:`settle` reads it)."""
+        text, order = sql
         params = tuple(values[k] for k in order) if order is not None else values
+        self.settle()
         dbapi = conn.connection.dbapi_connection
-        if not durable and conn is self.connection and self.backend is not None:
-            read = self.backend.send_query(dbapi, sql, params)
+        if ahead and self.backend is not None:
+            read = self.backend.send_query(dbapi, text, params)
             if read is not None:
                 self._unread = (dbapi, read)
                 return
         cursor = dbapi.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(sql, params)
+            cursor.execute(text, params)
         finally:
             cursor.close()
 

@@ -135,6 +135,10 @@ class Backend:
         statement of the revision by the progress listeners.
         """
 
+    #: The server has a table engine whose writes commit without touching the disk (MySQL's
+    #: MEMORY): progress records that need only survive this process go there (journal.py).
+    volatile_progress: ClassVar[bool] = False
+
     def send_query(self, dbapi_connection: Any, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> Callable[[], Any] | None:
         """Send ``sql`` without waiting for the server's reply, and return the function that reads
         it (raising the statement's error); None, having sent nothing, when the driver cannot

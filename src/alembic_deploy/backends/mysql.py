@@ -50,6 +50,7 @@ class MySQLBackend(Backend):
     transactional_ddl = False
     sync_drivers = {"aiomysql": "pymysql", "asyncmy": "pymysql"}
     extra = "mysql"
+    volatile_progress = True
 
     def connect_args(self) -> dict[str, Any]:
         return {"connect_timeout": 5}

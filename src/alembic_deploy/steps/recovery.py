@@ -81,8 +81,10 @@ def recover(
     of them, or a failed run, left behind; None when there is none. Call under the migration lock,
     after the caller's own row is written (it is never taken for a crashed one).
 
-    A crashed holder's last progress record kept beside the lock rather than in the journal
-    (SQLite's :class:`~alembic_deploy.backends.sqlite.ProgressLog`) goes into its row first."""
+    A crashed holder's last progress record kept outside its journal row (MySQL's volatile
+    table, :meth:`~alembic_deploy.journal.Journal.adopt_volatile`; SQLite's lock file,
+    :class:`~alembic_deploy.backends.sqlite.ProgressLog`) goes into its row first."""
+    journal.adopt_volatile()
     log = lock.progress_log
     if log is not None and log.inherited is not None:
         record = log.inherited
