@@ -117,7 +117,7 @@ class Journal:
         #: The volatile table, where the backend has one (:meth:`ensure`), its statements, and the
         #: journal id whose row there is newer than the journal's.
         self._volatile: Table | None = None
-        self._volatile_sql: tuple[str, str] | None = None
+        self._volatile_sql: tuple[Any, Any] | None = None
         self._volatile_holds: int | None = None
         self._connection: Connection | None = None
         self.connection = connection
@@ -194,7 +194,7 @@ class Journal:
             try:
                 progress = json.loads(bytes(row.progress).decode())
             except ValueError:
-                continue  # torn by nothing we know of; the journal row's own record stands
+                continue  # not a record this tool wrote: the journal row's own record stands
             self.adopt_progress(row.journal_id, row.pid, progress)
         if rows:
             self._run(lambda c: c.execute(table.delete()))
@@ -233,7 +233,7 @@ class Journal:
         self._send(conn, self._progress_sql, {"row_id": journal_id, "state": progress, "revisions": None}, ahead)
         if self._volatile_holds is not None and self._volatile_sql is not None:
             # The row holds the newest record now; recovery would prefer an older volatile one.
-            self._send(conn, self._volatile_sql[1], {"j": self._volatile_holds}, ahead=True)
+            self._send(conn, self._volatile_sql[1], {"j": self._volatile_holds}, conn is self.connection)
             self._volatile_holds = None
 
     @staticmethod

@@ -26,8 +26,8 @@ full pipeline runs) whenever any part of the proof is missing:
    or ``connect_args``/``schema_translate_map`` that could move it to another schema;
 4. the database, read first, so that an empty one, or one at a revision another file quotes
    (most likely as its ``down_revision``: the database is behind), declines before env.py or
-   any revision file is parsed. It is read without SQLAlchemy: through the DBAPI driver env.py's URL names, which
-   must be installed (env.py would fail without it), or for PostgreSQL through libpq itself
+   any revision file is parsed. It is read without SQLAlchemy: through the DBAPI driver env.py's
+   URL names, which must be installed (env.py would fail without it), or for PostgreSQL through libpq itself
    (:mod:`alembic_deploy.libpq`). Its ``alembic_version`` rows must equal the heads exactly, the
    journal table must exist (the no-op row goes there) and hold no ``running`` row (a crashed
    run, which the full path reports).
@@ -85,7 +85,8 @@ def try_noop(
 ) -> bool:
     """True when the database provably needs nothing; the no-op is then journaled and reported.
     Declining, it gives the session it opened to ``keep`` (the full path's engine may take it
-    over: :func:`alembic_deploy.database.adopt`) when it can serve another engine, else closes it."""
+    over: :func:`alembic_deploy.database.adopt`; the caller closes it if not) when it can serve
+    another engine, else closes it."""
     if target not in ("head", "heads") or settings.x:
         return False
     project = read_project(settings.config_path, settings.name)
