@@ -28,7 +28,6 @@ from sqlalchemy import (
     inspect,
     select,
 )
-from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.exc import DBAPIError
 
 from .provenance import journal_row
@@ -176,6 +175,8 @@ class Journal:
             conn.execute(table.delete().where(table.c.journal_id == 0))
         except DBAPIError:
             return None
+        from sqlalchemy.dialects.mysql import insert as mysql_insert  # only MySQL has the table
+
         upsert = mysql_insert(table).values(journal_id=bindparam("j"), pid=bindparam("p"), progress=bindparam("s"))
         upsert = upsert.on_duplicate_key_update(pid=upsert.inserted.pid, progress=upsert.inserted.progress)
         self._volatile_sql = (self._compiled(upsert, conn), self._compiled(
