@@ -176,8 +176,6 @@ def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) 
                     return report
             deployment = Deployment.open(settings, echo, spare[0] if spare else None)
         except AlembicDeployError as exc:
-            for session in spare:
-                session.close()
             raise _fail(report, exc, "interrupted" if isinstance(exc, Interrupted) else "refused") from None
         report.database = deployment.masked_url
         report.backend = deployment.backend.name

@@ -55,7 +55,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..project import read_project
+from ..project import ProjectConfig, read_project
 from ..secrets import mask_url
 from .direct import DirectConnection
 from .env_py import env_py_is_plain
@@ -98,33 +98,41 @@ def try_noop(
     db = DirectConnection.open(url)  # the URL the full path connects to as well
     if db is None:
         return False
-    answered = False
     try:
-        # The database first: an empty one (the first deploy, every CI run) declines before
-        # env.py is parsed or the revision files are read.
-        current = db.query_column(f"SELECT version_num FROM {_DEFAULT_VERSION_TABLE}")
-        if not current or not env_py_is_plain(project.script_dir / "env.py", project.section):
-            return False
-        files = revision_files(project)
-        if files is None or quoted_elsewhere(files, current):
-            return False  # most likely a newer revision names it: behind, so no need to parse
-        heads = static_heads(files)
-        if not heads or (target == "head" and len(heads) != 1) or sorted(current) != sorted(heads):
-            return False
-        if db.has_unfinished_run(settings.journal_table):  # a crashed run: the full path reports it
-            return False
-        at = tuple(sorted(current))
-        proven = {"outcome": "noop", "fast_path": True, "from_revisions": at, "to_revisions": at,
-                  "database": mask_url(url), "backend": db.backend, "finished_at": time.time()}
-        # The report changes only once the no-op is journaled; if that fails the full path runs.
-        if not db.insert_journal_row(settings, replace(report, **proven)):
-            return False
-        for name, value in proven.items():
-            setattr(report, name, value)
-        answered = True
-        return True
-    finally:
-        if answered or keep is None or db.connect_args is None:
-            db.close()
-        else:
-            keep(db)
+        answered = _prove(db, settings, target, report, project, url)
+    except BaseException:  # Interrupted by a signal, say: the full path does not run
+        db.close()
+        raise
+    if answered or keep is None or db.connect_args is None:
+        db.close()
+    else:
+        keep(db)
+    return answered
+
+
+def _prove(
+    db: DirectConnection, settings: Settings, target: str, report: DeployReport, project: ProjectConfig, url: str,
+) -> bool:
+    """Steps 4, 3, 2 and the journal of the proof, on ``db``; journals the no-op when proven."""
+    # The database first: an empty one (the first deploy, every CI run) declines before
+    # env.py is parsed or the revision files are read.
+    current = db.query_column(f"SELECT version_num FROM {_DEFAULT_VERSION_TABLE}")
+    if not current or not env_py_is_plain(project.script_dir / "env.py", project.section):
+        return False
+    files = revision_files(project)
+    if files is None or quoted_elsewhere(files, current):
+        return False  # most likely a newer revision names it: behind, so no need to parse
+    heads = static_heads(files)
+    if not heads or (target == "head" and len(heads) != 1) or sorted(current) != sorted(heads):
+        return False
+    if db.has_unfinished_run(settings.journal_table):  # a crashed run: the full path reports it
+        return False
+    at = tuple(sorted(current))
+    proven = {"outcome": "noop", "fast_path": True, "from_revisions": at, "to_revisions": at,
+              "database": mask_url(url), "backend": db.backend, "finished_at": time.time()}
+    # The report changes only once the no-op is journaled; if that fails the full path runs.
+    if not db.insert_journal_row(settings, replace(report, **proven)):
+        return False
+    for name, value in proven.items():
+        setattr(report, name, value)
+    return True

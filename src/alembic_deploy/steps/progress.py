@@ -24,7 +24,8 @@ transaction (an fsync) and the migration waits for it:
   settled), the only write a crash cannot do without. It need not be durable when it returns,
   only certain to survive a crash of this process, when the first change it alone tells of
   repeats visibly (:meth:`ProgressTracker._may_defer`): then the migration does not wait for
-  it (an unsynced append on SQLite, an UPDATE sent ahead on MySQL);
+  it to reach the disk (an unsynced append on SQLite; on MySQL a row of a MEMORY table, sent
+  ahead: :meth:`~alembic_deploy.journal.Journal.progress`);
 * after it: only when the schema could not tell afterwards whether it ran (:func:`effect_of`
   found no table, column, index or constraint it creates or drops). Otherwise the ``running``
   record is settled by looking at the schema (:mod:`.recovery`) or by the next write;
@@ -447,8 +448,8 @@ def commits_by_itself(backend: str, kind: str, inside_transaction: bool | None, 
 #: Takes the progress as JSON (:meth:`Progress.to_json`) and whether the write must be durable
 #: when it returns. When told it need not be (see :func:`repeats_visibly` and
 #: :meth:`ProgressTracker._may_defer`), it must still survive a crash of this process: the SQLite
-#: lock file skips its fdatasync; the MySQL journal UPDATE is sent without waiting for its reply
-#: (:meth:`~alembic_deploy.journal.Journal.progress`).
+#: lock file skips its fdatasync; on MySQL the record goes to a MEMORY table, sent without waiting
+#: for its reply (:meth:`~alembic_deploy.journal.Journal.progress`).
 Writer = Callable[[str, bool], None]
 
 
