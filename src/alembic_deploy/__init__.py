@@ -20,10 +20,27 @@ from .errors import (  # noqa: E402
     MigrationFailed,
     PartialMigration,
 )
-from .guard import SchemaCheck  # noqa: E402
-from .guard import check as check_schema  # noqa: E402
 from .settings import Settings  # noqa: E402
-from .steps.health import wait_healthy  # noqa: E402
+
+# The app-side guard and the health gate load on first use: the CLI imports this package on
+# every run and needs neither for most of them.
+_LAZY = {
+    "SchemaCheck": ("guard", "SchemaCheck"),
+    "check_schema": ("guard", "check"),
+    "wait_healthy": ("steps.health", "wait_healthy"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module, attr = _LAZY[name]
+    value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AlembicDeployError",

@@ -45,6 +45,10 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
         url = url.set(drivername=f"{url.get_backend_name()}+{backend.sync_drivers[driver]}")
     elif "+" not in url.drivername and backend.name == "postgresql":
         url = url.set(drivername=_default_pg_driver())
+    if url.get_driver_name() == "pymysql":
+        from .drivers import share_pymysql_default_tls
+
+        share_pymysql_default_tls()
     try:
         engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args())
     except (NoSuchModuleError, ImportError) as exc:
@@ -67,8 +71,7 @@ def _default_pg_driver() -> str:
 def adopt(engine: Engine, spare: DirectConnection) -> None:
     """Let ``engine``'s first connect take over ``spare``, the session the fast path opened before
     it declined, instead of opening one: it does when it would have connected the same way
-    (:meth:`~.fastpath.direct.DirectConnection.hand_over`). With PyMySQL a connect builds a TLS
-    context, ~20 ms."""
+    (:meth:`~.fastpath.direct.DirectConnection.hand_over`): a connect is a round trip or more."""
     from sqlalchemy import event
 
     pending = [spare]
