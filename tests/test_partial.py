@@ -17,6 +17,7 @@ from alembic_deploy.steps.progress import (
     DML,
     READ,
     Effect,
+    autocommit_probe,
     classify,
     commits_by_itself,
     effect_of,
@@ -142,6 +143,23 @@ def test_fingerprints_match_across_online_and_offline_renderings():
 )
 def test_which_statements_commit_by_themselves(backend, kind, in_transaction, autocommit, commits):
     assert commits_by_itself(backend, kind, in_transaction, autocommit) is commits
+
+
+def test_the_autocommit_probe_follows_the_sessions_mode_as_autocommit_block_changes_it(db):
+    """The probe is found once per migrating connection and read before every statement; alembic's
+    autocommit_block() switches the same DBAPI connection to autocommit and back mid-run."""
+    engine = sa.create_engine(db.url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            dbapi = conn.connection.dbapi_connection
+            probe = autocommit_probe(dbapi)
+            assert probe() is False
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            assert probe() is True
+            conn.execution_options(isolation_level=conn.default_isolation_level)
+            assert probe() is False
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(params=["mysql", "sqlite"])

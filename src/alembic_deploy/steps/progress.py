@@ -408,19 +408,28 @@ def _probe_or_none(probe: Callable[[Any], Any], raw: Any) -> bool | None:
         return None
 
 
-def autocommit(dbapi_connection: Any) -> bool:
-    """Is the session in autocommit mode (alembic's ``autocommit_block``, an AUTOCOMMIT engine)?"""
+def autocommit_probe(dbapi_connection: Any) -> Callable[[], bool]:
+    """A function telling whether this connection's session is in autocommit mode now (alembic's
+    ``autocommit_block``, an AUTOCOMMIT engine). Where the driver
+    keeps that is found once (asked before every statement of the migration, the search cost
+    several attribute misses, each an exception, per statement); the mode itself is read at
+    each call, since ``autocommit_block()`` changes it mid-run."""
     for obj in (dbapi_connection, _driver(dbapi_connection)):
         value = getattr(obj, "autocommit", None)
-        if isinstance(value, bool):
-            return value
+        if isinstance(value, bool):  # psycopg 2 and 3, SQLAlchemy's asyncpg adapter
+            return lambda: bool(obj.autocommit)
         getter = getattr(obj, "get_autocommit", None)
-        if callable(getter):
-            try:
-                return bool(getter())
-            except Exception:  # noqa: BLE001
-                return False
-    return getattr(_driver(dbapi_connection), "isolation_level", "") is None  # sqlite3
+        if callable(getter):  # PyMySQL, mysqlclient
+            return lambda: _autocommit_or_false(getter)
+    driver = _driver(dbapi_connection)
+    return lambda: getattr(driver, "isolation_level", "") is None  # sqlite3
+
+
+def _autocommit_or_false(getter: Callable[[], Any]) -> bool:
+    try:
+        return bool(getter())
+    except Exception:  # noqa: BLE001 - a closed connection
+        return False
 
 
 def commits_by_itself(backend: str, kind: str, inside_transaction: bool | None, auto: bool) -> bool:
@@ -482,6 +491,7 @@ class ProgressTracker:
         self._current: RevisionProgress | None = None
         self._commit_pending = False
         self._in_transaction: Callable[[], bool | None] = lambda: None
+        self._autocommit: Callable[[], bool] = lambda: False
         #: Records written since the last durable one (in the revision in flight) may be lost
         #: with the machine or the server: True once the first change they alone know of
         #: repeats visibly, None while there are none.
@@ -501,6 +511,7 @@ class ProgressTracker:
         self._connection = connection
         self._dbapi = connection.connection.dbapi_connection
         self._in_transaction = transaction_probe(self._dbapi)
+        self._autocommit = autocommit_probe(self._dbapi)
         self.progress.session = session if isinstance(session, (int, str)) else None
         self.progress.version_table = version_table
         self.progress.version_table_schema = version_table_schema
@@ -599,7 +610,7 @@ class ProgressTracker:
             return
         text = _literal(statement, parameters, context, executemany)
         kind = classify(text)
-        may = commits_by_itself(self.backend, kind, self._in_transaction(), autocommit(self._dbapi))
+        may = commits_by_itself(self.backend, kind, self._in_transaction(), self._autocommit())
         committed: list[Statement] = []
         if may and kind == DDL and self.backend in ("mysql", "mariadb"):
             # MySQL commits the open transaction before it runs a DDL statement.
