@@ -410,10 +410,10 @@ def _probe_or_none(probe: Callable[[Any], Any], raw: Any) -> bool | None:
 
 def autocommit_probe(dbapi_connection: Any) -> Callable[[], bool]:
     """A function telling whether this connection's session is in autocommit mode now (alembic's
-    ``autocommit_block``, an AUTOCOMMIT engine). Where the driver
-    keeps that is found once (asked before every statement of the migration, the search cost
-    several attribute misses, each an exception, per statement); the mode itself is read at
-    each call, since ``autocommit_block()`` changes it mid-run."""
+    ``autocommit_block``, an AUTOCOMMIT engine). Where the driver keeps that is found once: it is
+    asked before every statement of the migration, and the search costs several attribute misses,
+    each an exception. The mode itself is read at each call (``autocommit_block()`` changes it
+    mid-run)."""
     for obj in (dbapi_connection, _driver(dbapi_connection)):
         value = getattr(obj, "autocommit", None)
         if isinstance(value, bool):  # psycopg 2 and 3, SQLAlchemy's asyncpg adapter
