@@ -100,6 +100,11 @@ def nontx_db(request: pytest.FixtureRequest) -> Database:
     return request.getfixturevalue("mysql_db" if request.param == "mysql" else "sqlite_db")
 
 
+#: How long after a statement of the slow project is journaled as begun a kill lands in the ~0.2 s
+#: pause that follows it (the statement itself takes milliseconds).
+PAUSE_LANDING = 0.06
+
+
 def latest_progress(db: Database) -> tuple[dict, dict | None]:
     """The newest journal row and its progress (None before it has any)."""
     if not db.has_table("alembic_deploy_history"):
@@ -125,15 +130,28 @@ def latest_progress(db: Database) -> tuple[dict, dict | None]:
     return row, progress
 
 
-def kill_when(proc, db: Database, done: int, timeout: float = 60, signum: int = signal.SIGKILL) -> dict:  # noqa: ANN001
+def kill_when(  # noqa: ANN201
+    proc, db: Database, done: int | None = None, timeout: float = 60, signum: int = signal.SIGKILL,  # noqa: ANN001
+    started: int | None = None, delay: float = 0.0,
+) -> dict:
     """Signal ``proc`` (SIGKILL) as soon as the journal shows ``done`` statements of the revision in
-    flight committed; returns that row."""
+    flight committed, or statement number ``started`` begun, then ``delay`` seconds later; returns
+    that row.
+
+    A commit is journaled only with the next write (after the pause that follows it, or before the
+    next statement that commits by itself), so ``done`` is seen at most a few milliseconds before
+    the statement after it ends. ``started`` with a ``delay`` lands the signal inside the pause
+    that follows statement ``started`` (the slow project's pauses last ~0.2 s)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         row, progress = latest_progress(db)
         if progress and progress["revisions"]:
             statements = progress["revisions"][0]["statements"]
-            if sum(1 for s in statements if s["committed"] and s["kind"] != "read") >= done:
+            committed = sum(1 for s in statements if s["committed"] and s["kind"] != "read")
+            if (done is not None and committed >= done) or (
+                started is not None and any(s["n"] >= started for s in statements)
+            ):
+                time.sleep(delay)
                 os.kill(proc.pid, signum)
                 proc.wait(timeout=30)
                 return row
@@ -164,21 +182,22 @@ def test_a_repair_killed_midway_is_found_and_repaired_again(nontx_db, make_proje
     reference = schema_snapshot(db.url)
     drop_all(db.url)
 
-    # b1_accounts: CREATE TABLE, pause, ADD COLUMN, pause, CREATE UNIQUE INDEX. Killed after the first.
+    # b1_accounts: CREATE TABLE, pause, ADD COLUMN, pause, CREATE UNIQUE INDEX. Killed in the
+    # pause after the first.
     upgrade = spawn_cli(project, "upgrade", url=db.url)
-    kill_when(upgrade, db, done=1)
+    kill_when(upgrade, db, started=1, delay=PAUSE_LANDING)
     refused = run_cli(project, "upgrade", url=db.url)
     assert refused.returncode == 8, refused.output
     assert "crashed while applying revision b1_accounts, leaving it partly applied" in refused.stderr
 
-    # The repair is killed too, once it ran ADD COLUMN (its second statement of the revision).
+    # The repair is killed too, in the pause after ADD COLUMN (the second change of the revision).
     repair = spawn_cli(project, "repair", "--resume", url=db.url)
-    row = kill_when(repair, db, done=2)
+    row = kill_when(repair, db, started=3, delay=PAUSE_LANDING)
     assert row["command"] == "repair"
 
     again = run_cli(project, "repair", url=db.url)
     assert again.returncode == 8, again.output
-    assert "Revision b1_accounts is partly applied: statement(s) 1, 3 of its 5" in again.stderr
+    assert "Revision b1_accounts is partly applied: statement(s) 1, 3 of its 5" in again.stderr, again.stderr
     assert f"left by: journal #{row['id']}: repair on host" in again.stderr and "crashed" in again.stderr
     resumed = run_cli(project, "repair", "--resume", url=db.url)
     assert resumed.returncode == 0, resumed.output

@@ -19,7 +19,7 @@ def pause() -> None:
     elif dialect in ("mysql", "mariadb"):
         op.execute("SELECT SLEEP(0.2)")
     else:  # SQLite has no sleep function: a recursive count of about the same length
-        op.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 150000) SELECT COUNT(*) FROM c")
+        op.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) SELECT COUNT(*) FROM c")
 
 
 def upgrade() -> None:
