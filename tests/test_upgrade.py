@@ -301,11 +301,14 @@ def test_pymysql_connections_without_tls_options_share_one_context_and_others_ke
     import ssl
 
     import pymysql
+    import pymysql.connections
     from alembic_deploy.drivers import share_pymysql_default_tls
     from sqlalchemy.engine import make_url
 
     share_pymysql_default_tls()
-    share_pymysql_default_tls()  # idempotent: still one wrapper, one context
+    wrapper = pymysql.connections.Connection._create_ssl_ctx
+    share_pymysql_default_tls()
+    assert pymysql.connections.Connection._create_ssl_ctx is wrapper  # idempotent: not wrapped twice
     url = make_url(mysql_db.url)
     args = {"host": url.host, "port": url.port, "user": url.username, "database": url.database}
     first, second = (pymysql.connect(**args) for _ in range(2))
