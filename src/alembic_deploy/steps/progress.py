@@ -53,6 +53,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -408,28 +409,24 @@ def _probe_or_none(probe: Callable[[Any], Any], raw: Any) -> bool | None:
         return None
 
 
+_GET_AUTOCOMMIT: Final = operator.methodcaller("get_autocommit")
+
+
 def autocommit_probe(dbapi_connection: Any) -> Callable[[], bool]:
     """A function telling whether this connection's session is in autocommit mode now (alembic's
     ``autocommit_block``, an AUTOCOMMIT engine). Where the driver keeps that is found once: it is
     asked before every statement of the migration, and the search costs several attribute misses,
     each an exception. The mode itself is read at each call (``autocommit_block()`` changes it
     mid-run)."""
-    for obj in (dbapi_connection, _driver(dbapi_connection)):
+    driver = _driver(dbapi_connection)
+    for obj in (dbapi_connection, driver):
         value = getattr(obj, "autocommit", None)
         if isinstance(value, bool):  # psycopg 2 and 3, SQLAlchemy's asyncpg adapter
             return lambda: bool(obj.autocommit)
-        getter = getattr(obj, "get_autocommit", None)
-        if callable(getter):  # PyMySQL, mysqlclient
-            return lambda: _autocommit_or_false(getter)
-    driver = _driver(dbapi_connection)
+        if callable(getattr(obj, "get_autocommit", None)):  # PyMySQL, mysqlclient
+            # A closed connection raises: not in autocommit mode.
+            return lambda: _probe_or_none(_GET_AUTOCOMMIT, obj) is True
     return lambda: getattr(driver, "isolation_level", "") is None  # sqlite3
-
-
-def _autocommit_or_false(getter: Callable[[], Any]) -> bool:
-    try:
-        return bool(getter())
-    except Exception:  # noqa: BLE001 - a closed connection
-        return False
 
 
 def commits_by_itself(backend: str, kind: str, inside_transaction: bool | None, auto: bool) -> bool:
