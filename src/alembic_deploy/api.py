@@ -11,12 +11,12 @@ The upgrade pipeline, one step module each::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import AlembicDeployError, CheckRefused, Interrupted, MigrationFailed, PartialMigration
+from .heap import RunHeap
 from .project import ProjectConfig, read_project
 from .report import DeployReport, RevisionResult
 from .secrets import mask_url, scrub
@@ -165,27 +165,31 @@ def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) 
 
     echo = echo or _quiet
     report = _new_report("upgrade", target, settings)
-    with interruptible() as interrupt:
+    with interruptible() as interrupt, RunHeap() as heap:
         try:
             # A health gate is asked for explicitly: it runs even when there is nothing to migrate.
             spare: list[DirectConnection] = []
             if settings.fast_path and not settings.x and not settings.wait_healthy:
                 from .fastpath import try_noop
 
-                if try_noop(settings, target, report, keep=spare.append):
-                    return report
-            deployment = Deployment.open(settings, echo, spare[0] if spare else None)
+                with heap.loading():
+                    if try_noop(settings, target, report, keep=spare.append):
+                        return report
+            with heap.loading():
+                deployment = Deployment.open(settings, echo, spare[0] if spare else None)
         except AlembicDeployError as exc:
             raise _fail(report, exc, "interrupted" if isinstance(exc, Interrupted) else "refused") from None
         report.database = deployment.masked_url
         report.backend = deployment.backend.name
         try:
-            return _upgrade(deployment, target, report, interrupt)
+            return _upgrade(deployment, target, report, interrupt, heap)
         finally:
             deployment.close()
 
 
-def _upgrade(deployment: Deployment, target: str, report: DeployReport, interrupt: Any) -> DeployReport:
+def _upgrade(
+    deployment: Deployment, target: str, report: DeployReport, interrupt: Any, heap: RunHeap,
+) -> DeployReport:
     from .steps import recovery
     from .steps.health import health_gate
     from .steps.preflight import check_heads
@@ -198,11 +202,12 @@ def _upgrade(deployment: Deployment, target: str, report: DeployReport, interrup
     try:
         deployment.wait(report)
         health_gate(settings, report, echo)
-        project = deployment.alembic_project()
-        check_heads(project, target)
+        with heap.loading():
+            project = deployment.alembic_project()
+            check_heads(project, target)
         expected = project.resolve(target)
         started = time.monotonic()
-        with deployment.lock() as lock, _settled_heap():
+        with deployment.lock() as lock, heap.migrating():
             report.lock_wait_seconds = round(lock.waited, 4)
             report.step("lock", started)
             journal = deployment.journal(lock)
@@ -250,21 +255,6 @@ def _upgrade(deployment: Deployment, target: str, report: DeployReport, interrup
         error = interrupt.error()
         _record_failure(report, journal, error)
         raise error from None
-
-
-@contextmanager
-def _settled_heap() -> Iterator[None]:
-    """Exempt what is loaded so far (Alembic, SQLAlchemy, every revision module) from the cyclic
-    garbage collector's full passes while migrating, and give it back afterwards. Those objects
-    live as long as the run; walking them again on each full pass cost a full upgrade of 500
-    revisions ~0.1 s (``gc.freeze``: the objects are still freed by reference counting)."""
-    import gc
-
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _progress_writers(journal: Journal, lock: MigrationLock, report: DeployReport) -> tuple[Writer, Writer]:
