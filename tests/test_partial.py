@@ -305,3 +305,24 @@ def test_postgresql_autocommit_block_half_done_is_partial_too(pg_db, make_projec
     assert final.returncode == 0, final.output
     assert pg_db.versions() == ["a4_concurrent_indexes"]
     assert schema_snapshot(pg_db.url) == reference
+
+
+def test_a_partial_revision_of_another_project_sharing_the_database_is_named_as_such(nontx_db, make_project):
+    """Two projects migrate one database, each with its own version table (so they share the lock
+    and, by default, the journal): the second is refused over the first's partial revision, and
+    told whose it is, not offered repairs its scripts cannot do."""
+    db = nontx_db
+    make_partial(make_project("partial"), db)
+    other = make_project("custom_version_table")
+    refused = run_cli(other, "upgrade", url=db.url)
+    message = assert_failed_cleanly(refused, 8, *secrets_of(db))
+    assert message.startswith("Revision a4_profiles is partly applied: statement(s) 1, 2 were committed")
+    assert "whose version table alembic_version says a3_seed" in message
+    assert "these migration scripts do not contain a4_profiles: it belongs to another Alembic project" in message
+    assert "--journal-table" in message
+    assert "  ran: 1. ALTER TABLE users ADD COLUMN nickname VARCHAR(50); 2. CREATE INDEX ix_users_nickname" in (
+        refused.stderr)
+    assert "--resume" not in refused.stderr  # its scripts could not do it
+    # Nothing of either project moved, and the other project's version table was never created.
+    assert db.versions() == ["a3_seed"]
+    assert not db.has_table("deploy_versions")

@@ -197,6 +197,8 @@ class Partial:
         from .repair import OPTIONS, plan_resume, plan_rollback
 
         row, rev = self.row, self.revision
+        if not self.project.knows(rev):
+            return self._foreign_error()
         try:
             total: int | None = len(self.statements())
         except ValueError:
@@ -240,6 +242,27 @@ class Partial:
             f"fail on them, so nothing was migrated.{unsure} Resolve it with `alembic-deploy repair` and "
             "one of --resume, --rollback-partial or --mark-applied (see options below), then deploy again.",
             **fields,
+        )
+
+    def _foreign_error(self) -> PartialMigration:
+        """The revision is not in these scripts: another project migrating this database (its own
+        version table, the same lock and journal table) or newer code left it; only that code can
+        repair it."""
+        row, rev, table = self.row, self.revision, self.progress.version_table
+        what = (f"statement(s) {_numbers(self.applied)} were committed" if self.applied
+                else f"statement(s) {_numbers(self.uncertain)} may have been committed")
+        return PartialMigration(
+            f"Revision {rev} is partly applied: {what} by an earlier run (journal #{row['id']}, "
+            f"{row['outcome']}) whose version table {table} says {', '.join(self.versions) or '<base>'}, "
+            f"but these migration scripts do not contain {rev}: it belongs to another Alembic project "
+            "that migrates this database and shares this journal table, or to newer code. Nothing was "
+            "migrated. Repair it with that code (`alembic-deploy repair` in its folder), then deploy "
+            "again; projects sharing a database should keep a journal table each (--journal-table).",
+            revision=rev,
+            **{"version table": table,
+               "left by": f"journal #{row['id']}: {row['command']} on host {row['host']} (pid {row['pid']}), "
+                          f"{row['outcome']}",
+               "ran": _listing(self.applied) or "-"},
         )
 
     def not_run_listing(self) -> str:
