@@ -203,11 +203,7 @@ class Partial:
             total: int | None = len(self.statements())
         except ValueError:
             total = None
-        of = f" of its {total}" if total is not None else ""
-        if self.applied:
-            what = f"statement(s) {_numbers(self.applied)}{of} were committed"
-        else:
-            what = f"statement(s) {_numbers(self.uncertain)}{of} may have been committed"
+        what = self._what(f" of its {total}" if total is not None else "")
         where = {
             "postgresql": "they ran outside a transaction (an autocommit block)",
             "sqlite": "alembic runs SQLite DDL outside a transaction (pysqlite opens one only before DML)",
@@ -225,8 +221,7 @@ class Partial:
         options.append(f"--mark-applied ({OPTIONS['mark-applied']})")
         fields: dict[str, Any] = {
             "revision": f"{rev} ({describe(self.project, rev)})",
-            "left by": f"journal #{row['id']}: {row['command']} on host {row['host']} (pid {row['pid']}), "
-                       f"{row['outcome']}",
+            "left by": self._left_by(),
             "ran": _listing(self.applied) or "-",
         }
         if self.uncertain:
@@ -249,21 +244,26 @@ class Partial:
         version table, the same lock and journal table) or newer code left it; only that code can
         repair it."""
         row, rev, table = self.row, self.revision, self.progress.version_table
-        what = (f"statement(s) {_numbers(self.applied)} were committed" if self.applied
-                else f"statement(s) {_numbers(self.uncertain)} may have been committed")
         return PartialMigration(
-            f"Revision {rev} is partly applied: {what} by an earlier run (journal #{row['id']}, "
+            f"Revision {rev} is partly applied: {self._what()} by an earlier run (journal #{row['id']}, "
             f"{row['outcome']}) whose version table {table} says {', '.join(self.versions) or '<base>'}, "
             f"but these migration scripts do not contain {rev}: it belongs to another Alembic project "
             "that migrates this database and shares this journal table, or to newer code. Nothing was "
             "migrated. Repair it with that code (`alembic-deploy repair` in its folder), then deploy "
             "again; projects sharing a database should keep a journal table each (--journal-table).",
             revision=rev,
-            **{"version table": table,
-               "left by": f"journal #{row['id']}: {row['command']} on host {row['host']} (pid {row['pid']}), "
-                          f"{row['outcome']}",
-               "ran": _listing(self.applied) or "-"},
+            **{"version table": table, "left by": self._left_by(), "ran": _listing(self.applied) or "-"},
         )
+
+    def _what(self, of: str = "") -> str:
+        """What of the revision is durable (``of``: " of its N" when its statements are known)."""
+        if self.applied:
+            return f"statement(s) {_numbers(self.applied)}{of} were committed"
+        return f"statement(s) {_numbers(self.uncertain)}{of} may have been committed"
+
+    def _left_by(self) -> str:
+        row = self.row
+        return f"journal #{row['id']}: {row['command']} on host {row['host']} (pid {row['pid']}), {row['outcome']}"
 
     def not_run_listing(self) -> str:
         try:
