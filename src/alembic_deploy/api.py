@@ -169,13 +169,12 @@ def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) 
         try:
             # A health gate is asked for explicitly: it runs even when there is nothing to migrate.
             spare: list[DirectConnection] = []
-            if settings.fast_path and not settings.x and not settings.wait_healthy:
-                from .fastpath import try_noop
+            with heap.loading():
+                if settings.fast_path and not settings.x and not settings.wait_healthy:
+                    from .fastpath import try_noop
 
-                with heap.loading():
                     if try_noop(settings, target, report, keep=spare.append):
                         return report
-            with heap.loading():
                 deployment = Deployment.open(settings, echo, spare[0] if spare else None)
         except AlembicDeployError as exc:
             raise _fail(report, exc, "interrupted" if isinstance(exc, Interrupted) else "refused") from None
