@@ -26,6 +26,24 @@ def test_alembic_logs_each_revision_as_under_plain_alembic(sqlite_db, make_proje
     assert "Running upgrade  -> a1_users" in run.stderr and "Running upgrade a1_users -> a2_" in run.stderr
 
 
+def test_a_long_plan_is_announced_in_one_short_line(sqlite_db, make_project):
+    """Hundreds of pending revisions are not listed on one line: the first and last few and a
+    count, since each is named again as it is applied."""
+    project = make_project("sync")
+    down = "a3_seed"
+    for n in range(4, 10):
+        (project / "migrations" / "versions" / f"a{n}_noop.py").write_text(
+            f'revision = "a{n}_noop"\ndown_revision = "{down}"\nbranch_labels = depends_on = None\n\n\n'
+            "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
+        )
+        down = f"a{n}_noop"
+    run = run_cli(project, "upgrade", url=sqlite_db.url)
+    assert run.returncode == 0, run.output
+    line = next(line for line in run.stderr.splitlines() if line.startswith("Applying"))
+    assert line == "Applying 9 revision(s): a1_users, a2_users_email_index, a3_seed, a4_noop, ... (3 more) ..., a8_noop, a9_noop"
+    assert all(f"applied a{n}_" in run.stderr for n in range(1, 10))
+
+
 # -- where the URL comes from -------------------------------------------------------------------
 def test_sqlite_url_from_the_ini_with_here(make_project, tmp_path):
     project = make_project("ini_url")

@@ -308,7 +308,7 @@ def _observer(
         session.planned(planned)
         tracker.plan([rev for rev, _ in planned])
         if planned:
-            echo(f"Applying {len(planned)} revision(s): {', '.join(r for r, _ in planned)}")
+            echo(f"Applying {len(planned)} revision(s): {plan_summary([r for r, _ in planned])}")
 
     def on_revision_start(rev: str, options: dict[str, Any]) -> None:
         session.revision_started(rev, options)
@@ -324,6 +324,15 @@ def _observer(
         on_configured=on_configured, on_revision=on_revision, on_plan=on_plan,
         on_revision_start=on_revision_start,
     )
+
+
+def plan_summary(revisions: list[str], shown: int = 6) -> str:
+    """The revisions a run will apply, in one readable line: all of them when few, else the first
+    and the last few around a count of those left out (each is named again as it is applied)."""
+    if len(revisions) <= shown:
+        return ", ".join(revisions)
+    head, tail = revisions[: shown - 2], revisions[-2:]
+    return f"{', '.join(head)}, ... ({len(revisions) - shown} more) ..., {', '.join(tail)}"
 
 
 def _migration_error(
