@@ -186,12 +186,14 @@ def make_projects(root: Path, revisions: int) -> dict[str, Path]:
 
 
 def alternate(runs: int, step: Callable[[str, bool], tuple[float, float]]) -> dict[str, Timing]:
-    """Warm-up A, B, then A B A B ...; ``step(tool, timed)`` does one run."""
+    """Warm-up A, B, then A B B A A B ...: each tool goes first in half the pairs, so neither
+    always runs right after the other (whose database was just dropped) nor always earlier in a
+    slow drift of the machine. ``step(tool, timed)`` does one run."""
     timings = {tool: Timing() for tool in TOOLS}
     for tool in TOOLS:
         step(tool, False)
-    for _ in range(runs):
-        for tool in TOOLS:
+    for index in range(runs):
+        for tool in (TOOLS if index % 2 == 0 else TOOLS[::-1]):
             wall, cpu = step(tool, True)
             timings[tool].samples.append(round(wall, 4))
             timings[tool].cpu.append(round(cpu, 4))
