@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -132,7 +133,7 @@ def latest_progress(db: Database) -> tuple[dict, dict | None]:
 
 def kill_when(  # noqa: ANN201
     proc, db: Database, done: int | None = None, timeout: float = 60, signum: int = signal.SIGKILL,  # noqa: ANN001
-    started: int | None = None, delay: float = 0.0,
+    started: int | None = None, delay: float = 0.0, revision: str | None = None,
 ) -> dict:
     """Signal ``proc`` (SIGKILL) as soon as the journal shows ``done`` statements of the revision in
     flight committed, or statement number ``started`` begun, then ``delay`` seconds later; returns
@@ -141,11 +142,12 @@ def kill_when(  # noqa: ANN201
     A commit is journaled only with the next write (after the pause that follows it, or before the
     next statement that commits by itself), so ``done`` is seen at most a few milliseconds before
     the statement after it ends. ``started`` with a ``delay`` lands the signal inside the pause
-    that follows statement ``started`` (the slow project's pauses last ~0.2 s)."""
+    that follows statement ``started`` (the slow project's pauses last ~0.2 s). ``revision``: only
+    once that revision is in flight (default: whichever is)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         row, progress = latest_progress(db)
-        if progress and progress["revisions"]:
+        if progress and progress["revisions"] and revision in (None, progress["revisions"][0]["revision"]):
             statements = progress["revisions"][0]["statements"]
             committed = sum(1 for s in statements if s["committed"] and s["kind"] != "read")
             if (done is not None and committed >= done) or (
@@ -173,6 +175,31 @@ def test_sigterm_after_a_committed_statement_exits_9_and_the_next_run_exits_8(no
     assert re.search(r"Revision b1_accounts is partly applied: statement\(s\) 1(, 3)? of its 5 were committed",
                      refused.stderr), refused.stderr
     assert "(journal #1, interrupted)" in refused.stderr
+
+
+def test_after_a_kill_mid_revision_the_previous_release_refuses_rather_than_a_silent_noop(nontx_db, make_project):
+    """The deploy is rolled back to the previous release, whose scripts end one revision earlier,
+    after the new one was killed inside that revision: the database's version table says exactly
+    the old release's head, so only the kill's progress record tells that the newer revision had
+    started. The old release must refuse (exit 8), not report a no-op over a half-applied revision."""
+    db = nontx_db
+    project = make_project("slow")
+    # b2_orders: CREATE TABLE, pause, CREATE INDEX, pause, INSERT, pause. Killed after the first.
+    upgrade = spawn_cli(project, "upgrade", url=db.url)
+    kill_when(upgrade, db, started=1, delay=PAUSE_LANDING, revision="b2_orders")
+    assert db.versions() == ["b1_accounts"] and db.has_table("orders")
+
+    versions = project / "migrations" / "versions"  # the previous release: b1_accounts is its head
+    for path in (*versions.glob("b2_*.py"), *versions.glob("b3_*.py"), versions / "__pycache__"):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    refused = run_cli(project, "upgrade", url=db.url)
+    assert refused.returncode == 8, refused.output
+    assert "Revision b2_orders is partly applied" in refused.stderr
+    assert "these migration scripts do not contain b2_orders" in refused.stderr
+    assert "ran: 1. CREATE TABLE orders" in refused.stderr
+    assert "Traceback" not in refused.output
+    assert db.versions() == ["b1_accounts"] and db.has_table("orders")
+    assert [r["outcome"] for r in db.journal()] == ["crashed", "refused"]
 
 
 def test_a_repair_killed_midway_is_found_and_repaired_again(nontx_db, make_project):
