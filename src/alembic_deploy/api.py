@@ -308,7 +308,7 @@ def _observer(
         session.planned(planned)
         tracker.plan([rev for rev, _ in planned])
         if planned:
-            echo(f"Applying {len(planned)} revision(s): {plan_summary([r for r, _ in planned])}")
+            echo(f"Applying {len(planned)} revision(s): {_plan_summary([r for r, _ in planned])}")
 
     def on_revision_start(rev: str, options: dict[str, Any]) -> None:
         session.revision_started(rev, options)
@@ -326,7 +326,7 @@ def _observer(
     )
 
 
-def plan_summary(revisions: list[str], shown: int = 6) -> str:
+def _plan_summary(revisions: list[str], shown: int = 6) -> str:
     """The revisions a run will apply, in one readable line: all of them when few, else the first
     and the last few around a count of those left out (each is named again as it is applied)."""
     if len(revisions) <= shown:
