@@ -9,6 +9,7 @@ import os
 
 import pytest
 from helpers import Database, run_cli, set_ini_url
+from lockscene import write_revision
 
 SEED = "SELECT COUNT(*) FROM users WHERE email = 'seed@example.com'"
 
@@ -32,11 +33,7 @@ def test_a_long_plan_is_announced_in_one_short_line(sqlite_db, make_project):
     project = make_project("sync")
     down = "a3_seed"
     for n in range(4, 10):
-        (project / "migrations" / "versions" / f"a{n}_noop.py").write_text(
-            f'revision = "a{n}_noop"\ndown_revision = "{down}"\nbranch_labels = depends_on = None\n\n\n'
-            "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
-        )
-        down = f"a{n}_noop"
+        down = write_revision(project, f"a{n}_noop", down, "    pass").stem
     run = run_cli(project, "upgrade", url=sqlite_db.url)
     assert run.returncode == 0, run.output
     line = next(line for line in run.stderr.splitlines() if line.startswith("Applying"))
