@@ -121,6 +121,32 @@ def test_a_recorded_statement_is_journaled_as_its_masked_excerpt_never_its_text(
     assert (settled.fp, settled.effect, settled.applied) == (column.fp, column.effect, True)
 
 
+@pytest.mark.parametrize("session", [None, 4711, "12:34"])
+def test_progress_json_is_the_dataclass_dict_and_reads_back(session):
+    """to_json assembles the JSON by hand (it runs before every statement that commits by
+    itself); it must hold exactly what dataclasses.asdict holds, and from_dict must read it."""
+    from dataclasses import asdict
+
+    from alembic_deploy.steps.progress import Progress, RevisionProgress, Statement
+
+    running = record(1, "\nCREATE TABLE \"Notes\" (\n\tbody VARCHAR(20) DEFAULT 'é\\\"'\n)\n", may_commit=True)
+    failed = record(2, "UPDATE notes SET body = 'x' WHERE id = 1")
+    failed.state = "failed"
+    done = Statement(1, "ALTER TABLE t ADD COLUMN c INT", "fp", DDL, "done", True, True,
+                     {"kind": "column", "table": "t", "name": "c", "creates": True, "schema": None})
+    odd = Statement(2, "SELECT 1", "fp2", READ, effect={"kind": "table", "name": "x"})  # not Effect's keys
+    progress = Progress(
+        "mysql", "versions", "app", session=session, planned_count=3, planned_last="r2",
+        revisions=[RevisionProgress("r1", [done, odd], stamped=True),
+                   RevisionProgress("r2", [running, failed], failed=failed)],
+        repair={"action": "resume", "revision": "r2"},
+    )
+    text = progress.to_json()
+    assert json.loads(text) == asdict(progress)
+    assert Progress.from_dict(json.loads(text)) == progress
+    assert json.loads(Progress("sqlite").to_json()) == asdict(Progress("sqlite"))
+
+
 def test_fingerprints_match_across_online_and_offline_renderings():
     online = "\nCREATE TABLE notes (\n\tid INTEGER NOT NULL AUTO_INCREMENT, \n\t`body` VARCHAR(200)\n)\n\n"
     offline = "CREATE TABLE notes (\n    id INTEGER NOT NULL AUTO_INCREMENT, \n    body VARCHAR(200)\n);"

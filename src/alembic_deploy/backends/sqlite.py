@@ -122,19 +122,23 @@ class ProgressLog:
         self.unsaved = False
         #: The last record of a holder that died before saving it; kept in the file until adopted.
         self.inherited = inherited
+        #: (journal id, the start of its records): the same for every record of a run.
+        self._opening: tuple[int | None, str] | None = None
         if inherited is not None:
-            self._write_line(json.dumps(inherited, separators=(",", ":")))
+            self._write_line(json.dumps(inherited, separators=(",", ":")) + "\n")
 
     def append(self, journal_id: int | None, progress: str, sync: bool = True) -> None:
         """Append ``progress`` (JSON) as the newest record: durably (fdatasync) when ``sync``,
         else only as far as a process crash goes (the page cache outlives the process). The
         next synced record makes the earlier ones durable too."""
-        self._write_line(f'{{"journal_id":{json.dumps(journal_id)},"pid":{os.getpid()},"progress":{progress}}}', sync)
+        if self._opening is None or self._opening[0] != journal_id:
+            self._opening = (journal_id, f'{{"journal_id":{json.dumps(journal_id)},"pid":{os.getpid()},"progress":')
+        self._write_line(f"{self._opening[1]}{progress}}}\n", sync)
         self.unsaved = True
 
     def _write_line(self, line: str, sync: bool = True) -> None:
         os.lseek(self.fd, 0, os.SEEK_END)
-        os.write(self.fd, (line + "\n").encode())
+        os.write(self.fd, line.encode())
         if sync:
             os.fdatasync(self.fd)
 

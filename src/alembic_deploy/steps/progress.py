@@ -87,8 +87,10 @@ _SECRET_LITERAL = re.compile(r"(?i)\b(identified\s+by|password)\s+('[^']*'|\"[^\
 
 def classify(sql: str) -> str:
     """``read``, ``ddl`` or ``dml`` (any statement that may change data, unknown ones included)."""
-    text = _LEADING_NOISE.sub("", sql)
-    word = text.split(None, 1)[0].lower() if text.strip() else ""
+    text = sql.lstrip()
+    if text.startswith(("--", "/*", "(")):
+        text = _LEADING_NOISE.sub("", text)
+    word = text.split(None, 1)[0].lower() if text else ""
     if word in _DDL_WORDS:
         return DDL
     if word in ("select", "with", "values", "table"):
@@ -200,6 +202,8 @@ _MORE_CLAUSES = re.compile(r",\s*(add|drop|modify|change|alter|rename)\b", re.I)
 def _split_id(raw: str | None) -> tuple[str | None, str | None]:
     if raw is None:
         return None, None
+    if "." not in raw:
+        return None, raw.strip().strip('`"').lower()
     parts = [p.strip().strip('`"') for p in raw.split(".")]
     return (parts[0] if len(parts) == 2 else None), parts[-1].lower()
 
@@ -208,7 +212,12 @@ def effect_of(sql: str, normalized: bool = False) -> Effect | None:
     """The single schema object ``sql`` creates or drops, or None when that is not certain
     (several clauses, an unusual form, or not DDL at all). ``normalized``: ``sql`` is already
     :func:`normalize`'s output (so are the other helpers' same-named flags)."""
-    text = sql if normalized else normalize(sql)
+    fields = _effect_fields(sql if normalized else normalize(sql))
+    return Effect(**fields) if fields else None
+
+
+def _effect_fields(text: str) -> dict[str, Any] | None:
+    """:func:`effect_of`'s :class:`Effect` as the dict a :class:`Statement` keeps."""
     first = text.split(" ", 1)[0].lower()
     if first == "alter" and _MORE_CLAUSES.search(text):
         return None
@@ -216,15 +225,14 @@ def effect_of(sql: str, normalized: bool = False) -> Effect | None:
         match = pattern.match(text)
         if match is None:
             continue
-        groups = match.groupdict()
-        schema, table = _split_id(groups.get("table"))
-        _, name = _split_id(groups.get("name"))
+        schema, table = _split_id(match["table"])
+        name = _split_id(match["name"])[1] if kind != "table" else None
         if kind == "column" and name in _NOT_COLUMNS:
             continue
         if kind == "table":
             name, table = table, None
         assert name is not None
-        return Effect(kind, table, name, creates, schema)
+        return {"kind": kind, "table": table, "name": name, "creates": creates, "schema": schema}
     return None
 
 
@@ -258,6 +266,14 @@ class Statement:
         """A durable change made by this statement (reads never count)."""
         return self.kind != READ and self.state == "done" and self.committed
 
+    def to_json(self) -> str:
+        """Its fields as a JSON object (what :func:`dataclasses.asdict` holds)."""
+        return (
+            f'{{"n":{self.n},"sql":{_quote(self.sql)},"fp":{_quote(self.fp)},"kind":{_quote(self.kind)},'
+            f'"state":{_quote(self.state)},"committed":{_bool(self.committed)},'
+            f'"may_commit":{_bool(self.may_commit)},"effect":{_effect_json(self.effect)}}}'
+        )
+
 
 class _WorkedOut:
     """An attribute of :class:`_SeenStatement` computed from the statement's text on first read
@@ -270,9 +286,8 @@ class _WorkedOut:
         if obj is None:
             return self
         text = normalize(obj.__dict__.pop("_text"))
-        effect = effect_of(text, normalized=True)
+        obj.effect = _effect_fields(text)
         obj.sql, obj.fp = excerpt(text, normalized=True), fingerprint(text, normalized=True)
-        obj.effect = dict(vars(effect)) if effect else None
         return obj.__dict__[self.name]
 
 
@@ -308,12 +323,38 @@ def _fields(statement: Statement) -> dict[str, Any]:
     return {name: getattr(statement, name) for name in Statement.__dataclass_fields__}
 
 
-def _plain(obj: Any) -> Any:
-    """``json.dumps`` default: a statement as its fields (never its full text), else its attributes."""
-    return _fields(obj) if isinstance(obj, Statement) else vars(obj)
+# -- the progress as JSON --------------------------------------------------------------------------
+# Written before every statement that commits by itself, so assembled from f-strings: the generic
+# encoder costs ~1 us a call and ~0.1 us a value, several times the whole record this way. The
+# layout is exactly dataclasses.asdict's (tests/test_partial.py compares them); values of an
+# unexpected shape go through the generic encoder.
+_dumps: Final = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+#: A str as a JSON string, as ``json.dumps`` writes it (ASCII only).
+_quote: Final = json.encoder.encode_basestring_ascii
+_EFFECT_KEYS: Final = frozenset(("kind", "table", "name", "creates", "schema"))
 
 
-_ENCODER = json.JSONEncoder(default=_plain, separators=(",", ":"), check_circular=False)
+def _bool(value: Any) -> str:
+    return "true" if value else "false"
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+def _scalar(value: Any) -> str:
+    if value is None or isinstance(value, str):
+        return _text(value)
+    return str(value) if type(value) is int else _dumps(value)
+
+
+def _effect_json(effect: dict[str, Any] | None) -> str:
+    if effect is None:
+        return "null"
+    if effect.keys() != _EFFECT_KEYS:
+        return _dumps(effect)
+    return (f'{{"kind":{_quote(effect["kind"])},"table":{_text(effect["table"])},"name":{_quote(effect["name"])},'
+            f'"creates":{_bool(effect["creates"])},"schema":{_text(effect["schema"])}}}')
 
 
 def record(n: int, sql: str, kind: str | None = None, may_commit: bool = False) -> Statement:
@@ -329,6 +370,11 @@ class RevisionProgress:
     stamped: bool = False
     #: The statement that raised, if one did.
     failed: Statement | None = None
+
+    def to_json(self) -> str:
+        statements = ",".join([s.to_json() for s in self.statements])
+        failed = "null" if self.failed is None else self.failed.to_json()
+        return f'{{"revision":{_quote(self.revision)},"statements":[{statements}],"stamped":{_bool(self.stamped)},"failed":{failed}}}'
 
 
 @dataclass
@@ -351,9 +397,16 @@ class Progress:
     format: int = FORMAT
 
     def to_json(self) -> str:
-        """The column's JSON, serialised in one pass without a deep copy (it is written before
-        every statement that commits by itself)."""
-        return _ENCODER.encode(self)
+        """The column's JSON: :func:`dataclasses.asdict`'s dict, without building it."""
+        revisions = ",".join([r.to_json() for r in self.revisions])
+        return (
+            f'{{"backend":{_quote(self.backend)},"version_table":{_quote(self.version_table)},'
+            f'"version_table_schema":{_text(self.version_table_schema)},'
+            f'"session":{_scalar(self.session)},'
+            f'"planned_count":{int(self.planned_count)},"planned_last":{_text(self.planned_last)},'
+            f'"revisions":[{revisions}],"repair":{"null" if self.repair is None else _dumps(self.repair)},'
+            f'"format":{int(self.format)}}}'
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Progress:
@@ -379,8 +432,8 @@ def _driver(dbapi_connection: Any) -> Any:
 
 
 _TRANSACTION_PROBES: tuple[Callable[[Any], Any], ...] = (
-    lambda c: c.in_transaction,  # sqlite3, aiosqlite
-    lambda c: c.is_in_transaction(),  # asyncpg
+    operator.attrgetter("in_transaction"),  # sqlite3, aiosqlite
+    operator.methodcaller("is_in_transaction"),  # asyncpg
     lambda c: int(c.pgconn.transaction_status) != 0,  # psycopg 3 (0 = IDLE)
     lambda c: c.get_transaction_status() != 0,  # psycopg2
     lambda c: c.server_status & 1,  # pymysql, aiomysql: SERVER_STATUS_IN_TRANS
@@ -398,7 +451,7 @@ def transaction_probe(dbapi_connection: Any) -> Callable[[], bool | None]:
         except Exception:  # noqa: BLE001 - not this driver (or a closed connection)
             continue
         if isinstance(value, (bool, int)):
-            return lambda: _probe_or_none(probe, raw)
+            return functools.partial(_probe_or_none, probe, raw)
     return lambda: None
 
 
@@ -489,6 +542,8 @@ class ProgressTracker:
         self._commit_pending = False
         self._in_transaction: Callable[[], bool | None] = lambda: None
         self._autocommit: Callable[[], bool] = lambda: False
+        #: Matches alembic's own version-table statements (:func:`is_version_statement`).
+        self._is_version = _version_statement(self.progress.version_table).match
         #: Records written since the last durable one (in the revision in flight) may be lost
         #: with the machine or the server: True once the first change they alone know of
         #: repeats visibly, None while there are none.
@@ -512,6 +567,7 @@ class ProgressTracker:
         self.progress.session = session if isinstance(session, (int, str)) else None
         self.progress.version_table = version_table
         self.progress.version_table_schema = version_table_schema
+        self._is_version = _version_statement(version_table).match
         event.listen(connection, "before_cursor_execute", self._before)
         event.listen(connection, "after_cursor_execute", self._after)
         event.listen(connection, "commit", self._on_commit)
@@ -599,13 +655,12 @@ class ProgressTracker:
     # -- SQLAlchemy events -------------------------------------------------------------------------
     def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                 executemany: bool) -> None:
-        self._settle_commit()
+        if self._commit_pending:
+            self._settle_commit()
         entry = self._current
-        if entry is None:
+        if entry is None or self._is_version(statement) is not None:
             return
-        if is_version_statement(statement, self.progress.version_table):
-            return
-        text = _literal(statement, parameters, context, executemany)
+        text = _literal(statement, parameters, context, executemany) if parameters else statement
         kind = classify(text)
         may = commits_by_itself(self.backend, kind, self._in_transaction(), self._autocommit())
         committed: list[Statement] = []
