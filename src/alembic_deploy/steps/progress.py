@@ -660,7 +660,7 @@ class ProgressTracker:
         entry = self._current
         if entry is None or self._is_version(statement) is not None:
             return
-        text = _literal(statement, parameters, context, executemany) if parameters else statement
+        text = _literal(statement, parameters, context, executemany)
         kind = classify(text)
         may = commits_by_itself(self.backend, kind, self._in_transaction(), self._autocommit())
         committed: list[Statement] = []
