@@ -243,7 +243,7 @@ def _upgrade(
             report.finished_at = time.time()
             journal.finish(report)
         if report.outcome == "applied":
-            echo(report.render_text().splitlines()[0])
+            echo(report.summary())
         return report
     except AlembicDeployError as exc:
         _record_failure(report, journal, exc)

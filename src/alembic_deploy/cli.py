@@ -109,8 +109,8 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
 def _echo(settings: Any) -> Callable[[str], None]:
     """Progress lines (one per revision applied): plain, so written straight to stderr."""
     def echo(msg: str) -> None:
+        # sys.stderr is line-buffered (Python >= 3.9, a TTY or not): each line goes out at once.
         sys.stderr.write(scrub(msg) + "\n")
-        sys.stderr.flush()
 
     return echo
 

@@ -71,23 +71,26 @@ class DeployReport:
         return scrub(json.dumps(self.to_dict(), indent=2, default=str))
 
     def render_text(self) -> str:
-        lines: list[str] = []
-        frm = ", ".join(self.from_revisions) or "<base>"
-        to = ", ".join(self.to_revisions) or "<base>"
-        if self.outcome == "noop":
-            lines.append(f"Nothing to do: database already at {to} ({self.duration_seconds:.2f}s).")
-        elif self.outcome == "applied":
-            lines.append(
-                f"Migrated {frm} -> {to}: {len(self.applied)} revision(s) "
-                f"in {self.duration_seconds:.2f}s."
-            )
-            lines.extend(self._revision_lines())
-        elif self.outcome == "rolled-back":
-            lines.append(f"Rolled back {frm} -> {to} in {self.duration_seconds:.2f}s.")
+        lines = [self.summary()] if self.outcome in ("noop", "applied", "rolled-back") else []
+        if self.outcome in ("applied", "rolled-back"):
             lines.extend(self._revision_lines())
         for warning in self.warnings:
             lines.append(f"warning: {warning}")
         return scrub("\n".join(lines))
+
+    def summary(self) -> str:
+        """The first line of :meth:`render_text` (what the run did, in one line)."""
+        frm = ", ".join(self.from_revisions) or "<base>"
+        to = ", ".join(self.to_revisions) or "<base>"
+        if self.outcome == "noop":
+            line = f"Nothing to do: database already at {to} ({self.duration_seconds:.2f}s)."
+        elif self.outcome == "applied":
+            line = f"Migrated {frm} -> {to}: {len(self.applied)} revision(s) in {self.duration_seconds:.2f}s."
+        elif self.outcome == "rolled-back":
+            line = f"Rolled back {frm} -> {to} in {self.duration_seconds:.2f}s."
+        else:
+            line = f"{self.command}: {self.outcome}."
+        return scrub(line)
 
     def _revision_lines(self) -> list[str]:
         width = max((len(r.revision) for r in self.applied), default=0)

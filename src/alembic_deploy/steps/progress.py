@@ -80,22 +80,24 @@ _READ_WORDS = {
     "select", "show", "describe", "desc", "explain", "values", "table", "set", "pragma", "analyze",
     "lock", "begin", "start", "commit", "rollback", "savepoint", "release", "use", "reset",
 }
-_LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/|\()+", re.S)
-_WRITE_IN_QUERY = re.compile(r"\b(insert|update|delete|merge|into)\b", re.I)
-_SECRET_LITERAL = re.compile(r"(?i)\b(identified\s+by|password)\s+('[^']*'|\"[^\"]*\")")
+# Patterns seldom needed are kept as text: ``re`` compiles (and caches) one on its first use, and
+# compiling costs as much as hundreds of matches.
+_LEADING_NOISE = r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/|\()+"
+_WRITE_IN_QUERY = r"\b(insert|update|delete|merge|into)\b"
+_SECRET_LITERAL = r"(?i)\b(identified\s+by|password)\s+('[^']*'|\"[^\"]*\")"
 
 
 def classify(sql: str) -> str:
     """``read``, ``ddl`` or ``dml`` (any statement that may change data, unknown ones included)."""
     text = sql.lstrip()
     if text.startswith(("--", "/*", "(")):
-        text = _LEADING_NOISE.sub("", text)
+        text = re.sub(_LEADING_NOISE, "", text, flags=re.S)
     word = text.split(None, 1)[0].lower() if text else ""
     if word in _DDL_WORDS:
         return DDL
     if word in ("select", "with", "values", "table"):
         # SELECT ... INTO creates a table (PostgreSQL); a CTE may wrap INSERT/UPDATE/DELETE.
-        return DML if _WRITE_IN_QUERY.search(text) else READ
+        return DML if re.search(_WRITE_IN_QUERY, text, re.I) else READ
     if word in _READ_WORDS:
         return READ
     return DML
@@ -118,7 +120,7 @@ def excerpt(sql: str, normalized: bool = False) -> str:
     """What the journal and messages show of a statement: scrubbed, secret literals masked, short."""
     text = sql if normalized else normalize(sql)
     if may_contain(text, "identified", "password"):
-        text = _SECRET_LITERAL.sub(lambda m: f"{m[1]} '***'", text)
+        text = re.sub(_SECRET_LITERAL, lambda m: f"{m[1]} '***'", text)
     text = scrub(text)
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
 
@@ -171,32 +173,35 @@ _NOT_COLUMNS = {"constraint", "index", "key", "unique", "primary", "foreign", "c
                 "partition", "period", "system"}
 
 
+# (pattern, kind, creates), each pattern starting with the statement's first word.
+_EFFECT_FORMS: Final = (
+    (rf"^create\s+table\s+(?:if\s+not\s+exists\s+)?(?P<table>{_ID})\s*(\(|$)", "table", True),
+    (rf"^drop\s+table\s+(?:if\s+exists\s+)?(?P<table>{_ID})\s*(cascade|restrict)?$", "table", False),
+    (rf"^create\s+(?:unique\s+)?index\s+(?:concurrently\s+)?(?:if\s+not\s+exists\s+)?(?P<name>{_ID})"
+     rf"\s+on\s+(?:only\s+)?(?P<table>{_ID})", "index", True),
+    (rf"^drop\s+index\s+(?:concurrently\s+)?(?:if\s+exists\s+)?(?P<name>{_ID})(?:\s+on\s+(?P<table>{_ID}))?"
+     r"\s*(cascade|restrict)?$", "index", False),
+    (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+constraint\s+(?P<name>{_ID})\s", "constraint", True),
+    (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:constraint|foreign\s+key|index|key|check)"
+     rf"\s+(?:if\s+exists\s+)?(?P<name>{_ID})\s*(cascade|restrict)?$", "constraint", False),
+    (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?"
+     rf"(?P<name>{_ID})\s", "column", True),
+    (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:column\s+)?(?:if\s+exists\s+)?"
+     rf"(?P<name>{_ID})\s*(cascade|restrict)?$", "column", False),
+)
+_EFFECT_WORDS: Final = frozenset(p[1:p.index("\\")] for p, _, _ in _EFFECT_FORMS)
+
+
 @functools.cache
-def _effect_patterns() -> dict[str, tuple[tuple[re.Pattern[str], str, bool], ...]]:
-    """By the statement's first word; compiled on first use (a run on PostgreSQL seldom
-    needs them; compiling costs ~10 ms)."""
-    patterns: dict[str, tuple[tuple[re.Pattern[str], str, bool], ...]] = {}
-    for p, kind, creates in (
-        (rf"^create\s+table\s+(?:if\s+not\s+exists\s+)?(?P<table>{_ID})\s*(\(|$)", "table", True),
-        (rf"^drop\s+table\s+(?:if\s+exists\s+)?(?P<table>{_ID})\s*(cascade|restrict)?$", "table", False),
-        (rf"^create\s+(?:unique\s+)?index\s+(?:concurrently\s+)?(?:if\s+not\s+exists\s+)?(?P<name>{_ID})"
-         rf"\s+on\s+(?:only\s+)?(?P<table>{_ID})", "index", True),
-        (rf"^drop\s+index\s+(?:concurrently\s+)?(?:if\s+exists\s+)?(?P<name>{_ID})(?:\s+on\s+(?P<table>{_ID}))?"
-         r"\s*(cascade|restrict)?$", "index", False),
-        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+constraint\s+(?P<name>{_ID})\s", "constraint", True),
-        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:constraint|foreign\s+key|index|key|check)"
-         rf"\s+(?:if\s+exists\s+)?(?P<name>{_ID})\s*(cascade|restrict)?$", "constraint", False),
-        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?"
-         rf"(?P<name>{_ID})\s", "column", True),
-        (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:column\s+)?(?:if\s+exists\s+)?"
-         rf"(?P<name>{_ID})\s*(cascade|restrict)?$", "column", False),
-    ):
-        word = p[1:p.index("\\")]
-        patterns[word] = (*patterns.get(word, ()), (re.compile(p, re.I), kind, creates))
-    return patterns
+def _effect_patterns(word: str) -> tuple[tuple[re.Pattern[str], str, bool], ...]:
+    """The forms of statements that start with ``word``, in order, compiled on first use: a run
+    seldom meets all three words (a PostgreSQL run none), and compiling all eight costs ~18 M
+    instructions (callgrind), as much as matching ~1,400 statements against them."""
+    return tuple((re.compile(p, re.I), kind, creates) for p, kind, creates in _EFFECT_FORMS
+                 if p[1:p.index("\\")] == word)
 
 
-_MORE_CLAUSES = re.compile(r",\s*(add|drop|modify|change|alter|rename)\b", re.I)
+_MORE_CLAUSES: Final = r",\s*(add|drop|modify|change|alter|rename)\b"
 
 
 def _split_id(raw: str | None) -> tuple[str | None, str | None]:
@@ -219,9 +224,9 @@ def effect_of(sql: str, normalized: bool = False) -> Effect | None:
 def _effect_fields(text: str) -> dict[str, Any] | None:
     """:func:`effect_of`'s :class:`Effect` as the dict a :class:`Statement` keeps."""
     first = text.split(" ", 1)[0].lower()
-    if first == "alter" and _MORE_CLAUSES.search(text):
+    if first not in _EFFECT_WORDS or (first == "alter" and re.search(_MORE_CLAUSES, text, re.I)):
         return None
-    for pattern, kind, creates in _effect_patterns().get(first, ()):
+    for pattern, kind, creates in _effect_patterns(first):
         match = pattern.match(text)
         if match is None:
             continue
@@ -270,8 +275,8 @@ class Statement:
         """Its fields as a JSON object (what :func:`dataclasses.asdict` holds)."""
         return (
             f'{{"n":{self.n},"sql":{_quote(self.sql)},"fp":{_quote(self.fp)},"kind":{_quote(self.kind)},'
-            f'"state":{_quote(self.state)},"committed":{_bool(self.committed)},'
-            f'"may_commit":{_bool(self.may_commit)},"effect":{_effect_json(self.effect)}}}'
+            f'"state":{_quote(self.state)},"committed":{"true" if self.committed else "false"},'
+            f'"may_commit":{"true" if self.may_commit else "false"},"effect":{_effect_json(self.effect)}}}'
         )
 
 
@@ -334,10 +339,6 @@ _quote: Final = json.encoder.encode_basestring_ascii
 _EFFECT_KEYS: Final = frozenset(("kind", "table", "name", "creates", "schema"))
 
 
-def _bool(value: Any) -> str:
-    return "true" if value else "false"
-
-
 def _text(value: str | None) -> str:
     return "null" if value is None else _quote(value)
 
@@ -354,7 +355,7 @@ def _effect_json(effect: dict[str, Any] | None) -> str:
     if effect.keys() != _EFFECT_KEYS:
         return _dumps(effect)
     return (f'{{"kind":{_quote(effect["kind"])},"table":{_text(effect["table"])},"name":{_quote(effect["name"])},'
-            f'"creates":{_bool(effect["creates"])},"schema":{_text(effect["schema"])}}}')
+            f'"creates":{"true" if effect["creates"] else "false"},"schema":{_text(effect["schema"])}}}')
 
 
 def record(n: int, sql: str, kind: str | None = None, may_commit: bool = False) -> Statement:
@@ -374,7 +375,8 @@ class RevisionProgress:
     def to_json(self) -> str:
         statements = ",".join([s.to_json() for s in self.statements])
         failed = "null" if self.failed is None else self.failed.to_json()
-        return f'{{"revision":{_quote(self.revision)},"statements":[{statements}],"stamped":{_bool(self.stamped)},"failed":{failed}}}'
+        stamped = "true" if self.stamped else "false"
+        return f'{{"revision":{_quote(self.revision)},"statements":[{statements}],"stamped":{stamped},"failed":{failed}}}'
 
 
 @dataclass
@@ -397,16 +399,22 @@ class Progress:
     format: int = FORMAT
 
     def to_json(self) -> str:
-        """The column's JSON: :func:`dataclasses.asdict`'s dict, without building it."""
+        """The column's JSON: :func:`dataclasses.asdict`'s dict, without building it. The fields
+        before ``revisions`` are set once a run (the plan), so their part is kept until one changes."""
+        key = (self.backend, self.version_table, self.version_table_schema, self.session,
+               self.planned_count, self.planned_last)
+        head = self.__dict__.get("_head")
+        if head is None or head[0] != key:
+            head = self.__dict__["_head"] = (key, (
+                f'{{"backend":{_quote(self.backend)},"version_table":{_quote(self.version_table)},'
+                f'"version_table_schema":{_text(self.version_table_schema)},'
+                f'"session":{_scalar(self.session)},'
+                f'"planned_count":{int(self.planned_count)},"planned_last":{_text(self.planned_last)},'
+                '"revisions":['
+            ))
         revisions = ",".join([r.to_json() for r in self.revisions])
-        return (
-            f'{{"backend":{_quote(self.backend)},"version_table":{_quote(self.version_table)},'
-            f'"version_table_schema":{_text(self.version_table_schema)},'
-            f'"session":{_scalar(self.session)},'
-            f'"planned_count":{int(self.planned_count)},"planned_last":{_text(self.planned_last)},'
-            f'"revisions":[{revisions}],"repair":{"null" if self.repair is None else _dumps(self.repair)},'
-            f'"format":{int(self.format)}}}'
-        )
+        repair = "null" if self.repair is None else _dumps(self.repair)
+        return f'{head[1]}{revisions}],"repair":{repair},"format":{int(self.format)}}}'
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Progress:
@@ -568,7 +576,7 @@ class ProgressTracker:
         self.progress.version_table = version_table
         self.progress.version_table_schema = version_table_schema
         self._is_version = _version_statement(version_table).match
-        event.listen(connection, "before_cursor_execute", self._before)
+        event.listen(connection, "before_cursor_execute", self._before, retval=True)
         event.listen(connection, "after_cursor_execute", self._after)
         event.listen(connection, "commit", self._on_commit)
         event.listen(connection, "rollback", self._on_rollback)
@@ -654,13 +662,18 @@ class ProgressTracker:
 
     # -- SQLAlchemy events -------------------------------------------------------------------------
     def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-                executemany: bool) -> None:
+                executemany: bool) -> tuple[str, Any]:
+        """Registered with ``retval=True``: hands SQLAlchemy the statement and parameters back
+        unchanged, which spares its wrapper a call per statement."""
         if self._commit_pending:
             self._settle_commit()
         entry = self._current
-        if entry is None or self._is_version(statement) is not None:
-            return
-        text = _literal(statement, parameters, context, executemany)
+        if entry is not None and self._is_version(statement) is None:
+            self._see(entry, _literal(statement, parameters, context, executemany))
+        return statement, parameters
+
+    def _see(self, entry: RevisionProgress, text: str) -> None:
+        """``text``, a statement of the revision in flight, is about to run: record it."""
         kind = classify(text)
         may = commits_by_itself(self.backend, kind, self._in_transaction(), self._autocommit())
         committed: list[Statement] = []

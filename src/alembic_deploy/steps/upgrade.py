@@ -173,7 +173,7 @@ class MigratingSession:
             ("after_cursor_execute", self._after_statement),
         ]
         for name, fn in self._listeners:
-            event.listen(self.connection, name, fn)
+            event.listen(self.connection, name, fn, retval=name == "before_cursor_execute")
         self.interrupt.cancel = self.cancel
 
     def planned(self, planned: list[tuple[str, str]]) -> None:
@@ -242,7 +242,8 @@ class MigratingSession:
                 self._current.update(changes)
         self._imposed = timeouts
 
-    def _before_statement(self, conn: Connection, *_args: Any) -> None:
+    def _before_statement(self, conn: Connection, cursor: Any, statement: str, parameters: Any,
+                          *_args: Any) -> tuple[str, Any]:
         # A killed SELECT SLEEP() returns early without an error: stop before the next statement.
         self.interrupt.raise_if_interrupted()
         progress = self.progress
@@ -252,6 +253,7 @@ class MigratingSession:
                 progress.outside_transaction = True
         if self.watch is not None:
             self.watch.statement_started()
+        return statement, parameters  # registered with retval=True: spares SQLAlchemy's wrapper
 
     def _after_statement(self, *_args: Any) -> None:
         if self.progress is not None:
