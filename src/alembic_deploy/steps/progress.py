@@ -189,7 +189,14 @@ _EFFECT_FORMS: Final = (
     (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:column\s+)?(?:if\s+exists\s+)?"
      rf"(?P<name>{_ID})\s*(cascade|restrict)?$", "column", False),
 )
-_EFFECT_WORDS: Final = frozenset(p[1:p.index("\\")] for p, _, _ in _EFFECT_FORMS)
+
+
+def _leading_word(pattern: str) -> str:
+    """``create`` for ``^create\\s+table...``: the literal word an effect pattern starts with."""
+    return pattern[1:pattern.index("\\")]
+
+
+_EFFECT_WORDS: Final = frozenset(_leading_word(p) for p, _, _ in _EFFECT_FORMS)
 
 
 @functools.cache
@@ -198,7 +205,7 @@ def _effect_patterns(word: str) -> tuple[tuple[re.Pattern[str], str, bool], ...]
     seldom meets all three words (a PostgreSQL run none), and compiling all eight costs ~18 M
     instructions (callgrind), as much as matching ~1,400 statements against them."""
     return tuple((re.compile(p, re.I), kind, creates) for p, kind, creates in _EFFECT_FORMS
-                 if p[1:p.index("\\")] == word)
+                 if _leading_word(p) == word)
 
 
 _MORE_CLAUSES: Final = r",\s*(add|drop|modify|change|alter|rename)\b"
@@ -399,22 +406,16 @@ class Progress:
     format: int = FORMAT
 
     def to_json(self) -> str:
-        """The column's JSON: :func:`dataclasses.asdict`'s dict, without building it. The fields
-        before ``revisions`` are set once a run (the plan), so their part is kept until one changes."""
-        key = (self.backend, self.version_table, self.version_table_schema, self.session,
-               self.planned_count, self.planned_last)
-        head = self.__dict__.get("_head")
-        if head is None or head[0] != key:
-            head = self.__dict__["_head"] = (key, (
-                f'{{"backend":{_quote(self.backend)},"version_table":{_quote(self.version_table)},'
-                f'"version_table_schema":{_text(self.version_table_schema)},'
-                f'"session":{_scalar(self.session)},'
-                f'"planned_count":{int(self.planned_count)},"planned_last":{_text(self.planned_last)},'
-                '"revisions":['
-            ))
+        """The column's JSON: :func:`dataclasses.asdict`'s dict, without building it."""
         revisions = ",".join([r.to_json() for r in self.revisions])
-        repair = "null" if self.repair is None else _dumps(self.repair)
-        return f'{head[1]}{revisions}],"repair":{repair},"format":{int(self.format)}}}'
+        return (
+            f'{{"backend":{_quote(self.backend)},"version_table":{_quote(self.version_table)},'
+            f'"version_table_schema":{_text(self.version_table_schema)},'
+            f'"session":{_scalar(self.session)},'
+            f'"planned_count":{int(self.planned_count)},"planned_last":{_text(self.planned_last)},'
+            f'"revisions":[{revisions}],"repair":{"null" if self.repair is None else _dumps(self.repair)},'
+            f'"format":{int(self.format)}}}'
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Progress:
