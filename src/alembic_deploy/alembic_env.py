@@ -110,12 +110,11 @@ class _DeployContext(EnvironmentContext):
             self.observer.on_revision(rev, tuple(step.down_revision_ids), doc, started, now - started)
 
 
-def _announce_start(step: Any, on_start: Callable[[str, dict[str, Any]], None]) -> None:
+def _announce_start(step: Any, options: dict[str, Any], on_start: Callable[[str, dict[str, Any]], None]) -> None:
     """Make ``step`` call ``on_start`` when alembic runs it. Alembic calls ``step.migration_fn``
     inside the step's transaction (a plain attribute of each freshly built RevisionStep)."""
     migration_fn = step.migration_fn
     rev = step.revision.revision
-    options = revision_options(step.revision.module)
 
     def started(*args: Any, **kw: Any) -> Any:
         on_start(rev, options)
@@ -144,6 +143,8 @@ class Project:
         self.config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
         os.environ["DATABASE_URL"] = url
         self.last_run = RunResult()
+        #: The ``alembic_deploy`` dicts of the last run's planned revisions, read once per step.
+        self._planned_options: dict[str, dict[str, Any]] = {}
         try:
             self.script = ScriptDirectory.from_config(self.config)
         except alembic_util.CommandError as exc:
@@ -171,6 +172,8 @@ class Project:
 
     def options(self, revision: str) -> dict[str, Any]:
         """The revision file's ``alembic_deploy`` dict ({} when it has none)."""
+        if revision in self._planned_options:
+            return self._planned_options[revision]
         script = self.script.get_revision(revision)
         return revision_options(script.module) if script is not None else {}
 
@@ -216,11 +219,12 @@ class Project:
             else:
                 steps = script._downgrade_revs(target, rev)
                 result.planned = [(s.revision.revision, s.doc or "") for s in steps]
+            self._planned_options = {s.revision.revision: revision_options(s.revision.module) for s in steps}
             if observer.on_plan:
                 observer.on_plan(result.planned)
             if observer.on_revision_start:
                 for step in steps:
-                    _announce_start(step, observer.on_revision_start)
+                    _announce_start(step, self._planned_options[step.revision.revision], observer.on_revision_start)
             return steps
 
         ctx = _DeployContext(

@@ -20,20 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tenacity import (
-    RetryError,
-    Retrying,
-    retry_if_result,
-    stop_after_attempt,
-    stop_after_delay,
-    stop_never,
-    wait_random_exponential,
-)
-
+from .. import retrying
 from ..errors import LockNotAcquired
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
+    from tenacity import Retrying
 
 #: Cap on the pause between two lock attempts: a released lock is picked up within this.
 LOCK_POLL_MAX_SECONDS = 0.5
@@ -239,21 +231,32 @@ class Backend:
                 last_report[0] = now
                 on_wait(describe())
 
-        if timeout == 0:
-            stop = stop_after_attempt(1)
-        elif timeout < 0:
-            stop = stop_never
-        else:
-            stop = stop_after_delay(timeout)
-        retrying = Retrying(
-            retry=retry_if_result(lambda ok: not ok),
-            wait=wait_random_exponential(multiplier=0.02, max=LOCK_POLL_MAX_SECONDS),
-            stop=stop,
-            before_sleep=tick,
-        )
+        def loop() -> Retrying:
+            from tenacity import (
+                Retrying,
+                retry_if_result,
+                stop_after_attempt,
+                stop_after_delay,
+                stop_never,
+                wait_random_exponential,
+            )
+
+            if timeout == 0:
+                stop = stop_after_attempt(1)
+            elif timeout < 0:
+                stop = stop_never
+            else:
+                stop = stop_after_delay(timeout)
+            return Retrying(
+                retry=retry_if_result(lambda ok: not ok),
+                wait=wait_random_exponential(multiplier=0.02, max=LOCK_POLL_MAX_SECONDS),
+                stop=stop,
+                before_sleep=tick,
+            )
+
         try:
-            retrying(attempt)
-        except RetryError:
+            retrying.call(attempt, loop, accept=bool)
+        except retrying.GaveUp:
             holder = describe()
             raise LockNotAcquired(
                 f"The migration lock is still held by another deploy after {timeout:g}s "

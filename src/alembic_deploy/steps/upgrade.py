@@ -34,14 +34,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random
-
+from .. import retrying
 from ..errors import AlembicDeployError, ConfigError, DatabaseUnreachable, MigrationFailed
 from ..secrets import scrub
 from .blockers import BlockerWatch, describe_blockers
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+    from tenacity import Retrying
 
     from ..alembic_env import Project, RunObserver, RunResult
     from ..api import Deployment
@@ -479,16 +479,21 @@ def run_upgrade(
     """
     settings = deployment.settings
     attempts = _Attempts(deployment, project, target, report, lock, journal, interrupt, observe)
-    retrying = Retrying(
-        retry=retry_if_exception(attempts.should_retry),
-        stop=stop_after_delay(settings.retry_deadline),
-        wait=wait_exponential(multiplier=RETRY_INITIAL_SECONDS, max=RETRY_MAX_BACKOFF_SECONDS)
-        + wait_random(0, RETRY_JITTER_SECONDS),
-        before_sleep=attempts.before_sleep,
-        reraise=True,
-    )
+
+    def loop() -> Retrying:
+        from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random
+
+        return Retrying(
+            retry=retry_if_exception(attempts.should_retry),
+            stop=stop_after_delay(settings.retry_deadline),
+            wait=wait_exponential(multiplier=RETRY_INITIAL_SECONDS, max=RETRY_MAX_BACKOFF_SECONDS)
+            + wait_random(0, RETRY_JITTER_SECONDS),
+            before_sleep=attempts.before_sleep,
+            reraise=True,
+        )
+
     try:
-        result = retrying(attempts.run)
+        result = retrying.call(attempts.run, loop)
     except BaseException as exc:
         error = attempts.final_error(exc)
         if error is exc:

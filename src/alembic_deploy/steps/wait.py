@@ -12,13 +12,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tenacity import RetryError, Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
-
+from .. import retrying
 from ..errors import ConfigError, DatabaseUnreachable
 from ..secrets import mask_url, scrub
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
+    from tenacity import Retrying
 
     from ..backends import Backend
 
@@ -62,18 +62,22 @@ def wait_for_database(
         if on_retry is not None:
             on_retry(attempts, state.outcome.exception())  # type: ignore[attr-defined]
 
-    retrying = Retrying(
-        retry=retry_if_exception(transient),
-        wait=wait_random_exponential(multiplier=0.01, max=MAX_BACKOFF_SECONDS),
-        stop=stop_after_delay(max(timeout, 0)),
-        before_sleep=before_sleep,
-        reraise=False,
-    )
+    def loop() -> Retrying:
+        from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+        return Retrying(
+            retry=retry_if_exception(transient),
+            wait=wait_random_exponential(multiplier=0.01, max=MAX_BACKOFF_SECONDS),
+            stop=stop_after_delay(max(timeout, 0)),
+            before_sleep=before_sleep,
+            reraise=False,
+        )
+
     where = mask_url(engine.url.render_as_string(hide_password=True))
     try:
-        conn = retrying(attempt)
-    except RetryError as exc:
-        last = exc.last_attempt.exception()
+        conn = retrying.call(attempt, loop)
+    except retrying.GaveUp as exc:
+        last = exc.last
         raise DatabaseUnreachable(
             f"The database at {where} was not reachable within {timeout:g}s "
             f"({attempts} attempts; last error: {_first_line(last)}). Check that the server is "
