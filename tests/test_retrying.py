@@ -14,14 +14,20 @@ from tenacity import Retrying, retry_if_exception_type, retry_if_result, stop_af
 from alembic_deploy import retrying
 
 
-def test_a_first_attempt_that_succeeds_never_imports_tenacity():
+def test_a_first_attempt_that_succeeds_or_is_interrupted_never_imports_tenacity():
     code = textwrap.dedent("""
         import sys
         from alembic_deploy import retrying
         def build():
             raise AssertionError("the loop was built")
+        def interrupted():
+            raise KeyboardInterrupt("SIGTERM")
         assert retrying.call(lambda: 42, build) == 42
         assert retrying.call(lambda: True, build, accept=bool) is True
+        try:
+            retrying.call(interrupted, build)
+        except KeyboardInterrupt as exc:
+            assert str(exc) == "SIGTERM"
         print(any(name.split(".")[0] == "tenacity" for name in sys.modules))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

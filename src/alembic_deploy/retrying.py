@@ -5,7 +5,9 @@ Importing tenacity costs ~21 M instructions (callgrind; ~4.5 ms), about 0.6 % of
 of 500 revisions, so :func:`call` makes the first attempt itself. Only when that attempt raises,
 or returns a result ``accept`` refuses, is the loop built, and it takes that outcome as its own
 first attempt: its retry test, stop, wait and ``before_sleep`` hook see exactly what they would
-have seen, and its clock starts when the first attempt did.
+have seen, and its clock starts when the first attempt did. KeyboardInterrupt (the signals'
+``SignalInterrupt`` is one) and SystemExit are never retried here: they leave at once, without
+building the loop.
 
 The import then happens while the run waits (for the database, for the lock), which is when a
 SIGTERM is most likely to arrive, and :mod:`alembic_deploy.signals` raises it wherever the main
@@ -44,7 +46,7 @@ def call(attempt: Callable[[], T], build: Callable[[], Retrying],
     started = time.monotonic()
     try:
         result = attempt()
-    except BaseException as exc:  # noqa: BLE001 - the loop decides about it, as tenacity would
+    except Exception as exc:  # noqa: BLE001 - the loop decides about it, as tenacity would
         first: tuple[bool, Any] = (True, exc)
     else:
         if accept is None or accept(result):
