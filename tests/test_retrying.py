@@ -67,7 +67,7 @@ def test_an_error_the_loop_does_not_retry_comes_out_unchanged():
     assert raised.value is error
 
 
-def test_a_refused_result_is_retried_until_the_stop_then_gives_a_retry_error():
+def test_a_refused_result_is_retried_until_the_stop_then_gives_up():
     results = iter([False, False, True])
 
     def build() -> Retrying:
