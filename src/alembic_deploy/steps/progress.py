@@ -9,10 +9,10 @@ which of them are durably committed, in the journal row's ``progress`` column, o
 own connection (the idle lock session, AUTOCOMMIT), so that the next run can tell a partly applied
 revision (exit 8, :mod:`.recovery`) from one that was rolled back whole.
 
-How: SQLAlchemy cursor events on the migrating connection (the one env.py configured), plus the
-``commit``/``rollback`` events. Durability is read from the driver after each statement
-(:func:`transaction_probe`): once the session is outside a transaction, everything it ran is
-committed. A statement that *commits by itself* (:func:`commits_by_itself`: MySQL DDL, pysqlite
+How: the statements, commits, rollbacks and errors of the migrating connection (the one env.py
+configured), seen through :mod:`~alembic_deploy.connection_events`. Durability is read from the
+driver after each statement (:func:`transaction_probe`): once the session is outside a
+transaction, everything it ran is committed. A statement that *commits by itself* (:func:`commits_by_itself`: MySQL DDL, pysqlite
 DDL outside a transaction, anything in autocommit mode) is journaled as ``running`` before it
 starts, so a process killed inside it is never mistaken for "not run". Statements inside a
 transaction are not journaled one by one: a crash rolls them back with their transaction.
@@ -536,7 +536,7 @@ class ProgressTracker:
 
     The pipeline drives it: :meth:`attach` once env.py configured its connection, :meth:`plan`,
     :meth:`revision_started` / :meth:`revision_applied` around each revision, :meth:`close` when
-    env.py returned or raised. Statements are seen through SQLAlchemy events.
+    env.py returned or raised. Statements are seen through :mod:`~alembic_deploy.connection_events`.
     """
 
     def __init__(self, backend: str, write: Writer | None = None, final: Writer | None = None) -> None:
@@ -546,6 +546,7 @@ class ProgressTracker:
         #: Where :meth:`close` writes the final state (the journal), when ``write`` goes elsewhere.
         self._final = final or write
         self._connection: Connection | None = None
+        self._stop_listening: Callable[[], None] | None = None
         self._dbapi: Any = None
         self._current: RevisionProgress | None = None
         self._commit_pending = False
@@ -566,7 +567,7 @@ class ProgressTracker:
         version_table: str = "alembic_version",
         version_table_schema: str | None = None,
     ) -> None:
-        from sqlalchemy import event
+        from ..connection_events import listen
 
         self.detach()
         self._connection = connection
@@ -577,27 +578,14 @@ class ProgressTracker:
         self.progress.version_table = version_table
         self.progress.version_table_schema = version_table_schema
         self._is_version = _version_statement(version_table).match
-        event.listen(connection, "before_cursor_execute", self._before, retval=True)
-        event.listen(connection, "after_cursor_execute", self._after)
-        event.listen(connection, "commit", self._on_commit)
-        event.listen(connection, "rollback", self._on_rollback)
-        # Errors are an engine-wide event; _on_error looks only at this connection's.
-        event.listen(connection.engine, "handle_error", self._on_error)
+        self._stop_listening = listen(connection, self._before, self._after, self._on_commit, self._on_rollback,
+                                      self._on_error)
 
     def detach(self) -> None:
-        from sqlalchemy import event
-
-        conn, self._connection = self._connection, None
-        if conn is None:
-            return
-        for target, name, fn in ((conn, "before_cursor_execute", self._before),
-                                 (conn, "after_cursor_execute", self._after),
-                                 (conn, "commit", self._on_commit), (conn, "rollback", self._on_rollback),
-                                 (conn.engine, "handle_error", self._on_error)):
-            try:
-                event.remove(target, name, fn)
-            except Exception:  # noqa: BLE001 - a closed connection keeps no listeners worth removing
-                pass
+        stop, self._stop_listening = self._stop_listening, None
+        self._connection = None
+        if stop is not None:
+            stop()
 
     # -- driven by the pipeline ----------------------------------------------------------------------
     def plan(self, planned: Sequence[str]) -> None:
@@ -661,17 +649,13 @@ class ProgressTracker:
         if durable:
             self._deferred = None
 
-    # -- SQLAlchemy events -------------------------------------------------------------------------
-    def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-                executemany: bool) -> tuple[str, Any]:
-        """Registered with ``retval=True``: hands SQLAlchemy the statement and parameters back
-        unchanged, which spares its wrapper a call per statement."""
+    # -- what the connection sends (connection_events) ---------------------------------------------
+    def _before(self, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         if self._commit_pending:
             self._settle_commit()
         entry = self._current
         if entry is not None and self._is_version(statement) is None:
             self._see(entry, _literal(statement, parameters, context, executemany))
-        return statement, parameters
 
     def _see(self, entry: RevisionProgress, text: str) -> None:
         """``text``, a statement of the revision in flight, is about to run: record it."""
@@ -686,8 +670,7 @@ class ProgressTracker:
         if may:
             self.flush(durable=not self._may_defer(committed[0] if committed else statement))
 
-    def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-               executemany: bool) -> None:
+    def _after(self) -> None:
         entry = self._current
         if entry is None or not entry.statements or entry.statements[-1].state != "running":
             return
@@ -701,7 +684,7 @@ class ProgressTracker:
             if committed and (committed != [last] or not last.may_commit or last.effect is None):
                 self.flush()
 
-    def _on_commit(self, conn: Any) -> None:
+    def _on_commit(self) -> None:
         # Fires before the COMMIT reaches the server: settled at the next statement or at close.
         self._commit_pending = True
 
@@ -709,13 +692,13 @@ class ProgressTracker:
         """The server answered a statement with an error: it did not take effect. A lost
         connection is no answer: a statement that commits by itself stays ``running`` (unsettled)."""
         entry = self._current
-        if context.connection is not self._connection or context.is_disconnect or entry is None:
+        if context.is_disconnect or entry is None:
             return
         if entry.statements and entry.statements[-1].state == "running":
             entry.statements[-1].state = "failed"
             entry.failed = entry.statements[-1]
 
-    def _on_rollback(self, conn: Any) -> None:
+    def _on_rollback(self) -> None:
         # A rollback after a commit is that of the next transaction: the commit went through.
         self._settle_commit()
         for entry in self.progress.revisions:

@@ -153,12 +153,12 @@ class MigratingSession:
         #: The timeouts of a revision that sets none (most of them), and the ones last imposed.
         self._defaults: RevisionTimeouts | None = None
         self._imposed: RevisionTimeouts | None = None
-        self._listeners: list[tuple[str, Callable[..., Any]]] = []
+        self._stop_listening: Callable[[], None] | None = None
 
     # -- RunObserver hooks ---------------------------------------------------------------------
     def configured(self, ctx: Any) -> None:
         """env.py called context.configure() and alembic read the current revision."""
-        from sqlalchemy import event
+        from ..connection_events import listen
 
         self.interrupt.raise_if_interrupted()
         if ctx.connection is None:
@@ -168,12 +168,7 @@ class MigratingSession:
         self.session_id = self.backend.session_id(self.dbapi)
         self.watch = BlockerWatch(self.deployment.engine, self.backend, self.session_id)
         self.progress = RevisionProgress(None, self.timeouts(None, {}))
-        self._listeners = [
-            ("before_cursor_execute", self._before_statement),
-            ("after_cursor_execute", self._after_statement),
-        ]
-        for name, fn in self._listeners:
-            event.listen(self.connection, name, fn, retval=name == "before_cursor_execute")
+        self._stop_listening = listen(self.connection, self._before_statement, self._after_statement)
         self.interrupt.cancel = self.cancel
 
     def planned(self, planned: list[tuple[str, str]]) -> None:
@@ -191,16 +186,11 @@ class MigratingSession:
             self.watch.watch(timeouts.lock_timeout)
 
     def close(self) -> None:
-        from sqlalchemy import event
-
         if self.interrupt.cancel == self.cancel:
             self.interrupt.cancel = None
-        if self.connection is not None:
-            for name, fn in self._listeners:
-                try:
-                    event.remove(self.connection, name, fn)
-                except Exception:  # noqa: BLE001 - env.py may have closed it already
-                    pass
+        stop, self._stop_listening = self._stop_listening, None
+        if stop is not None:
+            stop()
         if self.watch is not None:
             self.watch.close()
 
@@ -242,20 +232,18 @@ class MigratingSession:
                 self._current.update(changes)
         self._imposed = timeouts
 
-    def _before_statement(self, conn: Connection, cursor: Any, statement: str, parameters: Any,
-                          *_args: Any) -> tuple[str, Any]:
+    def _before_statement(self, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         # A killed SELECT SLEEP() returns early without an error: stop before the next statement.
         self.interrupt.raise_if_interrupted()
         progress = self.progress
         if progress is not None:
             progress.sent += 1
-            if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            if context.root_connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
                 progress.outside_transaction = True
         if self.watch is not None:
             self.watch.statement_started()
-        return statement, parameters  # registered with retval=True: spares SQLAlchemy's wrapper
 
-    def _after_statement(self, *_args: Any) -> None:
+    def _after_statement(self) -> None:
         if self.progress is not None:
             self.progress.completed += 1
         if self.watch is not None:

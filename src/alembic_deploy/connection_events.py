@@ -1,0 +1,153 @@
+"""What one SQLAlchemy connection tells its database: each statement, commit and rollback.
+
+Why not SQLAlchemy's connection events (``before_cursor_execute``, ``commit``...): once a
+Connection or its Engine has any listener, every execution on it dispatches all of the
+connection's event points (before and after the execution, before and after the cursor call),
+each a Python call through the event machinery whether or not anything listens there. Here a
+statement costs one dispatch instead. Measured with callgrind on a full upgrade of 500 revisions
+on SQLite, the same callbacks cost 31 M instructions less this way (3.719 G -> 3.688 G; plain
+alembic: 3.545 G).
+
+* statements: the dialect's ``do_execute`` / ``do_execute_no_params`` / ``do_executemany``
+  events, which replace the DBAPI call. The listener runs the dialect's own method between the
+  ``before`` and ``after`` callbacks; other connections of the engine pass through untouched;
+* commits and rollbacks: at the pool's proxy of the DBAPI connection of this checkout only,
+  where the dialect's ``do_commit``/``do_rollback`` tell the driver. So they are the driver's own
+  commits and rollbacks, including the pool's rollback when the connection is returned;
+* errors: the dialect's ``handle_error`` event, for this connection's statements.
+
+Callbacks run in the order they were registered, ``before`` before the statement is sent,
+``commit``/``rollback`` before the driver is told (as SQLAlchemy's events of those names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+#: ``before(statement, parameters, context, executemany)``: the statement, as the driver gets it.
+Before = Callable[[str, Any, Any, bool], None]
+#: ``error(context)``: SQLAlchemy's ExceptionContext of a statement of this connection.
+OnError = Callable[[Any], None]
+
+_WATCHES: dict[int, _Watch] = {}
+
+
+def listen(
+    connection: Connection,
+    before: Before | None = None,
+    after: Callable[[], None] | None = None,
+    commit: Callable[[], None] | None = None,
+    rollback: Callable[[], None] | None = None,
+    error: OnError | None = None,
+) -> Callable[[], None]:
+    """Call these around what ``connection`` sends; returns the function that stops it."""
+    watch = _WATCHES.get(id(connection))
+    if watch is None or watch.connection is not connection:
+        watch = _WATCHES[id(connection)] = _Watch(connection)
+    callbacks = (before, after, commit, rollback, error)
+    watch.add(callbacks)
+
+    def remove() -> None:
+        if watch.discard(callbacks):
+            watch.close()
+            if _WATCHES.get(id(connection)) is watch:
+                del _WATCHES[id(connection)]
+
+    return remove
+
+
+class _Watch:
+    """The listeners of one connection, installed once for all its callbacks."""
+
+    def __init__(self, connection: Connection) -> None:
+        from sqlalchemy import event
+
+        self.connection = connection
+        self.engine = connection.engine
+        self.dialect = connection.dialect
+        #: The pool's proxy of the DBAPI connection (kept: the Connection forgets it once closed).
+        self.proxy: Any = connection.connection
+        self.registered: list[tuple[Callable[..., Any] | None, ...]] = []
+        self.befores: list[Before] = []
+        self.afters: list[Callable[[], None]] = []
+        self.commits: list[Callable[[], None]] = []
+        self.rollbacks: list[Callable[[], None]] = []
+        self.errors: list[OnError] = []
+        dialect = self.dialect
+        self._events = (("do_execute", self._listener(dialect.do_execute, False)),
+                        ("do_execute_no_params", self._listener(dialect.do_execute_no_params, False)),
+                        ("do_executemany", self._listener(dialect.do_executemany, True)),
+                        ("handle_error", self._error))
+        for name, fn in self._events:
+            event.listen(self.engine, name, fn)
+        # An instance attribute of the proxy, found before its __getattr__ hands on the driver's.
+        self.proxy.commit = self._commit
+        self.proxy.rollback = self._rollback
+
+    def add(self, callbacks: tuple[Callable[..., Any] | None, ...]) -> None:
+        self.registered.append(callbacks)
+        self._index()
+
+    def discard(self, callbacks: tuple[Callable[..., Any] | None, ...]) -> bool:
+        """Forget ``callbacks``; True when none are left."""
+        if callbacks in self.registered:
+            self.registered.remove(callbacks)
+            self._index()
+        return not self.registered
+
+    def _index(self) -> None:
+        lists = (self.befores, self.afters, self.commits, self.rollbacks, self.errors)
+        for position, target in enumerate(lists):
+            target[:] = [c[position] for c in self.registered if c[position] is not None]
+
+    def close(self) -> None:
+        from sqlalchemy import event
+
+        for name, fn in self._events:
+            try:
+                event.remove(self.engine, name, fn)
+            except Exception:  # noqa: BLE001 - nothing left to remove
+                pass
+        for name in ("commit", "rollback"):
+            if self.proxy.__dict__.get(name) is not None:
+                del self.proxy.__dict__[name]
+
+    # -- the dialect's execution events: one of them runs each statement -------------------------
+    def _listener(self, run: Callable[..., None], many: bool) -> Callable[..., bool]:
+        """The listener of a ``do_execute*`` event, which replaces ``run`` (the dialect's method)
+        for this connection's statements: ``(cursor, statement, [parameters,] context)``."""
+        connection, befores, afters = self.connection, self.befores, self.afters  # lists kept in place
+
+        def listener(cursor: Any, statement: str, *rest: Any) -> bool:
+            context = rest[-1]
+            if context.root_connection is not connection:
+                return False
+            parameters = rest[0] if len(rest) == 2 else None
+            for before in befores:
+                before(statement, parameters, context, many)
+            run(cursor, statement, *rest)
+            for after in afters:
+                after()
+            return True
+
+        return listener
+
+    def _error(self, context: Any) -> None:
+        if context.connection is self.connection:
+            for fn in self.errors:
+                fn(context)
+
+    # -- the driver told to commit or roll back ----------------------------------------------------
+    def _commit(self) -> None:
+        for fn in self.commits:
+            fn()
+        self.proxy.dbapi_connection.commit()
+
+    def _rollback(self) -> None:
+        for fn in self.rollbacks:
+            fn()
+        self.proxy.dbapi_connection.rollback()

@@ -1,0 +1,104 @@
+"""connection_events: what one connection sends (statements, commits, rollbacks, errors) reaches
+its callbacks, on every backend, without SQLAlchemy's per-execution connection events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, exc, text
+from sqlalchemy.engine import Engine
+
+from alembic_deploy.connection_events import listen
+from helpers import Database
+
+
+@pytest.fixture
+def engine(db: Database) -> Iterator[Engine]:
+    engine = create_engine(db.url)  # the default pool: connections are reset when returned
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+class Seen:
+    def __init__(self, tag: str = "") -> None:
+        self.tag = tag
+        self.events: list[Any] = []
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "before": lambda statement, parameters, context, many: self.events.append(
+                (self.tag + "before", " ".join(statement.split()).lower(), many)),
+            "after": lambda: self.events.append(self.tag + "after"),
+            "commit": lambda: self.events.append(self.tag + "commit"),
+            "rollback": lambda: self.events.append(self.tag + "rollback"),
+            "error": lambda context: self.events.append((self.tag + "error", context.is_disconnect)),
+        }
+
+
+def test_only_the_watched_connections_statements_reach_the_callbacks(engine: Engine) -> None:
+    seen = Seen()
+    with engine.connect() as watched, engine.connect() as other:
+        listen(watched, **seen.callbacks())
+        watched.execute(text("CREATE TABLE ev_t (id INTEGER)"))
+        other.execute(text("SELECT 1"))
+        watched.execute(text("INSERT INTO ev_t (id) VALUES (:id)"), [{"id": 1}, {"id": 2}])
+        assert watched.execute(text("SELECT count(*) FROM ev_t")).scalar() == 2
+        # SQLAlchemy's connection events stay off: no dispatch at every execution point.
+        assert not watched._has_events and not engine._has_events
+        watched.execute(text("DROP TABLE ev_t"))
+        watched.commit()
+    # Each driver's own paramstyle: ?, %s or %(id)s.
+    statements = [(sql.split(" values ")[0], many) for tag, sql, many in
+                  (e for e in seen.events if isinstance(e, tuple))]
+    assert statements == [("create table ev_t (id integer)", False), ("insert into ev_t (id)", True),
+                          ("select count(*) from ev_t", False), ("drop table ev_t", False)]
+    assert seen.events.count("after") == 4
+
+
+def test_commits_rollbacks_and_the_pools_reset_are_seen_before_the_driver_is_told(engine: Engine) -> None:
+    seen = Seen()
+    with engine.connect() as conn:
+        listen(conn, **seen.callbacks())
+        conn.execute(text("SELECT 1"))
+        conn.commit()
+        conn.execute(text("SELECT 2"))
+        conn.rollback()
+        conn.execute(text("SELECT 3"))
+        conn.commit()
+    # The last rollback is the pool's, when the connection went back to it.
+    assert [e for e in seen.events if isinstance(e, str) and e != "after"] == [
+        "commit", "rollback", "commit", "rollback"]
+
+
+def test_a_failing_statement_reaches_error_and_not_after(engine: Engine) -> None:
+    seen = Seen()
+    with engine.connect() as conn:
+        listen(conn, **seen.callbacks())
+        with pytest.raises(exc.DBAPIError):
+            conn.execute(text("SELECT * FROM ev_no_such_table"))
+        conn.rollback()
+    assert seen.events[:3] == [("before", "select * from ev_no_such_table", False), ("error", False), "rollback"]
+
+
+def test_two_listeners_share_the_connection_and_stopping_the_last_restores_it(engine: Engine) -> None:
+    first, second = Seen("1:"), Seen("2:")
+    with engine.connect() as conn:
+        stop_first = listen(conn, **first.callbacks())
+        stop_second = listen(conn, **second.callbacks())
+        conn.execute(text("SELECT 1"))
+        stop_first()
+        conn.execute(text("SELECT 2"))
+        conn.commit()
+        stop_second()
+        conn.execute(text("SELECT 3"))
+        conn.commit()
+        proxy = conn.connection
+        assert "commit" not in proxy.__dict__ and "rollback" not in proxy.__dict__
+        assert not engine.dialect.dispatch.do_execute_no_params and not engine.dialect.dispatch.do_execute
+    assert first.events == [("1:before", "select 1", False), "1:after"]
+    assert second.events == [("2:before", "select 1", False), "2:after", ("2:before", "select 2", False),
+                             "2:after", "2:commit"]
