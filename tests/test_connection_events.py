@@ -102,3 +102,27 @@ def test_two_listeners_share_the_connection_and_stopping_the_last_restores_it(en
     assert first.events == [("1:before", "select 1", False), "1:after"]
     assert second.events == [("2:before", "select 1", False), "2:after", ("2:before", "select 2", False),
                              "2:after", "2:commit"]
+
+
+@pytest.fixture(params=("postgresql", "mysql"))
+def server_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    db = request.getfixturevalue("pg_db" if request.param == "postgresql" else "mysql_db")
+    engine = create_engine(db.url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def test_a_lost_session_is_a_rollback_though_no_driver_call_tells_of_it(server_engine: Engine) -> None:
+    seen = Seen()
+    postgres = server_engine.dialect.name == "postgresql"
+    with server_engine.connect() as conn, server_engine.connect() as killer:
+        listen(conn, **seen.callbacks())
+        pid = conn.execute(text("SELECT pg_backend_pid()" if postgres else "SELECT CONNECTION_ID()")).scalar()
+        killer.execute(text(f"SELECT pg_terminate_backend({int(pid)})" if postgres else f"KILL {int(pid)}"))
+        with pytest.raises(exc.DBAPIError) as raised:
+            conn.execute(text("SELECT 1"))
+        assert raised.value.connection_invalidated
+        conn.rollback()  # SQLAlchemy does not tell the driver: the connection is invalidated
+    assert seen.events[-3:] == [("before", "select 1", False), ("error", True), "rollback"]

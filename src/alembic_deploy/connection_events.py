@@ -14,7 +14,8 @@ alembic: 3.545 G).
 * commits and rollbacks: at the pool's proxy of the DBAPI connection of this checkout only,
   where the dialect's ``do_commit``/``do_rollback`` tell the driver. So they are the driver's own
   commits and rollbacks, including the pool's rollback when the connection is returned;
-* errors: the dialect's ``handle_error`` event, for this connection's statements.
+* errors: the dialect's ``handle_error`` event, for this connection's statements. A lost
+  connection is also a rollback (the server rolls back what the session had not committed).
 
 Callbacks run in the order they were registered, ``before`` before the statement is sent,
 ``commit``/``rollback`` before the driver is told (as SQLAlchemy's events of those names).
@@ -137,9 +138,15 @@ class _Watch:
         return listener
 
     def _error(self, context: Any) -> None:
-        if context.connection is self.connection:
-            for fn in self.errors:
-                fn(context)
+        if context.connection is not self.connection:
+            return
+        for fn in self.errors:
+            fn(context)
+        if context.is_disconnect:
+            # The session is gone, and with it what it had not committed: a rollback no driver
+            # call will tell of (SQLAlchemy does not roll back an invalidated connection).
+            for fn in self.rollbacks:
+                fn()
 
     # -- the driver told to commit or roll back ----------------------------------------------------
     def _commit(self) -> None:
