@@ -12,10 +12,11 @@ revision (exit 8, :mod:`.recovery`) from one that was rolled back whole.
 How: the statements, commits, rollbacks and errors of the migrating connection (the one env.py
 configured), seen through :mod:`~alembic_deploy.connection_events`. Durability is read from the
 driver after each statement (:func:`transaction_probe`): once the session is outside a
-transaction, everything it ran is committed. A statement that *commits by itself* (:func:`commits_by_itself`: MySQL DDL, pysqlite
-DDL outside a transaction, anything in autocommit mode) is journaled as ``running`` before it
-starts, so a process killed inside it is never mistaken for "not run". Statements inside a
-transaction are not journaled one by one: a crash rolls them back with their transaction.
+transaction, everything it ran is committed. A statement that *commits by itself*
+(:func:`commits_by_itself`: MySQL DDL, pysqlite DDL outside a transaction, anything in autocommit
+mode) is journaled as ``running`` before it starts, so a process killed inside it is never
+mistaken for "not run". Statements inside a transaction are not journaled one by one: a crash
+rolls them back with their transaction.
 
 What is written, and when, is kept to what a crash needs, since each write is a committed
 transaction (an fsync) and the migration waits for it:
