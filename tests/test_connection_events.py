@@ -126,3 +126,18 @@ def test_a_lost_session_is_a_rollback_though_no_driver_call_tells_of_it(server_e
         assert raised.value.connection_invalidated
         conn.rollback()  # SQLAlchemy does not tell the driver: the connection is invalidated
     assert seen.events[-3:] == [("before", "select 1", False), ("error", True), "rollback"]
+
+
+def test_a_connection_that_reconnected_is_followed_to_its_new_dbapi_connection(engine: Engine) -> None:
+    """A retry may configure the same Connection again after it lost its session (env.py sharing
+    the app's connection): a listener added then watches the commits of the new DBAPI connection."""
+    first, second = Seen("1:"), Seen("2:")
+    with engine.connect() as conn:
+        listen(conn, **first.callbacks())
+        old = conn.connection
+        conn.invalidate()
+        conn.execute(text("SELECT 1"))  # reconnects: a new DBAPI connection behind the same Connection
+        assert conn.connection is not old
+        listen(conn, **second.callbacks())
+        conn.commit()
+    assert "1:commit" in first.events and "2:commit" in second.events

@@ -49,6 +49,8 @@ def listen(
     watch = _WATCHES.get(id(connection))
     if watch is None or watch.connection is not connection:
         watch = _WATCHES[id(connection)] = _Watch(connection)
+    else:
+        watch.follow(connection.connection)
     callbacks = (before, after, commit, rollback, error)
     watch.add(callbacks)
 
@@ -85,9 +87,24 @@ class _Watch:
                         ("handle_error", self._error))
         for name, fn in self._events:
             event.listen(self.engine, name, fn)
+        self._hook()
+
+    def _hook(self) -> None:
         # An instance attribute of the proxy, found before its __getattr__ hands on the driver's.
         self.proxy.commit = self._commit
         self.proxy.rollback = self._rollback
+
+    def _unhook(self) -> None:
+        for name, ours in (("commit", self._commit), ("rollback", self._rollback)):
+            if self.proxy.__dict__.get(name) == ours:
+                del self.proxy.__dict__[name]
+
+    def follow(self, proxy: Any) -> None:
+        """The Connection reconnected since (it was invalidated): watch its new DBAPI connection."""
+        if proxy is not self.proxy:
+            self._unhook()
+            self.proxy = proxy
+            self._hook()
 
     def add(self, callbacks: tuple[Callable[..., Any] | None, ...]) -> None:
         self.registered.append(callbacks)
@@ -113,9 +130,7 @@ class _Watch:
                 event.remove(self.engine, name, fn)
             except Exception:  # noqa: BLE001 - nothing left to remove
                 pass
-        for name, ours in (("commit", self._commit), ("rollback", self._rollback)):
-            if self.proxy.__dict__.get(name) == ours:
-                del self.proxy.__dict__[name]
+        self._unhook()
 
     # -- the dialect's execution events: one of them runs each statement -------------------------
     def _listener(self, run: Callable[..., None], many: bool) -> Callable[..., bool]:
