@@ -34,7 +34,8 @@ Before = Callable[[str, Any, Any, bool], None]
 #: ``error(context)``: SQLAlchemy's ExceptionContext of a statement of this connection.
 OnError = Callable[[Any], None]
 
-_WATCHES: dict[int, _Watch] = {}
+#: One watch per connection being listened to (a Connection hashes by identity).
+_WATCHES: dict[Connection, _Watch] = {}
 
 
 def listen(
@@ -46,9 +47,9 @@ def listen(
     error: OnError | None = None,
 ) -> Callable[[], None]:
     """Call these around what ``connection`` sends; returns the function that stops it."""
-    watch = _WATCHES.get(id(connection))
-    if watch is None or watch.connection is not connection:
-        watch = _WATCHES[id(connection)] = _Watch(connection)
+    watch = _WATCHES.get(connection)
+    if watch is None:
+        watch = _WATCHES[connection] = _Watch(connection)
     else:
         watch.follow(connection.connection)
     callbacks = (before, after, commit, rollback, error)
@@ -57,8 +58,8 @@ def listen(
     def remove() -> None:
         if watch.discard(callbacks):
             watch.close()
-            if _WATCHES.get(id(connection)) is watch:
-                del _WATCHES[id(connection)]
+            if _WATCHES.get(connection) is watch:
+                del _WATCHES[connection]
 
     return remove
 

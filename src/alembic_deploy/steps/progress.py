@@ -546,7 +546,6 @@ class ProgressTracker:
         self._write = write
         #: Where :meth:`close` writes the final state (the journal), when ``write`` goes elsewhere.
         self._final = final or write
-        self._connection: Connection | None = None
         self._stop_listening: Callable[[], None] | None = None
         self._dbapi: Any = None
         self._current: RevisionProgress | None = None
@@ -571,7 +570,6 @@ class ProgressTracker:
         from ..connection_events import listen
 
         self.detach()
-        self._connection = connection
         self._dbapi = connection.connection.dbapi_connection
         self._in_transaction = transaction_probe(self._dbapi)
         self._autocommit = autocommit_probe(self._dbapi)
@@ -584,7 +582,6 @@ class ProgressTracker:
 
     def detach(self) -> None:
         stop, self._stop_listening = self._stop_listening, None
-        self._connection = None
         if stop is not None:
             stop()
 
