@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-minimum bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,16 @@ demo: $(VENV)/.core
 test: $(VENV)/.test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The whole suite against the oldest releases pyproject.toml admits (run by hand; CI runs `test`).
+test-minimum:
+	$(PYTHON) -m venv .venv-minimum
+	.venv-minimum/bin/pip install -q --upgrade pip
+	.venv-minimum/bin/pip install -q -c tests/minimum-versions.txt -e '.[test]'
+	.venv-minimum/bin/pytest $(PYTEST_ARGS)
+
 bench: $(VENV)/.test
 	$(BIN)/python benchmarks/bench_upgrade.py
 	$(BIN)/python benchmarks/bench_lock_queue.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) .venv-minimum .pytest_cache build src/*.egg-info

@@ -24,7 +24,7 @@ MYSQL_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_MYSQL", "mysql+pymysql://root@
 SKIP_SERVERS = os.environ.get("ALEMBIC_DEPLOY_TEST_SKIP_SERVERS") == "1"
 BACKENDS = ("sqlite", "postgresql", "mysql")
 
-from helpers import Database  # noqa: E402
+from helpers import Database, url_text  # noqa: E402
 from scenarios import copy_project  # noqa: E402
 from servers import PostgresServer  # noqa: E402
 
@@ -57,7 +57,7 @@ def pg_db() -> Iterator[Database]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
-        yield Database(make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False), "postgresql")
+        yield Database(url_text(PG_ADMIN, database=name), "postgresql")
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -71,7 +71,7 @@ def mysql_db() -> Iterator[Database]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
     try:
-        yield Database(make_url(MYSQL_ADMIN).set(database=name).render_as_string(hide_password=False), "mysql")
+        yield Database(url_text(MYSQL_ADMIN, database=name), "mysql")
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
@@ -99,7 +99,7 @@ def password_pg_db(password_pg: PostgresServer) -> Iterator[Database]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
-        yield Database(make_url(password_pg.url()).set(database=name).render_as_string(hide_password=False), "postgresql")
+        yield Database(url_text(password_pg.url(), database=name), "postgresql")
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -117,7 +117,7 @@ def password_mysql_db(mysql_db: Database) -> Iterator[Database]:
         conn.exec_driver_sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY '{password.replace('%', '%%')}'")
         conn.exec_driver_sql(f"GRANT ALL ON `{url.database}`.* TO '{user}'@'%%'")
     try:
-        yield Database(url.set(username=user, password=password).render_as_string(hide_password=False), "mysql")
+        yield Database(url_text(url, username=user, password=password), "mysql")
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'%%'")

@@ -8,13 +8,28 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "mysql": "mysql+aiomysql"}
+
+
+_PASSWORD_MARK = "ad-test-password-mark"
+
+
+def url_text(url: str | URL, **changes: Any) -> str:
+    """``url`` (with ``changes``, as ``URL.set`` takes them) as text, its password percent-quoted
+    as SQLAlchemy 2.0.24 and later render it (earlier releases leave a ``%`` unquoted)."""
+    url = make_url(url)
+    url = url.set(**changes) if changes else url
+    if url.password is None:
+        return url.render_as_string(hide_password=False)
+    text = url.set(password=_PASSWORD_MARK).render_as_string(hide_password=False)
+    return text.replace(_PASSWORD_MARK, quote(str(url.password), safe=""), 1)
 
 
 @dataclass
@@ -31,7 +46,7 @@ class Database:
 
     @property
     def async_url(self) -> str:
-        return make_url(self.url).set(drivername=ASYNC_DRIVERS[self.backend]).render_as_string(hide_password=False)
+        return url_text(self.url, drivername=ASYNC_DRIVERS[self.backend])
 
     def engine(self):  # noqa: ANN201
         return create_engine(self.url, poolclass=NullPool)

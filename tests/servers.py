@@ -35,9 +35,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from helpers import free_port
+from helpers import free_port, url_text
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 PG_BIN = Path(os.environ.get("ALEMBIC_DEPLOY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -107,7 +106,7 @@ class _Server:
                 conn.exec_driver_sql(f"CREATE DATABASE {quote}{name}{quote}")
         finally:
             engine.dispose()
-        return make_url(self.url(name)).render_as_string(hide_password=False)
+        return url_text(self.url(name))
 
     @property
     def running(self) -> bool:

@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import free_port, run_cli, spawn_cli
+from helpers import free_port, run_cli, spawn_cli, url_text
 
 PID_APP = [sys.executable, "-c", "import os; print('app pid', os.getpid(), flush=True)"]
 
@@ -188,11 +188,9 @@ def test_unreachable_database_never_starts_the_app(make_project, tmp_path, mode)
 
 
 def test_wrong_password_is_not_retried_and_not_shown(make_project, password_pg_db, tmp_path):
-    from sqlalchemy.engine import make_url
-
     project = make_project("sync")
     marker = tmp_path / "started"
-    wrong = make_url(password_pg_db.url).set(password="wr0ng-pa55word").render_as_string(hide_password=False)
+    wrong = url_text(password_pg_db.url, password="wr0ng-pa55word")
     run = run_cli(project, "run", "--migrate", "--", *marker_app(marker), url=wrong)
     assert run.returncode == 2, run.output
     assert "wr0ng-pa55word" not in run.output

@@ -23,6 +23,7 @@ from helpers import (
     free_port,
     run_cli,
     spawn_cli,
+    url_text,
 )
 from servers import PostgresServer
 from sqlalchemy import create_engine, text
@@ -46,11 +47,11 @@ def _secrets(db: Database) -> tuple[str, ...]:
 
 
 def _with_port(db: Database, port: int) -> str:
-    return make_url(db.url).set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    return url_text(db.url, host="127.0.0.1", port=port)
 
 
 def _with_password(db: Database, password: str) -> str:
-    return make_url(db.url).set(password=password).render_as_string(hide_password=False)
+    return url_text(db.url, password=password)
 
 
 def _read_stderr_until(proc, marker: str) -> str:  # noqa: ANN001
@@ -104,7 +105,7 @@ def test_wrong_password_exits_2_at_once(password_db, make_project):
 
 
 def test_unknown_database_exits_2(password_db, make_project):
-    url = make_url(password_db.url).set(database="ad_no_such_database").render_as_string(hide_password=False)
+    url = url_text(password_db.url, database="ad_no_such_database")
     run = run_cli(make_project("sync"), "upgrade", "--wait-timeout", "30", url=url)
     assert "ad_no_such_database" in assert_failed_cleanly(run, 2, password_db.password)
 
@@ -139,7 +140,7 @@ def test_wait_does_not_retry_what_is_wrong(password_db, fault):
     url = url.set(password="wrong-password") if fault == "password" else url.set(database="ad_no_such_database")
     retried: list[int] = []
     with pytest.raises(ConfigError):
-        _wait(url.render_as_string(hide_password=False), 30, retried)
+        _wait(url_text(url), 30, retried)
     assert retried == []
 
 

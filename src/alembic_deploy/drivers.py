@@ -1,10 +1,10 @@
 """What this process changes in DBAPI drivers, in one place (both the fast path's direct session and
 the engines of the full path call in here before they connect).
 
-PyMySQL, given no TLS options, connects in "preferred" mode and builds a new default TLS context
-for every connection (``ssl.create_default_context()``: it loads the system CA store, ~20 ms),
-whether or not the server then offers TLS. A full upgrade opens two connections in this process
-(the lock session and env.py's migrating connection) where plain ``alembic`` opens one, so that
+PyMySQL 1.2 and later, given no TLS options, connect in "preferred" mode and build a new default
+TLS context for every connection (``ssl.create_default_context()``: it loads the system CA store,
+~20 ms), whether or not the server then offers TLS. A full upgrade opens two connections in this
+process (the lock session and env.py's migrating connection) where plain ``alembic`` opens one, so that
 second context was a fixed cost of ~20 ms. :func:`share_pymysql_default_tls` lets every
 connection of this process made without TLS options use one such context, built on the first
 connect exactly as PyMySQL builds it: TLS contexts are made to be shared by many connections, and

@@ -3,8 +3,9 @@
 Why: importing psycopg costs ~250 ms (asyncio, typing_extensions, its type system), more than the
 rest of the fast path together, only to run two statements. libpq is what psycopg itself drives,
 so the same conninfo reaches the same server, database, role and search_path. When that libpq is
-not there (psycopg built against the system's, or no psycopg), :func:`connect` returns None and
-the caller uses a driver instead.
+not there or does not load on its own (psycopg built against the system's, no psycopg, or a wheel
+whose libpq needs libraries only psycopg's extension module locates), :func:`connect` returns None
+and the caller uses a driver instead.
 """
 
 from __future__ import annotations
@@ -49,7 +50,13 @@ def _load() -> Any:
         if path is None:
             _lib = False
             return _lib
-        lib = ctypes.CDLL(str(path))
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError:
+            # Older wheels' libpq finds its own libssl etc. only through psycopg's extension
+            # module (psycopg-binary 3.1.4: "libssl-3a880ada.so.1.1: cannot open shared object").
+            _lib = False
+            return _lib
         ptr, text, num = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
         for name, restype, argtypes in (
             ("PQconnectdb", ptr, [text]),
