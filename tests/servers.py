@@ -194,7 +194,10 @@ class PostgresServer(_Server):
         return self
 
     def start(self) -> PostgresServer:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        # Dynamic shared memory as files in the data directory (pg_dynshmem), not in /dev/shm: a
+        # server a test kills with SIGKILL cannot remove its segments, and the directory goes with it.
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+                   " -c dynamic_shared_memory_type=mmap")
         self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options,
                           "-l", str(self.root / "log"), "-w", "-t", str(int(START_TIMEOUT)), "start")
         self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
