@@ -43,18 +43,23 @@ def _bundled_libpq() -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
+def _open(path: Path | None) -> Any:
+    """The library at ``path``, or None when there is none or it does not load on its own: older
+    wheels' libpq finds its libssl only through psycopg's extension module (psycopg-binary 3.1.4:
+    "libssl-3a880ada.so.1.1: cannot open shared object file")."""
+    if path is None:
+        return None
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError:
+        return None
+
+
 def _load() -> Any:
     global _lib
     if _lib is None:
-        path = _bundled_libpq()
-        if path is None:
-            _lib = False
-            return _lib
-        try:
-            lib = ctypes.CDLL(str(path))
-        except OSError:
-            # Older wheels' libpq finds its own libssl etc. only through psycopg's extension
-            # module (psycopg-binary 3.1.4: "libssl-3a880ada.so.1.1: cannot open shared object").
+        lib = _open(_bundled_libpq())
+        if lib is None:
             _lib = False
             return _lib
         ptr, text, num = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
