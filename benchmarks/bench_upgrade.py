@@ -18,6 +18,11 @@ noisy machine slows both alike; each ratio comes with a bootstrap interval over 
 unmeasured warm-up run of each comes first. Times are wall clock per process, start to exit.
 ``--cold`` deletes both tools' caches (the revision files' ``__pycache__`` and alembic-deploy's
 revision-graph cache) before every timed run, which is what a freshly started container sees.
+
+``--pool FILE...`` runs nothing: it pools the timed results of runs saved with ``--save`` (same
+scenario, backend, N and ``--cold``), each run's wall times divided by its own plain alembic median,
+so that a run on a slow hour weighs like one on a fast hour and every pair keeps its ratio. One run
+of 11 pairs on a noisy machine seldom settles a 5 % target; several runs pooled can.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -217,6 +223,28 @@ def alternate(runs: int, step: Callable[[str, bool], tuple[float, float]]) -> di
     return timings
 
 
+def pooled(documents: Sequence[dict[str, Any]]) -> list[TimedResult]:
+    """The timed results of saved runs (``--save``), pooled as ``--pool`` describes: wall times in
+    multiples of their run's plain alembic median, CPU times as measured."""
+    groups: dict[tuple[str, str, int, bool], TimedResult] = {}
+    for document in documents:
+        for saved in document["timed"]:
+            key = (saved["scenario"], saved["backend"], saved["revisions"], saved["cold"])
+            result = groups.get(key)
+            if result is None:
+                result = groups[key] = TimedResult(*key[:3], 0, key[3], {tool: Timing() for tool in TOOLS},
+                                                   saved["fast_path"])
+            result.runs += saved["runs"]
+            if saved["fast_path"] is not None:
+                result.fast_path = bool(result.fast_path) and saved["fast_path"]
+            scale = saved["alembic"]["median"]
+            for tool in TOOLS:
+                timing = saved[tool.replace("-", "_")]
+                result.timings[tool].samples += [round(x / scale, 4) for x in timing["samples"]]
+                result.timings[tool].cpu += timing["cpu_samples"]
+    return list(groups.values())
+
+
 def ratio_interval(alembic: Sequence[float], deploy: Sequence[float]) -> tuple[float, float]:
     """A percentile bootstrap interval of median(deploy) / median(alembic), resampling whole pairs:
     run i of each tool ran back to back (:func:`alternate`), so a pair shares the machine's state
@@ -365,12 +393,14 @@ def environment(argv: Sequence[str]) -> dict[str, object]:
     }
 
 
-def render(env: dict[str, object], timed: list[TimedResult], races: list[RaceResult]) -> str:
+def render(env: dict[str, object], timed: list[TimedResult], races: list[RaceResult], unit: str = "s") -> str:
+    """The tables; ``unit`` names what the wall times are in (``--pool``: plain alembic's medians)."""
     lines = [f"$ {env['command']}",
              f"python {env['python']}, alembic {env['alembic']}, sqlalchemy {env['sqlalchemy']}, "
              f"{env['cpus']} CPUs, load average at end {env['loadavg_at_end']}", ""]
     if timed:
-        head = ("scenario", "backend", "N", "runs", "alembic min/med/max s", "alembic-deploy min/med/max s",
+        head = ("scenario", "backend", "N", "runs", f"alembic min/med/max {unit}",
+                f"alembic-deploy min/med/max {unit}",
                 "ratio", f"{INTERVAL_LEVEL:.0%} interval", "target", "cpu med s (alembic / deploy)")
         rows = [
             (
@@ -441,7 +471,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cold", action="store_true", help="clear both tools' caches before each timed run")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     parser.add_argument("--save", metavar="FILE", help="also write the JSON document to FILE")
+    parser.add_argument("--pool", nargs="+", metavar="FILE", help="run nothing: pool runs saved with --save")
     args = parser.parse_args(argv)
+    if args.pool:
+        documents = [json.loads(Path(name).read_text(encoding="utf-8")) for name in args.pool]
+        sources = [f"  pooled: {d['environment']['command']} (load average at end {d['environment']['loadavg_at_end']})"
+                   for d in documents]
+        print(render(environment(argv), pooled(documents), [], unit="rel"))
+        print("wall times (rel) in multiples of plain alembic's median in their own run\n" + "\n".join(sources))
+        return 0
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     scenarios = {s.strip() for s in args.scenarios.split(",") if s.strip()}
     timed: list[TimedResult] = []
