@@ -83,6 +83,11 @@ class Timing:
                 "cpu_median": statistics.median(self.cpu), "cpu_samples": self.cpu}
 
 
+def _json_key(tool: str) -> str:
+    """The key under which a saved run (``--save``) holds a tool's timing."""
+    return tool.replace("-", "_")
+
+
 @dataclass
 class TimedResult:
     scenario: str
@@ -120,7 +125,7 @@ class TimedResult:
             "runs": self.runs,
             "cold": self.cold,
             "fast_path": self.fast_path,
-            **{tool.replace("-", "_"): t.to_dict() for tool, t in self.timings.items()},
+            **{_json_key(tool): t.to_dict() for tool, t in self.timings.items()},
             "ratio": round(self.ratio, 4),
             "ratio_interval": [round(x, 4) for x in self.interval],
             "interval_level": INTERVAL_LEVEL,
@@ -226,23 +231,23 @@ def alternate(runs: int, step: Callable[[str, bool], tuple[float, float]]) -> di
 def pooled(documents: Sequence[dict[str, Any]]) -> list[TimedResult]:
     """The timed results of saved runs (``--save``), pooled as ``--pool`` describes: wall times in
     multiples of their run's plain alembic median, CPU times as measured."""
-    groups: dict[tuple[str, str, int, bool], TimedResult] = {}
+    groups: dict[tuple[str, str, int, bool], list[dict[str, Any]]] = {}
     for document in documents:
         for saved in document["timed"]:
             key = (saved["scenario"], saved["backend"], saved["revisions"], saved["cold"])
-            result = groups.get(key)
-            if result is None:
-                result = groups[key] = TimedResult(*key[:3], 0, key[3], {tool: Timing() for tool in TOOLS},
-                                                   saved["fast_path"])
-            result.runs += saved["runs"]
-            if saved["fast_path"] is not None:
-                result.fast_path = bool(result.fast_path) and saved["fast_path"]
+            groups.setdefault(key, []).append(saved)
+    results = []
+    for (scenario, backend, revisions, cold), runs in groups.items():
+        timings = {tool: Timing() for tool in TOOLS}
+        for saved in runs:
             scale = saved["alembic"]["median"]
-            for tool in TOOLS:
-                timing = saved[tool.replace("-", "_")]
-                result.timings[tool].samples += [round(x / scale, 4) for x in timing["samples"]]
-                result.timings[tool].cpu += timing["cpu_samples"]
-    return list(groups.values())
+            for tool, timing in timings.items():
+                timing.samples += [round(x / scale, 4) for x in saved[_json_key(tool)]["samples"]]
+                timing.cpu += saved[_json_key(tool)]["cpu_samples"]
+        fast_paths = [saved["fast_path"] for saved in runs]
+        results.append(TimedResult(scenario, backend, revisions, sum(saved["runs"] for saved in runs), cold,
+                                   timings, None if None in fast_paths else all(fast_paths)))
+    return results
 
 
 def ratio_interval(alembic: Sequence[float], deploy: Sequence[float]) -> tuple[float, float]:
