@@ -170,3 +170,130 @@ def test_cli_rejects_a_bad_flag_value_as_a_usage_error(project):
     result = _invoke("upgrade", "-c", str(project / "alembic.ini"), "--wait-timeout", "soon")
     assert result.exit_code == 2
     assert "--wait-timeout" in result.output
+
+
+# -- every setting is checked when it is resolved (exit 2 naming its source) ----------------------
+def _sources(key: str, raw: str, tmp_path: Path) -> list[tuple[dict, dict, Path, str]]:
+    """(flags, environ, pyproject, the source the error must name) giving setting ``key`` ``raw``,
+    once from each source."""
+    name = key.replace("_", "-")
+    env_var = "ALEMBIC_DEPLOY_" + key.upper()
+    folder = tmp_path / f"{key}-{len(raw)}"
+    folder.mkdir(exist_ok=True)
+    return [
+        ({key: raw}, {}, _pyproject(folder, ""), f"--{name}"),
+        ({}, {env_var: raw}, _pyproject(folder, ""), env_var),
+        ({}, {}, _pyproject(folder, f"{name} = {_toml(raw)}"), f"{name} in [tool.alembic-deploy]"),
+    ]
+
+
+def _toml(raw: str) -> str:
+    import json
+
+    return raw if raw in ("nan", "inf", "-inf") or raw.lstrip("-").replace(".", "").isdigit() else json.dumps(raw)
+
+
+def _numeric_fields() -> list[str]:
+    from dataclasses import fields
+
+    return [f.name for f in fields(Settings) if str(f.type).split(" ")[0] in ("float", "int")]
+
+
+def test_every_numeric_setting_has_a_checked_range():
+    from alembic_deploy.settings import COUNTS, SECONDS
+
+    assert set(_numeric_fields()) == SECONDS | set(COUNTS), "a new number setting needs a range in settings.py"
+
+
+@pytest.mark.parametrize("key", _numeric_fields())
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "-1", "1e12"])
+def test_every_numeric_setting_refuses_nan_infinite_negative_and_huge_from_every_source(tmp_path, key, raw):
+    from alembic_deploy.settings import COUNTS
+
+    if key in COUNTS and raw in ("nan", "inf", "-inf", "1e12"):
+        raw = {"nan": "x", "inf": "99999999", "-inf": "-99999999", "1e12": "10001"}[raw]
+    for flags, environ, pyproject, source in _sources(key, raw, tmp_path):
+        with pytest.raises(ConfigError) as err:
+            Settings.resolve(flags, environ=environ, pyproject=pyproject)
+        assert err.value.exit_code == 2
+        assert source in err.value.message, (source, err.value.message)
+
+
+def test_numeric_settings_at_their_bounds_are_accepted(tmp_path):
+    from alembic_deploy.settings import COUNTS, MAX_SECONDS, SECONDS
+
+    pyproject = _pyproject(tmp_path, "")
+    for key in SECONDS:
+        for value in (0.0, MAX_SECONDS):
+            assert getattr(Settings.resolve({key: value}, environ={}, pyproject=pyproject), key) == value
+    for key, (low, high) in COUNTS.items():
+        for value in (low, high):
+            assert getattr(Settings.resolve({key: value}, environ={}, pyproject=pyproject), key) == value
+
+
+@pytest.mark.parametrize(
+    ("key", "raw"),
+    [
+        ("env", "e" * 65),
+        ("journal_table", "j" * 64),
+        ("journal_table", 'alembic_deploy_history" WHERE false; DROP TABLE victim; --'),
+        ("journal_table", "deploy-log"),
+        ("journal_table", "1deploys"),
+        ("journal_table", "audit.deploys"),
+        ("journal_table", "d\u00e9ploiements"),
+    ],
+)
+def test_chosen_names_that_the_journal_cannot_hold_are_refused_from_every_source(tmp_path, key, raw):
+    for flags, environ, pyproject, source in _sources(key, raw, tmp_path):
+        with pytest.raises(ConfigError) as err:
+            Settings.resolve(flags, environ=environ, pyproject=pyproject)
+        assert source in err.value.message, (source, err.value.message)
+
+
+def test_names_at_their_limits_are_accepted(tmp_path):
+    pyproject = _pyproject(tmp_path, "")
+    assert Settings.resolve({"env": "e" * 64}, environ={}, pyproject=pyproject).env == "e" * 64
+    for name in ("j" * 63, "_deploys", "Deploy_Log_2", "select"):
+        assert Settings.resolve({"journal_table": name}, environ={}, pyproject=pyproject).journal_table == name
+
+
+def test_every_text_setting_is_checked_or_clipped_on_purpose():
+    """Text settings either are checked when resolved, are checked by their own step, or are
+    provenance a CI system supplies, which the journal clips instead of refusing."""
+    from dataclasses import fields
+
+    from alembic_deploy.settings import JOURNALED
+
+    checked_here = {"journal_table", *JOURNALED}
+    checked_elsewhere = {"config", "name", "database_url", "run_mode"}  # read, parsed, or one of MODES
+    clipped = {"git_sha", "actor", "run_url"}  # provenance.clip
+    text = {f.name for f in fields(Settings) if str(f.type).split(" ")[0] == "str"}
+    assert text == checked_here | checked_elsewhere | clipped
+
+
+def test_settings_built_directly_are_checked_by_validate():
+    for bad in ({"wait_timeout": float("nan")}, {"statement_timeout": float("inf")}, {"env": "e" * 65},
+                {"journal_table": "a b"}, {"retries": -1}):
+        with pytest.raises(ConfigError):
+            Settings(**bad).validate()
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--wait-timeout", "nan"), "--wait-timeout"),
+        (("--ddl-lock-timeout", "nan"), "--ddl-lock-timeout"),
+        (("--statement-timeout", "inf"), "--statement-timeout"),
+        (("--retry-deadline", "-5"), "--retry-deadline"),
+        (("--lock-timeout-wait", "1e300"), "--lock-timeout-wait"),
+        (("--health-interval", "nan", "--wait-healthy", "http://127.0.0.1:9/"), "--health-interval"),
+        (("--retries", "-1"), "--retries"),
+        (("--env", "e" * 65), "--env"),
+        (("--journal-table", "j" * 64), "--journal-table"),
+    ],
+)
+def test_cli_refuses_bad_values_before_touching_the_database(project, args, named):
+    result = _invoke("upgrade", "-c", str(project / "alembic.ini"), *args)
+    assert result.exit_code == 2, result.output
+    assert named in result.output and "Traceback" not in result.output
+    assert not (project / "app.db").exists()

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from .provenance import journal_row
+from .provenance import COLUMN_SIZES, journal_row
 from .secrets import scrub
 
 if TYPE_CHECKING:
@@ -45,7 +45,13 @@ if TYPE_CHECKING:
 OUTCOMES = ("running", "applied", "noop", "failed", "interrupted", "refused", "rolled-back", "crashed")
 
 
+def _text(column: str) -> String:
+    return String(COLUMN_SIZES[column])
+
+
 def journal_table(name: str, metadata: MetaData | None = None) -> Table:
+    """The journal's table; ``name`` is a plain identifier (checked when the settings are resolved)
+    that SQLAlchemy quotes wherever it is used, as every statement here is built from this object."""
     return Table(
         name,
         metadata or MetaData(),
@@ -53,24 +59,24 @@ def journal_table(name: str, metadata: MetaData | None = None) -> Table:
         Column("started_at", DateTime(timezone=True), nullable=False),
         Column("finished_at", DateTime(timezone=True)),
         Column("duration_seconds", Float),
-        Column("command", String(32), nullable=False),
-        Column("outcome", String(16), nullable=False),
-        Column("target", String(255)),
-        Column("from_revisions", String(1024)),
-        Column("to_revisions", String(1024)),
+        Column("command", _text("command"), nullable=False),
+        Column("outcome", _text("outcome"), nullable=False),
+        Column("target", _text("target")),
+        Column("from_revisions", _text("from_revisions")),
+        Column("to_revisions", _text("to_revisions")),
         # JSON list: [{"revision", "description", "duration", "status"}]
         Column("revisions", Text),
         # JSON: statement progress of the revision in flight (non-transactional backends).
         Column("progress", Text),
         Column("error", Text),
-        Column("host", String(255)),
+        Column("host", _text("host")),
         Column("pid", Integer),
-        Column("environment", String(64)),
-        Column("git_sha", String(64)),
-        Column("actor", String(255)),
-        Column("run_url", String(1024)),
-        Column("tool_version", String(32)),
-        Column("alembic_version", String(32)),
+        Column("environment", _text("environment")),
+        Column("git_sha", _text("git_sha")),
+        Column("actor", _text("actor")),
+        Column("run_url", _text("run_url")),
+        Column("tool_version", _text("tool_version")),
+        Column("alembic_version", _text("alembic_version")),
         Column("db_wait_seconds", Float),
         Column("lock_wait_seconds", Float),
     )

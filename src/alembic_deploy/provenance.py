@@ -14,6 +14,27 @@ if TYPE_CHECKING:
     from .report import DeployReport
     from .settings import Settings
 
+#: Characters each text column of the journal holds (journal.py declares its columns with these):
+#: settings a person chooses are checked against them when resolved (settings.py); values a CI
+#: system or the host supplies are clipped to them instead (:func:`clip`), never refusing a deploy.
+COLUMN_SIZES: dict[str, int] = {
+    "command": 32,
+    "outcome": 16,
+    "target": 255,
+    "from_revisions": 1024,
+    "to_revisions": 1024,
+    "host": 255,
+    "environment": 64,
+    "git_sha": 64,
+    "actor": 255,
+    "run_url": 1024,
+    "tool_version": 32,
+    "alembic_version": 32,
+}
+
+#: Ends a clipped value, so the journal says it was clipped: the prefix before it is the original's.
+CLIPPED = "\u2026"
+
 
 def _alembic_version() -> str:
     # importlib.metadata costs ~50 ms to import and scan, a large share of the fast path, which
@@ -40,16 +61,25 @@ def _alembic_version() -> str:
         return "unknown"
 
 
+def clip(column: str, value: str | None) -> str | None:
+    """``value`` as the journal's ``column`` holds it: unchanged when it fits, else its prefix
+    followed by :data:`CLIPPED` (a 70-character SHA from CI must not fail the deploy it records)."""
+    size = COLUMN_SIZES[column]
+    if value is None or len(value) <= size:
+        return value
+    return value[: size - len(CLIPPED)] + CLIPPED
+
+
 def identity(settings: Settings) -> dict[str, Any]:
     return {
-        "host": socket.gethostname()[:255],
+        "host": clip("host", socket.gethostname()),
         "pid": os.getpid(),
         "environment": settings.env,
-        "git_sha": settings.git_sha,
-        "actor": settings.actor,
-        "run_url": settings.run_url,
-        "tool_version": __version__,
-        "alembic_version": _alembic_version(),
+        "git_sha": clip("git_sha", settings.git_sha),
+        "actor": clip("actor", settings.actor),
+        "run_url": clip("run_url", settings.run_url),
+        "tool_version": clip("tool_version", __version__),
+        "alembic_version": clip("alembic_version", _alembic_version()),
     }
 
 

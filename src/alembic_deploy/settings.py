@@ -9,14 +9,17 @@ or ``lock-timeout-wait = 600`` in pyproject.toml. The database URL is also read 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from .errors import ConfigError
+from .provenance import COLUMN_SIZES
 from .secrets import mask_url, register_url
 
 ENV_PREFIX = "ALEMBIC_DEPLOY_"
@@ -38,12 +41,12 @@ class Settings:
     git_sha: str | None = None
     actor: str | None = None
     run_url: str | None = None
-    # Issue-4 knobs: DDL lock timeout on the migrating connection, retries on lock timeouts.
+    # The migrating connection's DDL lock timeout and statement timeout, retries on lock timeouts.
     ddl_lock_timeout: float = 2.0
     statement_timeout: float | None = None
     retries: int = 5
     retry_deadline: float = 300.0
-    # Issue-5: the health gate before migrating (upgrade --wait-healthy) and the entrypoint (run).
+    # The health gate before migrating (upgrade --wait-healthy) and the entrypoint (run).
     wait_healthy: tuple[str, ...] = ()
     healthy_count: int = 3
     health_timeout: float = 300.0
@@ -71,22 +74,34 @@ class Settings:
         environ: Mapping[str, str] | None = None,
         pyproject: Path | None = None,
     ) -> Settings:
-        """Merge the sources; ``flags`` holds only options the user gave (None means not given)."""
+        """Merge the sources; ``flags`` holds only options the user gave (None means not given).
+
+        Each value is checked as it is taken (:func:`check`), so a bad one fails here with exit 2
+        naming where it came from, before anything connects: never later as a driver's error.
+        """
         flags = {k: v for k, v in (flags or {}).items() if v is not None and v != ()}
         environ = os.environ if environ is None else environ
         config = flags.get("config") or environ.get(ENV_PREFIX + "CONFIG") or cls.config
-        file_values = _read_pyproject(pyproject or _find_pyproject(Path(config)))
+        pyproject = pyproject or _find_pyproject(Path(config))
+        file_values = _read_pyproject(pyproject)
         values: dict[str, Any] = {}
         for f in fields(cls):
             key = f.name
             if key in flags:
-                values[key] = _coerce(f, flags[key], f"--{key.replace('_', '-')}")
+                source = f"--{key.replace('_', '-')}"
+                value = flags[key]
             elif ENV_PREFIX + key.upper() in environ:
-                values[key] = _coerce(f, environ[ENV_PREFIX + key.upper()], ENV_PREFIX + key.upper())
+                source = ENV_PREFIX + key.upper()
+                value = environ[source]
             elif key.replace("_", "-") in file_values:
-                name = key.replace("_", "-")
-                values[key] = _coerce(f, file_values[name], f"{name} in [tool.alembic-deploy]")
+                source = f"{key.replace('_', '-')} in [tool.alembic-deploy] of {pyproject}"
+                value = file_values[key.replace("_", "-")]
+            else:
+                continue
+            values[key] = check(key, _coerce(f, value, source), source)
         values.setdefault("database_url", environ.get("DATABASE_URL") or None)
+        # Provenance a CI system supplies is clipped to the journal's columns when written
+        # (provenance.clip), never refused: a deploy must not fail over the shape of a commit id.
         values.setdefault("git_sha", environ.get("GITHUB_SHA"))
         values.setdefault("actor", environ.get("GITHUB_ACTOR"))
         if "run_url" not in values and environ.get("GITHUB_RUN_ID"):
@@ -100,14 +115,10 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("wait_timeout", "lock_timeout_wait", "ddl_lock_timeout", "retry_deadline", "statement_timeout"):
-            if (getattr(self, name) or 0) < 0:
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} must be zero or more seconds, "
-                    f"got {getattr(self, name)}."
-                )
-        if self.retries < 0:
-            raise ConfigError(f"--retries must be zero or more, got {self.retries}.")
+        """Check every field (as :func:`check` does, naming each by its flag) and how they combine;
+        for Settings built directly rather than through :meth:`resolve`."""
+        for f in fields(self):
+            check(f.name, getattr(self, f.name), f"--{f.name.replace('_', '-')}")
         for item in self.x:
             if "=" not in item:
                 raise ConfigError(
@@ -119,6 +130,56 @@ class Settings:
 
         validate_health(self)
         validate_run(self)
+
+
+#: The longest wait or timeout a setting may ask for: PostgreSQL takes lock and statement timeouts
+#: in milliseconds as a 32-bit integer, so 2147483 s (about 24.8 days) is the most every backend
+#: accepts; no deploy step is meant to wait longer.
+MAX_SECONDS: Final = 2_147_483.0
+SECONDS: Final = frozenset({
+    "wait_timeout", "lock_timeout_wait", "ddl_lock_timeout", "statement_timeout", "retry_deadline",
+    "health_timeout", "health_interval", "schema_timeout",
+})
+#: Inclusive ranges of the whole-number settings.
+COUNTS: Final = {"retries": (0, 10_000), "healthy_count": (1, 10_000)}
+#: The journal table's name: a plain identifier, so it means the same table unquoted or quoted on
+#: every backend and needs no escaping, within the strictest backend's limit (PostgreSQL's 63
+#: bytes; MySQL/MariaDB allow 64, SQLite any length). The URL, and so the backend, may only be
+#: known once alembic.ini or env.py is read, after the settings: the strictest limit holds for all.
+IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+MAX_IDENTIFIER: Final = 63
+#: Settings a person chooses that the journal stores in a column of its own.
+JOURNALED: Final = {"env": "environment"}
+
+
+def check(name: str, value: Any, source: str) -> Any:
+    """``value`` of setting ``name`` if usable, else a :class:`ConfigError` naming ``source``
+    (the flag, environment variable or pyproject key it came from) and what it accepts."""
+    if value is None:
+        return value
+    if name in SECONDS:
+        if not (math.isfinite(value) and 0 <= value <= MAX_SECONDS):
+            raise ConfigError(
+                f"{source} must be a number of seconds from 0 to {MAX_SECONDS:.0f}, got {value!r}. "
+                "Give a finite value such as 30 (0 where the option documents it as 'no limit')."
+            )
+    elif name in COUNTS:
+        low, high = COUNTS[name]
+        if not low <= value <= high:
+            raise ConfigError(f"{source} must be a whole number from {low} to {high}, got {value!r}.")
+    elif name == "journal_table":
+        if not IDENTIFIER.match(value) or len(value) > MAX_IDENTIFIER:
+            raise ConfigError(
+                f"{source} must be a plain table name: a letter or underscore, then letters, digits or "
+                f"underscores, at most {MAX_IDENTIFIER} characters (the longest PostgreSQL allows); "
+                f"got {value!r}. Name the journal table e.g. deploy_history."
+            )
+    elif name in JOURNALED and len(value) > COLUMN_SIZES[JOURNALED[name]]:
+        raise ConfigError(
+            f"{source} is {len(value)} characters long; the journal's {JOURNALED[name]} column holds "
+            f"{COLUMN_SIZES[JOURNALED[name]]}. Give a shorter name."
+        )
+    return value
 
 
 def _find_pyproject(config: Path) -> Path | None:
