@@ -24,22 +24,52 @@ def _err(msg: str, **style: Any) -> None:
     click.secho(scrub(msg), err=True, **style)
 
 
-def _settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Options every command takes; they become Settings fields (None = not given)."""
+#: alembic's global options, accepted before the command (alembic's order) as well as after it.
+GLOBAL_OPTIONS = ("config", "name", "x", "debug")
+_GLOBAL_KEY = "alembic_deploy.global_options"
+
+
+def _global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """alembic's global options: on the group and again on each command (None = not given)."""
     options = [
         click.option("-c", "--config", help="Alembic ini file (default: alembic.ini)."),
         click.option("-n", "--name", help="Section of the ini file (default: alembic)."),
         click.option("-x", "x", multiple=True, help="key=value passed to env.py, as with alembic -x."),
+        click.option("--debug", "--raiseerr", "debug", is_flag=True, default=None,
+                     help="Show tracebacks (alembic's --raiseerr does the same)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _merge_global(options: dict[str, Any]) -> dict[str, Any]:
+    """The command's options with the group's global ones under them: an option given after the
+    command wins over the same one given before it; -x values from both places are all passed,
+    the group's first (so for a key given twice, env.py's ``get_x_argument(as_dictionary=True)``
+    keeps the later one, as when both are given after the command)."""
+    given = click.get_current_context().meta.get(_GLOBAL_KEY, {})
+    merged = dict(options)
+    for key in GLOBAL_OPTIONS:
+        if key == "x":
+            merged["x"] = (*given.get("x", ()), *(options.get("x") or ()))
+        elif options.get(key) is None:
+            merged[key] = given.get(key)
+    return merged
+
+
+def _settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every command takes; they become Settings fields (None = not given)."""
+    options = [
         click.option("--database-url", help="Database URL (default: DATABASE_URL, then sqlalchemy.url)."),
         click.option("--env", help="Environment name recorded in the journal (dev, qa, beta, production)."),
         click.option("--wait-timeout", type=float, help="Seconds to wait for the database (default 60)."),
         click.option("--journal-table", help="Journal table name (default alembic_deploy_history)."),
         click.option("--json", "json_", is_flag=True, default=None, help="Print a JSON document on stdout."),
-        click.option("--debug", is_flag=True, default=None, help="Show tracebacks."),
     ]
     for option in reversed(options):
         fn = option(fn)
-    return fn
+    return _global_options(fn)
 
 
 def _migration_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,6 +95,7 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(**options: Any) -> None:
+        options = _merge_global(options)
         options["json"] = options.pop("json_", None)
         debug = bool(options.get("debug"))
         as_json = bool(options.get("json"))
@@ -117,9 +148,16 @@ def _echo(settings: Any) -> Callable[[str], None]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="alembic-deploy")
-def main() -> None:
+@_global_options
+@click.pass_context
+def main(ctx: click.Context, **global_options: Any) -> None:
     """Deploy-time Alembic migrations: one migration lock per database, clear exit codes,
-    a history journal. Runs on an unmodified Alembic project."""
+    a history journal. Runs on an unmodified Alembic project.
+
+    alembic's global options (-c/--config, -n/--name, -x, --raiseerr) go before the command, as
+    with alembic, or after it; given in both places, the one after the command wins (-x values
+    from both are all passed)."""
+    ctx.meta[_GLOBAL_KEY] = global_options
 
 
 @main.command()
@@ -262,11 +300,19 @@ def _history_table(rows: list[dict[str, Any]]) -> str:
 
 @main.command()
 @click.option("--keep", type=click.Path(file_okay=False), help="Create the sample project here and keep it.")
-def demo(keep: str | None) -> None:
+@_global_options
+def demo(keep: str | None, **options: Any) -> None:
     """Create a sample Alembic project on SQLite and run the whole pipeline on it, twice."""
     from .demo import run_demo
 
+    options = _merge_global(options)
     try:
+        given = [f"-{k}" if k == "x" else f"--{k}" for k in ("config", "name", "x") if options[k]]
+        if given:
+            raise ConfigError(
+                f"demo creates and migrates a sample project of its own, so {', '.join(given)} does not "
+                "apply to it; run `alembic-deploy demo --keep DIR`, then `alembic-deploy -c DIR/alembic.ini status`."
+            )
         sys.exit(run_demo(keep))
     except ConfigError as exc:
         _err(f"error: {exc.message}", fg="red")

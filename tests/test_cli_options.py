@@ -1,0 +1,127 @@
+"""alembic's global options (-c/--config, -n/--name, -x, --raiseerr) work before the command, in
+alembic's own order, as well as after it, on every command; given in both places, the one after
+the command wins."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers import Database, run_cli
+
+from alembic_deploy.cli import main
+
+HEAD = ["a3_seed"]
+
+
+def _invoke(*args: str, env: dict[str, str | None] | None = None):  # noqa: ANN202
+    return CliRunner().invoke(main, list(args), env={"DATABASE_URL": None, **(env or {})}, catch_exceptions=False)
+
+
+def _orders(command: str, *options: str, rest: tuple[str, ...] = ()) -> list[list[str]]:
+    """The same invocation with ``options`` before the command (alembic's order) and after it."""
+    return [[*options, command, *rest], [command, *options, *rest]]
+
+
+@pytest.fixture
+def project(make_project) -> Path:
+    return make_project("ini_url")  # sqlalchemy.url in the ini: the test's cwd is not the project
+
+
+@pytest.fixture
+def db(project) -> Database:
+    return Database(f"sqlite:///{project / 'app.db'}", "sqlite")
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before-command", "after-command"])
+def test_upgrade_status_history_and_repair_take_config_on_either_side(project, db, before):
+    ini = ("-c", str(project / "alembic.ini"))
+    pick = 0 if before else 1
+    upgraded = _invoke(*_orders("upgrade", *ini, rest=("heads",))[pick])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert db.versions() == HEAD
+    status = _invoke(*_orders("status", *ini)[pick])
+    assert status.exit_code == 0 and "current:  a3_seed" in status.output, status.output
+    history = _invoke(*_orders("history", *ini)[pick])
+    assert history.exit_code == 0 and "applied" in history.output, history.output
+    repair = _invoke(*_orders("repair", *ini)[pick])
+    assert repair.exit_code == 0 and "Nothing to repair" in repair.output, repair.output
+
+
+@pytest.mark.parametrize("order", [0, 1], ids=["before-command", "after-command"])
+def test_ini_section_name_on_either_side(project, db, order):
+    ini = project / "alembic.ini"
+    ini.write_text(ini.read_text().replace("[alembic]", "[tenant]"))
+    missing = _invoke("upgrade", "-c", str(ini))
+    assert missing.exit_code == 2 and "-n/--name" in missing.output, missing.output
+    run = _invoke(*_orders("upgrade", "-c", str(ini), "-n", "tenant")[order])
+    assert run.exit_code == 0, run.output
+    assert db.versions() == HEAD
+
+
+@pytest.mark.parametrize("order", [0, 1], ids=["before-command", "after-command"])
+def test_x_arguments_reach_env_py_on_either_side(make_project, sqlite_db, order):
+    project = make_project("xargs")
+    args = _orders("upgrade", "-c", str(project / "alembic.ini"), "-x", "version_table=xargs_versions")[order]
+    run = _invoke(*args, env={"DATABASE_URL": sqlite_db.url})
+    assert run.exit_code == 0, run.output
+    assert sqlite_db.versions("xargs_versions") == HEAD
+    assert not sqlite_db.has_table("alembic_version")
+
+
+def test_x_arguments_from_both_sides_are_all_passed_the_later_winning(make_project, sqlite_db):
+    project = make_project("xargs")
+    run = _invoke("-x", "version_table=before_versions", "-c", str(project / "alembic.ini"),
+                  "upgrade", "-x", "version_table=after_versions", env={"DATABASE_URL": sqlite_db.url})
+    assert run.exit_code == 0, run.output
+    assert sqlite_db.versions("after_versions") == HEAD
+    assert not sqlite_db.has_table("before_versions")
+
+
+def test_an_option_after_the_command_overrides_the_same_one_before_it(project, db, tmp_path):
+    run = _invoke("-c", str(tmp_path / "nowhere.ini"), "-n", "nosuch", "upgrade",
+                  "-c", str(project / "alembic.ini"), "-n", "alembic")
+    assert run.exit_code == 0, run.output
+    assert db.versions() == HEAD
+    # ... and one given only before the command still counts.
+    wrong = _invoke("-c", str(tmp_path / "nowhere.ini"), "status")
+    assert wrong.exit_code == 2 and "nowhere.ini" in wrong.output
+
+
+@pytest.mark.parametrize("order", [0, 1], ids=["before-command", "after-command"])
+@pytest.mark.parametrize("flag", ["--raiseerr", "--debug"])
+def test_raiseerr_shows_the_traceback_on_either_side(tmp_path, order, flag):
+    args = _orders("status", "-c", str(tmp_path / "missing.ini"), flag)[order]
+    run = _invoke(*args)
+    assert run.exit_code == 2
+    assert "Traceback" in run.output
+    assert "Traceback" not in _invoke("status", "-c", str(tmp_path / "missing.ini")).output
+
+
+@pytest.mark.parametrize("order", [0, 1], ids=["before-command", "after-command"])
+def test_demo_takes_raiseerr_on_either_side_and_refuses_a_config(tmp_path, order):
+    refused = _invoke(*_orders("demo", "-c", str(tmp_path / "alembic.ini"))[order])
+    assert refused.exit_code == 2 and "--config" in refused.output, refused.output
+    ran = _invoke(*_orders("demo", "--raiseerr", rest=("--keep", str(tmp_path / "demo")))[order])
+    assert ran.exit_code == 0, ran.output
+    assert (tmp_path / "demo" / "demo.db").exists()
+
+
+# -- real processes ---------------------------------------------------------------------------------
+def test_alembics_own_order_in_a_real_process(project, db, tmp_path):
+    """`alembic-deploy -c INI upgrade heads`, word for word as with alembic, from another folder."""
+    run = run_cli(tmp_path, "-c", str(project / "alembic.ini"), "upgrade", "heads")
+    assert run.returncode == 0, run.output
+    assert db.versions() == HEAD
+
+
+@pytest.mark.parametrize("order", [0, 1], ids=["before-command", "after-command"])
+def test_run_takes_config_on_either_side(project, db, tmp_path, order):
+    app = ("--", sys.executable, "-c", "print('app started')")
+    args = _orders("run", "-c", str(project / "alembic.ini"), rest=("--migrate", *app))[order]
+    run = run_cli(tmp_path, *args)
+    assert run.returncode == 0, run.output
+    assert "app started" in run.stdout
+    assert db.versions() == HEAD
