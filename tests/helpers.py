@@ -49,7 +49,7 @@ class Database:
         return url_text(self.url, drivername=ASYNC_DRIVERS[self.backend])
 
     def engine(self):  # noqa: ANN201
-        return create_engine(self.url, poolclass=NullPool)
+        return create_engine(self.url, poolclass=NullPool, future=True)
 
     def scalar(self, sql: str, **params: object) -> object:
         with self.engine().connect() as conn:
@@ -182,7 +182,7 @@ def schema_snapshot(url: str, exclude: tuple[str, ...] = ("alembic_deploy_histor
     databases can be compared by (the journal table left out)."""
     from sqlalchemy import inspect
 
-    engine = create_engine(url, poolclass=NullPool)
+    engine = create_engine(url, poolclass=NullPool, future=True)
     try:
         insp = inspect(engine)
         return {
@@ -202,7 +202,7 @@ def drop_all(url: str) -> None:
     """Drop every table (the journal and the version table included): back to an empty database."""
     from sqlalchemy import MetaData
 
-    engine = create_engine(url, poolclass=NullPool)
+    engine = create_engine(url, poolclass=NullPool, future=True)
     try:
         metadata = MetaData()
         metadata.reflect(engine)

@@ -25,7 +25,7 @@ class Blocker:
     """
 
     def __init__(self, url: str, backend: str, running: float = 0.0) -> None:
-        self.engine = create_engine(url, poolclass=NullPool)
+        self.engine = create_engine(url, poolclass=NullPool, future=True)
         self.conn = self.engine.connect()
         own_id = "pg_backend_pid()" if backend == "postgresql" else "CONNECTION_ID()"
         self.pid = self.conn.exec_driver_sql(f"SELECT {own_id}").scalar()
@@ -58,7 +58,7 @@ class AppLoop:
     """The application: a short query on ``users`` every ``interval`` seconds, latency recorded."""
 
     def __init__(self, url: str, interval: float = 0.05) -> None:
-        self.engine = create_engine(url, poolclass=NullPool)
+        self.engine = create_engine(url, poolclass=NullPool, future=True)
         self.interval = interval
         self.latencies: list[float] = []
         self._stop = threading.Event()

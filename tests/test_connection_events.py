@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import __version__ as sqlalchemy_version
 from sqlalchemy import create_engine, exc, text
 from sqlalchemy.engine import Engine
 
@@ -16,7 +17,7 @@ from helpers import Database
 
 @pytest.fixture
 def engine(db: Database) -> Iterator[Engine]:
-    engine = create_engine(db.url)  # the default pool: connections are reset when returned
+    engine = create_engine(db.url, future=True)  # the default pool: connections are reset when returned
     try:
         yield engine
     finally:
@@ -47,8 +48,9 @@ def test_only_the_watched_connections_statements_reach_the_callbacks(engine: Eng
         other.execute(text("SELECT 1"))
         watched.execute(text("INSERT INTO ev_t (id) VALUES (:id)"), [{"id": 1}, {"id": 2}])
         assert watched.execute(text("SELECT count(*) FROM ev_t")).scalar() == 2
-        # SQLAlchemy's connection events stay off: no dispatch at every execution point.
-        assert not watched._has_events and not engine._has_events
+        # SQLAlchemy's connection events stay off: no dispatch at every execution point (on 1.4,
+        # handle_error is a connection event of the engine, not yet a dialect event).
+        assert not watched._has_events and engine._has_events == sqlalchemy_version.startswith("1.")
         watched.execute(text("DROP TABLE ev_t"))
         watched.commit()
     # Each driver's own paramstyle: ?, %s or %(id)s.
@@ -107,7 +109,7 @@ def test_two_listeners_share_the_connection_and_stopping_the_last_restores_it(en
 @pytest.fixture(params=("postgresql", "mysql"))
 def server_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     db = request.getfixturevalue("pg_db" if request.param == "postgresql" else "mysql_db")
-    engine = create_engine(db.url)
+    engine = create_engine(db.url, future=True)
     try:
         yield engine
     finally:

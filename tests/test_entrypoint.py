@@ -21,7 +21,7 @@ PID_APP = [sys.executable, "-c", "import os; print('app pid', os.getpid(), flush
 # Reads the version table through the URL it was given: proves the migration ran before it started.
 VERSION_APP = [sys.executable, "-c", textwrap.dedent("""
     import os, sqlalchemy as sa
-    engine = sa.create_engine(os.environ["DATABASE_URL"])
+    engine = sa.create_engine(os.environ["DATABASE_URL"], future=True)
     with engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
     print("app sees", ",".join(sorted(rows)), "pid", os.getpid(), flush=True)

@@ -219,7 +219,8 @@ def _hold_migration_lock(db: Database, database: str | None = None) -> Iterator[
     # The name alembic-deploy derives (database + version table), computed by its own backend.
     name = for_dialect(url.get_backend_name()).lock_name(database or url.database, "alembic_version", None)
     connect_args = {"application_name": tag} if db.backend == "postgresql" else {}
-    engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=connect_args)
+    engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=connect_args,
+                           future=True)
     try:
         with engine.connect() as conn:
             if db.backend == "postgresql":

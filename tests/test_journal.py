@@ -173,7 +173,7 @@ os.kill(os.getpid(), signal.SIGKILL)  # before the reply is read
 
 def _seen(url: str, sql: str, row: int, expected: object) -> bool:
     """Whether another session reads ``expected`` from ``sql`` (bound to ``row``) within 10 s."""
-    other = create_engine(url, poolclass=NullPool)
+    other = create_engine(url, poolclass=NullPool, future=True)
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -91,7 +91,7 @@ def test_a_record_skips_durability_only_when_a_rerun_would_stop_at_its_first_cha
 
     writes: list[bool] = []
     tracker = ProgressTracker("mysql", lambda _state, must_last: writes.append(must_last))
-    engine = sa.create_engine(mysql_db.url)
+    engine = sa.create_engine(mysql_db.url, future=True)
     try:
         with engine.connect() as conn:
             tracker.attach(conn)
@@ -174,7 +174,7 @@ def test_which_statements_commit_by_themselves(backend, kind, in_transaction, au
 def test_the_autocommit_probe_follows_the_sessions_mode_as_autocommit_block_changes_it(db):
     """The probe is found once per migrating connection and read before every statement; alembic's
     autocommit_block() switches the same DBAPI connection to autocommit and back mid-run."""
-    engine = sa.create_engine(db.url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(db.url, poolclass=sa.pool.NullPool, future=True)
     try:
         with engine.connect() as conn:
             dbapi = conn.connection.dbapi_connection

@@ -61,10 +61,12 @@ class Deployment:
     @classmethod
     def open(cls, settings: Settings, echo: Echo | None = None, spare: DirectConnection | None = None) -> Deployment:
         """``spare``: the fast path's session, for the engine to take over (:func:`.database.adopt`)."""
+        from .compat import require_supported
         from .credentials import resolve_url
         from .database import adopt, make_engine
 
         try:
+            require_supported()
             project_config = read_project(settings.config_path, settings.name)
             url = resolve_url(settings, project_config)
             engine, backend = make_engine(url)

@@ -100,8 +100,10 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
         debug = bool(options.get("debug"))
         as_json = bool(options.get("json"))
         try:
+            from .compat import require_supported
             from .settings import Settings
 
+            require_supported()
             flags = {k: v for k, v in options.items() if k in Settings.__dataclass_fields__}
             settings = Settings.resolve(flags)
             debug, as_json = settings.debug, settings.json

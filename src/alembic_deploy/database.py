@@ -50,7 +50,7 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
 
         share_pymysql_default_tls()
     try:
-        engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args())
+        engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args(), future=True)
     except (NoSuchModuleError, ImportError) as exc:
         hint = f" Install it with `pip install 'alembic-deploy[{backend.extra}]'`." if backend.extra else ""
         raise ConfigError(

@@ -184,6 +184,10 @@ def load_scripts(script_location: str, section: str = "alembic") -> ScriptGraph:
     the path of alembic.ini, whose ``section`` is read)."""
     import os
 
+    from .compat import require_supported
+
+    require_supported()
+
     location = str(script_location)
     if ":" not in location or os.path.isabs(location) or os.path.splitdrive(location)[0]:
         location = os.path.abspath(location)

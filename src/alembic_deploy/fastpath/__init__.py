@@ -55,6 +55,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ..compat import require_supported
 from ..project import ProjectConfig, read_project
 from ..secrets import mask_url
 from .direct import DirectConnection
@@ -89,6 +90,7 @@ def try_noop(
     another engine, else closes it."""
     if target not in ("head", "heads") or settings.x:
         return False
+    require_supported()  # the full path would refuse an unsupported SQLAlchemy or Alembic: so does this
     project = read_project(settings.config_path, settings.name)
     url = settings.database_url or project.ini_url
     if not url or project.script_dir is None or project.unsupported or project.sourceless or project.recursive:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..compat import rollback
 from ..errors import MigrationFailed
 
 if TYPE_CHECKING:
@@ -20,13 +21,13 @@ def read_revisions(conn: Connection, version_table: str = "alembic_version", sch
         rows = conn.execute(select(t.c.version_num)).scalars().all()
     except DBAPIError:
         # Only a missing table is "base"; anything else (a dropped connection, no privilege) is real.
-        conn.rollback()
+        rollback(conn)
         if inspect(conn).has_table(version_table, schema=schema):
             raise
         return ()
     finally:
         if conn.in_transaction():
-            conn.rollback()
+            rollback(conn)
     return tuple(sorted(rows))
 
 

@@ -1,0 +1,93 @@
+"""A SQLAlchemy or Alembic older than alembic-deploy supports is refused at once, with exit 2 naming
+the release, before anything connects: not left to fail halfway with an AttributeError (exit 1).
+
+The old releases are real ones, fetched by pip from the configured index and put first on the
+CLI's PYTHONPATH: SQLAlchemy 1.3.24 unpacked from its CPython 3.9 wheel (its C extensions do not
+load here, so it runs as pure Python, as SQLAlchemy 1.3 does without them) and Alembic 1.12.1's
+wheel imported as a zip (so its version comes from the package metadata: the source cannot be read
+as a file there).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from alembic_deploy.compat import MINIMUM, installed_version, release
+from helpers import Database, assert_failed_cleanly, free_port, run_cli
+
+
+def _download(requirement: str, folder: Path, *pip_args: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(folder), *pip_args,
+                    requirement], check=True, capture_output=True, timeout=300)
+    (found,) = folder.iterdir()
+    return found
+
+
+@pytest.fixture(scope="session")
+def old_sqlalchemy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding SQLAlchemy 1.3.24's package."""
+    root = tmp_path_factory.mktemp("sqlalchemy13")
+    wheel = _download("sqlalchemy==1.3.24", root / "wheel", "--only-binary", ":all:", "--python-version", "3.9",
+                      "--platform", "manylinux2014_x86_64")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(root / "lib")
+    return root / "lib"
+
+
+@pytest.fixture(scope="session")
+def old_alembic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Alembic 1.12.1's wheel (importable as it is: a zip of pure Python)."""
+    return _download("alembic==1.12.1", tmp_path_factory.mktemp("alembic112"), "--only-binary", ":all:")
+
+
+def _first_on_path(entry: Path) -> dict[str, str]:
+    return {"PYTHONPATH": os.pathsep.join([str(entry), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def _unreachable_pg() -> str:
+    # Nothing listens there: a tool that tried to connect before refusing would exit 3, not 2.
+    return f"postgresql+psycopg2://app@127.0.0.1:{free_port()}/app"
+
+
+@pytest.mark.parametrize("command", [("upgrade",), ("upgrade", "--no-fast-path"), ("status",), ("history",)])
+def test_an_older_sqlalchemy_is_refused_at_once_naming_its_release(
+    old_sqlalchemy: Path, make_project, command: tuple[str, ...]
+) -> None:
+    project = make_project("sync")
+    run = run_cli(project, *command, url=_unreachable_pg(), env=_first_on_path(old_sqlalchemy))
+    message = assert_failed_cleanly(run, 2)
+    assert "SQLAlchemy 1.3.24 is installed" in message and "SQLAlchemy 1.4.24 or later" in message
+
+
+def test_an_older_alembic_is_refused_at_once_naming_its_release(old_alembic: Path, make_project) -> None:
+    project = make_project("sync")
+    run = run_cli(project, "upgrade", url=_unreachable_pg(), env=_first_on_path(old_alembic))
+    message = assert_failed_cleanly(run, 2)
+    assert "alembic 1.12.1 is installed" in message and "alembic 1.13.0 or later" in message
+
+
+def test_the_installed_releases_are_read_as_their_packages_report_them() -> None:
+    import alembic
+    import sqlalchemy
+
+    assert installed_version("sqlalchemy") == sqlalchemy.__version__
+    assert installed_version("alembic") == alembic.__version__
+    assert installed_version("no_such_package_here") is None
+    for package, (minimum, _dist) in MINIMUM.items():
+        assert release(installed_version(package)) >= minimum
+
+
+def test_the_supported_releases_run_a_migration(sqlite_db: Database, make_project) -> None:
+    """The releases this suite runs on (the newest in `make test`, SQLAlchemy 1.4 in `make
+    test-sqla14`, the oldest in `make test-minimum`) migrate: the check refuses nothing it supports."""
+    project = make_project("sync")
+    run = run_cli(project, "upgrade", "--no-fast-path", url=sqlite_db.url)
+    assert run.returncode == 0, run.output
+    assert sqlite_db.versions() == ["a3_seed"]
