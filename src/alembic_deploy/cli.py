@@ -20,8 +20,43 @@ from .errors import AlembicDeployError, ConfigError
 from .secrets import scrub
 
 
+#: What a write to a stream that is closed (``2>&-``: Python makes it None), or whose reader is gone
+#: (``| head``: EPIPE), raises.
+_UNWRITABLE = (OSError, ValueError, AttributeError)
+
+
+def out(msg: str) -> None:
+    """A line on stdout. Output nobody can read must not fail the work it reports (a migration
+    half done, a journal row left ``running``): a write that cannot be made is dropped."""
+    try:
+        click.echo(msg)
+    except _UNWRITABLE:
+        pass
+
+
 def _err(msg: str, **style: Any) -> None:
-    click.secho(scrub(msg), err=True, **style)
+    try:
+        click.secho(scrub(msg), err=True, **style)
+    except _UNWRITABLE:
+        pass
+
+
+def _settle_streams() -> None:
+    """At exit, point a stdout or stderr that cannot take its last flush at /dev/null, so the
+    interpreter's own flush neither prints a BrokenPipeError nor turns the exit code into 120
+    (the recipe in Python's documentation of SIGPIPE): the exit code stays the work's."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except _UNWRITABLE:
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+            except _UNWRITABLE:  # not a file (an in-process runner's buffer): nothing to flush at exit
+                pass
 
 
 #: alembic's global options, accepted before the command (alembic's order) as well as after it.
@@ -112,7 +147,7 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
         except AlembicDeployError as exc:
             report = getattr(exc, "report", None)
             if as_json:
-                click.echo(report.to_json() if report is not None else scrub(json.dumps({"error": exc.to_dict()})))
+                out(report.to_json() if report is not None else scrub(json.dumps({"error": exc.to_dict()})))
             _err(f"error: {exc.message}", fg="red")
             for key, value in exc.fields.items():
                 _err(f"  {key}: {value}")
@@ -132,6 +167,7 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
                 _err("".join(traceback.format_exception(exc)))
             sys.exit(1)
         finally:
+            _settle_streams()
             # The process ends next: spare the interpreter's last garbage collection a walk over
             # every object it is about to drop anyway (~0.1 s after loading 500 revisions).
             gc.freeze()
@@ -143,7 +179,11 @@ def _echo(settings: Any) -> Callable[[str], None]:
     """Progress lines (one per revision applied): plain, so written straight to stderr."""
     def echo(msg: str) -> None:
         # sys.stderr is line-buffered (Python >= 3.9, a TTY or not): each line goes out at once.
-        sys.stderr.write(scrub(msg) + "\n")
+        # A progress line that cannot be written is dropped; the migration it reports goes on.
+        try:
+            sys.stderr.write(scrub(msg) + "\n")
+        except _UNWRITABLE:
+            pass
 
     return echo
 
@@ -182,7 +222,7 @@ def upgrade(settings: Any, revision: str) -> None:
 
     report = api.upgrade(settings, revision, echo=_echo(settings))
     if settings.json:
-        click.echo(report.to_json())
+        out(report.to_json())
     elif report.outcome == "noop":
         _err(report.render_text())
 
@@ -235,7 +275,7 @@ def repair(settings: Any, resume: bool, rollback_partial: bool, mark_applied: bo
         raise ConfigError(f"Choose one of --resume, --rollback-partial and --mark-applied, not {len(chosen)}.")
     report = api.repair(settings, chosen[0] if chosen else None, echo=_echo(settings))
     if settings.json:
-        click.echo(report.to_json())
+        out(report.to_json())
 
 
 @main.command()
@@ -247,19 +287,19 @@ def status(settings: Any) -> None:
 
     st = api.status(settings, echo=_echo(settings))
     if settings.json:
-        click.echo(scrub(json.dumps(st.__dict__, default=str, indent=2)))
+        out(scrub(json.dumps(st.__dict__, default=str, indent=2)))
         return
-    click.echo(f"database: {st.database} ({st.backend})")
-    click.echo(f"current:  {', '.join(st.current) or '<base>'}")
-    click.echo(f"heads:    {', '.join(st.heads)}")
+    out(f"database: {st.database} ({st.backend})")
+    out(f"current:  {', '.join(st.current) or '<base>'}")
+    out(f"heads:    {', '.join(st.heads)}")
     if st.unknown:
-        click.echo(f"unknown:  {', '.join(st.unknown)} (the database is ahead of this code)")
-    click.echo(f"pending:  {len(st.pending)}")
+        out(f"unknown:  {', '.join(st.unknown)} (the database is ahead of this code)")
+    out(f"pending:  {len(st.pending)}")
     for rev, doc in st.pending:
-        click.echo(f"  {rev}  {doc}")
+        out(f"  {rev}  {doc}")
     if st.last_deploys:
-        click.echo("last deploys:")
-        click.echo(_history_table(st.last_deploys))
+        out("last deploys:")
+        out(_history_table(st.last_deploys))
 
 
 @main.command()
@@ -272,11 +312,11 @@ def history(settings: Any, limit: int) -> None:
 
     rows = api.history(settings, limit=limit, echo=_echo(settings))
     if settings.json:
-        click.echo(scrub(json.dumps(rows, default=str, indent=2)))
+        out(scrub(json.dumps(rows, default=str, indent=2)))
     elif not rows:
-        click.echo("No deploys recorded yet.")
+        out("No deploys recorded yet.")
     else:
-        click.echo(_history_table(rows))
+        out(_history_table(rows))
 
 
 def _history_table(rows: list[dict[str, Any]]) -> str:
@@ -315,7 +355,9 @@ def demo(keep: str | None, **options: Any) -> None:
                 f"demo creates and migrates a sample project of its own, so {', '.join(given)} does not "
                 "apply to it; run `alembic-deploy demo --keep DIR`, then `alembic-deploy -c DIR/alembic.ini status`."
             )
-        sys.exit(run_demo(keep))
+        code = run_demo(keep)
     except ConfigError as exc:
         _err(f"error: {exc.message}", fg="red")
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
+    _settle_streams()
+    sys.exit(code)

@@ -84,7 +84,7 @@ def create_project(folder: Path) -> Path:
 
 def run_demo(keep: str | None) -> int:
     from . import api
-    from .cli import _history_table
+    from .cli import _err, _history_table, out
     from .errors import AlembicDeployError
     from .settings import Settings
 
@@ -93,7 +93,7 @@ def run_demo(keep: str | None) -> int:
         from .errors import ConfigError
 
         raise ConfigError(f"--keep {folder} is not empty; give a new or empty folder.")
-    say = lambda msg: click.echo(msg)  # noqa: E731
+    say = out  # a reader that goes away (`demo | head`) must not fail the demo's migrations
     try:
         ini = create_project(folder)
         settings = Settings.resolve({"config": str(ini), "env": "demo"}, environ={})
@@ -112,7 +112,7 @@ def run_demo(keep: str | None) -> int:
             say(f"\nKept in {folder}: cd there and run `alembic-deploy status`.")
         return 0
     except AlembicDeployError as exc:
-        click.secho(f"error: {exc.message}", err=True, fg="red")
+        _err(f"error: {exc.message}", fg="red")
         return exc.exit_code
     finally:
         if not keep:

@@ -182,7 +182,10 @@ def _resolve(command: Sequence[str], environ: dict[str, str]) -> str:
 
 def _exec(executable: str, command: Sequence[str], environ: dict[str, str]) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # closed or its reader gone: the app starts all the same
+            pass
     # Python ignores SIGPIPE and SIGXFSZ at startup, and an ignored signal stays ignored across
     # exec; the app must start with the defaults any other process gets.
     for name in ("SIGPIPE", "SIGXFSZ"):
