@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from alembic_deploy.compat import MINIMUM, installed_version, release
-from helpers import Database, assert_failed_cleanly, free_port, run_cli
+from alembic_deploy.compat import MINIMUM, has_dialect, installed_version, release
+from helpers import Database, assert_failed_cleanly, free_port, run_cli, url_text
 
 
 def _download(requirement: str, folder: Path, *pip_args: str) -> Path:
@@ -91,3 +91,21 @@ def test_the_supported_releases_run_a_migration(sqlite_db: Database, make_projec
     run = run_cli(project, "upgrade", "--no-fast-path", url=sqlite_db.url)
     assert run.returncode == 0, run.output
     assert sqlite_db.versions() == ["a3_seed"]
+
+
+def test_the_fast_path_answers_only_with_a_dialect_the_installed_sqlalchemy_has(pg_db: Database, make_project) -> None:
+    """SQLAlchemy 1.4 has no dialect for psycopg 3, which the fast path can still reach the database
+    with: env.py cannot connect through such a URL, and the full path refuses it, so the fast path
+    must not answer "Nothing to do" either. With SQLAlchemy 2, both paths take it."""
+    project = make_project("sync")
+    assert run_cli(project, "upgrade", url=pg_db.url).returncode == 0  # and journaled: the fast path may answer
+    psycopg3 = url_text(pg_db.url, drivername="postgresql+psycopg")
+    fast = run_cli(project, "upgrade", url=psycopg3)
+    full = run_cli(project, "upgrade", "--no-fast-path", url=psycopg3)
+    if has_dialect("postgresql", "psycopg"):
+        assert (fast.returncode, full.returncode) == (0, 0), fast.output + full.output
+    else:
+        for run in (fast, full):
+            message = assert_failed_cleanly(run, 2)
+            assert "has no dialect 'postgresql+psycopg'" in message and "postgresql+psycopg2://" in message
+    assert pg_db.versions() == ["a3_seed"]

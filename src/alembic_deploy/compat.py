@@ -96,3 +96,32 @@ def rollback(conn: Connection) -> None:
         end = transaction.rollback if transaction is not None else None
     if end is not None:
         end()
+
+
+#: The DBAPI module SQLAlchemy's dialect package uses when the URL names no driver.
+_DEFAULT_DRIVER: Final = {"sqlite": "pysqlite", "postgresql": "psycopg2", "mysql": "mysqldb"}
+#: Drivers whose dialect lives in another driver's module.
+_DRIVER_MODULE: Final = {"psycopg_async": "psycopg"}
+
+
+def has_dialect(dialect: str, driver: str) -> bool:
+    """Whether the installed SQLAlchemy has the dialect ``dialect+driver`` (``driver`` empty: the
+    default one), without importing SQLAlchemy: 1.4 has no ``postgresql+psycopg`` (psycopg 3),
+    and ``mysql+asyncmy`` came in 1.4.29. Unknown dialects (third-party plugins) are False."""
+    folder = "mysql" if dialect == "mariadb" else dialect
+    module = driver or _DEFAULT_DRIVER.get(folder, "")
+    package = _sqlalchemy_folder()
+    if not module or package is None:
+        return False
+    import os
+
+    return os.path.isfile(os.path.join(package, "dialects", folder, f"{_DRIVER_MODULE.get(module, module)}.py"))
+
+
+@functools.cache
+def _sqlalchemy_folder() -> str | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("sqlalchemy")
+    locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+    return locations[0] if locations else None

@@ -52,6 +52,15 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
     try:
         engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args(), future=True)
     except (NoSuchModuleError, ImportError) as exc:
+        from .compat import has_dialect, installed_version
+
+        if not has_dialect(backend.name, url.get_driver_name()):
+            advice = ("Its dialect came with SQLAlchemy 2.0: use postgresql+psycopg2:// with psycopg2 "
+                      "installed, or upgrade SQLAlchemy" if url.get_driver_name().startswith("psycopg")
+                      else "Upgrade SQLAlchemy, or use another driver it has")
+            raise ConfigError(
+                f"SQLAlchemy {installed_version('sqlalchemy')} has no dialect {url.drivername!r}. {advice}."
+            ) from None
         hint = f" Install it with `pip install 'alembic-deploy[{backend.extra}]'`." if backend.extra else ""
         raise ConfigError(
             f"No database driver for {url.drivername!r} ({exc}).{hint}"
@@ -60,10 +69,13 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
 
 
 def _default_pg_driver() -> str:
-    # SQLAlchemy's bare "postgresql://" means psycopg2; the [postgresql] extra installs psycopg 3.
+    # SQLAlchemy's bare "postgresql://" means psycopg2; the [postgresql] extra installs psycopg 3
+    # (which SQLAlchemy 1.4 has no dialect for).
     import importlib.util
 
-    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
+    from .compat import has_dialect
+
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") and has_dialect("postgresql", "psycopg"):
         return "postgresql+psycopg"
     return "postgresql"
 

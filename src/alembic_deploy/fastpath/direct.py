@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from ..compat import has_dialect
 from ..errors import AlembicDeployError
 from ..provenance import journal_row
 
@@ -56,6 +57,8 @@ class DirectConnection:
             env_driver = _ENV_DRIVERS.get((dialect, driver))
             if env_driver is None or not _importable(env_driver):
                 return None
+            if not has_dialect(dialect, driver):
+                return None  # env.py fails without it (SQLAlchemy 1.4 has no psycopg 3 dialect)
             query = dict(parse_qsl(parts.query, keep_blank_values=True))
             if dialect == "sqlite":
                 return None if query else cls._sqlite(url)
