@@ -29,8 +29,12 @@ full pipeline runs) whenever any part of the proof is missing:
    any revision file is parsed. It is read without SQLAlchemy: through the DBAPI driver env.py's
    URL names, which must be installed (env.py would fail without it), or for PostgreSQL through libpq itself
    (:mod:`alembic_deploy.libpq`). Its ``alembic_version`` rows must equal the heads exactly, the
-   journal table must exist (the no-op row goes there) and hold no ``running`` row (a crashed
-   run, which the full path reports).
+   journal table must exist (the no-op row goes there) and hold nothing the full path's recovery
+   (steps/recovery.py) would act on: no ``running`` row (a crashed run, which the full path
+   reports), and no partly applied revision in the newest row with statement progress (which
+   the full path refuses with exit 8 even when the version table is at the heads: a revision
+   of a newer release failed or died halfway, then this older release is deployed). Its name
+   must be a plain identifier (any other declines), and it is quoted all the same.
 
 What the proof trusts, as plain alembic does: installed libraries and the modules env.py and the
 revision files import do not rewrite those files' globals or the connection's target.
@@ -58,9 +62,9 @@ from typing import TYPE_CHECKING
 from ..compat import require_supported
 from ..project import ProjectConfig, read_project
 from ..secrets import mask_url
-from .direct import DirectConnection
+from .direct import DEFAULT_VERSION_TABLE, DirectConnection, plain_identifier
 from .env_py import env_py_is_plain
-from .revisions import quoted_elsewhere, revision_files, revision_of, static_heads
+from .revisions import heads_of, quoted_elsewhere, revision_files, revision_of, static_graph
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -70,7 +74,6 @@ if TYPE_CHECKING:
 
 __all__ = ["env_py_is_plain", "revision_of", "try_noop"]
 
-_DEFAULT_VERSION_TABLE = "alembic_version"
 # ini keys engine_from_config turns into create_engine() arguments that cannot change which
 # database, schema or table a connection sees.
 _HARMLESS_ENGINE_OPTIONS = frozenset(
@@ -88,7 +91,7 @@ def try_noop(
     Declining, it gives the session it opened to ``keep`` (the full path's engine may take it
     over: :func:`alembic_deploy.database.adopt`; the caller closes it if not) when it can serve
     another engine, else closes it."""
-    if target not in ("head", "heads") or settings.x:
+    if target not in ("head", "heads") or settings.x or not plain_identifier(settings.journal_table):
         return False
     require_supported()  # the full path would refuse an unsupported SQLAlchemy or Alembic: so does this
     project = read_project(settings.config_path, settings.name)
@@ -118,23 +121,28 @@ def _prove(
     """Steps 4, 3, 2 and the journal of the proof, on ``db``; journals the no-op when proven."""
     # The database first: an empty one (the first deploy, every CI run) declines before
     # env.py is parsed or the revision files are read.
-    current = db.query_column(f"SELECT version_num FROM {_DEFAULT_VERSION_TABLE}")
+    current = db.query_column(f"SELECT version_num FROM {DEFAULT_VERSION_TABLE}")
     if not current or not env_py_is_plain(project.script_dir / "env.py", project.section):
         return False
     files = revision_files(project)
     if files is None or quoted_elsewhere(files, current):
         return False  # most likely a newer revision names it: behind, so no need to parse
-    heads = static_heads(files)
+    graph = static_graph(files)
+    heads = heads_of(graph) if graph else None
     if not heads or (target == "head" and len(heads) != 1) or sorted(current) != sorted(heads):
         return False
-    if db.has_unfinished_run(settings.journal_table):  # a crashed run: the full path reports it
+    # A crashed run, or one that left a revision partly applied: the full path reports it or
+    # refuses (exit 8), whatever the version table says.
+    journal = db.journal_state(settings.journal_table)
+    if journal is None or journal.needs_recovery(graph):
         return False
     at = tuple(sorted(current))
     proven = {"outcome": "noop", "fast_path": True, "from_revisions": at, "to_revisions": at,
               "database": mask_url(url), "backend": db.backend, "finished_at": time.time()}
     # The report changes only once the no-op is journaled; if that fails the full path runs.
-    if not db.insert_journal_row(settings, replace(report, **proven)):
+    journal_id = db.insert_journal_row(settings, replace(report, **proven))
+    if journal_id is None:
         return False
-    for name, value in proven.items():
+    for name, value in {**proven, "journal_id": journal_id}.items():
         setattr(report, name, value)
     return True

@@ -73,8 +73,9 @@ def quoted_elsewhere(files: Sources, revisions: list[str]) -> bool:
     return False
 
 
-def static_heads(files: Sources) -> tuple[str, ...] | None:
-    """The heads Alembic would compute from these files, or None when they cannot be proven."""
+def static_graph(files: Sources) -> Graph | None:
+    """``{revision: down revisions}`` as Alembic would load it from these files (complete and
+    acyclic), or None when it cannot be proven."""
     revisions: Graph = {}
     for folder, sources in files.items():
         graph = folder_graph(folder, sources)
@@ -86,8 +87,13 @@ def static_heads(files: Sources) -> tuple[str, ...] | None:
             revisions[rev] = downs
     if not revisions or not _is_complete_dag(revisions):
         return None
-    referenced = {d for downs in revisions.values() for d in downs}
-    return tuple(sorted(revisions.keys() - referenced))
+    return revisions
+
+
+def heads_of(graph: Graph) -> tuple[str, ...]:
+    """The revisions no other revision names as its down revision."""
+    referenced = {d for downs in graph.values() for d in downs}
+    return tuple(sorted(graph.keys() - referenced))
 
 
 def _is_complete_dag(revisions: Graph) -> bool:
