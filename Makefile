@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-minimum bench clean
+.PHONY: demo test test-minimum test-sqla14 test-sqla20 bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,16 +23,24 @@ demo: $(VENV)/.core
 test: $(VENV)/.test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The whole suite against the oldest releases pyproject.toml admits (run by hand; CI runs `test`).
-test-minimum:
-	$(PYTHON) -m venv .venv-minimum
-	.venv-minimum/bin/pip install -q --upgrade pip
-	.venv-minimum/bin/pip install -q -c tests/minimum-versions.txt -e '.[test]'
-	.venv-minimum/bin/pytest $(PYTEST_ARGS)
+# The whole suite in a venv of its own against the releases tests/<PINS>-versions.txt pins (run by
+# hand; CI runs `test` on the newest): `minimum` the oldest pyproject.toml admits (SQLAlchemy 1.4.24,
+# Alembic 1.13.0...), `sqla14` SQLAlchemy 1.4's last release with the last Alembic that supports it,
+# `sqla20` the oldest SQLAlchemy 2. psycopg2 is installed where the constraints pin it or SQLAlchemy
+# is 1.4: 1.4 has no psycopg 3 dialect, so the suite reaches PostgreSQL through psycopg2 there.
+test-minimum: PINS = minimum
+test-sqla14: PINS = sqla14
+test-sqla20: PINS = sqla20
+test-minimum test-sqla14: WITH = psycopg2-binary
+test-minimum test-sqla14 test-sqla20:
+	$(PYTHON) -m venv .venv-$(PINS)
+	.venv-$(PINS)/bin/pip install -q --upgrade pip
+	.venv-$(PINS)/bin/pip install -q -c tests/$(PINS)-versions.txt -e '.[test]' $(WITH)
+	.venv-$(PINS)/bin/pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.test
 	$(BIN)/python benchmarks/bench_upgrade.py
 	$(BIN)/python benchmarks/bench_lock_queue.py
 
 clean:
-	rm -rf $(VENV) .venv-minimum .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) .venv-minimum .venv-sqla14 .venv-sqla20 .pytest_cache build src/*.egg-info

@@ -19,12 +19,13 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-PG_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+from helpers import PG_DRIVER, Database, url_text
+
+PG_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_PG", f"{PG_DRIVER}://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/")
 SKIP_SERVERS = os.environ.get("ALEMBIC_DEPLOY_TEST_SKIP_SERVERS") == "1"
 BACKENDS = ("sqlite", "postgresql", "mysql")
 
-from helpers import Database, url_text  # noqa: E402
 from scenarios import copy_project  # noqa: E402
 from servers import PostgresServer  # noqa: E402
 

@@ -15,6 +15,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
+from alembic_deploy.compat import has_dialect
+
+#: The PostgreSQL driver of the tests' URLs: psycopg 3, which SQLAlchemy 1.4 has no dialect for
+#: (`make test-minimum`, `make test-sqla14` install psycopg2 for it).
+PG_DRIVER = "postgresql+psycopg" if has_dialect("postgresql", "psycopg") else "postgresql+psycopg2"
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "mysql": "mysql+aiomysql"}
 
 

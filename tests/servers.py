@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from helpers import free_port, url_text
+from helpers import PG_DRIVER, free_port, url_text
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
@@ -167,7 +167,7 @@ class PostgresServer(_Server):
     @property
     def scheme(self) -> str:  # type: ignore[override]
         auth = f"postgres:{quote(self.password, safe='')}" if self.password else "postgres"
-        return f"postgresql+psycopg://{auth}"
+        return f"{PG_DRIVER}://{auth}"
 
     @property
     def data(self) -> Path:

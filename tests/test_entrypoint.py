@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import free_port, run_cli, spawn_cli, url_text
+from helpers import PG_DRIVER, free_port, run_cli, spawn_cli, url_text
 
 PID_APP = [sys.executable, "-c", "import os; print('app pid', os.getpid(), flush=True)"]
 
@@ -180,7 +180,7 @@ def test_a_refused_or_failed_migration_never_starts_the_app(make_project, pg_db,
 def test_unreachable_database_never_starts_the_app(make_project, tmp_path, mode):
     project = make_project("sync")
     marker = tmp_path / "started"
-    url = f"postgresql+psycopg://app:n0t-sh0wn-pw@127.0.0.1:{free_port()}/app"
+    url = f"{PG_DRIVER}://app:n0t-sh0wn-pw@127.0.0.1:{free_port()}/app"
     run = run_cli(project, "run", mode, "--wait-timeout", "1", "--", *marker_app(marker), url=url)
     assert run.returncode == 3, run.output
     assert "n0t-sh0wn-pw" not in run.output

@@ -7,7 +7,7 @@ import asyncio
 import shutil
 
 import pytest
-from helpers import free_port, run_cli
+from helpers import PG_DRIVER, free_port, run_cli
 from sqlalchemy import event
 
 from alembic_deploy import guard
@@ -184,7 +184,7 @@ def test_async_engine_check(gdb, make_project):
 
 def test_unreachable_database_is_reported_not_crashed(make_project):
     project = make_project("expand_contract")
-    url = f"postgresql+psycopg://app:hunter2secret@127.0.0.1:{free_port()}/app"
+    url = f"{PG_DRIVER}://app:hunter2secret@127.0.0.1:{free_port()}/app"
     with pytest.raises(DatabaseUnreachable) as info:
         guard.check(url, str(project / "migrations"))
     assert "hunter2secret" not in info.value.message

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from helpers import run_cli
+from helpers import PG_DRIVER, run_cli
 
 from alembic_deploy.errors import ConfigError, HealthCheckFailed
 from alembic_deploy.steps.health import wait_healthy
@@ -182,7 +182,7 @@ def test_unreachable_url_is_reported():
 def test_bad_options_are_config_errors_before_any_wait(make_project):
     project = make_project("sync")
     # An unreachable database with a long wait: a config error must come first.
-    url = "postgresql+psycopg://app@127.0.0.1:1/app"
+    url = f"{PG_DRIVER}://app@127.0.0.1:1/app"
     for args, text in [
         (["--wait-healthy", "127.0.0.1:8000/health"], "http:// or https://"),
         (["--wait-healthy", "http://127.0.0.1:1/h", "--healthy-count", "0"], "--healthy-count"),

@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from flask import Flask
-from helpers import free_port, run_cli
+from helpers import PG_DRIVER, free_port, run_cli
 from starlette.applications import Starlette
 
 from alembic_deploy import guard
@@ -93,7 +93,7 @@ def test_starlette_with_an_async_engine(make_project, pg_db):
 
 def test_starlette_readiness_is_503_not_500_when_the_database_is_gone(make_project):
     project = make_project("expand_contract")
-    url = f"postgresql+psycopg://app:g0ne-s3cret@127.0.0.1:{free_port()}/app"
+    url = f"{PG_DRIVER}://app:g0ne-s3cret@127.0.0.1:{free_port()}/app"
     schema_guard = SchemaGuard(url, str(project / "migrations"), refuse=False)
     app = Starlette(lifespan=schema_guard.lifespan)
     app.add_route("/ready", schema_guard.readiness)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from helpers import free_port, run_cli, spawn_cli
+from helpers import PG_DRIVER, free_port, run_cli, spawn_cli
 from lockscene import write_revision
 
 #: A statement that runs far longer than any test: only a cancel ends it early.
@@ -119,7 +119,7 @@ def test_sigterm_while_waiting_for_the_migration_lock_exits_9_promptly(pg_db, ma
 
 def test_sigterm_while_waiting_for_the_database_exits_9_promptly(tmp_path, make_project):
     project = make_project("alter_users")
-    nowhere = f"postgresql+psycopg://app:s3cret-pw@127.0.0.1:{free_port()}/app"
+    nowhere = f"{PG_DRIVER}://app:s3cret-pw@127.0.0.1:{free_port()}/app"
     proc = spawn_cli(project, "upgrade", "--wait-timeout", "120", url=nowhere)
     time.sleep(2.5)  # past start-up, inside the wait loop
     took, err = _stop(proc, signal.SIGTERM)

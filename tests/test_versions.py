@@ -109,3 +109,28 @@ def test_the_fast_path_answers_only_with_a_dialect_the_installed_sqlalchemy_has(
             message = assert_failed_cleanly(run, 2)
             assert "has no dialect 'postgresql+psycopg'" in message and "postgresql+psycopg2://" in message
     assert pg_db.versions() == ["a3_seed"]
+
+
+@pytest.mark.parametrize("future", [False, True], ids=["default-engine", "future-engine"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_guard_reads_through_the_applications_own_engine_in_either_style(
+    request: pytest.FixtureRequest, make_project, backend: str, future: bool
+) -> None:
+    """An application pinned to SQLAlchemy 1.4 hands the guard a "legacy" engine (``create_engine``'s
+    default there), whose connections have no commit/rollback; a database without a version table
+    (a failed SELECT, a PostgreSQL transaction to end) and one at head both answer."""
+    from sqlalchemy import create_engine
+
+    from alembic_deploy import guard
+
+    db: Database = request.getfixturevalue("sqlite_db" if backend == "sqlite" else "pg_db")
+    project = make_project("sync")
+    engine = create_engine(db.url, future=True) if future else create_engine(db.url)
+    try:
+        guard.clear_cache()
+        assert guard.check(engine, str(project / "migrations")).database_revisions == ()
+        assert run_cli(project, "upgrade", url=db.url).returncode == 0
+        assert guard.check(engine, str(project / "migrations")).verdict == "ok"
+    finally:
+        engine.dispose()
+        guard.clear_cache()
