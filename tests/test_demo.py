@@ -33,7 +33,7 @@ def test_demo_keep_leaves_a_working_project(tmp_path):
     assert status.returncode == 0, status.output
     report = json.loads(status.stdout)
     assert report["current"] == ["0004_users_name"] and report["pending"] == []
-    history = json.loads(run_cli(cwd, "history", "-c", str(kept / "alembic.ini"), "--json").stdout)
+    history = json.loads(run_cli(cwd, "history", "-c", str(kept / "alembic.ini"), "--json").stdout)["deploys"]
     assert [(r["outcome"], r["environment"]) for r in history] == [("noop", "demo"), ("applied", "demo")]
     again = run_cli(cwd, "upgrade", "-c", str(kept / "alembic.ini"), "--json")
     assert json.loads(again.stdout)["outcome"] == "noop"

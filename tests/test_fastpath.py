@@ -98,7 +98,7 @@ def test_fast_path_answers_noop_at_head_and_journals_it(db, make_project, templa
     # The rows the fast path writes without SQLAlchemy read back through it like any other.
     history = run_cli(project, "history", "--json", url=url, env=cache_env)
     assert history.returncode == 0, history.output
-    assert [r["outcome"] for r in json.loads(history.stdout)] == ["noop", "noop", "applied"]
+    assert [r["outcome"] for r in json.loads(history.stdout)["deploys"]] == ["noop", "noop", "applied"]
 
 
 def test_fast_path_serves_every_head_when_the_target_is_heads(sqlite_db, make_project, cache_env):

@@ -78,7 +78,7 @@ def test_custom_journal_table(sqlite_db, make_project):
     assert [r["outcome"] for r in sqlite_db.journal("deploy_log")] == ["applied"]
     assert not sqlite_db.has_table("alembic_deploy_history")
     history = run_cli(project, "history", "--journal-table", "deploy_log", "--json", url=sqlite_db.url)
-    assert [r["outcome"] for r in json.loads(history.stdout)] == ["applied"]
+    assert [r["outcome"] for r in json.loads(history.stdout)["deploys"]] == ["applied"]
 
 
 # -- history ------------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ def test_history_before_any_deploy(sqlite_db, make_project):
     text = run_cli(project, "history", url=sqlite_db.url)
     assert text.returncode == 0 and "No deploys recorded yet." in text.stdout
     as_json = run_cli(project, "history", "--json", url=sqlite_db.url)
-    assert json.loads(as_json.stdout) == []
+    assert json.loads(as_json.stdout)["deploys"] == []
 
 
 def test_history_table_and_json_newest_first(db, make_project):
@@ -102,7 +102,7 @@ def test_history_table_and_json_newest_first(db, make_project):
     assert "noop" in newest and "a3_seed" in newest and "beta" in newest
     assert "applied" in oldest and GITHUB["GITHUB_SHA"][:10] in oldest and socket.gethostname() in oldest
 
-    [newest_row] = json.loads(run_cli(project, "history", "--json", "--limit", "1", url=db.url).stdout)
+    [newest_row] = json.loads(run_cli(project, "history", "--json", "--limit", "1", url=db.url).stdout)["deploys"]
     assert newest_row["outcome"] == "noop" and newest_row["environment"] == "beta"
     assert newest_row["id"] == max(row["id"] for row in db.journal())
 
@@ -123,7 +123,7 @@ def test_status_shows_current_heads_and_pending(db, make_project):
 
     status = json.loads(run_cli(project, "status", "--json", url=db.url).stdout)
     assert status["current"] == ["a1_users"] and status["heads"] == ["a3_seed"]
-    assert [rev for rev, _doc in status["pending"]] == ["a2_users_email_index", "a3_seed"]
+    assert [p["revision"] for p in status["pending"]] == ["a2_users_email_index", "a3_seed"]
     assert status["unknown"] == [] and status["backend"] in ("sqlite", "postgresql", "mysql", "mariadb")
     assert [d["outcome"] for d in status["last_deploys"]] == ["applied"]
 

@@ -474,6 +474,17 @@ class StatusReport:
     def up_to_date(self) -> bool:
         return not self.pending and not self.unknown
 
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` document of ``status`` (:func:`~alembic_deploy.report.document`)."""
+        from .report import document, journal_entry
+
+        return document(
+            "status", database=self.database, backend=self.backend, current=list(self.current),
+            heads=list(self.heads), pending=[{"revision": rev, "description": doc} for rev, doc in self.pending],
+            unknown=list(self.unknown), up_to_date=self.up_to_date,
+            last_deploys=[journal_entry(row) for row in self.last_deploys],
+        )
+
 
 def status(settings: Settings, echo: Echo | None = None) -> StatusReport:
     """Current revision(s) read through env.py, heads, pending revisions and the last deploys."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import gc
-import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from .errors import AlembicDeployError, ConfigError
+from .errors import AlembicDeployError, ConfigError, Interrupted
 from .secrets import scrub
 
 
@@ -45,8 +45,6 @@ def _settle_streams() -> None:
     """At exit, point a stdout or stderr that cannot take its last flush at /dev/null, so the
     interpreter's own flush neither prints a BrokenPipeError nor turns the exit code into 120
     (the recipe in Python's documentation of SIGPIPE): the exit code stays the work's."""
-    import os
-
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -147,7 +145,7 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
         except AlembicDeployError as exc:
             report = getattr(exc, "report", None)
             if as_json:
-                out(report.to_json() if report is not None else scrub(json.dumps({"error": exc.to_dict()})))
+                out(report.to_json() if report is not None else _error_json(exc))
             _err(f"error: {exc.message}", fg="red")
             for key, value in exc.fields.items():
                 _err(f"  {key}: {value}")
@@ -155,14 +153,18 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
                 _err("".join(traceback.format_exception(exc)))
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
+            if as_json:
+                out(_error_json(Interrupted("Interrupted.")))
             _err("error: interrupted.", fg="red")
             sys.exit(9)
         except Exception as exc:  # noqa: BLE001 - the last resort: exit 1, no traceback unless asked
-            _err(
-                f"error: internal error: {type(exc).__name__}: {exc}. This is a bug in "
-                "alembic-deploy or an unexpected environment; rerun with --debug and report it.",
-                fg="red",
+            message = (
+                f"internal error: {type(exc).__name__}: {exc}. This is a bug in "
+                "alembic-deploy or an unexpected environment; rerun with --debug and report it."
             )
+            if as_json:
+                out(_error_json(AlembicDeployError(message)))
+            _err(f"error: {message}", fg="red")
             if debug:
                 _err("".join(traceback.format_exception(exc)))
             sys.exit(1)
@@ -173,6 +175,15 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
             gc.freeze()
 
     return wrapper
+
+
+def _error_json(exc: AlembicDeployError, command: str | None = None) -> str:
+    """The ``--json`` document of a command that failed before it had a report of its own."""
+    from .report import document, to_json
+
+    if command is None:
+        command = click.get_current_context().info_name
+    return to_json(document(command, exc.exit_code, {**exc.to_dict(), "message": scrub(exc.message)}))
 
 
 def _echo(settings: Any) -> Callable[[str], None]:
@@ -188,7 +199,44 @@ def _echo(settings: Any) -> Callable[[str], None]:
     return echo
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """``--json`` among the tool's own arguments (not those of ``run``'s CMD, after ``--``), or
+    ALEMBIC_DEPLOY_JSON set: known before the arguments parse, so a usage error prints JSON too."""
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    return "--json" in own or os.environ.get("ALEMBIC_DEPLOY_JSON", "").strip().lower() in _TRUE
+
+
+class _Main(click.Group):
+    """The group: click's usage errors (exit 2) also print their ``--json`` document, and no
+    output that cannot be written turns into an exit code of its own (see :func:`_settle_streams`)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode:
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            if _wants_json(argv):
+                command = exc.ctx.info_name if getattr(exc, "ctx", None) and exc.ctx.parent else None
+                out(_error_json(ConfigError(exc.format_message()), command))
+            try:
+                exc.show()
+            except _UNWRITABLE:
+                pass
+            code = exc.exit_code
+        except click.exceptions.Abort:
+            _err("Aborted!")
+            code = 1
+        _settle_streams()
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="alembic-deploy")
 @_global_options
 @click.pass_context
@@ -287,7 +335,9 @@ def status(settings: Any) -> None:
 
     st = api.status(settings, echo=_echo(settings))
     if settings.json:
-        out(scrub(json.dumps(st.__dict__, default=str, indent=2)))
+        from .report import to_json
+
+        out(to_json(st.to_dict()))
         return
     out(f"database: {st.database} ({st.backend})")
     out(f"current:  {', '.join(st.current) or '<base>'}")
@@ -303,7 +353,7 @@ def status(settings: Any) -> None:
 
 
 @main.command()
-@click.option("--limit", type=int, default=20, show_default=True, help="How many runs to show.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True, help="How many runs to show.")
 @_settings_options
 @_run
 def history(settings: Any, limit: int) -> None:
@@ -312,7 +362,9 @@ def history(settings: Any, limit: int) -> None:
 
     rows = api.history(settings, limit=limit, echo=_echo(settings))
     if settings.json:
-        out(scrub(json.dumps(rows, default=str, indent=2)))
+        from .report import document, journal_entry, to_json
+
+        out(to_json(document("history", deploys=[journal_entry(row) for row in rows])))
     elif not rows:
         out("No deploys recorded yet.")
     else:

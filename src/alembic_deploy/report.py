@@ -1,14 +1,74 @@
 """Results are data: one :class:`DeployReport` per run, rendered to text for people, to JSON for
-machines, and to GitHub annotations; the journal and the metrics read the same object."""
+machines, and to GitHub annotations; the journal and the metrics read the same object.
+
+Every command's ``--json`` output is one document of the schema shipped in
+``alembic_deploy/schema/output.schema.json`` (:data:`SCHEMA_VERSION`): ``schema_version``,
+``command``, ``exit_code`` and ``error`` (null, or ``kind``, ``exit_code``, ``message``) in every
+document, whatever the exit code, then the command's own fields. Times are ISO-8601 in UTC
+(``2026-12-07T11:30:00.123456Z``), durations are seconds, and nothing is JSON inside a string.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, Final
 
 from .secrets import scrub
+
+#: Raised when a field is removed or changes meaning; fields may be added within a version.
+SCHEMA_VERSION: Final = 1
+
+
+def iso_time(value: float | datetime | str | None) -> str | None:
+    """An epoch time or a datetime as ISO-8601 in UTC ending in ``Z``. A datetime without a zone is
+    taken as UTC, as the journal writes its times in UTC (SQLite and MySQL store them without one)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        moment = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    else:
+        moment = datetime.fromtimestamp(value, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def document(command: str | None, exit_code: int = 0, error: Mapping[str, Any] | None = None,
+             **fields: Any) -> dict[str, Any]:
+    """A ``--json`` document: the fields every command's output has, then ``fields``."""
+    return {"schema_version": SCHEMA_VERSION, "command": command, "exit_code": exit_code,
+            "error": dict(error) if error else None, **fields}
+
+
+def to_json(doc: Mapping[str, Any]) -> str:
+    # default=str: a value a driver returns in a type of its own (a Decimal) still prints.
+    return scrub(json.dumps(doc, indent=2, default=str))
+
+
+def journal_entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A journal row as data: times in ISO-8601 UTC, revision lists as lists, the JSON columns
+    (``revisions``, ``progress``) parsed."""
+    entry = dict(row)
+    for key in ("started_at", "finished_at"):
+        entry[key] = iso_time(entry.get(key))
+    for key in ("from_revisions", "to_revisions"):
+        entry[key] = [r for r in (entry.get(key) or "").split(",") if r]
+    for key, empty in (("revisions", []), ("progress", None)):
+        entry[key] = _parsed(entry.get(key), empty)
+    return entry
+
+
+def _parsed(text: Any, empty: Any) -> Any:
+    if text is None or text == "":
+        return empty
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return {"unparsed": str(text)}  # not written by this tool: shown, never dropped
 
 
 @dataclass
@@ -62,13 +122,17 @@ class DeployReport:
         self.steps.append(StepResult(name, time.monotonic() - started, detail))
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` document of the run (:func:`document`)."""
         data = asdict(self)
+        command, error = data.pop("command"), data.pop("error")
+        data["started_at"], data["finished_at"] = iso_time(self.started_at), iso_time(self.finished_at)
+        for revision in data["applied"]:
+            revision["started_at"] = iso_time(revision["started_at"])
         data["duration_seconds"] = round(self.duration_seconds, 4)
-        data["exit_code"] = self.exit_code
-        return data
+        return document(command, self.exit_code, error, **data)
 
     def to_json(self) -> str:
-        return scrub(json.dumps(self.to_dict(), indent=2, default=str))
+        return to_json(self.to_dict())
 
     def render_text(self) -> str:
         lines = [self.summary()] if self.outcome in ("noop", "applied", "rolled-back") else []
