@@ -40,6 +40,7 @@ test-minimum test-sqla14 test-sqla20:
 
 bench: $(VENV)/.test
 	$(BIN)/python benchmarks/bench_upgrade.py
+	$(BIN)/python benchmarks/bench_upgrade.py --scenarios noop-corpus
 	$(BIN)/python benchmarks/bench_lock_queue.py
 
 clean:

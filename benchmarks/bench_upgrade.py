@@ -11,6 +11,10 @@ N revisions that create, alter and index small tables; see ``project.py``):
 * ``full``: upgrade a fresh, empty database to head (N = 500). Target: <= 1.05x alembic.
 * ``race``: K = 16 processes start at the same moment on one empty database (N = 50); counts the
   processes that fail. alembic-deploy must have none.
+* ``noop-corpus`` (not in the default set): ``noop`` on SQLite (N = ``--corpus-revisions``, 50)
+  once per env.py of ``tests/envpy_corpus`` labelled ``take``, each in place of the generated
+  env.py; prints how many the fast path took and declined, and the ratio per shape. Target: <= 0.5x
+  on every shape it takes. Both tools get ``DATABASE_URL`` as well (the shapes that read it).
 
 Both tools run as real subprocesses through their console scripts, read the URL from
 ``sqlalchemy.url`` in alembic.ini (what the generic env.py reads), and alternate (A B, B A, ...) so a
@@ -53,7 +57,14 @@ import servers  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TOOLS = ("alembic", "alembic-deploy")
-TARGETS = {"noop": 0.5, "full": 1.05}
+TARGETS = {"noop": 0.5, "full": 1.05, "noop-corpus": 0.5}
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "envpy_corpus"
+#: What the corpus's env.py files import from the application (``app.models``).
+APP_PACKAGE = {
+    "app/__init__.py": "",
+    "app/models.py": "from sqlalchemy import MetaData\nfrom sqlalchemy.orm import declarative_base\n\n"
+                     "Base = declarative_base()\nmetadata = MetaData()\n",
+}
 #: The ratio's interval: a percentile bootstrap at this level, over this many resamples.
 INTERVAL_LEVEL = 0.9
 INTERVAL_RESAMPLES = 4000
@@ -98,6 +109,8 @@ class TimedResult:
     timings: dict[str, Timing]
     #: noop: did alembic-deploy take its fast path (checked once more after the timed runs)
     fast_path: bool | None
+    #: noop-corpus: the env.py of tests/envpy_corpus the project runs
+    shape: str | None = None
 
     @property
     def ratio(self) -> float:
@@ -125,6 +138,7 @@ class TimedResult:
             "runs": self.runs,
             "cold": self.cold,
             "fast_path": self.fast_path,
+            "shape": self.shape,
             **{_json_key(tool): t.to_dict() for tool, t in self.timings.items()},
             "ratio": round(self.ratio, 4),
             "ratio_interval": [round(x, 4) for x in self.interval],
@@ -154,13 +168,16 @@ class RaceResult:
 CACHE_HOME = Path(tempfile.gettempdir()) / "ad-bench-cache"
 
 
-def child_env() -> dict[str, str]:
-    """The subprocess environment: the URL comes from alembic.ini only, bytecode caching allowed
-    (plain alembic's best case: its revision files load from __pycache__)."""
+def child_env(folder: Path | None = None) -> dict[str, str]:
+    """The subprocess environment: the URL comes from alembic.ini only (and from DATABASE_URL
+    when ``folder`` has a ``DATABASE_URL`` file: the noop-corpus projects), bytecode caching
+    allowed (plain alembic's best case: its revision files load from __pycache__)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALEMBIC_DEPLOY_")}
     for name in ("DATABASE_URL", "PYTHONDONTWRITEBYTECODE", "GITHUB_SHA", "GITHUB_RUN_ID"):
         env.pop(name, None)
     env["XDG_CACHE_HOME"] = str(CACHE_HOME)
+    if folder is not None and (folder / "DATABASE_URL").is_file():
+        env["DATABASE_URL"] = (folder / "DATABASE_URL").read_text(encoding="utf-8")
     return env
 
 
@@ -174,7 +191,7 @@ def run_timed(tool: str, folder: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one run of ``tool`` in ``folder``; it must exit 0."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.run(command(tool), cwd=folder, env=child_env(), capture_output=True, text=True)
+    proc = subprocess.run(command(tool), cwd=folder, env=child_env(folder), capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -200,7 +217,7 @@ def clear_caches(folder: Path) -> None:
 
 def fast_path_taken(folder: Path) -> bool:
     """One more (untimed) run with --json: did alembic-deploy answer without Alembic?"""
-    proc = subprocess.run([*command("alembic-deploy"), "--json"], cwd=folder, env=child_env(),
+    proc = subprocess.run([*command("alembic-deploy"), "--json"], cwd=folder, env=child_env(folder),
                           capture_output=True, text=True)
     return proc.returncode == 0 and json.loads(proc.stdout).get("fast_path") is True
 
@@ -231,13 +248,13 @@ def alternate(runs: int, step: Callable[[str, bool], tuple[float, float]]) -> di
 def pooled(documents: Sequence[dict[str, Any]]) -> list[TimedResult]:
     """The timed results of saved runs (``--save``), pooled as ``--pool`` describes: wall times in
     multiples of their run's plain alembic median, CPU times as measured."""
-    groups: dict[tuple[str, str, int, bool], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, int, bool, str | None], list[dict[str, Any]]] = {}
     for document in documents:
         for saved in document["timed"]:
-            key = (saved["scenario"], saved["backend"], saved["revisions"], saved["cold"])
+            key = (saved["scenario"], saved["backend"], saved["revisions"], saved["cold"], saved.get("shape"))
             groups.setdefault(key, []).append(saved)
     results = []
-    for (scenario, backend, revisions, cold), runs in groups.items():
+    for (scenario, backend, revisions, cold, shape), runs in groups.items():
         timings = {tool: Timing() for tool in TOOLS}
         for saved in runs:
             scale = saved["alembic"]["median"]
@@ -246,7 +263,7 @@ def pooled(documents: Sequence[dict[str, Any]]) -> list[TimedResult]:
                 timing.cpu += saved[_json_key(tool)]["cpu_samples"]
         fast_paths = [saved["fast_path"] for saved in runs]
         results.append(TimedResult(scenario, backend, revisions, sum(saved["runs"] for saved in runs), cold,
-                                   timings, None if None in fast_paths else all(fast_paths)))
+                                   timings, None if None in fast_paths else all(fast_paths), shape))
     return results
 
 
@@ -280,6 +297,78 @@ def bench_noop(backend: str, revisions: int, runs: int, cold: bool, root: Path) 
         timings = alternate(runs, step)
         fast = fast_path_taken(projects["alembic-deploy"])
     return TimedResult("noop", backend, revisions, runs, cold, timings, fast)
+
+
+def corpus_shapes() -> dict[str, str]:
+    """Every env.py of the corpus: file stem -> its label (``take`` or ``decline``)."""
+    return {path.stem: path.read_text(encoding="utf-8").split("\n", 1)[0].split()[2]
+            for path in sorted(CORPUS.glob("*.py"))}
+
+
+def bench_noop_corpus(revisions: int, runs: int, cold: bool, root: Path) -> list[TimedResult]:
+    """``noop`` on SQLite once per ``take`` shape of the corpus (see the module docstring)."""
+    head = generated.head_of(revisions)
+    generated_projects = make_projects(root / "noop-corpus" / "generated", revisions)
+    results = []
+    for shape, answer in corpus_shapes().items():
+        if answer != "take":
+            continue  # an unsafe env.py migrates elsewhere: there is no no-op to time
+        env_py = (CORPUS / f"{shape}.py").read_text(encoding="utf-8")
+        url = f"sqlite:///{root / 'noop-corpus' / f'{shape}.db'}"
+        tool_url = url.replace("sqlite://", "sqlite+aiosqlite://", 1) if "asyncio" in env_py else url
+        projects = {}
+        for tool, source in generated_projects.items():
+            folder = root / "noop-corpus" / shape / tool
+            shutil.copytree(source, folder, ignore=shutil.ignore_patterns("__pycache__"))
+            (folder / "migrations" / "env.py").write_text(env_py, encoding="utf-8")
+            for relative, text in APP_PACKAGE.items():
+                (folder / relative).parent.mkdir(exist_ok=True)
+                (folder / relative).write_text(text, encoding="utf-8")
+            (folder / "DATABASE_URL").write_text(tool_url, encoding="utf-8")
+            generated.set_url(folder / "alembic.ini", tool_url)
+            projects[tool] = folder
+        run_timed("alembic-deploy", projects["alembic-deploy"])  # migrate once (and create the journal)
+
+        def step(tool: str, timed: bool) -> tuple[float, float]:
+            return run_checked(tool, projects[tool], url, head, cold and timed)  # noqa: B023
+
+        timings = alternate(runs, step)
+        results.append(TimedResult("noop-corpus", "sqlite", revisions, runs, cold, timings,
+                                   fast_path_taken(projects["alembic-deploy"]), shape))
+        _progress(True, results[-1])
+    return results
+
+
+def corpus_summary(results: Sequence[TimedResult]) -> str:
+    """How many ``take`` shapes the fast path took, the median ratio per shape, and how the
+    static proof answers every file of the corpus (a ``decline`` file answered ``take`` would be
+    a wrong no-op)."""
+    from alembic_deploy.fastpath.env_py import env_py_is_plain
+
+    labels = corpus_shapes()
+    static = {shape: "take" if env_py_is_plain(CORPUS / f"{shape}.py") else "decline" for shape in labels}
+    taken = [r for r in results if r.fast_path]
+    wrong = sorted(s for s, answer in static.items() if answer == "take" and labels[s] == "decline")
+    missed = sorted(s for s, answer in static.items() if answer == "decline" and labels[s] == "take")
+    lines = [
+        f"noop-corpus: {len(labels)} env.py files, {sum(a == 'take' for a in labels.values())} labelled take, "
+        f"{sum(a == 'decline' for a in labels.values())} decline; the proof takes "
+        f"{sum(a == 'take' for a in static.values())} and declines {sum(a == 'decline' for a in static.values())}; "
+        f"labelled decline but taken (wrong no-ops): {_counted(wrong)}; labelled take but declined: {_counted(missed)}",
+        f"noop-corpus deploys: fast path taken on {len(taken)} of {len(results)} take shapes, declined on "
+        + _counted([r.shape or "" for r in results if not r.fast_path]),
+    ]
+    if results:
+        ratios = sorted(r.ratio for r in results)
+        worst = max(results, key=lambda r: r.ratio)
+        lines.append(f"noop-corpus ratio per shape: median {statistics.median(ratios):.2f}x, "
+                     f"max {worst.ratio:.2f}x ({worst.shape}); <= 0.5x on every shape taken: "
+                     f"{'yes' if all(r.met for r in taken) else 'NO'}")
+    return "\n".join(lines)
+
+
+def _counted(names: Sequence[str]) -> str:
+    return f"{len(names)} ({', '.join(sorted(names))})" if names else "0"
 
 
 def bench_full(backend: str, revisions: int, runs: int, cold: bool, root: Path) -> TimedResult:
@@ -409,7 +498,8 @@ def render(env: dict[str, object], timed: list[TimedResult], races: list[RaceRes
                 "ratio", f"{INTERVAL_LEVEL:.0%} interval", "target", "cpu med s (alembic / deploy)")
         rows = [
             (
-                r.scenario + (" (cold)" if r.cold else "") + (" [fast path]" if r.fast_path else ""),
+                r.scenario + (f" {r.shape}" if r.shape else "") + (" (cold)" if r.cold else "")
+                + (" [fast path]" if r.fast_path else ""),
                 r.backend,
                 str(r.revisions),
                 str(r.runs),
@@ -467,9 +557,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default=",".join(servers.BACKENDS))
-    parser.add_argument("--scenarios", default="noop,full,race", help="any of noop,full,race")
+    parser.add_argument("--scenarios", default="noop,full,race", help="any of noop,full,race,noop-corpus")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per tool (>= 5 for the README)")
     parser.add_argument("--revisions", type=int, default=500, help="N for noop and full")
+    parser.add_argument("--corpus-revisions", type=int, default=50, help="N for noop-corpus")
     parser.add_argument("--race-revisions", type=int, default=50)
     parser.add_argument("--race-processes", type=int, default=16)
     parser.add_argument("--race-trials", type=int, default=3)
@@ -501,6 +592,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "full" in scenarios:
                 timed.append(bench_full(backend, args.revisions, args.runs, args.cold, root))
                 _progress(args.json, timed[-1])
+        if "noop-corpus" in scenarios:  # SQLite only: the shapes differ in env.py, not in the server
+            timed += bench_noop_corpus(args.corpus_revisions, args.runs, args.cold, root)
         for backend in backends:
             if "race" in scenarios:
                 races.append(bench_race(backend, args.race_revisions, args.race_processes, args.race_trials, root))
@@ -510,13 +603,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "race": [asdict(r) for r in races]}, indent=2)
     if args.save:
         Path(args.save).write_text(document + "\n", encoding="utf-8")
-    print(document if args.json else render(env, timed, races))
+    corpus = [r for r in timed if r.scenario == "noop-corpus"]
+    print(document if args.json else render(env, timed, races)
+          + (f"\n{corpus_summary(corpus)}" if "noop-corpus" in scenarios else ""))
     return 0
 
 
 def _progress(quiet: bool, result: TimedResult | RaceResult) -> None:
     if isinstance(result, TimedResult):
-        text = f"{result.scenario} {result.backend}: ratio {result.ratio:.2f}x"
+        text = f"{result.scenario} {result.shape or result.backend}: ratio {result.ratio:.2f}x" + (
+            "" if result.fast_path is None else f" (fast path {'taken' if result.fast_path else 'declined'})")
     else:
         text = f"race {result.backend}: alembic failed {result.failed['alembic']}, " \
                f"alembic-deploy failed {result.failed['alembic-deploy']}"
