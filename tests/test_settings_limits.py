@@ -126,3 +126,26 @@ def test_the_journal_quotes_whatever_name_it_is_given(db):
     assert journal.unfinished() == []
     assert db.has_table("victim")
     engine.dispose()
+
+
+def test_more_heads_than_the_journal_column_holds_are_clipped_not_fatal(make_project, pg_db):
+    """90 independent heads: their names, comma-separated, outgrow the 1024 characters of the
+    journal's revision columns; the deploy still succeeds and journals on both paths."""
+    project = make_project("generic")
+    versions = project / "migrations" / "versions"
+    versions.mkdir(exist_ok=True)
+    heads = [f"head_{n:03d}_{'x' * 6}" for n in range(90)]
+    for rev in heads:
+        (versions / f"{rev}.py").write_text(
+            f'revision = "{rev}"\ndown_revision = None\nbranch_labels = None\ndepends_on = None\n\n\n'
+            "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n"
+        )
+    for expected in ("applied", "noop"):
+        run = run_cli(project, "upgrade", "heads", url=pg_db.url)
+        assert run.returncode == 0, run.output
+    assert pg_db.versions() == sorted(heads)
+    rows = pg_db.journal()
+    assert [r["outcome"] for r in rows] == ["applied", "noop"]
+    for row in rows:
+        assert len(row["to_revisions"]) == COLUMN_SIZES["to_revisions"] and row["to_revisions"].endswith(CLIPPED)
+    assert rows[1]["from_revisions"].endswith(CLIPPED)

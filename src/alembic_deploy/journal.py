@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from .provenance import COLUMN_SIZES, journal_row
+from .provenance import COLUMN_SIZES, journal_row, revision_columns
 from .secrets import scrub
 
 if TYPE_CHECKING:
@@ -287,8 +287,7 @@ class Journal:
             "finished_at": datetime.fromtimestamp(finished, timezone.utc),
             "duration_seconds": round(finished - report.started_at, 4),
             "outcome": report.outcome,
-            "from_revisions": ",".join(report.from_revisions),
-            "to_revisions": ",".join(report.to_revisions),
+            **revision_columns(report),
             "revisions": json.dumps(
                 [
                     {

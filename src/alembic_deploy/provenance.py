@@ -83,14 +83,22 @@ def identity(settings: Settings) -> dict[str, Any]:
     }
 
 
+def revision_columns(report: DeployReport) -> dict[str, str | None]:
+    """The run's revisions as the journal's columns hold them: comma-separated, and clipped where
+    many heads outgrow the column (the report and the version table keep them all)."""
+    return {
+        "from_revisions": clip("from_revisions", ",".join(report.from_revisions)),
+        "to_revisions": clip("to_revisions", ",".join(report.to_revisions)),
+    }
+
+
 def journal_row(settings: Settings, report: DeployReport, outcome: str) -> dict[str, Any]:
     """A journal row's columns (timestamps aside), shared by the journal and the fast path."""
     return {
         "command": report.command,
         "outcome": outcome,
-        "target": report.target,
-        "from_revisions": ",".join(report.from_revisions),
-        "to_revisions": ",".join(report.to_revisions),
+        "target": clip("target", report.target),
+        **revision_columns(report),
         "revisions": "[]",
         "duration_seconds": round(report.duration_seconds, 4),
         "db_wait_seconds": report.db_wait_seconds,
