@@ -107,6 +107,7 @@ def _invoke(*args: str, env: dict[str, str | None] | None = None):  # noqa: ANN2
         (("status", "--json", "--no-such-option"), {}, "status"),  # click's usage error
         (("history", "--limit", "0"), {"ALEMBIC_DEPLOY_JSON": "1"}, "history"),
         (("upgrade", "--json"), {"ALEMBIC_DEPLOY_WAIT_TIMEOUT": "soon"}, "upgrade"),
+        (("status",), {"ALEMBIC_DEPLOY_JSON": "1", "ALEMBIC_DEPLOY_RETRIES": "-1"}, "status"),
         (("run", "--json"), {}, "run"),  # no mode
         (("repair", "--json", "--resume", "--mark-applied"), {}, "repair"),
     ],

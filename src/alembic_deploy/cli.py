@@ -131,7 +131,8 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
         options = _merge_global(options)
         options["json"] = options.pop("json_", None)
         debug = bool(options.get("debug"))
-        as_json = bool(options.get("json"))
+        # Until the settings resolve (they may not): the flag, or the variable that sets it.
+        as_json = bool(options.get("json")) or _json_from_env()
         try:
             from .compat import require_supported
             from .settings import Settings
@@ -199,14 +200,17 @@ def _echo(settings: Any) -> Callable[[str], None]:
     return echo
 
 
-_TRUE = ("1", "true", "yes", "on")
+def _json_from_env() -> bool:
+    from .settings import TRUE_WORDS
+
+    return os.environ.get("ALEMBIC_DEPLOY_JSON", "").strip().lower() in TRUE_WORDS
 
 
 def _wants_json(argv: list[str]) -> bool:
     """``--json`` among the tool's own arguments (not those of ``run``'s CMD, after ``--``), or
     ALEMBIC_DEPLOY_JSON set: known before the arguments parse, so a usage error prints JSON too."""
     own = argv[: argv.index("--")] if "--" in argv else argv
-    return "--json" in own or os.environ.get("ALEMBIC_DEPLOY_JSON", "").strip().lower() in _TRUE
+    return "--json" in own or _json_from_env()
 
 
 class _Main(click.Group):

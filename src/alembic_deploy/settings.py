@@ -214,7 +214,8 @@ def _read_pyproject(path: Path | None) -> dict[str, Any]:
     return section
 
 
-_TRUE = {"1", "true", "yes", "on"}
+#: How a yes/no setting may be written in an environment variable.
+TRUE_WORDS: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -225,7 +226,7 @@ def _coerce(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
             if isinstance(value, bool):
                 return value
             text = str(value).strip().lower()
-            if text in _TRUE:
+            if text in TRUE_WORDS:
                 return True
             if text in _FALSE:
                 return False
