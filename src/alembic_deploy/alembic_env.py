@@ -15,6 +15,7 @@ import argparse
 import inspect
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,11 @@ class RunResult:
     current: tuple[str, ...] = ()
     planned: list[tuple[str, str]] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
+    #: The version table's rows as alembic itself left them: the current heads, then after each
+    #: revision the heads alembic's ``on_version_apply`` reports (a ``depends_on`` revision absorbs
+    #: the head it depends on, a target below the database changes nothing). Verification
+    #: compares the database with this, never with a target resolved on the side.
+    heads: tuple[str, ...] = ()
     version_table: str = "alembic_version"
     version_table_schema: str | None = None
 
@@ -99,6 +105,7 @@ class _DeployContext(EnvironmentContext):
         # For a downgrade step too, up_revision_id is the revision being applied or reverted.
         rev = step.up_revision_id
         self.result.applied.append(rev)
+        self.result.heads = tuple(sorted(heads))
         if self.observer.on_revision:
             docs = self._docs
             if rev not in docs:  # the plan holds every revision's doc, read once
@@ -154,17 +161,24 @@ class Project:
     def heads(self) -> tuple[str, ...]:
         return tuple(self.script.get_heads())
 
-    def resolve(self, target: str) -> tuple[str, ...]:
-        """Revision ids the database must be at after upgrading to ``target``."""
-        if target == "heads":
-            return self.heads()
+    def check_target(self, target: str) -> None:
+        """Refuse (exit 5) a target alembic cannot resolve, before anything runs. A relative target
+        (``+1``, ``ae10+2``, ``branch@+1``) resolves only against the database's revisions: alembic
+        judges it when it plans the run (:meth:`run`), with the same refusal."""
         try:
-            return tuple(sorted(s.revision for s in self.script.get_revisions(target) if s is not None))
+            self.script.get_revisions(target)
         except (ResolutionError, RevisionError, alembic_util.CommandError) as exc:
-            raise CheckRefused(
-                f"Unknown target revision {target!r}: {str(exc).rstrip('.')}. Deploy a revision "
-                "these migration scripts contain (see `alembic-deploy status` for the heads)."
-            ) from None
+            if not _RELATIVE.search(target):
+                raise _unknown_target(target, exc) from None
+
+    def reached(self, target: str, revisions: Sequence[str]) -> bool:
+        """Has a database at ``revisions`` applied ``target`` (itself or something above it)?
+        False when ``target`` cannot be resolved without a database (a relative target)."""
+        try:
+            wanted = {s.revision for s in self.script.get_revisions(target) if s is not None}
+        except (ResolutionError, RevisionError, alembic_util.CommandError):
+            return False
+        return wanted <= self.ancestry(revisions)
 
     def describe(self, revision: str) -> str:
         script = self.script.get_revision(revision)
@@ -206,6 +220,7 @@ class Project:
         def fn(rev: Any, context: MigrationContext) -> Any:
             result.configured = True
             result.current = tuple(rev) if isinstance(rev, (list, tuple)) else ((rev,) if rev else ())
+            result.heads = tuple(sorted(result.current))
             if observer.on_configured:
                 observer.on_configured(context, result.current)
             if direction == "inspect":
@@ -214,7 +229,10 @@ class Project:
                 result.planned = [(target, self.describe(target))]
                 return script._stamp_revs(target, rev)
             if direction == "upgrade":
-                steps = script._upgrade_revs(target, rev)
+                try:
+                    steps = script._upgrade_revs(target, rev)
+                except (ResolutionError, RevisionError, alembic_util.CommandError) as exc:
+                    raise _unknown_target(target, exc, result.current) from None
                 result.planned = [(s.revision.revision, s.doc or "") for s in steps]
             else:
                 steps = script._downgrade_revs(target, rev)
@@ -281,6 +299,19 @@ class Project:
             logging.disable(logging.NOTSET)
             self.config.output_buffer = saved
         return [c.strip() for c in chunks if c.strip()]
+
+
+#: A target alembic resolves relative to the database's revisions: ``+1``, ``ae10-1``, ``branch@+2``.
+_RELATIVE = re.compile(r"[-+]\d+$")
+
+
+def _unknown_target(target: str, exc: Exception, current: Sequence[str] | None = None) -> CheckRefused:
+    at = f" from the database's revision(s) {', '.join(current) or '<base>'}" if current is not None else ""
+    return CheckRefused(
+        f"Alembic cannot upgrade to {target!r}{at}: {str(exc).rstrip('.')}. Deploy a revision "
+        "these migration scripts contain, 'heads', or a branch's head such as 'branch@head' "
+        "(see `alembic-deploy status` for the heads)."
+    )
 
 
 # -- the revision graph as plain data (no database, no env.py) --------------------------------------

@@ -206,7 +206,7 @@ def _upgrade(
         with heap.loading():
             project = deployment.alembic_project()
             check_heads(project, target)
-        expected = project.resolve(target)
+        project.check_target(target)
         started = time.monotonic()
         with deployment.lock() as lock, heap.migrating():
             report.lock_wait_seconds = round(lock.waited, 4)
@@ -239,7 +239,7 @@ def _upgrade(
             actual = read_versions(deployment.engine, result.version_table, result.version_table_schema,
                                    lock.connection)
             report.to_revisions = actual
-            verify(actual, expected, exact=target in ("head", "heads"))
+            verify(actual, result, project, target)
             report.step("verify", started)
             report.outcome = "applied" if result.planned else "noop"
             report.finished_at = time.time()

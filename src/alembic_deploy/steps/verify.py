@@ -1,4 +1,5 @@
-"""After a run: read the version table on the tool's own connection and compare with the target."""
+"""After a run: read the version table on the tool's own connection and compare it with what alembic
+reported leaving there."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from ..errors import MigrationFailed
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
+
+    from ..alembic_env import Project, RunResult
 
 
 def read_revisions(conn: Connection, version_table: str = "alembic_version", schema: str | None = None) -> tuple[str, ...]:
@@ -41,16 +44,32 @@ def read_versions(
         return read_revisions(conn, version_table, schema)
 
 
-def verify(actual: tuple[str, ...], expected: tuple[str, ...], exact: bool = True) -> None:
-    """``exact``: the database must be at exactly ``expected`` (targets head/heads); otherwise
-    it must include them (an explicit revision on one branch leaves other branches alone)."""
-    ok = sorted(actual) == sorted(expected) if exact else set(expected) <= set(actual)
-    if not ok:
+def verify(actual: tuple[str, ...], result: RunResult, project: Project, target: str) -> None:
+    """The database must be exactly where alembic says it left it (:attr:`RunResult.heads`):
+    whatever alembic computes for the target (a ``depends_on`` revision absorbing the head it
+    depends on, nothing at all when the database is already past the target), and nothing else.
+
+    When env.py never let alembic plan a run (it did not call ``context.run_migrations()``),
+    there is nothing alembic reported: the database must then already have the target applied.
+    """
+    if result.configured:
+        if sorted(actual) != sorted(result.heads):
+            raise MigrationFailed(
+                f"After migrating, the database is at {_listing(actual)} but alembic left the version "
+                f"table at {_listing(result.heads)}. Something else changed the version table during "
+                "the deploy, or env.py migrates a different database than the one alembic-deploy "
+                "connects to; check env.py and DATABASE_URL.",
+                actual=list(actual),
+                expected=list(result.heads),
+            )
+    elif not project.reached(target, actual):
         raise MigrationFailed(
-            f"After migrating, the database is at {', '.join(actual) or '<base>'} but the target "
-            f"was {', '.join(expected) or '<base>'}. Something else changed the version table "
-            "during the deploy, or env.py migrates a different database than the one "
-            "alembic-deploy connects to; check env.py and DATABASE_URL.",
+            f"env.py finished without running the migrations (it never called "
+            f"context.run_migrations()), and the database at {_listing(actual)} has not reached "
+            f"{target!r}. Check that env.py runs the migrations online as `alembic upgrade` would.",
             actual=list(actual),
-            expected=list(expected),
         )
+
+
+def _listing(revisions: tuple[str, ...]) -> str:
+    return ", ".join(revisions) or "<base>"
