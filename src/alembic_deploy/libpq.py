@@ -6,20 +6,33 @@ so the same conninfo reaches the same server, database, role and search_path. Wh
 not there or does not load on its own (psycopg built against the system's, no psycopg, or a wheel
 whose libpq needs libraries only psycopg's extension module locates), :func:`connect` returns None
 and the caller uses a driver instead.
+
+Every wait is in Python (``select`` on the connection's socket, libpq's non-blocking calls), never
+inside libpq, so a signal's handler runs at once (the SIGTERM handler raises), and every wait has
+a deadline. What bounds a statement on the server is the caller's (the fast path sets
+``statement_timeout`` and ``lock_timeout`` in the conninfo's ``options``): a connection given up
+is closed without a cancel request, which would be one more connect to wait for.
 """
 
 from __future__ import annotations
 
 import ctypes
+import select
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-_CONNECTION_OK = 0
+_CONNECTION_BAD = 1
 _PGRES_COMMAND_OK = 1
 _PGRES_TUPLES_OK = 2
+# PostgresPollingStatusType
+_POLLING_FAILED, _POLLING_READING, _POLLING_WRITING, _POLLING_OK = 0, 1, 2, 3
+#: Seconds a connect, or a statement's reply, may take unless the caller says (libpq leaves
+#: ``connect_timeout`` to the caller of its non-blocking connect).
+WAIT_SECONDS = 5.0
 _lib: Any = None
 
 
@@ -64,11 +77,16 @@ def _load() -> Any:
             return _lib
         ptr, text, num = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
         for name, restype, argtypes in (
-            ("PQconnectdb", ptr, [text]),
+            ("PQconnectStart", ptr, [text]),
+            ("PQconnectPoll", num, [ptr]),
             ("PQstatus", num, [ptr]),
+            ("PQsocket", num, [ptr]),
             ("PQerrorMessage", text, [ptr]),
             ("PQfinish", None, [ptr]),
-            ("PQexecParams", ptr, [ptr, text, num, ptr, ctypes.POINTER(text), ptr, ptr, num]),
+            ("PQsendQueryParams", num, [ptr, text, num, ptr, ctypes.POINTER(text), ptr, ptr, num]),
+            ("PQconsumeInput", num, [ptr]),
+            ("PQisBusy", num, [ptr]),
+            ("PQgetResult", ptr, [ptr]),
             ("PQresultStatus", num, [ptr]),
             ("PQresultErrorMessage", text, [ptr]),
             ("PQntuples", num, [ptr]),
@@ -86,33 +104,69 @@ def _load() -> Any:
 class Connection:
     """One libpq connection; :meth:`execute` runs a statement with ``$n`` placeholders."""
 
-    def __init__(self, lib: Any, conninfo: str) -> None:
+    def __init__(self, lib: Any, conninfo: str, timeout: float = WAIT_SECONDS) -> None:
         self._lib = lib
-        self._conn = lib.PQconnectdb(conninfo.encode())
+        self._conn = lib.PQconnectStart(conninfo.encode())
         if not self._conn:
             raise LibpqError("out of memory")
-        if lib.PQstatus(self._conn) != _CONNECTION_OK:
-            message = (lib.PQerrorMessage(self._conn) or b"").decode("utf-8", "replace")
-            self.close()
-            raise LibpqError(message.strip())
-
-    def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple[str | None, ...]]:
-        values = (ctypes.c_char_p * max(len(params), 1))(*(_text(p) for p in params))
-        result = self._lib.PQexecParams(self._conn, sql.encode(), len(params), None, values, None, None, 0)
-        if not result:
-            raise LibpqError((self._lib.PQerrorMessage(self._conn) or b"").decode("utf-8", "replace"))
         try:
-            status = self._lib.PQresultStatus(result)
-            if status not in (_PGRES_COMMAND_OK, _PGRES_TUPLES_OK):
-                raise LibpqError((self._lib.PQresultErrorMessage(result) or b"").decode("utf-8", "replace"))
-            rows, cols = self._lib.PQntuples(result), self._lib.PQnfields(result)
-            get, isnull = self._lib.PQgetvalue, self._lib.PQgetisnull
-            return [
-                tuple(None if isnull(result, r, c) else get(result, r, c).decode() for c in range(cols))
-                for r in range(rows)
-            ]
-        finally:
-            self._lib.PQclear(result)
+            deadline = time.monotonic() + timeout
+            status = _POLLING_WRITING
+            while lib.PQstatus(self._conn) != _CONNECTION_BAD and status not in (_POLLING_OK, _POLLING_FAILED):
+                self._wait(status == _POLLING_READING, deadline, "connecting")
+                status = lib.PQconnectPoll(self._conn)
+            if status != _POLLING_OK:
+                raise LibpqError(self._error())
+        except BaseException:
+            self.close()
+            raise
+
+    def _error(self) -> str:
+        return (self._lib.PQerrorMessage(self._conn) or b"").decode("utf-8", "replace").strip()
+
+    def _wait(self, readable: bool, deadline: float, doing: str) -> None:
+        """Until the socket is ready; a signal's handler runs meanwhile (and may raise)."""
+        sock = self._lib.PQsocket(self._conn)
+        remaining = deadline - time.monotonic()
+        if sock < 0 or remaining <= 0:
+            raise LibpqError(f"timed out {doing}" if sock >= 0 else self._error())
+        select.select([sock] if readable else [], [] if readable else [sock], [], remaining)
+
+    def execute(self, sql: str, params: Sequence[object] = (), timeout: float = WAIT_SECONDS) -> list[tuple[str | None, ...]]:
+        lib = self._lib
+        values = (ctypes.c_char_p * max(len(params), 1))(*(_text(p) for p in params))
+        if not lib.PQsendQueryParams(self._conn, sql.encode(), len(params), None, values, None, None, 0):
+            raise LibpqError(self._error())
+        rows: list[tuple[str | None, ...]] = []
+        error = None
+        try:
+            deadline = time.monotonic() + timeout
+            while True:  # every result (then none: the connection is ready for the next statement)
+                while not lib.PQconsumeInput(self._conn) or lib.PQisBusy(self._conn):
+                    if lib.PQstatus(self._conn) == _CONNECTION_BAD:
+                        raise LibpqError(self._error())
+                    self._wait(True, deadline, "waiting for the server")
+                result = lib.PQgetResult(self._conn)
+                if not result:
+                    break
+                try:
+                    if lib.PQresultStatus(result) not in (_PGRES_COMMAND_OK, _PGRES_TUPLES_OK):
+                        error = error or (lib.PQresultErrorMessage(result) or b"").decode("utf-8", "replace")
+                        continue
+                    count, cols = lib.PQntuples(result), lib.PQnfields(result)
+                    get, isnull = lib.PQgetvalue, lib.PQgetisnull
+                    rows = [
+                        tuple(None if isnull(result, r, c) else get(result, r, c).decode() for c in range(cols))
+                        for r in range(count)
+                    ]
+                finally:
+                    lib.PQclear(result)
+        except BaseException:
+            self.close()  # a statement half read: nothing else can run on this connection
+            raise
+        if error is not None:
+            raise LibpqError(error)
+        return rows
 
     def close(self) -> None:
         if self._conn:
@@ -131,10 +185,10 @@ def _text(value: object) -> bytes | None:
     return str(value).encode()
 
 
-def connect(conninfo: str) -> Connection | None:
-    """A connection through psycopg[binary]'s libpq; None when that libpq is not installed.
-    Connection failures raise :class:`LibpqError`."""
+def connect(conninfo: str, timeout: float = WAIT_SECONDS) -> Connection | None:
+    """A connection through psycopg[binary]'s libpq, within ``timeout`` seconds; None when that
+    libpq is not installed. Connection failures raise :class:`LibpqError`."""
     lib = _load()
     if not lib:
         return None
-    return Connection(lib, conninfo)
+    return Connection(lib, conninfo, timeout)

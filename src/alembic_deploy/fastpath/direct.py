@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from ..compat import has_dialect
 from ..errors import AlembicDeployError
@@ -23,6 +23,14 @@ if TYPE_CHECKING:
     from ..report import DeployReport
     from ..settings import Settings
 
+#: Seconds a statement of the fast path may wait (for a lock: a migration by another tool holds the
+#: version table, a writer SQLite's database), ended by the server (by SQLite's busy timeout) even
+#: where the driver waits inside C code and no signal handler can run until it returns; a longer
+#: wait declines to the full path, which waits as long as it takes and can be interrupted.
+WAIT_SECONDS = 1.0
+#: Seconds a connect may take when the URL does not say (``connect_timeout``); connects wait in
+#: Python, where a signal interrupts them at once.
+CONNECT_SECONDS = 5.0
 #: The version table the fast path reads (env.py's proof rules out any other).
 DEFAULT_VERSION_TABLE = "alembic_version"
 # libpq URI parameters that mean the same to libpq as to SQLAlchemy's psycopg dialects.
@@ -144,28 +152,33 @@ class DirectConnection:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if not path or path == ":memory:" or path.startswith("file:") or not Path(path).is_file():
             return None
-        return cls("sqlite", sqlite3.connect(path, timeout=60, isolation_level=None), "qmark")
+        # The busy wait runs inside SQLite, where no signal handler can run: kept short, and a
+        # database locked for longer declines to the full path, whose waits can be interrupted.
+        return cls("sqlite", sqlite3.connect(path, timeout=WAIT_SECONDS, isolation_level=None), "qmark")
 
     @classmethod
     def _postgresql(cls, parts: Any, query: dict[str, str], psycopg2: bool) -> DirectConnection | None:
+        # The server ends any statement of this session that waits longer than WAIT_SECONDS (for a
+        # lock on the version table, say), whether this process still waits for it or not; the
+        # user's own options come first, so these win. The session never serves the full path.
+        millis = int(WAIT_SECONDS * 1000)
+        options = f"{query.get('options', '')} -c statement_timeout={millis} -c lock_timeout={millis}".strip()
         conninfo = parts._replace(scheme="postgresql").geturl()
+        connect_timeout = _connect_timeout(query)
         if psycopg2:
-            import psycopg2
-
-            conn = psycopg2.connect(conninfo, connect_timeout=5)
-            conn.autocommit = True
-            return cls("postgresql", conn, "format")
+            return cls("postgresql", _Psycopg2(conninfo, options, connect_timeout), "format")
         from .. import libpq
 
-        extra = {"connect_timeout": "5", "client_encoding": "UTF8"}
         raw = libpq.connect(parts._replace(
-            scheme="postgresql", query=urlencode({**extra, **query})
-        ).geturl())
+            scheme="postgresql", query=urlencode({**query, "client_encoding": "UTF8", "options": options}, quote_via=quote)
+        ).geturl(), connect_timeout)  # libpq decodes %20, not + (urlencode's default for a space)
         if raw is not None:
             return cls("postgresql", raw, "dollar")
-        import psycopg
+        import psycopg  # its waits run in Python: a signal interrupts them
 
-        return cls("postgresql", psycopg.connect(conninfo, connect_timeout=5, autocommit=True), "format")
+        conn = psycopg.connect(conninfo, connect_timeout=max(2, round(connect_timeout)), autocommit=True,
+                               options=options)
+        return cls("postgresql", conn, "format")
 
     @classmethod
     def _mysql(cls, parts: Any, query: dict[str, str]) -> DirectConnection | None:
@@ -185,17 +198,24 @@ class DirectConnection:
             "password": unquote(parts.password or ""),
             "database": unquote(parts.path.lstrip("/")),
             "charset": query.get("charset", "utf8mb4"),
-            "connect_timeout": 5,
+            "connect_timeout": CONNECT_SECONDS,
             "client_flag": FOUND_ROWS,
         }
         return cls("mysql", pymysql.connect(**args, autocommit=True), "format", args)
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        if self.paramstyle == "dollar":
+        if self.paramstyle == "dollar" or isinstance(self.conn, _Psycopg2):
             return self.conn.execute(sql, params)
+        cur = self._cursor(sql, params)
+        return list(cur.fetchall()) if cur.description is not None else []
+
+    def _cursor(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """A DBAPI cursor that ran ``sql``: on MySQL/MariaDB within the fast path's time bound."""
+        if self.backend == "mysql":
+            sql = _bounded_mysql(sql, self.conn.get_server_info())
         cur = self.conn.cursor()
         cur.execute(sql, params) if params else cur.execute(sql)
-        return list(cur.fetchall()) if cur.description is not None else []
+        return cur
 
     def _placeholders(self, count: int) -> str:
         if self.paramstyle == "dollar":
@@ -255,9 +275,7 @@ class DirectConnection:
             if self.backend == "postgresql":
                 (ident,), = self._execute(f"{sql} RETURNING id", tuple(row.values()))
                 return int(ident)
-            cur = self.conn.cursor()
-            cur.execute(sql, tuple(row.values()))
-            return int(cur.lastrowid)
+            return int(self._cursor(sql, tuple(row.values())).lastrowid)
         except AlembicDeployError:
             raise
         except Exception:  # noqa: BLE001 - no journal yet: the full path creates it
@@ -289,6 +307,70 @@ class DirectConnection:
         conn, self.conn = self.conn, None
         if conn is not None:
             _close(conn)
+
+
+class _Psycopg2:
+    """A psycopg2 session in its asynchronous mode, so that each wait is a ``select`` in Python
+    (a signal's handler runs) with a deadline; a blocking psycopg2 call waits inside libpq."""
+
+    def __init__(self, conninfo: str, options: str, timeout: float) -> None:
+        import psycopg2
+
+        self.conn = psycopg2.connect(conninfo, options=options, async_=True)
+        try:
+            self._wait(timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _wait(self, timeout: float = CONNECT_SECONDS) -> None:
+        import select
+
+        from psycopg2.extensions import POLL_OK, POLL_READ, POLL_WRITE
+
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.conn.poll()
+            if state == POLL_OK:
+                return
+            remaining = deadline - time.monotonic()
+            if state not in (POLL_READ, POLL_WRITE) or remaining <= 0:
+                raise TimeoutError("PostgreSQL did not answer in time")
+            fd = self.conn.fileno()
+            select.select([fd] if state == POLL_READ else [], [fd] if state == POLL_WRITE else [], [], remaining)
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, params) if params else cur.execute(sql)
+            self._wait()
+        except BaseException:
+            self.close()  # a statement half read: nothing else can run on this session
+            raise
+        return list(cur.fetchall()) if cur.description is not None else []
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _connect_timeout(query: dict[str, str]) -> float:
+    """The URL's ``connect_timeout`` (libpq's meaning: seconds, 0 or less for none), else CONNECT_SECONDS."""
+    try:
+        seconds = float(query["connect_timeout"])
+    except (KeyError, ValueError):
+        return CONNECT_SECONDS
+    return seconds if 0 < seconds < float("inf") else CONNECT_SECONDS
+
+
+def _bounded_mysql(sql: str, server: str) -> str:
+    """``sql`` ended by the server once it has waited WAIT_SECONDS (for a metadata lock on the
+    version table, say): set per statement, so the session the full path may take over
+    (:meth:`DirectConnection.hand_over`) keeps its own settings."""
+    seconds = int(WAIT_SECONDS)
+    if "mariadb" in server.lower():
+        return f"SET STATEMENT max_statement_time={seconds}, lock_wait_timeout={seconds} FOR {sql}"
+    verb, _, rest = sql.partition(" ")  # MySQL: optimizer hints, ignored with a warning before 8.0
+    return f"{verb} /*+ SET_VAR(lock_wait_timeout={seconds}) MAX_EXECUTION_TIME({seconds * 1000}) */ {rest}"
 
 
 #: PyMySQL's defaults for what SQLAlchemy leaves out of ``connect()`` when the URL does.
