@@ -136,6 +136,7 @@ def test_configure_keywords_are_judged_one_by_one(tmp_path, keyword, taken):
         ('{key: True for key in ("compare_type",)}', False),
         ('{"target_metadata": target_metadata}\n        options.update(version_table="x")', False),
         ('{"target_metadata": target_metadata}\n        options.setdefault("version_table", "x")', False),
+        ('{"connection": connection}', False),  # connection given twice: env.py raises TypeError
     ],
 )
 def test_configure_takes_kwargs_only_when_they_are_provably_known(tmp_path, options, taken):

@@ -646,13 +646,14 @@ class _EnvChecker:
         given: dict[str, Kind] = {}
         for keyword in node.keywords:
             kind = self.kind(keyword.value)
-            if keyword.arg is not None:
-                given[keyword.arg] = kind
-            elif isinstance(kind, tuple) and kind[0] == "dict":
-                # **options: provably a dict display of known keys (its name is bound only to it).
-                given.update(kind[1])
-            else:
-                raise _Decline
+            items = ((keyword.arg, kind),) if keyword.arg is not None else kind[1] if (
+                isinstance(kind, tuple) and kind[0] == "dict") else None
+            if items is None:
+                raise _Decline  # **options that is not provably a dict display of known keys
+            for key, value in items:
+                if key in given:
+                    raise _Decline  # "got multiple values for keyword argument": env.py fails
+                given[key] = value
         if set(given) - _CONFIGURE_KEYWORDS:
             raise _Decline  # version_table, version_table_schema, upgrade_token, fn, as_sql, ...
         if "connection" in given:
