@@ -378,3 +378,42 @@ def test_a_section_is_changed_only_through_the_ways_the_proof_knows(tmp_path, li
     path = tmp_path / "env.py"
     path.write_text(source)
     assert env_py_is_plain(path) is taken, why_not_plain(path)
+
+
+AUTOGENERATE_HOOKS = {"include_object", "include_name", "process_revision_directives"}
+
+
+def bodies_that_run(tree):
+    """Every statement list of env.py that runs during ``upgrade`` (the module's, each function's
+    but the autogenerate hooks', each block's)."""
+    import ast
+
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in AUTOGENERATE_HOOKS:
+            continue  # alembic calls it only while autogenerating: its body is not the proof's
+        for field in ("body", "orelse", "finalbody"):
+            body = getattr(node, field, None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                yield body
+        stack.extend(ast.iter_child_nodes(node))
+
+
+@pytest.mark.parametrize("path", corpus("take"), ids=[p.stem for p in corpus("take")])
+def test_any_unknown_call_anywhere_in_a_taken_env_py_declines(path, tmp_path):
+    """The allowlist as a class: one call the proof does not know (into the application, here),
+    put in any block of any shape the fast path takes, makes it decline."""
+    import ast
+
+    source = path.read_text()
+    count = len(list(bodies_that_run(ast.parse(source))))
+    assert count >= 2
+    for index in range(count):
+        tree = ast.parse(source)
+        body = list(bodies_that_run(tree))[index]
+        body.insert(len(body) // 2, ast.parse("unknown_call()").body[0])
+        tree.body.insert(0, ast.parse("from app import unknown_call").body[0])
+        mutated = tmp_path / f"env_{index}.py"
+        mutated.write_text(ast.unparse(tree))
+        assert not env_py_is_plain(mutated), f"{path.name}, block {index}:\n{ast.unparse(tree)}"
