@@ -12,6 +12,7 @@ without any change to ``env.py``:
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import logging
 import os
@@ -41,6 +42,8 @@ __all__ = [
     "Project",
     "RevisionNode",
     "RunObserver",
+    "env_py_error",
+    "open_scripts",
     "revision_graph",
     "revision_options",
 ]
@@ -152,10 +155,7 @@ class Project:
         self.last_run = RunResult()
         #: The ``alembic_deploy`` dicts of the last run's planned revisions, read once per step.
         self._planned_options: dict[str, dict[str, Any]] = {}
-        try:
-            self.script = ScriptDirectory.from_config(self.config)
-        except alembic_util.CommandError as exc:
-            raise ConfigError(f"Alembic could not open the migration scripts: {exc}.") from None
+        self.script = open_scripts(self.config)
 
     # -- the revision graph ------------------------------------------------------------------
     def heads(self) -> tuple[str, ...]:
@@ -367,8 +367,8 @@ def revision_graph(location: str, section: str = "alembic") -> tuple[tuple[str, 
     else:
         config = Config()
         config.set_main_option("script_location", location.replace("%", "%%"))
+    script = open_scripts(config)
     try:
-        script = ScriptDirectory.from_config(config)
         scripts = list(script.walk_revisions("base", "heads"))
         heads = tuple(script.get_heads())
     except (alembic_util.CommandError, ResolutionError, RevisionError) as exc:
@@ -378,3 +378,118 @@ def revision_graph(location: str, section: str = "alembic") -> tuple[tuple[str, 
         for s in reversed(scripts)
     )
     return heads, nodes
+
+
+# -- opening the scripts: what fails there is the project's to fix (exit 2) -------------------------
+def open_scripts(config: Config) -> ScriptDirectory:
+    """Alembic's ScriptDirectory for ``config``, every revision file loaded and the graph built
+    (alembic does that once, on first use, so nothing is loaded twice). A revision file that does
+    not compile or raises on import, a ``down_revision``/``depends_on`` naming nothing, a cycle:
+    plain alembic fails on each too; here each is a ConfigError naming the file."""
+    try:
+        script = ScriptDirectory.from_config(config)
+    except alembic_util.CommandError as exc:
+        raise ConfigError(
+            f"Alembic could not load the migration scripts: {str(exc).rstrip('. ')}. Check "
+            "script_location (and version_locations) in the ini."
+        ) from None
+    try:
+        script.get_heads()
+    except Exception as exc:  # noqa: BLE001 - any failure of the project's files or graph
+        raise _scripts_error(script, exc) from exc
+    return script
+
+
+_FIX = "Fix it and deploy again (plain `alembic` cannot load it either)."
+
+
+def _scripts_error(script: ScriptDirectory, exc: Exception) -> ConfigError:
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return ConfigError(
+            f"The revision file {exc.filename} does not compile: {exc.msg} (line {exc.lineno}). {_FIX}",
+            file=exc.filename, line=exc.lineno,
+        )
+    frame = _project_frame(exc)
+    if frame is not None:
+        hint = (" Is that module installed, and importable from the project (prepend_sys_path in the "
+                "ini)?" if isinstance(exc, ImportError) else "")
+        return ConfigError(
+            f"Loading the revision file {frame.filename} failed at line {frame.lineno}: "
+            f"{type(exc).__name__}: {exc}.{hint} {_FIX}",
+            file=frame.filename, line=frame.lineno,
+        )
+    folders = _version_dirs(script)
+    where = ", ".join(str(f) for f in folders)
+    if isinstance(exc, KeyError) and exc.args:
+        # Alembic builds the graph with map_[down_revision] (after warning "is not present").
+        involved = [str(exc.args[0])]
+        detail = f"a down_revision or depends_on names {involved[0]!r}, which no revision file defines"
+    else:
+        involved = [str(r) for r in getattr(exc, "revisions", ())]
+        detail = f"{type(exc).__name__}: {str(exc).rstrip('.')}"
+    files = _files_naming(folders, involved, script.recursive_version_locations)
+    named = f" (see {', '.join(files)})" if files else ""
+    return ConfigError(
+        f"The revision graph in {where} is broken: {detail}{named}. Fix the revision files and deploy "
+        "again (plain `alembic` cannot load them either).",
+        file=", ".join(files) or None,
+    )
+
+
+def env_py_error(exc: BaseException) -> ConfigError | None:
+    """A ConfigError naming the file and line when env.py (or what it imports) does not compile or
+    cannot import a module: the project's setup, not a migration, failed. None for anything else."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return ConfigError(
+            f"{exc.filename} does not compile: {exc.msg} (line {exc.lineno}). Fix it and deploy again "
+            "(plain `alembic` cannot run it either); nothing was changed.",
+            file=exc.filename, line=exc.lineno,
+        )
+    frame = _project_frame(exc) if isinstance(exc, ImportError) else None
+    if frame is None:
+        return None
+    return ConfigError(
+        f"env.py could not import what it needs: {type(exc).__name__}: {str(exc).rstrip('.')} ({frame.filename}, "
+        f"line {frame.lineno}). Install the missing package, or make the module importable from the "
+        "project (prepend_sys_path in the ini); nothing was changed.",
+        file=frame.filename, line=frame.lineno,
+    )
+
+
+def _project_frame(exc: BaseException) -> Any:
+    """The outermost frame of ``exc``'s traceback in the project's own code that alembic called
+    (the revision file or env.py being loaded), past alembic's, SQLAlchemy's and the import
+    system's frames."""
+    import traceback
+
+    import alembic
+    import sqlalchemy
+
+    inside = os.path.dirname(alembic.__file__ or "") + os.sep
+    libraries = tuple(os.path.dirname(m.__file__) + os.sep for m in (alembic, sqlalchemy, importlib) if m.__file__)
+    entered = False
+    for frame in traceback.extract_tb(exc.__traceback__):
+        entered = entered or frame.filename.startswith(inside)
+        if entered and not frame.filename.startswith("<") and not frame.filename.startswith(libraries):
+            return frame
+    return None
+
+
+def _version_dirs(script: ScriptDirectory) -> list[Path]:
+    locations = script.version_locations or [os.path.join(script.dir, "versions")]
+    return [Path(os.path.abspath(alembic_util.coerce_resource_to_filename(str(loc)))) for loc in locations]
+
+
+def _files_naming(folders: list[Path], revisions: list[str], recursive: bool) -> list[str]:
+    """The revision files that quote any of ``revisions`` (to point at the ones to fix)."""
+    quoted = [q + r + q for r in revisions if r for q in ("'", '"')]
+    found: list[str] = []
+    for folder in folders:
+        for path in sorted(folder.rglob("*.py") if recursive else folder.glob("*.py")):
+            try:
+                text = path.read_text(errors="replace")
+            except OSError:
+                continue
+            if any(q in text for q in quoted):
+                found.append(str(path))
+    return found

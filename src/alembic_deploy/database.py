@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .backends import Backend, for_dialect
 from .errors import ConfigError
@@ -61,11 +61,88 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
             raise ConfigError(
                 f"SQLAlchemy {installed_version('sqlalchemy')} has no dialect {url.drivername!r}. {advice}."
             ) from None
-        hint = f" Install it with `pip install 'alembic-deploy[{backend.extra}]'`." if backend.extra else ""
-        raise ConfigError(
-            f"No database driver for {url.drivername!r} ({exc}).{hint}"
+        raise missing_driver(exc, repr(url.drivername), backend) or ConfigError(
+            f"No database driver for {url.drivername!r} ({exc})."
         ) from None
+    if driver in backend.sync_drivers:
+        _require_driver(url.set(drivername=f"{backend.name}+{driver}"), backend)
     return engine, backend
+
+
+#: The pip package that provides each DBAPI module SQLAlchemy's dialects import (the module name is
+#: what an ImportError names), and for the ones that build C code, the URL that needs no compiler.
+DRIVER_PACKAGES: Final = {
+    "psycopg": "psycopg[binary]",
+    "psycopg2": "psycopg2-binary",
+    "psycopg2cffi": "psycopg2cffi",
+    "pg8000": "pg8000",
+    "asyncpg": "asyncpg",
+    "pymysql": "PyMySQL",
+    "MySQLdb": "mysqlclient",
+    "mysql": "mysql-connector-python",
+    "mariadb": "mariadb",
+    "aiomysql": "aiomysql",
+    "asyncmy": "asyncmy",
+    "aiosqlite": "aiosqlite",
+    "greenlet": "greenlet",
+}
+_ALTERNATIVE: Final = {
+    "MySQLdb": ("mysql+pymysql", " (it needs a C compiler and the MySQL client headers)"),
+    "psycopg2": ("postgresql+psycopg", ""),
+}
+
+
+def missing_module(exc: BaseException) -> str | None:
+    """The driver module (or ``greenlet``) whose absence ``exc`` or an exception it chains reports."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ImportError) and current.name:
+            top = current.name.split(".")[0]
+            if top in DRIVER_PACKAGES:
+                return top
+        # SQLAlchemy says "greenlet" in the message only: ImportError (2.1) or ValueError (1.4, 2.0).
+        if isinstance(current, (ImportError, ValueError)) and "greenlet" in str(current):
+            return "greenlet"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def missing_driver(exc: BaseException, what: str, backend: Backend | None = None) -> ConfigError | None:
+    """Exit 2 naming the pip package to install, when ``exc`` reports a missing driver module;
+    ``what`` names the connection that needs it (a quoted driver name, or env.py's engine)."""
+    module = missing_module(exc)
+    if module is None:
+        return None
+    needs = "SQLAlchemy's asyncio support" if module == "greenlet" else "it"
+    advice = f"Install it with `pip install '{DRIVER_PACKAGES[module]}'`"
+    if module == "greenlet":
+        advice += " (or `pip install 'sqlalchemy[asyncio]'`)"
+    if module in _ALTERNATIVE:
+        alternative, note = _ALTERNATIVE[module]
+        extra = f", which `pip install 'alembic-deploy[{backend.extra}]'` installs" if backend and backend.extra else ""
+        advice += f"{note}, or use a {alternative}:// URL{extra}"
+    return ConfigError(
+        f"No database driver for {what}: {needs} needs the Python module {module}, which is not "
+        f"installed. {advice}."
+    )
+
+
+def _require_driver(url: URL, backend: Backend) -> None:
+    """The tool itself connects with a sync sibling of an async driver; env.py will use the async
+    one: make sure it (and greenlet) can be imported now, not after the lock and the journal."""
+    dialect = url.get_dialect()
+    try:
+        load = getattr(dialect, "import_dbapi", None) or dialect.dbapi
+        load()
+        if getattr(dialect, "is_async", False):
+            import greenlet  # noqa: F401
+    except (ImportError, ValueError) as exc:
+        error = missing_driver(exc, repr(url.drivername), backend)
+        if error is None:
+            raise
+        raise error from None
 
 
 def _default_pg_driver() -> str:
