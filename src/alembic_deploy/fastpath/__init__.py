@@ -6,11 +6,13 @@ answers the same question from what can be proven statically, and declines (retu
 full pipeline runs) whenever any part of the proof is missing:
 
 1. the project: ``alembic.ini`` names plain folders, read the way Alembic reads them (no package
-   resources, no ``sourceless``, no recursive version locations, no ``[tool.alembic]``), and
+   resources, no ``sourceless``, no ``[tool.alembic]``), and
    gives the engine no option that could change where it connects (``sqlalchemy.plugins``...);
    the target is ``head``/``heads`` and there are no ``-x`` arguments;
-2. the revision graph: every file Alembic would load from the versions folders is parsed
-   (``ast``, never imported). The names Alembic reads from the module (``revision``,
+2. the revision graph: every file Alembic would load from the versions folders, found as
+   Alembic finds them (:func:`.revisions.revision_files`: symlinks resolved, several and
+   recursive version locations, the names it skips; any layout it cannot mirror declines), is
+   parsed (``ast``, never imported). The names Alembic reads from the module (``revision``,
    ``down_revision``, ``branch_labels``, ``depends_on``) must be bound exactly once, by a
    top-level assignment of a literal, and nothing that runs at import time may rebind them: no
    other binding of those names, no star import, no ``globals()``/``exec``/``setattr``-style
@@ -96,7 +98,7 @@ def try_noop(
     require_supported()  # the full path would refuse an unsupported SQLAlchemy or Alembic: so does this
     project = read_project(settings.config_path, settings.name)
     url = settings.database_url or project.ini_url
-    if not url or project.script_dir is None or project.unsupported or project.sourceless or project.recursive:
+    if not url or project.script_dir is None or project.unsupported or project.sourceless:
         return False
     if set(project.engine_options) - _HARMLESS_ENGINE_OPTIONS:
         return False  # e.g. sqlalchemy.plugins: engine_from_config in env.py would apply it

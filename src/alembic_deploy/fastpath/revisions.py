@@ -7,6 +7,8 @@ import ast
 import hashlib
 import json
 import os
+import re
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -34,32 +36,69 @@ Graph = dict[str, tuple[str, ...]]
 Sources = dict[Path, dict[str, bytes]]
 
 
-def revision_files(project: ProjectConfig) -> Sources | None:
-    """``{versions folder: {file name: content}}`` of the files Alembic loads; None to decline.
+#: Alembic's ``_only_source_rev_file`` (alembic/script/base.py), which it matches against the name
+#: of each listed file's real path (symlinks resolved), in every release since 1.13.
+_REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
 
-    Alembic loads every ``*.py`` directly in a folder except ``__init__*`` and ``.#*``
-    (``_only_source_rev_file``); a folder that does not exist is skipped, as Alembic does.
+
+def revision_files(project: ProjectConfig) -> Sources | None:
+    """``{versions folder: {path in it: content}}`` of the files Alembic loads; None to decline.
+
+    Alembic's ``ScriptDirectory._load_revisions``: each version location that exists is walked
+    (``Script._list_py_dir``: its files, and with ``recursive_version_locations`` those of its
+    subfolders, none of a folder whose name ends in ``__pycache__``); each file's real path
+    (``realpath``/``resolve``: through symlinks) is loaded once, if its *name* matches
+    :data:`_REVISION_FILE`. So ``versions/c1.link -> ../shared/c1.py`` is a revision and
+    ``versions/c1.py -> c1.txt`` is not. What this cannot mirror for every alembic release and
+    Python version declines: ``sourceless`` (``.pyc`` files cannot be parsed), a symlink to a
+    folder (Python 3.12's ``Path.walk`` lists it as a file, ``os.walk`` as a folder), a broken
+    or looping symlink, a name alembic would fail to import (``a.py`` plus a newline, ``.py``), a
+    file that is not a regular file, a folder that cannot be read (``os.walk`` skips it silently).
     """
+    if project.sourceless or project.unsupported is not None:
+        return None
     found: Sources = {}
+    seen: set[str] = set()
     for folder in project.version_dirs:
         if not folder.exists():
-            continue
+            continue  # alembic skips it too
         if not folder.is_dir():
             return None
         sources = found.setdefault(folder, {})
         try:
-            entries = list(os.scandir(folder))
-            for entry in entries:
-                name = entry.name
-                if not name.endswith(".py") or name.startswith((".#", "__init__")) or "\n" in name:
+            for path in _listed(folder, project.recursive):
+                if os.path.islink(path) and not os.path.exists(path):
+                    return None  # broken or looping: alembic fails on it, or not, by its name
+                real = os.path.realpath(path)
+                name = os.path.basename(real)
+                if _REVISION_FILE.match(name) is None:
                     continue
-                if entry.is_dir():
-                    continue  # os.walk lists it under dirs: alembic does not load it
-                with open(entry.path, "rb") as fh:
-                    sources[name] = fh.read()
-        except OSError:
-            return None  # a broken link or unreadable file: alembic would fail on it
+                if "\n" in name or os.path.splitext(name)[1] != ".py":
+                    return None  # alembic's load_python_file fails on it (``assert False``)
+                if real in seen:
+                    continue  # "File ... loaded twice! ignoring."
+                seen.add(real)
+                if not stat.S_ISREG(os.stat(real).st_mode):
+                    return None  # a FIFO or a device: importing it may block or fail
+                with open(real, "rb") as fh:
+                    sources[os.path.relpath(path, folder)] = fh.read()
+        except (OSError, RuntimeError, ValueError):
+            return None  # unreadable: alembic fails on it, or skips it silently
     return found
+
+
+def _listed(top: Path, recursive: bool) -> Iterator[str]:
+    """Alembic's ``Script._list_py_dir`` without ``sourceless``: the paths it goes on to load."""
+    def fail(exc: OSError) -> None:
+        raise exc
+
+    for root, dirs, files in os.walk(top, topdown=True, onerror=fail):
+        if any(os.path.islink(os.path.join(root, d)) for d in dirs):
+            raise ValueError("a symlink to a folder")
+        if not root.endswith("__pycache__"):  # alembic: skipped, its subfolders still walked
+            yield from (os.path.join(root, f) for f in files)
+            if not recursive:
+                return
 
 
 def quoted_elsewhere(files: Sources, revisions: list[str]) -> bool:
