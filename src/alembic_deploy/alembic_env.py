@@ -184,6 +184,12 @@ class Project:
         script = self.script.get_revision(revision)
         return (script.doc or "") if script is not None else ""
 
+    def down_revisions(self, revision: str) -> tuple[str, ...]:
+        """The revision(s) ``revision`` follows (its ``down_revision``, as a tuple)."""
+        script = self.script.get_revision(revision)
+        down = script.down_revision if script is not None else None
+        return tuple(down) if isinstance(down, (list, tuple)) else ((down,) if down else ())
+
     def options(self, revision: str) -> dict[str, Any]:
         """The revision file's ``alembic_deploy`` dict ({} when it has none)."""
         if revision in self._planned_options:

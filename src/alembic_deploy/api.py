@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import AlembicDeployError, CheckRefused, Interrupted, MigrationFailed, PartialMigration
 from .heap import RunHeap
 from .project import ProjectConfig, read_project
-from .report import DeployReport, RevisionResult
+from .report import DeployReport, FailedRevision, RevisionResult
 from .secrets import mask_url, scrub
 
 if TYPE_CHECKING:
@@ -219,18 +219,21 @@ def _upgrade(
             tracker = ProgressTracker(backend.name, *_progress_writers(journal, lock, report))
             started = time.monotonic()
             ok = False
+            running = _InFlight()
             try:
                 # Lock timeouts, statement timeouts and retries live in steps/upgrade.py.
                 result = run_upgrade(
                     deployment, project, target, report, lock, journal, interrupt,
-                    lambda session: _observer(deployment, project, report, lock, interrupt, session, tracker),
+                    lambda session: _observer(deployment, project, report, lock, interrupt, session, tracker, running),
                 )
                 ok = True
             except AlembicDeployError:
+                running.report_failed(project, report)
                 raise
             except BaseException as exc:  # noqa: BLE001 - every failure of env.py is reported
                 interrupt.cancel = None
-                raise _migration_error(deployment, project, report, interrupt, exc, tracker) from None
+                # Chained: --debug shows the revision's and SQLAlchemy's frames, not only ours.
+                raise _migration_error(deployment, project, report, interrupt, exc, tracker, running) from exc
             finally:
                 interrupt.cancel = None
                 tracker.close(ok)
@@ -288,9 +291,28 @@ def _record_failure(report: DeployReport, journal: Any, exc: AlembicDeployError)
             pass
 
 
+@dataclass
+class _InFlight:
+    """The revision alembic started and has not finished (its step began, on_version_apply not yet)."""
+
+    revision: str | None = None
+    started_at: float = 0.0
+
+    def report_failed(self, project: Project, report: DeployReport) -> str | None:
+        """Put the revision the run ended in into ``report.failed_revision`` (never under
+        ``applied``: it was not); returns its id, None when the run ended between revisions."""
+        if self.revision is None:
+            return None
+        report.failed_revision = FailedRevision(
+            self.revision, project.down_revisions(self.revision), project.describe(self.revision),
+            self.started_at, time.time() - self.started_at,
+        )
+        return self.revision
+
+
 def _observer(
     deployment: Deployment, project: Project, report: DeployReport, lock: MigrationLock, interrupt: Any,
-    session: MigratingSession, tracker: ProgressTracker,
+    session: MigratingSession, tracker: ProgressTracker, running: _InFlight,
 ) -> Any:
     from .alembic_env import RunObserver
     from .steps.preflight import check_current
@@ -313,10 +335,12 @@ def _observer(
             echo(f"Applying {len(planned)} revision(s): {_plan_summary([r for r, _ in planned])}")
 
     def on_revision_start(rev: str, options: dict[str, Any]) -> None:
+        running.revision, running.started_at = rev, time.time()
         session.revision_started(rev, options)
         tracker.revision_started(rev)
 
     def on_revision(rev: str, down: tuple[str, ...], doc: str, started: float, duration: float) -> None:
+        running.revision = None
         tracker.revision_applied(rev)
         report.applied.append(RevisionResult(rev, down, doc, started, duration))
         echo(f"  applied {rev} ({duration:.3f}s) {doc}")
@@ -339,10 +363,13 @@ def _plan_summary(revisions: list[str], shown: int = 6) -> str:
 
 def _migration_error(
     deployment: Deployment, project: Project, report: DeployReport, interrupt: Any, exc: BaseException,
-    tracker: ProgressTracker | None = None,
+    tracker: ProgressTracker | None = None, running: _InFlight | None = None,
 ) -> AlembicDeployError:
     from .steps.verify import read_versions
 
+    in_flight = running.report_failed(project, report) if running is not None else None
+    # With --debug the traceback follows the message: do not send the reader for it.
+    debug = "" if deployment.settings.debug else "; run with --debug for the traceback"
     if interrupt.interrupted or isinstance(exc, KeyboardInterrupt):
         if interrupt.signum is None:
             import signal
@@ -364,7 +391,7 @@ def _migration_error(
         return MigrationFailed(
             f"env.py failed before any revision ran: {kind}: {detail}. Nothing was changed. "
             "Check that `alembic upgrade head` works with the same DATABASE_URL and drivers "
-            "installed; run with --debug for the traceback.",
+            f"installed{debug}.",
         )
     applied = {r.revision for r in report.applied}
     try:
@@ -374,17 +401,13 @@ def _migration_error(
         now_at = ()
     report.to_revisions = now_at
     pending = [r for r in _pending_after(project, report) if r not in applied]
-    failing = pending[0] if pending else "unknown"
+    failing = in_flight or (pending[0] if pending else "unknown")
     # Revisions reported applied earlier in this run but absent from the database now went down
     # with the failing one (one transaction for the whole run, as alembic's env.py templates do).
     kept = project.ancestry(now_at)
     for result in report.applied:
         if result.revision not in kept:
             result.status = "rolled-back"
-    if failing != "unknown":
-        report.applied.append(
-            RevisionResult(failing, (), project.describe(failing), time.time(), 0.0, status="failed")
-        )
     durable = tracker.applied(failing) if tracker is not None else []
     unsure = tracker.unsettled(failing) if tracker is not None else []
     if durable or unsure:
@@ -411,7 +434,7 @@ def _migration_error(
     return MigrationFailed(
         f"Revision {failing} ({project.describe(failing) if failing != 'unknown' else '?'}) failed: "
         f"{kind}: {detail}. {state} Fix the migration "
-        "and deploy again; run with --debug for the traceback.",
+        f"and deploy again{debug}.",
         revision=failing,
         database_revisions=list(now_at),
     )

@@ -78,8 +78,21 @@ class RevisionResult:
     description: str
     started_at: float
     duration: float
-    status: str = "applied"  # applied | failed
+    status: str = "applied"  # applied | rolled-back (went down with the failed revision's transaction)
     attempts: int = 1
+
+
+@dataclass
+class FailedRevision:
+    """The revision a run ended in: it raised (or the run was interrupted) after it started, so
+    it is not among the applied ones."""
+
+    revision: str
+    down_revisions: tuple[str, ...]
+    description: str
+    started_at: float
+    #: Seconds from its start until the run gave up on it.
+    duration: float
 
 
 @dataclass
@@ -99,6 +112,7 @@ class DeployReport:
     from_revisions: tuple[str, ...] = ()
     to_revisions: tuple[str, ...] = ()
     applied: list[RevisionResult] = field(default_factory=list)
+    failed_revision: FailedRevision | None = None
     steps: list[StepResult] = field(default_factory=list)
     db_wait_seconds: float = 0.0
     lock_wait_seconds: float = 0.0
@@ -126,7 +140,7 @@ class DeployReport:
         data = asdict(self)
         command, error = data.pop("command"), data.pop("error")
         data["started_at"], data["finished_at"] = iso_time(self.started_at), iso_time(self.finished_at)
-        for revision in data["applied"]:
+        for revision in [*data["applied"], *([data["failed_revision"]] if data["failed_revision"] else [])]:
             revision["started_at"] = iso_time(revision["started_at"])
         data["duration_seconds"] = round(self.duration_seconds, 4)
         return document(command, self.exit_code, error, **data)

@@ -486,7 +486,7 @@ def run_upgrade(
         error = attempts.final_error(exc)
         if error is exc:
             raise
-        raise error from None
+        raise error from exc
     attempts.finish()
     return result
 

@@ -1,0 +1,88 @@
+"""What a failed migration tells its reader: with ``--debug`` the original exception's traceback
+(the revision's frames, SQLAlchemy's, env.py's), chained under alembic-deploy's message, and no
+advice to rerun with ``--debug``; in ``--json`` the revision it failed in under
+``failed_revision``, never listed as applied."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import assert_failed_cleanly, run_cli
+
+from alembic_deploy.report import DeployReport, FailedRevision, RevisionResult
+
+
+@pytest.fixture(params=("sqlite", "postgresql"))
+def any_db(request: pytest.FixtureRequest):  # noqa: ANN201
+    return request.getfixturevalue({"sqlite": "sqlite_db", "postgresql": "pg_db"}[request.param])
+
+
+def _frames(stderr: str) -> list[str]:
+    return [line.strip() for line in stderr.splitlines() if line.strip().startswith('File "')]
+
+
+def test_debug_shows_the_failed_revisions_own_traceback(any_db, make_project):
+    project = make_project("failing")
+    run = run_cli(project, "upgrade", "--debug", url=any_db.url)
+    assert run.returncode == 7, run.output
+    frames = _frames(run.stderr)
+    revision = str(project / "migrations" / "versions" / "a4_broken.py")
+    assert any(f'"{revision}"' in f and "in upgrade" in f for f in frames), run.stderr
+    assert any("/sqlalchemy/engine/" in f for f in frames), run.stderr
+    # The original error is the cause of alembic-deploy's: both are shown, the cause first.
+    assert "direct cause of the following exception" in run.stderr
+    assert "table_that_does_not_exist" in run.stderr.split("direct cause")[0]
+    [error] = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert "a4_broken" in error and "--debug" not in error
+
+
+def test_without_debug_the_message_points_to_it_and_shows_no_traceback(sqlite_db, make_project):
+    run = run_cli(make_project("failing"), "upgrade", url=sqlite_db.url)
+    assert "run with --debug for the traceback" in assert_failed_cleanly(run, 7)
+
+
+def test_debug_shows_env_pys_traceback_when_it_fails_before_any_revision(sqlite_db, make_project):
+    """The class: any failure inside env.py's run keeps its own frames under --debug."""
+    project = make_project("sync")
+    env_py = project / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text().replace(
+        "def run_migrations_online() -> None:",
+        "def tenant_url():\n    raise RuntimeError('no tenant configured')\n\n\ndef run_migrations_online() -> None:\n"
+        "    tenant_url()",
+    ))
+    run = run_cli(project, "upgrade", "--debug", url=sqlite_db.url)
+    assert run.returncode == 7, run.output
+    assert any(f'"{env_py}"' in f and "in tenant_url" in f for f in _frames(run.stderr)), run.stderr
+    [error] = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert "no tenant configured" in error and "--debug" not in error
+
+
+def test_json_lists_the_failed_revision_apart_from_the_applied_ones(any_db, make_project):
+    from test_json_output import checked
+
+    project = make_project("failing")
+    run = run_cli(project, "upgrade", "--json", url=any_db.url)
+    doc = checked(run.stdout, "upgrade", 7)
+    assert "a4_broken" not in [r["revision"] for r in doc["applied"]]
+    assert all(r["status"] in ("applied", "rolled-back") for r in doc["applied"])
+    failed = doc["failed_revision"]
+    assert (failed["revision"], failed["down_revisions"], failed["description"]) == (
+        "a4_broken", ["a3_seed"], "add a column then fail",
+    )
+    # It ran (its ALTER TABLE) before it failed: the time until the failure, from its own start.
+    assert failed["duration"] > 0 and failed["started_at"] >= doc["started_at"]
+
+
+def test_a_run_that_succeeds_has_no_failed_revision(sqlite_db, make_project):
+    from test_json_output import checked
+
+    doc = checked(run_cli(make_project("sync"), "upgrade", "--json", url=sqlite_db.url).stdout, "upgrade", 0)
+    assert doc["failed_revision"] is None and len(doc["applied"]) == 3
+
+
+def test_the_report_keeps_the_failed_revision_out_of_applied():
+    report = DeployReport("upgrade")
+    report.applied.append(RevisionResult("a1", (), "first", 1.0, 0.5))
+    report.failed_revision = FailedRevision("a2", ("a1",), "second", 1.5, 0.25)
+    data = report.to_dict()
+    assert [r["revision"] for r in data["applied"]] == ["a1"]
+    assert data["failed_revision"]["revision"] == "a2" and data["failed_revision"]["started_at"].endswith("Z")
