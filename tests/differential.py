@@ -69,18 +69,17 @@ GENERATE = {
     "failures": True,
     "kill": True,
     "two_locations": True,
-    "env_py": ("generic", "async", "database_url"),
     # Deploys where alembic's own result is not "the version table holds exactly the target": a
     # target the database is already past (plain alembic does nothing), a target beside other
     # heads, `heads` with depends_on. alembic-deploy's verification expects the target itself and
     # exits 7 ("Something else changed the version table") where plain alembic exits 0. Left out
     # until verification expects what alembic computes for the target (see :func:`excluded`).
-    "verify_beyond_target": False,
+    "verify_beyond_target": True,
     # `head`, `heads` or `label@head` in a graph with depends_on: alembic-deploy counts a revision
     # another one depends on among the heads (alembic does not: the version table keeps only the
     # dependent) and exits 7 after migrating exactly what plain alembic migrates. Left out until
     # its heads are alembic's.
-    "depends_on_heads": False,
+    "depends_on_heads": True,
 }
 
 JOURNAL_PREFIX = "alembic_deploy_history"
@@ -263,7 +262,7 @@ def scenarios(draw: st.DrawFn, env_py: tuple[str, ...] | None = None, max_revisi
             setup.append(Step(tool, "upgrade", (upgrade_to,)))
     partial = Scenario("", locations, revisions, tuple(setup), failure, "")
     target = draw(st.sampled_from(_targets(partial.released())))
-    return Scenario(draw(st.sampled_from(env_py or GENERATE["env_py"])), locations, revisions, tuple(setup),
+    return Scenario(draw(st.sampled_from(env_py or tuple(ENV_PY))), locations, revisions, tuple(setup),
                     failure, target)
 
 
@@ -297,6 +296,23 @@ ENV_PY = {
     "async": _ENV_ASYNC,
     "database_url": _database_url_env_py(),
 }
+# The env.py corpus's files labelled "take" (the fast path must answer them) that run in a
+# project of their own: not the pyproject templates (they need [tool.alembic]), nor multidb (its
+# own ini sections), nor those importing the application they were taken from.
+CORPUS = Path(__file__).parent / "envpy_corpus"
+
+
+def _runs_alone(path: Path) -> bool:
+    source = path.read_text()
+    return (source.startswith("# fast-path: take") and "pyproject" not in path.stem and "multidb" not in path.stem
+            and not any(line.startswith(("from app", "import app")) for line in source.splitlines()))
+
+
+ENV_PY.update({f"corpus/{path.stem}": path.read_text() for path in sorted(CORPUS.glob("*.py")) if _runs_alone(path)})
+
+
+def is_async(env_py: str) -> bool:
+    return "async_engine_from_config" in ENV_PY[env_py] or "create_async_engine" in ENV_PY[env_py]
 
 _REVISION = '''"""{rev_id}"""
 import os
@@ -386,7 +402,7 @@ class Copies:
 
     def url(self, name: str) -> str:
         sync = self.sync_urls[name]
-        return url_text(sync, drivername=ASYNC_DRIVERS[self.backend]) if self.env_py == "async" else sync
+        return url_text(sync, drivername=ASYNC_DRIVERS[self.backend]) if is_async(self.env_py) else sync
 
 
 class SQLiteStates:

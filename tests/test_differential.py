@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from conftest import PG_ADMIN, _admin
-from differential import PostgresStates, Scenario, SQLiteStates, examples, excluded, excluded_before, graph_error, play, problems, \
-    scenarios, slow_examples, write_project
-from hypothesis import given, reject
+from differential import Failure, PostgresStates, Revision, Scenario, SQLiteStates, Step, examples, excluded, \
+    excluded_before, graph_error, play, problems, scenarios, slow_examples, write_project
+from hypothesis import example, given, reject
 
 
 def check(scenario: Scenario, states_for) -> None:  # noqa: ANN001
@@ -40,8 +40,23 @@ def pg_states() -> Iterator[PostgresStates]:
         states.close()
 
 
+# The instances this test found on the first release it ran against, run every time.
+ROLLBACK_AFTER_PARTIAL = Scenario(  # the previous release deployed after its successor died halfway
+    "generic", 1, (Revision("r0", ()), Revision("r1", ("r0",))), (Step("alembic-deploy", "upgrade", ("r0",)),),
+    Failure("r1", "raise-after", "previous-release"), "heads")
+DEPENDS_ON_HEADS = Scenario(  # exit 7 "the database is at c1 but the target was c1, x1"
+    "database_url", 1, (Revision("a1", ()), Revision("b1", ("a1",)), Revision("x1", (), ("lx",)),
+                        Revision("c1", ("b1",), depends=("x1",))), (), None, "heads")
+TARGET_BEHIND = Scenario(  # exit 7 where plain alembic does nothing
+    "generic", 2, (Revision("r0", ()), Revision("r1", ("r0",), location=1), Revision("r2", ("r1",))),
+    (Step("alembic-deploy", "upgrade", ("heads",)),), None, "r0")
+
+
 @pytest.mark.timeout(900)
-@examples(default=10, slow=150)
+@examples(default=8, slow=150)
+@example(scenario=ROLLBACK_AFTER_PARTIAL)
+@example(scenario=DEPENDS_ON_HEADS)
+@example(scenario=TARGET_BEHIND)
 @given(scenario=scenarios())
 def test_deploy_ends_as_plain_alembic_on_sqlite(scenario):
     check(scenario, SQLiteStates)
