@@ -4,7 +4,9 @@ the command wins."""
 
 from __future__ import annotations
 
+import gc
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,14 @@ from helpers import Database, run_cli
 from alembic_deploy.cli import main
 
 HEAD = ["a3_seed"]
+
+
+@pytest.fixture(autouse=True)
+def _thaw_the_heap() -> Iterator[None]:
+    """The CLI freezes the heap as its process ends (cli._run); run in-process here, it must not
+    hand a frozen heap to the tests that follow (test_heap counts frozen objects)."""
+    yield
+    gc.unfreeze()
 
 
 def _invoke(*args: str, env: dict[str, str | None] | None = None):  # noqa: ANN202
