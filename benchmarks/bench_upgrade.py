@@ -11,6 +11,9 @@ N revisions that create, alter and index small tables; see ``project.py``):
 * ``full``: upgrade a fresh, empty database to head (N = 500). Target: <= 1.05x alembic.
 * ``race``: K = 16 processes start at the same moment on one empty database (N = 50); counts the
   processes that fail. alembic-deploy must have none.
+* ``noop-declined`` (not in the default set): ``noop`` with one call in env.py that the fast path's
+  proof does not know (``platform.python_version()``, harmless), so it declines and the full path
+  runs. Target: <= 1.05x alembic (the declined probe must cost next to nothing).
 * ``noop-corpus`` (not in the default set): ``noop`` on SQLite (N = ``--corpus-revisions``, 50)
   once per env.py of ``tests/envpy_corpus`` labelled ``take``, each in place of the generated
   env.py; prints how many the fast path took and declined, and the ratio per shape. Target: <= 0.5x
@@ -57,7 +60,9 @@ import servers  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TOOLS = ("alembic", "alembic-deploy")
-TARGETS = {"noop": 0.5, "full": 1.05, "noop-corpus": 0.5}
+TARGETS = {"noop": 0.5, "full": 1.05, "noop-corpus": 0.5, "noop-declined": 1.05}
+#: What ``noop-declined`` adds to env.py after its imports: harmless, unknown to the fast path's proof.
+UNKNOWN_TO_THE_PROOF = "import platform\n\nplatform.python_version()\n"
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "envpy_corpus"
 #: What the corpus's env.py files import from the application (``app.models``).
 APP_PACKAGE = {
@@ -282,8 +287,13 @@ def ratio_interval(alembic: Sequence[float], deploy: Sequence[float]) -> tuple[f
     return ratios[tail], ratios[-1 - tail]
 
 
-def bench_noop(backend: str, revisions: int, runs: int, cold: bool, root: Path) -> TimedResult:
-    projects = make_projects(root / f"noop-{backend}", revisions)
+def bench_noop(backend: str, revisions: int, runs: int, cold: bool, root: Path, scenario: str = "noop") -> TimedResult:
+    projects = make_projects(root / f"{scenario}-{backend}", revisions)
+    if scenario == "noop-declined":
+        for folder in projects.values():
+            env_py = folder / "migrations" / "env.py"
+            text = env_py.read_text(encoding="utf-8")
+            env_py.write_text(text.replace("\n\n", f"\n{UNKNOWN_TO_THE_PROOF}\n", 1), encoding="utf-8")
     head = generated.head_of(revisions)
     with servers.databases(backend, root) as dbs:
         url = dbs.create()
@@ -296,7 +306,7 @@ def bench_noop(backend: str, revisions: int, runs: int, cold: bool, root: Path) 
 
         timings = alternate(runs, step)
         fast = fast_path_taken(projects["alembic-deploy"])
-    return TimedResult("noop", backend, revisions, runs, cold, timings, fast)
+    return TimedResult(scenario, backend, revisions, runs, cold, timings, fast)
 
 
 def corpus_shapes() -> dict[str, str]:
@@ -557,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default=",".join(servers.BACKENDS))
-    parser.add_argument("--scenarios", default="noop,full,race", help="any of noop,full,race,noop-corpus")
+    parser.add_argument("--scenarios", default="noop,full,race", help="any of noop,full,race,noop-corpus,noop-declined")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per tool (>= 5 for the README)")
     parser.add_argument("--revisions", type=int, default=500, help="N for noop and full")
     parser.add_argument("--corpus-revisions", type=int, default=50, help="N for noop-corpus")
@@ -585,9 +595,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(tmp)
         CACHE_HOME = root / "xdg-cache"
         for backend in backends:
-            if "noop" in scenarios:
-                timed.append(bench_noop(backend, args.revisions, args.runs, args.cold, root))
-                _progress(args.json, timed[-1])
+            for scenario in ("noop", "noop-declined"):
+                if scenario in scenarios:
+                    timed.append(bench_noop(backend, args.revisions, args.runs, args.cold, root, scenario))
+                    _progress(args.json, timed[-1])
         for backend in backends:
             if "full" in scenarios:
                 timed.append(bench_full(backend, args.revisions, args.runs, args.cold, root))

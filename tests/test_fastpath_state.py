@@ -291,3 +291,33 @@ def test_only_plain_identifiers_are_written_by_the_fast_path(name, plain):
 def test_identifiers_are_quoted_with_embedded_quotes_doubled(backend, quoted):
     assert DirectConnection(backend, None, "qmark")._quote('a"b') == quoted
     assert DirectConnection("mysql", None, "format")._quote("a`b") == "`a``b`"
+
+
+# -- what a declined proof costs ---------------------------------------------------------------------
+def test_an_env_py_the_proof_does_not_take_declines_before_any_connect(pg_db, make_project, cache_env, monkeypatch):
+    """The static parts of the proof come first: declining on env.py opens no session (on
+    PostgreSQL one the full path could not reuse), so the full path pays nothing twice."""
+    from alembic_deploy.fastpath import try_noop
+    from alembic_deploy.report import DeployReport
+    from alembic_deploy.settings import Settings
+
+    project = make_project("sync")
+    assert run_cli(project, "upgrade", url=pg_db.url, env=cache_env).returncode == 0
+    opened: list[str] = []
+    real_open = DirectConnection.open.__func__  # type: ignore[attr-defined]
+
+    def counted(cls, url: str):  # noqa: ANN001, ANN202 - the real open, counted
+        opened.append(url)
+        return real_open(cls, url)
+
+    monkeypatch.setattr(DirectConnection, "open", classmethod(counted))
+    monkeypatch.chdir(project)
+    settings = Settings.resolve({"database_url": pg_db.url}, environ={})
+
+    def noop() -> bool:
+        return try_noop(settings, "head", DeployReport(command="upgrade", target="head"))
+
+    assert noop() is True and len(opened) == 1
+    env_py = project / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text().replace("\n\n", "\nimport platform\n\nplatform.python_version()\n\n", 1))
+    assert noop() is False and len(opened) == 1

@@ -26,8 +26,8 @@ full pipeline runs) whenever any part of the proof is missing:
    environment variable, no hard-coded URL, no ``-x``/tag arguments, no
    ``version_table``/``version_table_schema``/multi-database tokens, no statement or event hook
    or ``connect_args``/``schema_translate_map`` that could move it to another schema;
-4. the database, read first, so that an empty one, or one at a revision another file quotes
-   (most likely as its ``down_revision``: the database is behind), declines before env.py or
+4. the database, read once env.py passed, so that an empty one, or one at a revision another
+   file quotes (most likely as its ``down_revision``: the database is behind), declines before
    any revision file is parsed. It is read without SQLAlchemy: through the DBAPI driver env.py's
    URL names, which must be installed (env.py would fail without it), or for PostgreSQL through libpq itself
    (:mod:`alembic_deploy.libpq`). Its ``alembic_version`` rows must equal the heads exactly, the
@@ -51,8 +51,9 @@ own bytecode cache, or under ``$XDG_CACHE_HOME/alembic-deploy`` when bytecode wr
 (``PYTHONDONTWRITEBYTECODE``) or the folder is read-only; when neither is writable there is none.
 
 One module per part of the proof: :mod:`.revisions` (2, with the cache), :mod:`.env_py` (3) and
-:mod:`.direct` (4); :func:`try_noop` here puts them together: 1, the version table (4), 3, 2,
-then the journal (4).
+:mod:`.direct` (4); :func:`try_noop` here puts them together, cheapest first, so that a proof that
+fails costs the full path little: 1, 3 (a parse, no connect yet), the version table (4), 2, then
+the journal (4).
 """
 
 from __future__ import annotations
@@ -102,6 +103,11 @@ def try_noop(
         return False
     if set(project.engine_options) - _HARMLESS_ENGINE_OPTIONS:
         return False  # e.g. sqlalchemy.plugins: engine_from_config in env.py would apply it
+    # Static and cheap (a parse, ~1 ms), so before any connect: an env.py the proof does not take
+    # costs the full path nothing more than this (a connect is a driver import, a round trip or
+    # more, and on PostgreSQL a server process the full path cannot reuse).
+    if not env_py_is_plain(project.script_dir / "env.py", project.section):
+        return False
     db = DirectConnection.open(url)  # the URL the full path connects to as well
     if db is None:
         return False
@@ -120,11 +126,11 @@ def try_noop(
 def _prove(
     db: DirectConnection, settings: Settings, target: str, report: DeployReport, project: ProjectConfig, url: str,
 ) -> bool:
-    """Steps 4, 3, 2 and the journal of the proof, on ``db``; journals the no-op when proven."""
-    # The database first: an empty one (the first deploy, every CI run) declines before
-    # env.py is parsed or the revision files are read.
+    """Steps 4, 2 and the journal of the proof, on ``db``; journals the no-op when proven."""
+    # The database before the revision files: an empty one (the first deploy, every CI run)
+    # declines before they are read.
     current = db.query_column(f"SELECT version_num FROM {DEFAULT_VERSION_TABLE}")
-    if not current or not env_py_is_plain(project.script_dir / "env.py", project.section):
+    if not current:
         return False
     files = revision_files(project)
     if files is None or quoted_elsewhere(files, current):
