@@ -38,12 +38,17 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
     from sqlalchemy.exc import NoSuchModuleError
     from sqlalchemy.pool import NullPool
 
+    from .compat import has_dialect, installed_version
+
     url = parse_url(raw_url)
     backend = for_dialect(url.get_backend_name())
     driver = url.get_driver_name()
     if driver in backend.sync_drivers:
-        url = url.set(drivername=f"{url.get_backend_name()}+{backend.sync_drivers[driver]}")
-    elif "+" not in url.drivername and backend.name == "postgresql":
+        sibling = backend.sync_drivers[driver]
+        # One the installed SQLAlchemy has no dialect for (1.4: psycopg 3): the dialect's default.
+        sync = f"+{sibling}" if has_dialect(backend.name, sibling) else ""
+        url = url.set(drivername=f"{url.get_backend_name()}{sync}")
+    if "+" not in url.drivername and backend.name == "postgresql":
         url = url.set(drivername=_default_pg_driver())
     if url.get_driver_name() == "pymysql":
         from .drivers import share_pymysql_default_tls
@@ -52,14 +57,11 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
     try:
         engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args(), future=True)
     except (NoSuchModuleError, ImportError) as exc:
-        from .compat import has_dialect, installed_version
-
-        if not has_dialect(backend.name, url.get_driver_name()):
-            advice = ("Its dialect came with SQLAlchemy 2.0: use postgresql+psycopg2:// with psycopg2 "
-                      "installed, or upgrade SQLAlchemy" if url.get_driver_name().startswith("psycopg")
-                      else "Upgrade SQLAlchemy, or use another driver it has")
+        if url.get_driver_name() in ("psycopg", "psycopg_async") and not has_dialect("postgresql", "psycopg"):
             raise ConfigError(
-                f"SQLAlchemy {installed_version('sqlalchemy')} has no dialect {url.drivername!r}. {advice}."
+                f"SQLAlchemy {installed_version('sqlalchemy')} has no dialect {url.drivername!r}: psycopg 3's "
+                "came with SQLAlchemy 2.0. Use postgresql+psycopg2:// with psycopg2 installed, or upgrade "
+                "SQLAlchemy."
             ) from None
         raise missing_driver(exc, repr(url.drivername), backend) or ConfigError(
             f"No database driver for {url.drivername!r} ({exc})."
@@ -112,6 +114,8 @@ def missing_module(exc: BaseException) -> str | None:
 def missing_driver(exc: BaseException, what: str, backend: Backend | None = None) -> ConfigError | None:
     """Exit 2 naming the pip package to install, when ``exc`` reports a missing driver module;
     ``what`` names the connection that needs it (a quoted driver name, or env.py's engine)."""
+    from .compat import has_dialect
+
     module = missing_module(exc)
     if module is None:
         return None
@@ -119,7 +123,7 @@ def missing_driver(exc: BaseException, what: str, backend: Backend | None = None
     advice = f"Install it with `pip install '{DRIVER_PACKAGES[module]}'`"
     if module == "greenlet":
         advice += " (or `pip install 'sqlalchemy[asyncio]'`)"
-    if module in _ALTERNATIVE:
+    if module in _ALTERNATIVE and has_dialect(*_ALTERNATIVE[module][0].split("+")):  # not psycopg 3 on 1.4
         alternative, note = _ALTERNATIVE[module]
         extra = f", which `pip install 'alembic-deploy[{backend.extra}]'` installs" if backend and backend.extra else ""
         advice += f"{note}, or use a {alternative}:// URL{extra}"
