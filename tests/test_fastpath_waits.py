@@ -8,6 +8,7 @@ the fast path's statement waiting for the lock.
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -87,15 +88,17 @@ def test_sigterm_while_the_fast_path_waits_for_a_locked_version_table_exits_9_at
     project = make_project("sync")
     assert run_cli(project, "upgrade", url=url, env=cache_env).returncode == 0
     with version_table_locked(db):
-        proc = spawn_cli(project, "upgrade", url=url, env=cache_env)
+        proc = spawn_cli(project, "upgrade", "--json", url=url, env=cache_env)
         try:
             wait_for(lambda: any(q.endswith(FAST_READ) for q in waiting(db)), proc)
             proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=HANG_SECONDS)  # the lock is still held meanwhile
+            out, err = proc.communicate(timeout=HANG_SECONDS)  # the lock is still held meanwhile
         finally:
             proc.kill()
             proc.wait()
-        assert code == 9, proc.stderr.read()  # type: ignore[union-attr]
+        assert proc.returncode == 9, err
+        assert "error: Interrupted by SIGTERM" in err and "Traceback" not in err, err
+        assert json.loads(out)["outcome"] == "interrupted"
         # Nor does the server go on waiting for the lock on its behalf for long.
         wait_for(lambda: not any(q.endswith(FAST_READ) for q in waiting(db)))
     assert db.versions() == ["a3_seed"]

@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING
 from ..compat import require_supported
 from ..project import ProjectConfig, read_project
 from ..secrets import mask_url
+from ..signals import InterruptState, SignalInterrupt
 from .direct import DEFAULT_VERSION_TABLE, DirectConnection, plain_identifier
 from .env_py import env_py_is_plain
 from .revisions import heads_of, quoted_elsewhere, revision_files, revision_of, static_graph
@@ -93,7 +94,19 @@ def try_noop(
     """True when the database provably needs nothing; the no-op is then journaled and reported.
     Declining, it gives the session it opened to ``keep`` (the full path's engine may take it
     over: :func:`alembic_deploy.database.adopt`; the caller closes it if not) when it can serve
-    another engine, else closes it."""
+    another engine, else closes it. A signal's handler raising in any of its waits (they are all
+    interruptible: :mod:`.direct`) ends it with :class:`~alembic_deploy.errors.Interrupted`."""
+    try:
+        return _try_noop(settings, target, report, keep)
+    except SignalInterrupt as exc:
+        state = InterruptState()
+        state.signum = exc.args[0] if exc.args else None
+        raise state.error() from None
+
+
+def _try_noop(
+    settings: Settings, target: str, report: DeployReport, keep: Callable[[DirectConnection], None] | None,
+) -> bool:
     if target not in ("head", "heads") or settings.x or not plain_identifier(settings.journal_table):
         return False
     require_supported()  # the full path would refuse an unsupported SQLAlchemy or Alembic: so does this
