@@ -63,12 +63,44 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
                 "came with SQLAlchemy 2.0. Use postgresql+psycopg2:// with psycopg2 installed, or upgrade "
                 "SQLAlchemy."
             ) from None
+        if not has_dialect(backend.name, url.get_driver_name()):
+            raise no_dialect(url.get_backend_name(), url.get_driver_name()) from None
         raise missing_driver(exc, repr(url.drivername), backend) or ConfigError(
             f"No database driver for {url.drivername!r} ({exc})."
         ) from None
     if driver in backend.sync_drivers:
         _require_driver(url.set(drivername=f"{backend.name}+{driver}"), backend)
     return engine, backend
+
+
+#: Drivers of the three backends that came with a later SQLAlchemy than the oldest one supported
+#: (psycopg 3's, 2.0, has its own message): the release each came with.
+_LATER_DIALECTS: Final = {"asyncmy": "1.4.29"}
+
+
+def no_dialect(backend_name: str, driver: str) -> ConfigError:
+    """Exit 2 for a URL naming a driver the installed SQLAlchemy has no dialect for: one that came
+    with a later release, or a name SQLAlchemy does not know (a typo), listing the drivers it has,
+    since "upgrade SQLAlchemy" would send the user the wrong way."""
+    import importlib
+    import types
+
+    from .compat import installed_version
+
+    # MariaDB's drivers are MySQL's. A dialect package imports each driver module, and a driver
+    # module names its dialect class ``dialect`` (SQLAlchemy's entry-point contract).
+    package = importlib.import_module(f"sqlalchemy.dialects.{'mysql' if backend_name == 'mariadb' else backend_name}")
+    known = ", ".join(sorted(key for key, value in vars(package).items()
+                             if isinstance(value, types.ModuleType) and hasattr(value, "dialect") and key != "base"))
+    name = f"{backend_name}+{driver}"
+    said = f"No database driver: SQLAlchemy {installed_version('sqlalchemy')} has no dialect {name!r}."
+    if driver in _LATER_DIALECTS:
+        return ConfigError(f"{said} It came with SQLAlchemy {_LATER_DIALECTS[driver]}: upgrade SQLAlchemy, or use "
+                           f"another of the {backend_name} drivers it has: {known}.")
+    return ConfigError(
+        f"{said} Check the driver in the URL ({backend_name}+DRIVER://...): the {backend_name} drivers it "
+        f"has are {known}; or leave the driver out ({backend_name}://) for the default one."
+    )
 
 
 #: The pip package that provides each DBAPI module SQLAlchemy's dialects import (the module name is
