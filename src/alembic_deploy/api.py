@@ -19,7 +19,7 @@ from .errors import AlembicDeployError, CheckRefused, Interrupted, MigrationFail
 from .heap import RunHeap
 from .project import ProjectConfig, read_project
 from .report import DeployReport, FailedRevision, RevisionResult
-from .secrets import mask_url, scrub
+from .secrets import mask_url, scrub, scrub_statement
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -385,7 +385,8 @@ def _migration_error(
     )
     if setup_error is not None:
         return setup_error
-    detail = scrub(" ".join(str(getattr(exc, "orig", None) or exc).split()))[:600].rstrip(".")
+    detail = scrub_statement(" ".join(str(getattr(exc, "orig", None) or exc).split()), getattr(exc, "statement", None),
+                             getattr(exc, "params", None), deployment.backend.literals)[:600].rstrip(".")
     kind = type(getattr(exc, "orig", None) or exc).__name__
     if not project.last_run.configured:
         return MigrationFailed(
@@ -415,38 +416,45 @@ def _migration_error(
         lost = f" and statement(s) {', '.join(str(s.n) for s in unsure)} may have been" if unsure else ""
         state = (
             f"{committed} one by one{lost}, and the version table says {', '.join(now_at) or '<base>'}: it is "
-            "partly applied, and the next deploy refuses (exit 8) until `alembic-deploy repair` settles it."
+            "partly applied. The next deploy will refuse (exit 8) until it is settled: run `alembic-deploy "
+            "repair` to see the options (--rollback-partial undoes what ran, --resume runs the rest once "
+            "the cause is fixed), then deploy again."
         )
     elif deployment.backend.transactional_ddl:
         gone = [r.revision for r in report.applied if r.status == "rolled-back"]
         along = f" together with {', '.join(gone)} (same transaction)" if gone else ""
-        state = f"Its transaction was rolled back{along}; the database is at {', '.join(now_at) or '<base>'}."
+        state = (
+            f"Its transaction was rolled back{along}, so nothing of it was left behind; the database is at "
+            f"{', '.join(now_at) or '<base>'}. Fix the migration and deploy again."
+        )
     elif tracker is not None:
         state = (
             "None of its statements had been committed, so nothing of it was kept; the version table "
-            f"says {', '.join(now_at) or '<base>'}."
+            f"says {', '.join(now_at) or '<base>'}. Fix the migration and deploy again."
         )
     else:
         state = (
             f"{deployment.backend.name} commits DDL statement by statement, so the revision may be "
-            f"partly applied; the version table says {', '.join(now_at) or '<base>'}."
+            f"partly applied; the version table says {', '.join(now_at) or '<base>'}. Check the schema "
+            "against the revision before deploying again."
         )
     return MigrationFailed(
         f"Revision {failing} ({project.describe(failing) if failing != 'unknown' else '?'}) failed: "
-        f"{kind}: {detail}. {state} Fix the migration "
-        f"and deploy again{debug}.",
+        f"{kind}: {detail}. {state}" + (" Run with --debug for the traceback." if debug else ""),
         revision=failing,
         database_revisions=list(now_at),
     )
 
 
-def repair(settings: Settings, action: str | None = None, echo: Echo | None = None) -> DeployReport:
+def repair(settings: Settings, action: str | None = None, echo: Echo | None = None,
+           dry_run: bool = False) -> DeployReport:
     """Settle a partly applied revision, under the migration lock (see
     :mod:`alembic_deploy.steps.repair`).
 
     ``action`` is ``"resume"``, ``"rollback-partial"`` or ``"mark-applied"``; None only diagnoses:
     it raises :class:`~alembic_deploy.errors.PartialMigration` (exit 8) describing the revision and
-    the options when there is one. With nothing to repair the outcome is ``noop``. Like upgrade,
+    the options when there is one. With nothing to repair the outcome is ``noop``; so it is with
+    ``dry_run``, which prints the plan and changes nothing. Like upgrade,
     it first closes and reports crashed runs; each call is journaled (command ``repair``).
     """
     from .signals import interruptible
@@ -470,7 +478,7 @@ def repair(settings: Settings, action: str | None = None, echo: Echo | None = No
                 journal.ensure()
                 journal.start(report, settings)
                 partial = recovery.recover(deployment, journal, project, report, lock)
-                repair_step.run(deployment, project, journal, report, partial, action)
+                repair_step.run(deployment, project, journal, report, partial, action, dry_run)
                 report.finished_at = time.time()
                 journal.finish(report)
             return report
@@ -501,6 +509,8 @@ class StatusReport:
     pending: list[tuple[str, str]]
     unknown: list[str]
     last_deploys: list[dict[str, Any]] = field(default_factory=list)
+    #: A partly applied revision or a run that has not ended (steps.recovery.describe_unfinished).
+    unfinished: dict[str, Any] | None = None
 
     @property
     def up_to_date(self) -> bool:
@@ -510,17 +520,25 @@ class StatusReport:
         """The ``--json`` document of ``status`` (:func:`~alembic_deploy.report.document`)."""
         from .report import document, journal_entry
 
+        unfinished = self.unfinished
+        refusing = unfinished is not None and unfinished["exit_code"] != 0
         return document(
             "status", database=self.database, backend=self.backend, current=list(self.current),
             heads=list(self.heads), pending=[{"revision": rev, "description": doc} for rev, doc in self.pending],
             unknown=list(self.unknown), up_to_date=self.up_to_date,
             last_deploys=[journal_entry(row) for row in self.last_deploys],
+            # A partly applied revision: the exit code and error a deploy would give.
+            exit_code=unfinished["exit_code"] if refusing else 0,  # type: ignore[index]
+            error=unfinished["error"] if refusing else None,  # type: ignore[index]
+            unfinished=None if unfinished is None else {k: v for k, v in unfinished.items() if k != "error"},
         )
 
 
 def status(settings: Settings, echo: Echo | None = None) -> StatusReport:
-    """Current revision(s) read through env.py, heads, pending revisions and the last deploys."""
+    """Current revision(s) read through env.py, heads, pending revisions and the last deploys, and
+    what a deploy would find unfinished (``unfinished``: its ``exit_code`` is the CLI's)."""
     from .alembic_env import RunObserver
+    from .steps.recovery import describe_unfinished
 
     deployment = Deployment.open(settings, echo)
     try:
@@ -538,6 +556,7 @@ def status(settings: Settings, echo: Echo | None = None) -> StatusReport:
             pending=pending,
             unknown=unknown,
             last_deploys=journal.rows(limit=5),
+            unfinished=describe_unfinished(deployment, journal, project),
         )
     finally:
         deployment.close()

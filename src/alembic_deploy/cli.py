@@ -312,10 +312,11 @@ def run(settings: Any, mode_migrate: bool, mode_wait: bool, mode_none: bool, com
               help="Undo the statements that ran with the matching statements of its downgrade().")
 @click.option("--mark-applied", is_flag=True,
               help="Record the revision as applied without running anything (after completing it by hand).")
+@click.option("--dry-run", is_flag=True, help="Print what the option would run, and change nothing.")
 @_settings_options
 @click.option("--lock-timeout-wait", type=float, help="Seconds to wait for the migration lock (default 600).")
 @_run
-def repair(settings: Any, resume: bool, rollback_partial: bool, mark_applied: bool) -> None:
+def repair(settings: Any, resume: bool, rollback_partial: bool, mark_applied: bool, dry_run: bool) -> None:
     """Settle a revision left partly applied (exit 8): a MySQL/MariaDB or SQLite revision that
     failed or died after some of its statements committed. Without an option, show it and the
     options; each option is checked against the schema and journaled."""
@@ -325,7 +326,7 @@ def repair(settings: Any, resume: bool, rollback_partial: bool, mark_applied: bo
                                      ("mark-applied", mark_applied)) if on]
     if len(chosen) > 1:
         raise ConfigError(f"Choose one of --resume, --rollback-partial and --mark-applied, not {len(chosen)}.")
-    report = api.repair(settings, chosen[0] if chosen else None, echo=_echo(settings))
+    report = api.repair(settings, chosen[0] if chosen else None, echo=_echo(settings), dry_run=dry_run)
     if settings.json:
         out(report.to_json())
 
@@ -342,18 +343,40 @@ def status(settings: Any) -> None:
         from .report import to_json
 
         out(to_json(st.to_dict()))
+        _exit_unfinished(st)
         return
     out(f"database: {st.database} ({st.backend})")
     out(f"current:  {', '.join(st.current) or '<base>'}")
     out(f"heads:    {', '.join(st.heads)}")
     if st.unknown:
         out(f"unknown:  {', '.join(st.unknown)} (the database is ahead of this code)")
+    if st.unfinished is not None:
+        u = st.unfinished
+        out(f"unfinished: revision {u['revision']} is partly applied (journal #{u['journal_id']}); a deploy "
+            "refuses (exit 8) until `alembic-deploy repair` settles it" if u["state"] == "partial" else
+            f"unfinished: journal #{u['journal_id']} has not recorded its end (a deploy running now, "
+            "or one that died)")
     out(f"pending:  {len(st.pending)}")
     for rev, doc in st.pending:
         out(f"  {rev}  {doc}")
     if st.last_deploys:
         out("last deploys:")
         out(_history_table(st.last_deploys))
+    _exit_unfinished(st)
+
+
+def _exit_unfinished(st: Any) -> None:
+    """A partly applied revision: say so on stderr, and exit with the code a deploy would (8)."""
+    unfinished = st.unfinished
+    if unfinished is None:
+        return
+    if not unfinished["exit_code"]:
+        _err(f"note: {unfinished['message']}")
+        return
+    _err(f"error: {unfinished['message']}", fg="red")
+    for key, value in unfinished["error"].get("fields", {}).items():
+        _err(f"  {key}: {value}")
+    sys.exit(unfinished["exit_code"])
 
 
 @main.command()

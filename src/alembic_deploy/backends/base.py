@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import retrying
 from ..errors import LockNotAcquired
+from ..secrets import ANY_DIALECT, SQLLiterals
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -73,6 +74,8 @@ class Backend:
     sync_drivers: ClassVar[dict[str, str]] = {}
     #: Extra that installs the default driver, for "missing driver" messages.
     extra: ClassVar[str] = ""
+    #: How its SQL writes literals, so what the journal keeps of a statement masks them all.
+    literals: ClassVar[SQLLiterals] = ANY_DIALECT
 
     # -- engines -----------------------------------------------------------------------------
     def connect_args(self) -> dict[str, Any]:

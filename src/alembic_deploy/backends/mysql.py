@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from ..secrets import SQLLiterals
 from .base import Backend, raw_query, register
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ def _is_mariadb(dbapi_connection: Any) -> bool:
 @register
 class MySQLBackend(Backend):
     name = "mysql"
+    #: "x" is a string unless ANSI_QUOTES is on; a backslash escapes unless NO_BACKSLASH_ESCAPES is.
+    literals = SQLLiterals()
     # DDL commits implicitly: a failed revision may leave earlier statements applied.
     transactional_ddl = False
     sync_drivers = {"aiomysql": "pymysql", "asyncmy": "pymysql"}

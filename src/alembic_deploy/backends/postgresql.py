@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from ..secrets import SQLLiterals
 from .base import Backend, holder_label, raw_query, register, stable_int64
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ def _milliseconds(seconds: float | None) -> str | None:
 @register
 class PostgreSQLBackend(Backend):
     name = "postgresql"
+    literals = SQLLiterals(string_quotes="'", backslash_escapes=False, hash_comments=False)  # "x" is a name
     transactional_ddl = True
     sync_drivers = {"asyncpg": "psycopg", "psycopg_async": "psycopg", "psycopg2cffi": "psycopg2cffi"}
     extra = "postgresql"

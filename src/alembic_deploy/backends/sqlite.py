@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..secrets import SQLLiterals
 from .base import Backend, MigrationLock, holder_label, register
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ def database_path(engine: Engine) -> Path:
 @register
 class SQLiteBackend(Backend):
     name = "sqlite"
+    literals = SQLLiterals(backslash_escapes=False, hash_comments=False)  # "x" is a string when no name matches
     # pysqlite issues no BEGIN before DDL, so alembic treats SQLite DDL as non-transactional.
     transactional_ddl = False
     sync_drivers = {"aiosqlite": "pysqlite", "pysqlcipher": "pysqlcipher"}

@@ -60,7 +60,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ..secrets import may_contain, scrub
+from ..secrets import ANY_DIALECT, MaskedSQL, SQLLiterals, mask_literals, scrub
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -85,7 +85,6 @@ _READ_WORDS = {
 # compiling costs as much as hundreds of matches.
 _LEADING_NOISE = r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/|\()+"
 _WRITE_IN_QUERY = r"\b(insert|update|delete|merge|into)\b"
-_SECRET_LITERAL = r"(?i)\b(identified\s+by|password)\s+('[^']*'|\"[^\"]*\")"
 
 
 def classify(sql: str) -> str:
@@ -110,20 +109,59 @@ def normalize(sql: str) -> str:
     return " ".join(sql.replace("%%", "%").split()).rstrip(";").rstrip()
 
 
-def fingerprint(sql: str, normalized: bool = False) -> str:
-    """Identifier quotes left out: the online dialect knows the server (MariaDB quotes its own
-    reserved words) while alembic's offline rendering uses the generic dialect of the URL."""
-    canonical = (sql if normalized else normalize(sql)).replace("`", "").replace('"', "")
+def fingerprint(sql: str, syntax: SQLLiterals = ANY_DIALECT) -> str:
+    """Whether two statements are the same, without keeping their literals: a hash of the statement
+    with its literals masked (12 hex digits) and a short one of the literals (4 hex digits: 16 bits,
+    too few to tell a password from a dictionary, enough to see an edited default or value).
+    Whitespace, comments, a trailing ``;``, ``%%`` and identifier quotes do not count: the online
+    dialect knows the server (MariaDB quotes its own reserved words) while alembic's offline
+    rendering uses the generic dialect of the URL, and pyformat drivers double ``%``."""
+    return _fingerprint(mask_literals(sql.replace("%%", "%"), syntax))
+
+
+def _fingerprint(masked: MaskedSQL, normalized: str | None = None) -> str:
+    """``normalized``: :func:`normalize`'s output for a statement that holds no literal or comment."""
+    skeleton = (normalized if normalized is not None else normalize(masked.skeleton)).replace("`", "").replace('"', "")
+    if not masked.literals:
+        return hashlib.sha256(skeleton.encode()).hexdigest()[:12] + _NO_LITERALS
+    literals = "\0".join([" ".join(literal.split()) for literal in masked.literals])
+    return hashlib.sha256(skeleton.encode()).hexdigest()[:12] + hashlib.sha256(literals.encode()).hexdigest()[:4]
+
+
+_NO_LITERALS: Final = hashlib.sha256(b"").hexdigest()[:4]
+
+
+def legacy_fingerprint(sql: str) -> str:
+    """The fingerprint records written before literals were kept out of them carry (the whole
+    statement hashed); still matched, so a partial state such a run left can be resumed."""
+    canonical = normalize(sql).replace("`", "").replace('"', "")
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def excerpt(sql: str, normalized: bool = False) -> str:
-    """What the journal and messages show of a statement: scrubbed, secret literals masked, short."""
-    text = sql if normalized else normalize(sql)
-    if may_contain(text, "identified", "password"):
-        text = re.sub(_SECRET_LITERAL, lambda m: f"{m[1]} '***'", text)
-    text = scrub(text)
+def excerpt(sql: str, syntax: SQLLiterals = ANY_DIALECT) -> str:
+    """What the journal and messages show of a statement: every literal masked (see
+    :func:`~alembic_deploy.secrets.mask_literals`), comments dropped, known secrets scrubbed, short."""
+    return _excerpt(mask_literals(sql.replace("%%", "%"), syntax))
+
+
+def _excerpt(masked: MaskedSQL, normalized: str | None = None) -> str:
+    text = scrub(normalized if normalized is not None else normalize(masked.text))
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
+
+
+@functools.cache
+def literal_syntax(backend: str | None) -> SQLLiterals:
+    """How ``backend`` writes literals (:class:`~alembic_deploy.backends.Backend`); the reading
+    that masks the most when it is not known."""
+    from ..backends import for_dialect
+    from ..errors import ConfigError
+
+    if backend is None:
+        return ANY_DIALECT
+    try:
+        return for_dialect(backend).literals
+    except ConfigError:
+        return ANY_DIALECT
 
 
 def shorten(text: str, width: int = 90) -> str:
@@ -161,6 +199,9 @@ class Effect:
     name: str
     creates: bool
     schema: str | None = None
+    #: ``IF [NOT] EXISTS``: the statement does nothing when the schema already is as it leaves it,
+    #: so its having run does not show that it made the change.
+    conditional: bool = False
 
     def undone_by(self, other: Effect) -> bool:
         """``other`` reverses this effect (the downgrade statement that undoes this one)."""
@@ -176,18 +217,19 @@ _NOT_COLUMNS = {"constraint", "index", "key", "unique", "primary", "foreign", "c
 
 # (pattern, kind, creates), each pattern starting with the statement's first word.
 _EFFECT_FORMS: Final = (
-    (rf"^create\s+table\s+(?:if\s+not\s+exists\s+)?(?P<table>{_ID})\s*(\(|$)", "table", True),
-    (rf"^drop\s+table\s+(?:if\s+exists\s+)?(?P<table>{_ID})\s*(cascade|restrict)?$", "table", False),
-    (rf"^create\s+(?:unique\s+)?index\s+(?:concurrently\s+)?(?:if\s+not\s+exists\s+)?(?P<name>{_ID})"
+    (rf"^create\s+table\s+(?P<cond>if\s+not\s+exists\s+)?(?P<table>{_ID})\s*(\(|$)", "table", True),
+    (rf"^drop\s+table\s+(?P<cond>if\s+exists\s+)?(?P<table>{_ID})\s*(cascade|restrict)?$", "table", False),
+    (rf"^create\s+(?:unique\s+)?index\s+(?:concurrently\s+)?(?P<cond>if\s+not\s+exists\s+)?(?P<name>{_ID})"
      rf"\s+on\s+(?:only\s+)?(?P<table>{_ID})", "index", True),
-    (rf"^drop\s+index\s+(?:concurrently\s+)?(?:if\s+exists\s+)?(?P<name>{_ID})(?:\s+on\s+(?P<table>{_ID}))?"
+    (rf"^drop\s+index\s+(?:concurrently\s+)?(?P<cond>if\s+exists\s+)?(?P<name>{_ID})(?:\s+on\s+(?P<table>{_ID}))?"
      r"\s*(cascade|restrict)?$", "index", False),
-    (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+constraint\s+(?P<name>{_ID})\s", "constraint", True),
+    (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+constraint\s+(?P<cond>if\s+not\s+exists\s+)?"
+     rf"(?P<name>{_ID})\s", "constraint", True),
     (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:constraint|foreign\s+key|index|key|check)"
-     rf"\s+(?:if\s+exists\s+)?(?P<name>{_ID})\s*(cascade|restrict)?$", "constraint", False),
-    (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?"
+     rf"\s+(?P<cond>if\s+exists\s+)?(?P<name>{_ID})\s*(cascade|restrict)?$", "constraint", False),
+    (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+add\s+(?:column\s+)?(?P<cond>if\s+not\s+exists\s+)?"
      rf"(?P<name>{_ID})\s", "column", True),
-    (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:column\s+)?(?:if\s+exists\s+)?"
+    (rf"^alter\s+table\s+(?:only\s+)?(?P<table>{_ID})\s+drop\s+(?:column\s+)?(?P<cond>if\s+exists\s+)?"
      rf"(?P<name>{_ID})\s*(cascade|restrict)?$", "column", False),
 )
 
@@ -245,7 +287,9 @@ def _effect_fields(text: str) -> dict[str, Any] | None:
         if kind == "table":
             name, table = table, None
         assert name is not None
-        return {"kind": kind, "table": table, "name": name, "creates": creates, "schema": schema}
+        conditional = match["cond"] is not None
+        return {"kind": kind, "table": table, "name": name, "creates": creates, "schema": schema,
+                "conditional": conditional}
     return None
 
 
@@ -298,9 +342,13 @@ class _WorkedOut:
     def __get__(self, obj: Any, objtype: type | None = None) -> Any:
         if obj is None:
             return self
-        text = normalize(obj.__dict__.pop("_text"))
+        raw = obj.__dict__.pop("_text")
+        text = normalize(raw)
         obj.effect = _effect_fields(text)
-        obj.sql, obj.fp = excerpt(text, normalized=True), fingerprint(text, normalized=True)
+        masked = mask_literals(raw.replace("%%", "%"), obj.__dict__.pop("_syntax"))
+        if masked.literals or masked.text is not masked.skeleton:
+            text = None  # literals or comments: worked out from the masked text, not the statement's
+        obj.sql, obj.fp = _excerpt(masked, text), _fingerprint(masked, text)
         return obj.__dict__[self.name]
 
 
@@ -314,13 +362,13 @@ class _SeenStatement(Statement):
     effect = _WorkedOut()
 
     @classmethod
-    def of(cls, n: int, text: str, kind: str, may_commit: bool) -> _SeenStatement:
+    def of(cls, n: int, text: str, kind: str, may_commit: bool, syntax: SQLLiterals) -> _SeenStatement:
         """A ``running`` statement of full text ``text`` (the dataclass ``__init__`` stays, for
         :func:`dataclasses.replace`)."""
         statement = cls.__new__(cls)
         statement.n, statement.kind, statement.state = n, kind, "running"
         statement.committed, statement.may_commit = False, may_commit
-        statement._text = text
+        statement._text, statement._syntax = text, syntax
         return statement
 
     def __getstate__(self) -> dict[str, Any]:
@@ -344,7 +392,7 @@ def _fields(statement: Statement) -> dict[str, Any]:
 _dumps: Final = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 #: A str as a JSON string, as ``json.dumps`` writes it (ASCII only).
 _quote: Final = json.encoder.encode_basestring_ascii
-_EFFECT_KEYS: Final = frozenset(("kind", "table", "name", "creates", "schema"))
+_EFFECT_KEYS: Final = frozenset(("kind", "table", "name", "creates", "schema", "conditional"))
 
 
 def _text(value: str | None) -> str:
@@ -363,12 +411,15 @@ def _effect_json(effect: dict[str, Any] | None) -> str:
     if effect.keys() != _EFFECT_KEYS:
         return _dumps(effect)
     return (f'{{"kind":{_quote(effect["kind"])},"table":{_text(effect["table"])},"name":{_quote(effect["name"])},'
-            f'"creates":{"true" if effect["creates"] else "false"},"schema":{_text(effect["schema"])}}}')
+            f'"creates":{"true" if effect["creates"] else "false"},"schema":{_text(effect["schema"])},'
+            f'"conditional":{"true" if effect["conditional"] else "false"}}}')
 
 
-def record(n: int, sql: str, kind: str | None = None, may_commit: bool = False) -> Statement:
-    """A :class:`Statement` for the full text ``sql`` (state ``running``)."""
-    return _SeenStatement.of(n, sql, kind or classify(sql), may_commit)
+def record(n: int, sql: str, kind: str | None = None, may_commit: bool = False,
+           syntax: SQLLiterals = ANY_DIALECT) -> Statement:
+    """A :class:`Statement` for the full text ``sql`` (state ``running``); what it keeps of the
+    text, its excerpt and fingerprint, holds no literal (``syntax``: how they are written)."""
+    return _SeenStatement.of(n, sql, kind or classify(sql), may_commit, syntax)
 
 
 @dataclass
@@ -543,6 +594,7 @@ class ProgressTracker:
     def __init__(self, backend: str, write: Writer | None = None, final: Writer | None = None) -> None:
         self.backend = backend
         self.progress = Progress(backend=backend)
+        self._syntax = literal_syntax(backend)
         self._write = write
         #: Where :meth:`close` writes the final state (the journal), when ``write`` goes elsewhere.
         self._final = final or write
@@ -663,7 +715,7 @@ class ProgressTracker:
         if may and kind == DDL and self.backend in ("mysql", "mariadb"):
             # MySQL commits the open transaction before it runs a DDL statement.
             committed = self._commit_done(entry)
-        statement = record(len(entry.statements) + 1, text, kind, may)
+        statement = record(len(entry.statements) + 1, text, kind, may, self._syntax)
         entry.statements.append(statement)
         if may:
             self.flush(durable=not self._may_defer(committed[0] if committed else statement))
@@ -695,6 +747,13 @@ class ProgressTracker:
         if entry.statements and entry.statements[-1].state == "running":
             entry.statements[-1].state = "failed"
             entry.failed = entry.statements[-1]
+            if entry.failed.may_commit:
+                # Its "running" record would be settled from the schema after a crash, where an
+                # object that was there before (why it failed) would pass for its doing.
+                try:
+                    self.flush()
+                except Exception:  # noqa: BLE001 - the statement's own error is the one to raise
+                    pass
 
     def _on_rollback(self) -> None:
         # A rollback after a commit is that of the next transaction: the commit went through.
@@ -761,13 +820,23 @@ class ProgressTracker:
 
 def _literal(statement: str, parameters: Any, context: Any, executemany: bool) -> str:
     """The statement with its bound values rendered, when SQLAlchemy can (so it compares equal to
-    alembic's ``--sql`` rendering); otherwise the statement with its parameters appended."""
+    alembic's ``--sql`` rendering); otherwise the statement as sent.
+
+    Rendered from the statement the caller gave (``invoked_statement``: the compiled form may come
+    from SQLAlchemy's cache, holding the values of the first statement of that shape), and only
+    when that statement holds every value itself: a value given at execute time (SQLAlchemy's own
+    reflection queries pass ``filter_names`` so) is not in it, and rendering it would print NULL
+    and warn."""
     if not parameters:
         return statement
     compiled = getattr(context, "compiled", None)
-    if compiled is not None and not executemany:
-        try:
-            return str(compiled.statement.compile(dialect=context.dialect, compile_kwargs={"literal_binds": True}))
-        except Exception:  # noqa: BLE001 - values given at execute time cannot be rendered
-            pass
-    return f"{statement} -- parameters {parameters!r}"
+    invoked = getattr(context, "invoked_statement", None)
+    if compiled is None or invoked is None or executemany:
+        return statement
+    binds = getattr(compiled, "binds", None) or {}
+    if any(getattr(bind, "required", True) for bind in binds.values()):
+        return statement
+    try:
+        return str(invoked.compile(dialect=context.dialect, compile_kwargs={"literal_binds": True}))
+    except Exception:  # noqa: BLE001 - a value of a type with no literal rendering
+        return statement

@@ -47,6 +47,7 @@ from .progress import (
     excerpt,
     is_noise,
     is_version_statement,
+    literal_syntax,
     shorten,
 )
 
@@ -129,6 +130,38 @@ def find_partial(deployment: Deployment, journal: Journal, project: Project, exc
         if applied or uncertain:
             return Partial(project, deployment.engine, row, progress, entry, versions, applied, uncertain)
     return None
+
+
+def describe_unfinished(deployment: Deployment, journal: Journal, project: Project) -> dict[str, Any] | None:
+    """For ``status``: what the journal shows left unfinished, read without the lock and without
+    writing anything; None when nothing is.
+
+    ``state`` is ``partial`` when a run that ended (failed, interrupted, crashed) left a revision
+    partly applied: a deploy would refuse, and ``exit_code`` is 8, the code it would exit with.
+    ``running`` when a run has not recorded its end: one is migrating now, or it died and the next
+    deploy, holding the lock, reports it and settles what it left (records that dead run kept
+    outside its journal row are read only under the lock), so ``exit_code`` stays 0."""
+    if not journal.exists():
+        return None
+    running = journal.unfinished()
+    if running:
+        row = running[-1]
+        return {
+            "state": "running", "exit_code": 0, "journal_id": row["id"], "revision": None,
+            "message": (
+                f"journal #{row['id']} ({row['command']} on host {row['host']}, pid {row['pid']}, started "
+                f"{str(row['started_at'])[:19]}) has not recorded its end: a deploy is running now, or it "
+                "died; the next deploy waits for it, or reports it crashed and settles what it left."
+            ),
+        }
+    partial = find_partial(deployment, journal, project, exclude=None)
+    if partial is None:
+        return None
+    error = partial.error(deployment.backend.name)
+    return {
+        "state": "partial", "exit_code": error.exit_code, "journal_id": partial.row["id"],
+        "revision": partial.revision, "message": error.message, "error": error.to_dict(),
+    }
 
 
 def describe(project: Project, revision: str) -> str:
@@ -270,9 +303,13 @@ class Partial:
             statements = self.statements()
         except ValueError as exc:
             return f"cannot tell: {exc}"
+        # Each statement is listed once: the one that failed is under "failed".
         done = {s.n for s in self.applied} | {s.n for s in self.uncertain}
+        if self.entry.failed is not None:
+            done.add(self.entry.failed.n)
+        syntax = literal_syntax(self.progress.backend)
         rest = [(n, sql) for n, sql in enumerate(statements, 1) if n not in done and n > self.last_applied]
-        return "; ".join(f"{n}. {shorten(excerpt(sql))}" for n, sql in rest) or "-"
+        return "; ".join(f"{n}. {shorten(excerpt(sql, syntax))}" for n, sql in rest) or "-"
 
 
 def _numbers(statements: list[Statement]) -> str:

@@ -13,8 +13,10 @@ dies midway is itself detected and can be repaired again):
 ``--rollback-partial``
     Undo the statements that ran with the statements of the revision's ``downgrade()`` (rendered
     offline) that reverse them, matched by the schema object they create or drop; the version
-    table is left as it is, so the next deploy applies the revision from its start. Refused when
-    an applied statement has no recognizable undo (a data change, a multi-clause ALTER).
+    table is left as it is, so the next deploy applies the revision from its start. Refused, listing
+    them, when an applied statement has no recognizable undo (a data change, a multi-clause ALTER)
+    or may not have made the change its undo reverses (``IF [NOT] EXISTS``, ``CREATE OR REPLACE``:
+    see :func:`unprovable`).
 ``--mark-applied``
     Record the revision as applied without running anything, after a person completed it by hand.
 
@@ -31,8 +33,18 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import CheckRefused, MigrationFailed
 from ..report import RevisionResult
-from ..secrets import scrub
-from .progress import READ, ProgressTracker, effect_of, excerpt, fingerprint, shorten
+from ..secrets import scrub_statement
+from .progress import (
+    READ,
+    ProgressTracker,
+    Statement,
+    effect_of,
+    excerpt,
+    fingerprint,
+    legacy_fingerprint,
+    literal_syntax,
+    shorten,
+)
 from .recovery import describe, is_applied, took_effect
 
 if TYPE_CHECKING:
@@ -85,6 +97,7 @@ def plan_resume(partial: Partial) -> Plan:
     except ValueError as exc:
         return _refused(str(exc))
     last = partial.last_applied
+    syntax = literal_syntax(partial.progress.backend)
     recorded = {s.n: s for s in partial.settled_statements()}
     if last > len(statements):
         return _refused(f"{last} statements ran but the revision now renders only {len(statements)}")
@@ -92,10 +105,10 @@ def plan_resume(partial: Partial) -> Plan:
         statement = recorded.get(n)
         if statement is None:
             return _refused(f"statement {n} was not recorded")
-        if fingerprint(statements[n - 1]) != statement.fp:
+        if statement.fp not in (fingerprint(statements[n - 1], syntax), legacy_fingerprint(statements[n - 1])):
             return _refused(
                 f"statement {n} as it ran ({shorten(statement.sql)}) differs from what the revision renders "
-                f"offline ({shorten(excerpt(statements[n - 1]))}); the revision file changed, or it does not "
+                f"offline ({shorten(excerpt(statements[n - 1], syntax))}); the revision file changed, or it does not "
                 "render the same SQL offline"
             )
         if statement.kind != READ and not statement.applied:
@@ -106,7 +119,8 @@ def plan_resume(partial: Partial) -> Plan:
         if effect is not None and took_effect(partial.engine, effect):
             return _refused(
                 f"the schema already has what statement {n} {'creates' if effect.creates else 'drops'} "
-                f"({effect.kind} {effect.name} {'exists' if effect.creates else 'is gone'}): {shorten(excerpt(sql))}"
+                f"({effect.kind} {effect.name} {'exists' if effect.creates else 'is gone'}): "
+                f"{shorten(excerpt(sql, syntax))}"
             )
     if rest:
         span = str(rest[0][0]) if len(rest) == 1 else f"{rest[0][0]}-{rest[-1][0]}"
@@ -117,37 +131,88 @@ def plan_resume(partial: Partial) -> Plan:
 
 
 def plan_rollback(partial: Partial) -> Plan:
-    """For each applied statement, the downgrade() statement that reverses it, in downgrade order."""
+    """For each applied statement, the downgrade() statement that reverses it, in downgrade order;
+    refused, listing every such statement, when one of them may not have made the change it
+    would undo (see :func:`unprovable`)."""
     refusal = _uncertain(partial)
     if refusal is not None:
         return refusal
+    doubts = [f"statement {s.n} ({shorten(s.sql)}) {why}" for s in partial.applied if (why := unprovable(s))]
+    if doubts:
+        return _refused(
+            "undoing a statement is safe only when it provably made the change in that run, and "
+            + "; ".join(doubts)
+        )
     try:
         downgrade = partial.statements("downgrade")
     except ValueError as exc:
         return _refused(str(exc))
     reverses = [(i, sql, effect_of(sql)) for i, sql in enumerate(downgrade)]
     undo: list[tuple[int, int, str]] = []
+    missing: list[str] = []
     for statement in partial.applied:
         effect = statement.schema_effect
-        if effect is None:
-            return _refused(
-                f"statement {statement.n} ({shorten(statement.sql)}) is not a schema change whose undo "
-                "can be matched in downgrade()"
-            )
+        assert effect is not None  # unprovable() refused those without one
         match = next(((i, sql) for i, sql, e in reverses if e is not None and effect.undone_by(e)), None)
         if match is None:
-            return _refused(f"downgrade() has no statement that undoes statement {statement.n} ({shorten(statement.sql)})")
-        undo.append((match[0], statement.n, match[1]))
+            missing.append(f"{statement.n} ({shorten(statement.sql)})")
+        else:
+            undo.append((match[0], statement.n, match[1]))
+    if missing:
+        return _refused(f"downgrade() has no statement that undoes statement {'; statement '.join(missing)}")
     undo.sort()
     numbers = ", ".join(str(n) for _, n, _ in undo)
     return Plan([(n, sql) for _, n, sql in undo], f"undo statement(s) {numbers} with {len(undo)} statement(s) of downgrade()")
 
 
+_CONDITIONAL: Final = re.compile(r"\b(if\s+(not\s+)?exists|or\s+replace)\b", re.I)
+
+
+def unprovable(statement: Statement) -> str | None:
+    """Why ``statement`` may not have made the change its undo reverses (None: it provably did).
+
+    The rule: a statement is undone only when its success proves it changed the schema: one
+    table, column, index or constraint created or dropped by a statement that fails when the
+    object is already there (or already gone). A statement that completes either way proves
+    nothing: ``IF [NOT] EXISTS`` does nothing over an object that existed before the run (undoing
+    it would drop a table someone else made, with its rows), ``CREATE OR REPLACE`` replaced
+    something that was there. Neither do statements whose effect is not one such object (data
+    changes, several clauses): they are refused, for a person to undo.
+
+    A statement the dead run was inside when it died is settled from the schema (:mod:`.recovery`);
+    for a plain create the object's presence is its proof as well, unless the process died in the
+    instant between the server's "already exists" error and the record of it."""
+    effect = statement.schema_effect
+    if effect is None:
+        return "is not a schema change whose undo can be matched in downgrade()"
+    if effect.conditional or _CONDITIONAL.search(statement.sql):
+        return (f"may have found {effect.kind} {effect.name} {'already there' if effect.creates else 'already gone'} "
+                "and changed nothing (IF [NOT] EXISTS / OR REPLACE), so undoing it could "
+                f"{'drop' if effect.creates else 'recreate'} what the run did not make")
+    return None
+
+
+def describe_plan(partial: Partial, action: str, plan: Plan) -> list[str]:
+    """The plan as it is printed before anything runs: each statement and what it undoes or runs."""
+    syntax = literal_syntax(partial.progress.backend)
+    by_number = {s.n: s for s in partial.settled_statements()}
+    lines = [f"Plan ({action} {partial.revision}): {plan.summary or OPTIONS[action]}."]
+    for n, sql in plan.statements:
+        effect = by_number[n].schema_effect if action == "rollback-partial" else None
+        if effect is not None:
+            change = f"{'drops' if effect.creates else 'recreates'} {effect.kind} {effect.name}"
+            lines.append(f"  undo statement {n} ({shorten(by_number[n].sql)}): {excerpt(sql, syntax)} ({change})")
+        else:
+            lines.append(f"  run statement {n}: {excerpt(sql, syntax)}")
+    return lines
+
+
 def run(
     deployment: Deployment, project: Project, journal: Journal, report: DeployReport, partial: Partial | None,
-    action: str | None,
+    action: str | None, dry_run: bool = False,
 ) -> None:
-    """Carry out ``action`` on ``partial`` (None: only diagnose). Sets the report's outcome."""
+    """Carry out ``action`` on ``partial`` (None: only diagnose; ``dry_run``: print the plan and
+    stop). The plan is printed before anything runs. Sets the report's outcome."""
     echo = deployment.echo
     if partial is None:
         report.outcome = "noop"
@@ -161,6 +226,12 @@ def run(
     if action not in planners:
         raise CheckRefused(f"Unknown repair action {action!r}; expected one of {', '.join(OPTIONS)}.")
     plan = _available(planners[action](partial), action, partial)
+    for line in describe_plan(partial, action, plan):
+        echo(line)
+    if dry_run:
+        report.outcome = "noop"
+        echo("Dry run: nothing was changed.")
+        return
     # From here on the repair row carries the revision's state: a repair that dies is found again.
     tracker = ProgressTracker(deployment.backend.name, lambda state, _durable: journal.progress(report.journal_id, state))
     tracker.progress.version_table = partial.progress.version_table
@@ -249,12 +320,13 @@ def _warn_unfinished(deployment: Deployment, partial: Partial) -> None:
         statements = partial.statements()
     except ValueError:
         return
+    syntax = literal_syntax(partial.progress.backend)
     for n, sql in enumerate(statements, 1):
         effect = effect_of(sql)
         if n > partial.last_applied and effect is not None and took_effect(partial.engine, effect) is False:
             deployment.echo(
                 f"warning: the schema does not show statement {n} done ({effect.kind} {effect.name} "
-                f"{'missing' if effect.creates else 'still there'}): {shorten(excerpt(sql))}"
+                f"{'missing' if effect.creates else 'still there'}): {shorten(excerpt(sql, syntax))}"
             )
 
 
@@ -271,11 +343,12 @@ def _statement(conn: Any, n: int, sql: str) -> None:
     try:
         conn.exec_driver_sql(text)
     except Exception as exc:  # noqa: BLE001 - the database said no: report which statement
-        detail = scrub(" ".join(str(getattr(exc, "orig", None) or exc).split()))[:400]
+        detail = scrub_statement(" ".join(str(getattr(exc, "orig", None) or exc).split()), text, None,
+                                 literal_syntax(conn.dialect.name))[:400]
         raise MigrationFailed(
             f"Repair statement for statement {n} failed: {type(getattr(exc, 'orig', None) or exc).__name__}: "
             f"{detail}. What ran before it is journaled; fix the cause and run `alembic-deploy repair` again.",
-            statement=shorten(excerpt(sql)),
+            statement=shorten(excerpt(sql, literal_syntax(conn.dialect.name))),
         ) from None
     if outside:  # (after a failure the connection is discarded as it is)
         conn.commit()
