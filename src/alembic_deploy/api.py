@@ -440,7 +440,7 @@ def _migration_error(
         )
     return MigrationFailed(
         f"Revision {failing} ({project.describe(failing) if failing != 'unknown' else '?'}) failed: "
-        f"{kind}: {detail}. {state}" + (" Run with --debug for the traceback." if debug else ""),
+        f"{kind}: {detail}. {state.rstrip('.')}{debug}.",
         revision=failing,
         database_revisions=list(now_at),
     )
