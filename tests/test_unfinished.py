@@ -19,7 +19,7 @@ NEXT_STEP = {
     "mysql": "it is partly applied. The next deploy will refuse (exit 8) until it is settled: run "
              "`alembic-deploy repair`",
     "postgresql": "Its transaction was rolled back, so nothing of it was left behind; the database is at "
-                  "a3_seed. Fix the migration and deploy again.",
+                  "a3_seed. Fix the migration and deploy again; run with --debug for the traceback.",
 }
 
 
