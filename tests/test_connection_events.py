@@ -143,3 +143,24 @@ def test_a_connection_that_reconnected_is_followed_to_its_new_dbapi_connection(e
         listen(conn, **second.callbacks())
         conn.commit()
     assert "1:commit" in first.events and "2:commit" in second.events
+
+
+def test_statements_and_errors_on_a_copy_of_the_connection_by_execution_options_are_seen(db: Database) -> None:
+    """On SQLAlchemy 1.4 a legacy Connection's ``execution_options()`` returns a copy on the same DBAPI
+    connection (Alembic's ``autocommit_block()`` runs its statements on it); on 2.0 it is the
+    Connection itself. Either way what the copy sends is the watched session's; another
+    connection's statements still are not."""
+    engine = create_engine(db.url)  # create_engine's default: a legacy engine on 1.4
+    seen = Seen()
+    try:
+        with engine.connect() as watched, engine.connect() as other:
+            listen(watched, **seen.callbacks())
+            copy = watched.execution_options(isolation_level="AUTOCOMMIT")
+            copy.execute(text("SELECT 1"))
+            other.execute(text("SELECT 2"))
+            with pytest.raises(exc.DBAPIError):
+                copy.execute(text("SELECT * FROM no_such_table"))
+    finally:
+        engine.dispose()
+    assert [e for e in seen.events if e not in ("commit", "rollback")] == [
+        ("before", "select 1", False), "after", ("before", "select * from no_such_table", False), ("error", False)]

@@ -141,7 +141,7 @@ class _Watch:
 
         def listener(cursor: Any, statement: str, *rest: Any) -> bool:
             context = rest[-1]
-            if context.root_connection is not connection:
+            if context.root_connection is not connection and not self._copy(context.root_connection):
                 return False
             parameters = rest[0] if len(rest) == 2 else None
             for before in befores:
@@ -153,8 +153,14 @@ class _Watch:
 
         return listener
 
+    def _copy(self, other: Any) -> bool:
+        """``other`` is a copy of the watched Connection on its DBAPI connection: on SQLAlchemy 1.4 a
+        legacy Connection's ``execution_options()`` returns one (Alembic's ``autocommit_block()``
+        runs its statements on it), where 2.0 changes the Connection itself."""
+        return other is not None and not other.invalidated and other.connection is self.proxy
+
     def _error(self, context: Any) -> None:
-        if context.connection is not self.connection:
+        if context.connection is not self.connection and not self._copy(context.connection):
             return
         for fn in self.errors:
             fn(context)
