@@ -142,6 +142,7 @@ class Scenario:
     setup: tuple[Step, ...]
     failure: Failure | None
     target: str
+    after: tuple[Step, ...] = ()   # runs on the state the failure left, with the released scripts
 
     def released(self) -> tuple[Revision, ...]:
         """The revisions of the release the compared runs deploy."""
@@ -159,6 +160,7 @@ class Scenario:
             lines.append(f"  {self.failure.describe()}")
             if self.failure.then == "previous-release":
                 lines.append(f"  released revisions: {', '.join(r.id for r in self.released()) or 'none'}")
+        lines += [f"  {s.describe()}" for s in self.after]
         lines.append(f"compared: upgrade {self.target}")
         return "\n".join(lines)
 
@@ -261,9 +263,13 @@ def scenarios(draw: st.DrawFn, env_py: tuple[str, ...] | None = None, max_revisi
             upgrade_to = draw(st.sampled_from(reachable + (["heads"] if failure is None else [])))
             setup.append(Step(tool, "upgrade", (upgrade_to,)))
     partial = Scenario("", locations, revisions, tuple(setup), failure, "")
-    target = draw(st.sampled_from(_targets(partial.released())))
+    targets = _targets(partial.released())
+    # After a failure, deploys that already met its leftovers (a later deploy must answer as the
+    # first one after the failure did).
+    after = tuple(Step(draw(st.sampled_from(["alembic-deploy", "alembic"])), "upgrade", (draw(st.sampled_from(targets)),))
+                  for _ in range(draw(st.integers(0, 1)) if failure else 0))
     return Scenario(draw(st.sampled_from(env_py or tuple(ENV_PY))), locations, revisions, tuple(setup),
-                    failure, target)
+                    failure, draw(st.sampled_from(targets)), after)
 
 
 # -- projects ---------------------------------------------------------------------------------------
@@ -409,6 +415,7 @@ class SQLiteStates:
     """Each copy a folder holding ``app.db`` and what alembic-deploy keeps beside it (lock file)."""
 
     backend = "sqlite"
+    copies_state = True
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -433,6 +440,7 @@ class PostgresStates:
     waits for them)."""
 
     backend = "postgresql"
+    copies_state = True
 
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
@@ -470,6 +478,27 @@ class PostgresStates:
         for drop in self.drops:
             drop.result()
         self.pool.shutdown()
+
+
+class MariaDBStates(PostgresStates):
+    """A database of its own for each compared run; MariaDB copies no database, so the state is
+    built on each of them by the same runs (``copies_state`` False)."""
+
+    backend = "mysql"
+    copies_state = False
+
+    @contextmanager
+    def copies(self, env_py: str) -> Iterator[Copies]:
+        copies = Copies("mysql", env_py)
+        stem = f"ad_diff_{uuid.uuid4().hex[:10]}"
+        names = {name: f"{stem}_{name}" for name in COMPARED}
+        copies.sync_urls = {name: url_text(self.admin_url, database=db) for name, db in names.items()}
+        for db in names.values():
+            self._admin(f"CREATE DATABASE `{db}`")
+        try:
+            yield copies
+        finally:
+            self.drops += [self.pool.submit(self._admin, f"DROP DATABASE IF EXISTS `{db}`") for db in names.values()]
 
 
 @dataclass(frozen=True)
@@ -554,33 +583,38 @@ class Played:
         ])
 
 
-def play(scenario: Scenario, states: SQLiteStates | PostgresStates, root: Path) -> Played:
-    """Build the scenario's state once, copy it, and run the three deploys, one on each copy."""
+def play(scenario: Scenario, states: SQLiteStates | PostgresStates | MariaDBStates, root: Path) -> Played:
+    """Build the scenario's state once and copy it (or build it on each copy where a database
+    cannot be copied), and run the three deploys, one on each copy."""
     project = write_project(scenario, root / "project")
     cache = root / "cache"
     log: list[str] = []
+
+    def run_steps(steps: tuple[Step, ...], urls: list[str]) -> None:
+        for step in steps:
+            codes = [run_alembic(project, url, step.verb, *step.targets)[0] if step.tool == "alembic"
+                     else run_deploy(project, url, step.targets[0], cache=cache)[0] for url in urls]
+            log.append(f"{step.describe()}: exit {'/'.join(map(str, codes))}")
+
     with states.copies(scenario.env_py) as copies:
-        state = copies.url("state")
-        for step in scenario.setup:
-            if step.tool == "alembic":
-                code, out = run_alembic(project, state, step.verb, *step.targets)
-            else:
-                code, out = run_deploy(project, state, step.targets[0], cache=cache)
-            log.append(f"{step.describe()}: exit {code}")
+        builds = [copies.url(name) for name in (("state",) if states.copies_state else COMPARED)]
+        run_steps(scenario.setup, builds)
         if scenario.failure:
             failure = scenario.failure
             failing = next(r for r in scenario.revisions if r.id == failure.revision)
             write_revision(project, scenario, failing, failure.mode)
-            code, out = run_deploy(project, state, failure.revision, cache=cache)
-            log.append(f"alembic-deploy upgrade {failure.revision} ({failure.mode}): exit {code}")
+            codes = [run_deploy(project, url, failure.revision, cache=cache)[0] for url in builds]
+            log.append(f"alembic-deploy upgrade {failure.revision} ({failure.mode}): exit {'/'.join(map(str, codes))}")
             write_revision(project, scenario, failing)
             if failure.then == "previous-release":
                 for rev in scenario.revisions:
                     if rev not in scenario.released():
                         remove_revision(project, rev)
-        state = Outcome(0, *snapshot(copies.sync_urls["state"]), "")
+        run_steps(scenario.after, builds)
+        state = Outcome(0, *snapshot(copies.sync_urls["state" if states.copies_state else "alembic"]), "")
         log.append("state: " + state.describe().split(", ", 1)[1])
-        states.copy_state(copies)
+        if states.copies_state:
+            states.copy_state(copies)
         # The three runs go side by side, each on its own copy of the database and of the cache
         # alembic-deploy keeps (the fast path's revision graph), as on three identical machines.
         for name in COMPARED:

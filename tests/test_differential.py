@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PG_ADMIN, _admin
-from differential import Failure, PostgresStates, Revision, Scenario, SQLiteStates, Step, examples, excluded, \
+from conftest import MYSQL_ADMIN, PG_ADMIN, _admin
+from differential import Failure, MariaDBStates, PostgresStates, Revision, Scenario, SQLiteStates, Step, examples, excluded, \
     excluded_before, graph_error, play, problems, scenarios, slow_examples, write_project
 from hypothesis import example, given, reject
 
@@ -34,6 +34,16 @@ def check(scenario: Scenario, states_for) -> None:  # noqa: ANN001
 def pg_states() -> Iterator[PostgresStates]:
     _admin(PG_ADMIN).dispose()  # fails loudly (or skips, as configured) when the server is down
     states = PostgresStates(PG_ADMIN)
+    try:
+        yield states
+    finally:
+        states.close()
+
+
+@pytest.fixture
+def mariadb_states() -> Iterator[MariaDBStates]:
+    _admin(MYSQL_ADMIN).dispose()
+    states = MariaDBStates(MYSQL_ADMIN)
     try:
         yield states
     finally:
@@ -83,3 +93,11 @@ def test_deploy_ends_as_plain_alembic_on_sqlite_long(scenario):
 @given(scenario=scenarios())
 def test_deploy_ends_as_plain_alembic_on_postgresql_long(pg_states, scenario):
     check(scenario, lambda root: pg_states)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(7200)
+@slow_examples(40)
+@given(scenario=scenarios(max_revisions=6))
+def test_deploy_ends_as_plain_alembic_on_mariadb_long(mariadb_states, scenario):
+    check(scenario, lambda root: mariadb_states)
