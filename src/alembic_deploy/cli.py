@@ -335,7 +335,8 @@ def repair(settings: Any, resume: bool, rollback_partial: bool, mark_applied: bo
 @_settings_options
 @_run
 def status(settings: Any) -> None:
-    """Current revision(s), heads, pending revisions and the last deploys."""
+    """Current revision(s), heads, pending revisions and the last deploys. Exits 8, as a deploy
+    would, when a revision is partly applied."""
     from . import api
 
     st = api.status(settings, echo=_echo(settings))
