@@ -86,3 +86,22 @@ def test_the_report_keeps_the_failed_revision_out_of_applied():
     data = report.to_dict()
     assert [r["revision"] for r in data["applied"]] == ["a1"]
     assert data["failed_revision"]["revision"] == "a2" and data["failed_revision"]["started_at"].endswith("Z")
+
+
+def test_debug_shows_the_lock_timeout_behind_retries_that_ran_out(pg_db, make_project):
+    """The other way a migration fails: retries run out (steps/upgrade.py). The last attempt's
+    LockNotAvailable from the revision's ALTER TABLE is the cause shown under --debug."""
+    from lockscene import Blocker
+
+    project = make_project("alter_users")
+    assert run_cli(project, "upgrade", "a3_seed", url=pg_db.url).returncode == 0
+    blocker = Blocker(pg_db.url, pg_db.backend)
+    try:
+        run = run_cli(project, "upgrade", "--debug", "--ddl-lock-timeout", "0.3", "--retries", "0", url=pg_db.url)
+    finally:
+        blocker.release()
+    assert run.returncode == 7, run.output
+    revision = str(project / "migrations" / "versions" / "a4_users_nickname.py")
+    assert any(f'"{revision}"' in f and "in upgrade" in f for f in _frames(run.stderr)), run.stderr
+    assert "LockNotAvailable" in run.stderr.split("direct cause")[0]
+    assert pg_db.versions() == ["a3_seed"]
