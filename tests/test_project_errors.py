@@ -77,11 +77,12 @@ def test_the_library_raises_the_same_config_error(make_project, name, file, old,
     assert str(project / VERSIONS / names) in raised.value.message
 
 
-def test_env_py_that_cannot_import_is_a_config_error_naming_it(sqlite_db, make_project):
+@pytest.mark.parametrize("command", ["upgrade", "status"])
+def test_env_py_that_cannot_import_is_a_config_error_naming_it(sqlite_db, make_project, command):
     project = make_project("sync")
     env_py = project / "migrations" / "env.py"
     _edit(env_py, "from alembic import context", "from alembic import context\nfrom myservice.models import Base")
-    run = run_cli(project, "upgrade", url=sqlite_db.url)
+    run = run_cli(project, command, url=sqlite_db.url)
     message = assert_failed_cleanly(run, 2)
     assert f"{env_py}, line 7" in message and "myservice" in message
 
@@ -134,6 +135,7 @@ def test_a_driver_only_env_py_uses_is_a_config_error_too(sqlite_db, make_project
     project = make_project("async")
     _edit(project / "migrations" / "env.py", "config.get_section(config.config_ini_section, {}),",
           f'{{"sqlalchemy.url": "sqlite+aiosqlite:///{tmp_path / "app.db"}"}},')
-    run = _run_without("greenlet", project, "upgrade", url=sqlite_db.url)
-    message = assert_failed_cleanly(run, 2)
-    assert "env.py creates" in message and "pip install 'greenlet'" in message
+    for command in ("upgrade", "status"):
+        run = _run_without("greenlet", project, command, url=sqlite_db.url)
+        message = assert_failed_cleanly(run, 2)
+        assert "env.py creates" in message and "pip install 'greenlet'" in message

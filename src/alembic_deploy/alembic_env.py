@@ -42,7 +42,6 @@ __all__ = [
     "Project",
     "RevisionNode",
     "RunObserver",
-    "env_py_error",
     "open_scripts",
     "revision_graph",
     "revision_options",
@@ -263,7 +262,13 @@ class Project:
         ctx.observer = observer
         ctx.result = result
         with ctx:
-            script.run_env()
+            try:
+                script.run_env()
+            except Exception as exc:
+                error = _setup_error(exc, result)
+                if error is None:
+                    raise
+                raise error from exc
         return result
 
     def offline_sql(self, revision: str, direction: str = "upgrade") -> list[str]:
@@ -442,7 +447,15 @@ def _scripts_error(script: ScriptDirectory, exc: Exception) -> ConfigError:
     )
 
 
-def env_py_error(exc: BaseException) -> ConfigError | None:
+def _setup_error(exc: BaseException, result: RunResult) -> ConfigError | None:
+    """The project's setup, not a migration, failed env.py's run: a driver (or greenlet) env.py's
+    own engine needs, or env.py's imports before alembic configured anything."""
+    from .database import missing_driver
+
+    return missing_driver(exc, "the engine env.py creates") or (None if result.configured else _env_py_error(exc))
+
+
+def _env_py_error(exc: BaseException) -> ConfigError | None:
     """A ConfigError naming the file and line when env.py (or what it imports) does not compile or
     cannot import a module: the project's setup, not a migration, failed. None for anything else."""
     if isinstance(exc, SyntaxError) and exc.filename:

@@ -376,15 +376,6 @@ def _migration_error(
 
             interrupt.signum = signal.SIGINT
         return interrupt.error()
-    from .alembic_env import env_py_error
-    from .database import missing_driver
-
-    # The project's setup, not a migration: a driver env.py's own engine needs, env.py's imports.
-    setup_error = missing_driver(exc, "the engine env.py creates", deployment.backend) or (
-        None if project.last_run.configured else env_py_error(exc)
-    )
-    if setup_error is not None:
-        return setup_error
     detail = scrub_statement(" ".join(str(getattr(exc, "orig", None) or exc).split()), getattr(exc, "statement", None),
                              getattr(exc, "params", None), deployment.backend.literals)[:600].rstrip(".")
     kind = type(getattr(exc, "orig", None) or exc).__name__
