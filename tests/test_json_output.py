@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from importlib.resources import files
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -134,14 +135,22 @@ def test_an_unreachable_database_prints_a_document(make_project):
 
 
 def test_exit_1_prints_a_document_too(make_project, sqlite_db):
-    """A table of the journal's name made by something else: reading it is an unexpected error."""
+    """A database file SQLite cannot read at all: nothing the tool classifies, so an internal error."""
     project = make_project("sync")
-    with sqlite_db.engine().begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE alembic_deploy_history (id INTEGER PRIMARY KEY, note TEXT)")
+    Path(sqlite_db.url.removeprefix("sqlite:///")).write_bytes(b"not a database, " * 64)
     run = run_cli(project, "history", "--json", url=sqlite_db.url)
     assert run.returncode == 1, run.output
     doc = checked(run.stdout, "history", 1)
     assert doc["error"]["kind"] == "internal-error" and "bug" in doc["error"]["message"]
+
+
+def test_a_foreign_journal_table_is_a_config_error_document(make_project, sqlite_db):
+    project = make_project("sync")
+    with sqlite_db.engine().begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE alembic_deploy_history (id INTEGER PRIMARY KEY, note TEXT)")
+    run = run_cli(project, "history", "--json", url=sqlite_db.url)
+    doc = checked(run.stdout, "history", 2)
+    assert doc["error"]["kind"] == "config-error" and doc["error"]["fields"]["table"] == "alembic_deploy_history"
 
 
 def test_journal_entries_of_any_origin_are_data(make_project, sqlite_db):

@@ -144,10 +144,46 @@ class Journal:
 
     def _run(self, fn: Any) -> Any:
         self.settle()
-        if self.connection is not None and not self.connection.closed:
-            return fn(self.connection)
-        with self.engine.begin() as conn:
-            return fn(conn)
+        try:
+            if self.connection is not None and not self.connection.closed:
+                return fn(self.connection)
+            with self.engine.begin() as conn:
+                return fn(conn)
+        except DBAPIError:
+            # Looked at only once a statement failed: a journal in shape costs nothing more.
+            self._refuse_foreign_table()
+            raise
+
+    def _refuse_foreign_table(self) -> None:
+        """Exit 2 when a table of the journal's name exists but something else made it (its
+        statements fail on columns it lacks, or on columns of its own that need a value)."""
+        from .errors import ConfigError
+
+        try:
+            with self.engine.connect() as conn:
+                insp = inspect(conn)
+                if not insp.has_table(self.table.name):
+                    return
+                found = insp.get_columns(self.table.name)
+        except Exception:  # noqa: BLE001 - the database's own failure is the one to report
+            return
+        names = {str(c["name"]).lower() for c in found}
+        missing = [c.name for c in self.table.columns if c.name not in names]
+        ours = {c.name for c in self.table.columns}
+        unknown = [str(c["name"]) for c in found if str(c["name"]).lower() not in ours and not c.get("nullable", True)
+                   and c.get("default") is None and not c.get("autoincrement")]
+        if not missing and not unknown:
+            return
+        more = f" and {len(missing) - 4} more" if len(missing) > 5 else ""
+        lacks = f"missing columns {', '.join(missing[:4] if more else missing)}{more}" if missing else ""
+        extra = f"columns it does not know that need a value: {', '.join(unknown)}" if unknown else ""
+        raise ConfigError(
+            f"The table {self.table.name!r} exists but is not an alembic-deploy journal "
+            f"({'; '.join(filter(None, (lacks, extra)))}): something else created it, and alembic-deploy "
+            "neither changes nor drops it. Keep the journal in another table: pass --journal-table NAME "
+            "(or set ALEMBIC_DEPLOY_JOURNAL_TABLE) on every command that deploys this database.",
+            table=self.table.name,
+        ) from None
 
     def settle(self) -> None:
         """Read the reply to a progress write sent without waiting for it (raising its error)."""
