@@ -69,6 +69,8 @@ GENERATE = {
     "failures": True,
     "kill": True,
     "two_locations": True,
+    "layouts": True,           # revision files in subfolders (recursive_version_locations), symlinks
+    "relative_targets": True,  # +1, <label>@+1
     # Deploys where alembic's own result is not "the version table holds exactly the target": a
     # target the database is already past (plain alembic does nothing), a target beside other
     # heads, `heads` with depends_on. alembic-deploy's verification expects the target itself and
@@ -95,6 +97,7 @@ class Revision:
     depends: tuple[str, ...] = ()
     location: int = 0              # index into the project's version locations
     table: bool = True             # creates table t_<id>, or does nothing
+    layout: str = "file"           # file | subdir (recursive_version_locations) | link (<id>.link -> ../shared/<id>.py)
 
     def describe(self) -> str:
         parts = [f"{self.id} <- {', '.join(self.down) or 'base'}"]
@@ -102,9 +105,18 @@ class Revision:
             parts.append(f"branch_labels={list(self.labels)}")
         if self.depends:
             parts.append(f"depends_on={list(self.depends)}")
-        parts.append(f"in {_LOCATIONS[self.location]}/")
+        parts.append(f"in {self.path()}" + (f" -> {self.real_path()}" if self.layout == "link" else ""))
         parts.append(f"creates t_{self.id}" if self.table else "no-op")
         return " ".join(parts)
+
+    def path(self) -> str:
+        """Where the version location lists it, relative to ``migrations/``."""
+        folder = _LOCATIONS[self.location]
+        return {"file": f"{folder}/{self.id}.py", "subdir": f"{folder}/sub/{self.id}.py",
+                "link": f"{folder}/{self.id}.link"}[self.layout]
+
+    def real_path(self) -> str:
+        return f"shared/{self.id}.py" if self.layout == "link" else self.path()
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,7 @@ class Scenario:
     failure: Failure | None
     target: str
     after: tuple[Step, ...] = ()   # runs on the state the failure left, with the released scripts
+    driver: int = 0                # which of the backend's drivers (DRIVERS) the URL names
 
     def released(self) -> tuple[Revision, ...]:
         """The revisions of the release the compared runs deploy."""
@@ -152,7 +165,8 @@ class Scenario:
         return tuple(r for r in self.revisions if r.id not in gone)
 
     def describe(self) -> str:
-        lines = [f"env.py: {self.env_py}; version locations: {', '.join(_LOCATIONS[: self.locations])}", "revisions:"]
+        lines = [f"env.py: {self.env_py}; driver choice {self.driver}; "
+                 f"version locations: {', '.join(_LOCATIONS[: self.locations])}", "revisions:"]
         lines += [f"  {r.describe()}" for r in self.revisions]
         lines.append("state:" + (" fresh database" if not self.setup and not self.failure else ""))
         lines += [f"  {s.describe()}" for s in self.setup]
@@ -227,14 +241,17 @@ def revision_graphs(draw: st.DrawFn, max_revisions: int = 8) -> tuple[int, tuple
                 depends = (draw(st.sampled_from(candidates)),)
         for parent in down:
             children[parent] = children.get(parent, 0) + 1
+        layout = draw(st.sampled_from(["file", "file", "file", "subdir", "link"])) if GENERATE["layouts"] else "file"
         revisions.append(Revision(rev_id, down, labels, depends, draw(st.integers(0, locations - 1)),
-                                  draw(st.integers(0, 4)) > 0))
+                                  draw(st.integers(0, 4)) > 0, layout))
     return locations, tuple(revisions)
 
 
 def _targets(revisions: tuple[Revision, ...]) -> list[str]:
     names = ["head", "heads"] + [r.id for r in revisions]
     names += [f"{label}@head" for r in revisions for label in r.labels]
+    if GENERATE["relative_targets"]:
+        names += ["+1", "+2"] + [f"{label}@+1" for r in revisions for label in r.labels]
     return names
 
 
@@ -269,7 +286,7 @@ def scenarios(draw: st.DrawFn, env_py: tuple[str, ...] | None = None, max_revisi
     after = tuple(Step(draw(st.sampled_from(["alembic-deploy", "alembic"])), "upgrade", (draw(st.sampled_from(targets)),))
                   for _ in range(draw(st.integers(0, 1)) if failure else 0))
     return Scenario(draw(st.sampled_from(env_py or tuple(ENV_PY))), locations, revisions, tuple(setup),
-                    failure, draw(st.sampled_from(targets)), after)
+                    failure, draw(st.sampled_from(targets)), after, draw(st.integers(0, 1)))
 
 
 # -- projects ---------------------------------------------------------------------------------------
@@ -365,24 +382,32 @@ def write_project(scenario: Scenario, folder: Path) -> Path:
     locations = [folder / "migrations" / name for name in _LOCATIONS[: scenario.locations]]
     for location in locations:
         location.mkdir(exist_ok=True)
+    options = ""
     if scenario.locations > 1:
-        ini = folder / "alembic.ini"
-        spec = os.pathsep.join(f"%(here)s/migrations/{name}" for name in _LOCATIONS[: scenario.locations])
-        ini.write_text(ini.read_text().replace("[alembic]\n", f"[alembic]\nversion_locations = {spec}\n", 1))
+        options += "version_locations = " + os.pathsep.join(
+            f"%(here)s/migrations/{name}" for name in _LOCATIONS[: scenario.locations]) + "\n"
+    if any(r.layout == "subdir" for r in scenario.revisions):
+        options += "recursive_version_locations = true\n"
+    ini = folder / "alembic.ini"
+    ini.write_text(ini.read_text().replace("[alembic]\n", f"[alembic]\n{options}", 1))
     for rev in scenario.revisions:
         write_revision(folder, scenario, rev)
     return folder
 
 
 def write_revision(folder: Path, scenario: Scenario, rev: Revision, failing: str | None = None) -> None:
-    path = folder / "migrations" / _LOCATIONS[rev.location] / f"{rev.id}.py"
-    path.write_text(revision_source(rev, failing))
-    shutil.rmtree(path.parent / "__pycache__", ignore_errors=True)
+    real = folder / "migrations" / rev.real_path()
+    real.parent.mkdir(parents=True, exist_ok=True)
+    real.write_text(revision_source(rev, failing))
+    shutil.rmtree(real.parent / "__pycache__", ignore_errors=True)
+    if rev.layout == "link" and not (folder / "migrations" / rev.path()).is_symlink():
+        (folder / "migrations" / rev.path()).symlink_to(Path("..") / rev.real_path())
 
 
 def remove_revision(folder: Path, rev: Revision) -> None:
-    (folder / "migrations" / _LOCATIONS[rev.location] / f"{rev.id}.py").unlink()
-    shutil.rmtree(folder / "migrations" / _LOCATIONS[rev.location] / "__pycache__", ignore_errors=True)
+    for path in {folder / "migrations" / rev.path(), folder / "migrations" / rev.real_path()}:
+        path.unlink()
+        shutil.rmtree(path.parent / "__pycache__", ignore_errors=True)
 
 
 def graph_error(folder: Path) -> str | None:
@@ -400,15 +425,27 @@ def graph_error(folder: Path) -> str | None:
 # -- databases --------------------------------------------------------------------------------------
 @dataclass
 class Copies:
-    """Where one state lives: ``state`` is built, then copied to ``alembic``, ``fast`` and ``full``."""
+    """Where one state lives: ``state`` is built, then copied to ``alembic``, ``fast`` and ``full``.
+    ``sync_urls`` are what the test reads them through; :meth:`url` what the tools are given."""
 
     backend: str
     env_py: str
+    driver: int = 0
     sync_urls: dict[str, str] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
-        sync = self.sync_urls[name]
-        return url_text(sync, drivername=ASYNC_DRIVERS[self.backend]) if is_async(self.env_py) else sync
+        drivers = DRIVERS[self.backend]["async" if is_async(self.env_py) else "sync"]
+        return url_text(self.sync_urls[name], drivername=drivers[self.driver % len(drivers)])
+
+
+# The drivers installed by the test extra, by backend and by env.py's kind (psycopg2 through the
+# bare postgresql:// URL, the one the fast path reads with libpq's own client).
+DRIVERS = {
+    "sqlite": {"sync": ("sqlite",), "async": (ASYNC_DRIVERS["sqlite"],)},
+    "postgresql": {"sync": ("postgresql+psycopg", "postgresql"), "async": (ASYNC_DRIVERS["postgresql"],
+                                                                           "postgresql+psycopg_async")},
+    "mysql": {"sync": ("mysql+pymysql",), "async": (ASYNC_DRIVERS["mysql"],)},
+}
 
 
 class SQLiteStates:
@@ -421,8 +458,8 @@ class SQLiteStates:
         self.root = root
 
     @contextmanager
-    def copies(self, env_py: str) -> Iterator[Copies]:
-        copies = Copies("sqlite", env_py)
+    def copies(self, env_py: str, driver: int) -> Iterator[Copies]:
+        copies = Copies("sqlite", env_py, driver)
         for name in ("state", *COMPARED):
             copies.sync_urls[name] = f"sqlite:///{self.root / f'db-{name}' / 'app.db'}"
         (self.root / "db-state").mkdir()
@@ -456,8 +493,8 @@ class PostgresStates:
             engine.dispose()
 
     @contextmanager
-    def copies(self, env_py: str) -> Iterator[Copies]:
-        copies = Copies("postgresql", env_py)
+    def copies(self, env_py: str, driver: int) -> Iterator[Copies]:
+        copies = Copies("postgresql", env_py, driver)
         stem = f"ad_diff_{uuid.uuid4().hex[:10]}"
         names = {name: f"{stem}_{name}" for name in ("state", *COMPARED)}
         copies.sync_urls = {name: url_text(self.admin_url, database=db) for name, db in names.items()}
@@ -488,8 +525,8 @@ class MariaDBStates(PostgresStates):
     copies_state = False
 
     @contextmanager
-    def copies(self, env_py: str) -> Iterator[Copies]:
-        copies = Copies("mysql", env_py)
+    def copies(self, env_py: str, driver: int) -> Iterator[Copies]:
+        copies = Copies("mysql", env_py, driver)
         stem = f"ad_diff_{uuid.uuid4().hex[:10]}"
         names = {name: f"{stem}_{name}" for name in COMPARED}
         copies.sync_urls = {name: url_text(self.admin_url, database=db) for name, db in names.items()}
@@ -570,7 +607,8 @@ class Played:
     full: Outcome
 
     def report(self) -> str:
-        files = sorted(str(p.relative_to(self.project)) for p in self.project.rglob("*.py") if "__pycache__" not in p.parts)
+        files = sorted(str(p.relative_to(self.project)) for p in self.project.rglob("*")
+                       if p.suffix in (".py", ".link") and "__pycache__" not in p.parts)
         return "\n".join([
             f"backend: {self.backend}", self.scenario.describe(), "project files: " + ", ".join(files),
             "building the state:", *[f"  {line}" for line in self.log],
@@ -596,7 +634,7 @@ def play(scenario: Scenario, states: SQLiteStates | PostgresStates | MariaDBStat
                      else run_deploy(project, url, step.targets[0], cache=cache)[0] for url in urls]
             log.append(f"{step.describe()}: exit {'/'.join(map(str, codes))}")
 
-    with states.copies(scenario.env_py) as copies:
+    with states.copies(scenario.env_py, scenario.driver) as copies:
         builds = [copies.url(name) for name in (("state",) if states.copies_state else COMPARED)]
         run_steps(scenario.setup, builds)
         if scenario.failure:
