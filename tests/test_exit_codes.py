@@ -80,7 +80,7 @@ def test_missing_ini_exits_2(tmp_path):
         ("definitely not a url", "not a valid SQLAlchemy URL"),
         # A driver name SQLAlchemy does not know (a typo): the drivers it has, not "upgrade SQLAlchemy".
         ("postgresql+nodriver://app:s3cr3t-url-1@db/app", "No database driver: SQLAlchemy"),
-        ("postgresql+nodriver://app:s3cr3t-url-1@db/app", "postgresql drivers it has are asyncpg, pg8000, psycopg,"),
+        ("postgresql+nodriver://app:s3cr3t-url-1@db/app", "postgresql drivers it has are asyncpg, pg8000, psycopg"),
         ("mariadb+pymsql://app:s3cr3t-url-1@db/app", "mariadb drivers it has are aiomysql,"),
         ("sqlite+pysqlit:///app.db?x=s3cr3t-url-1", "sqlite drivers it has are aiosqlite, pysqlcipher, pysqlite"),
         ("oracle://app:s3cr3t-url-1@db/app", "does not support the 'oracle' dialect"),
