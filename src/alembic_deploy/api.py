@@ -43,6 +43,26 @@ def _quiet(_msg: str) -> None:
     pass
 
 
+def shielded(echo: Echo | None) -> Echo:
+    """The caller's ``echo`` (None: print nothing), unable to fail the work it reports: a line it
+    raises on (a closed stream, a logging handler that fails) is dropped, since a migration half
+    done or a journal row left ``running`` for want of a progress line is worse than the line
+    lost; the report returned holds the outcome all the same. Signals (KeyboardInterrupt) pass."""
+    if echo is None:
+        return _quiet
+    if getattr(echo, "shields", None) is not None:
+        return echo
+
+    def say(msg: str) -> None:
+        try:
+            echo(msg)
+        except Exception:  # noqa: BLE001 - whatever the caller's output does, the work goes on
+            pass
+
+    say.shields = echo  # type: ignore[attr-defined]
+    return say
+
+
 @dataclass
 class Deployment:
     """What every verb needs once: the project, the URL, the tool's own engine and backend."""
@@ -76,7 +96,7 @@ class Deployment:
             raise
         if spare is not None:
             adopt(engine, spare)
-        return cls(settings, project_config, url, engine, backend, echo or _quiet, spare)
+        return cls(settings, project_config, url, engine, backend, shielded(echo), spare)
 
     @property
     def masked_url(self) -> str:
@@ -165,7 +185,7 @@ def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) 
     """
     from .signals import interruptible
 
-    echo = echo or _quiet
+    echo = shielded(echo)
     report = _new_report("upgrade", target, settings)
     with interruptible() as interrupt, RunHeap() as heap:
         try:

@@ -80,7 +80,9 @@ def run(settings: Settings, mode: str, command: Sequence[str], echo: Echo | None
     Raises an :class:`~alembic_deploy.errors.AlembicDeployError` (and never starts the app) when
     the preparation fails; returns never.
     """
-    echo = echo or (lambda _msg: None)
+    from .api import shielded
+
+    echo = shielded(echo)
     environ = dict(os.environ)  # the app's environment, before anything here touches os.environ
     executable = _resolve(command, environ)
     prepare(settings, mode, echo)
