@@ -247,3 +247,12 @@ def journal_on_lock_session(url: str):  # noqa: ANN201
         started_at=datetime.now(timezone.utc), command="upgrade", outcome="running", pid=os.getpid(),
     )).inserted_primary_key[0]
     return engine, journal, row
+
+
+def without_modules(folder: Path, *modules: str) -> dict[str, str]:
+    """Environment variables for a subprocess in which importing ``modules`` fails with ImportError,
+    as in an install without them (stubs in ``folder``, first on its PYTHONPATH)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for module in modules:
+        (folder / f"{module}.py").write_text(f"raise ModuleNotFoundError(\"No module named '{module}'\", name={module!r})\n")
+    return {"PYTHONPATH": os.pathsep.join([str(folder), *sys.path])}

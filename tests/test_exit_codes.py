@@ -24,6 +24,7 @@ from helpers import (
     run_cli,
     spawn_cli,
     url_text,
+    without_modules,
 )
 from servers import PostgresServer
 from sqlalchemy import create_engine, text
@@ -92,11 +93,9 @@ def test_bad_url_exits_2(make_project, url, expected):
     assert expected in assert_failed_cleanly(run, 2, "s3cr3t-url-1")
 
 
-def test_missing_driver_exits_2_and_names_the_extra(make_project):
-    import importlib.util
-
-    assert importlib.util.find_spec("MySQLdb") is None, "this scenario needs mysqlclient to be absent"
-    run = run_cli(make_project("sync"), "upgrade", url="mysql+mysqldb://app:s3cr3t-drv-1@127.0.0.1/app")
+def test_missing_driver_exits_2_and_names_the_extra(make_project, tmp_path):
+    run = run_cli(make_project("sync"), "upgrade", url="mysql+mysqldb://app:s3cr3t-drv-1@127.0.0.1/app",
+                  env=without_modules(tmp_path / "hidden", "MySQLdb"))  # the test extra installs it
     message = assert_failed_cleanly(run, 2, "s3cr3t-drv-1")
     assert "mysql+mysqldb" in message and "alembic-deploy[mysql]" in message
 

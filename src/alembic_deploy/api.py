@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import AlembicDeployError, CheckRefused, Interrupted, MigrationFailed, PartialMigration
+from .errors import AlembicDeployError, CheckRefused, ConfigError, Interrupted, MigrationFailed, PartialMigration
 from .heap import RunHeap
 from .project import ProjectConfig, read_project
 from .report import DeployReport, FailedRevision, RevisionResult
@@ -244,7 +244,8 @@ def _upgrade(
                 # Lock timeouts, statement timeouts and retries live in steps/upgrade.py.
                 result = run_upgrade(
                     deployment, project, target, report, lock, journal, interrupt,
-                    lambda session: _observer(deployment, project, report, lock, interrupt, session, tracker, running),
+                    lambda session: _observer(deployment, project, report, lock, interrupt, session, tracker, running,
+                                              journal),
                 )
                 ok = True
             except AlembicDeployError:
@@ -265,6 +266,8 @@ def _upgrade(
             verify(actual, result, project, target)
             report.step("verify", started)
             report.outcome = "applied" if result.planned else "noop"
+            if journal.refused is not None:  # only a no-op gets here (on_plan refuses work)
+                report.warnings.append(_unjournaled(journal, "The run was not journaled"))
             report.finished_at = time.time()
             journal.finish(report)
         if report.outcome == "applied":
@@ -332,7 +335,7 @@ class _InFlight:
 
 def _observer(
     deployment: Deployment, project: Project, report: DeployReport, lock: MigrationLock, interrupt: Any,
-    session: MigratingSession, tracker: ProgressTracker, running: _InFlight,
+    session: MigratingSession, tracker: ProgressTracker, running: _InFlight, journal: Journal,
 ) -> Any:
     from .alembic_env import RunObserver
     from .steps.preflight import check_current
@@ -349,6 +352,11 @@ def _observer(
             tracker.attach(ctx.connection, session.session_id, ctx.version_table, ctx.version_table_schema)
 
     def on_plan(planned: list[tuple[str, str]]) -> None:
+        if planned and journal.refused is not None:
+            # Without the journal a failed or killed revision could not be told from one never
+            # run (exit 8 and repair rely on it): refuse before anything is applied.
+            raise ConfigError(_unjournaled(journal, f"{len(planned)} revision(s) are pending "
+                                          f"({_plan_summary([r for r, _ in planned])}) and nothing was applied"))
         session.planned(planned)
         tracker.plan([rev for rev, _ in planned])
         if planned:
@@ -369,6 +377,17 @@ def _observer(
     return RunObserver(
         on_configured=on_configured, on_revision=on_revision, on_plan=on_plan,
         on_revision_start=on_revision_start,
+    )
+
+
+def _unjournaled(journal: Journal, what: str) -> str:
+    """Why the journal could not be written, what the run did about it, and what to do."""
+    name = journal.table.name
+    advice = journal.backend.write_access_advice(name) if journal.backend is not None else ""
+    return (
+        f"{what}: the database refused alembic-deploy's journal table {name!r} ({journal.refused}). "
+        "A database at its target needs no journal write and is reported as a no-op; to migrate, "
+        f"{advice}."
     )
 
 

@@ -42,20 +42,19 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
 
     url = parse_url(raw_url)
     backend = for_dialect(url.get_backend_name())
-    driver = url.get_driver_name()
-    if driver in backend.sync_drivers:
-        sibling = backend.sync_drivers[driver]
-        # One the installed SQLAlchemy has no dialect for (1.4: psycopg 3): the dialect's default.
-        sync = f"+{sibling}" if has_dialect(backend.name, sibling) else ""
-        url = url.set(drivername=f"{url.get_backend_name()}{sync}")
+    asked = url.get_driver_name()
+    own = backend.own_driver(asked)
+    if own != asked:
+        url = url.set(drivername=f"{url.get_backend_name()}+{own}")
     if "+" not in url.drivername and backend.name == "postgresql":
         url = url.set(drivername=_default_pg_driver())
-    if url.get_driver_name() == "pymysql":
+    driver = url.get_driver_name()
+    if driver == "pymysql":
         from .drivers import share_pymysql_default_tls
 
         share_pymysql_default_tls()
     try:
-        engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args(), future=True)
+        engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args(driver), future=True)
     except (NoSuchModuleError, ImportError) as exc:
         if url.get_driver_name() in ("psycopg", "psycopg_async") and not has_dialect("postgresql", "psycopg"):
             raise ConfigError(
@@ -68,8 +67,14 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
         raise missing_driver(exc, repr(url.drivername), backend) or ConfigError(
             f"No database driver for {url.drivername!r} ({exc})."
         ) from None
-    if driver in backend.sync_drivers:
-        _require_driver(url.set(drivername=f"{backend.name}+{driver}"), backend)
+    if own != asked:
+        _require_driver(url.set(drivername=f"{backend.name}+{asked}"), backend)
+    from sqlalchemy import event
+
+    def connect(_dialect: object, _record: object, cargs: tuple, cparams: dict) -> object:
+        return None if cargs else backend.connect(driver, cparams)
+
+    event.listen(engine, "do_connect", connect)
     return engine, backend
 
 
@@ -210,4 +215,5 @@ def adopt(engine: Engine, spare: DirectConnection) -> None:
             return None
         return first.hand_over(cparams)
 
-    event.listen(engine, "do_connect", connect)
+    # First: a connect it takes over is not made at all (make_engine's own listener comes after).
+    event.listen(engine, "do_connect", connect, insert=True)

@@ -126,6 +126,11 @@ class Journal:
         self._volatile_holds: int | None = None
         self._connection: Connection | None = None
         self.connection = connection
+        #: Why the journal cannot be written, once the server refused a write of it for a privilege
+        #: the role lacks or a read-only database (:meth:`~.backends.base.Backend.is_refused`):
+        #: the run then writes nothing more to it. None while writes are accepted.
+        self.refused: str | None = None
+        self._missing = False  # refused while creating it: there is no table to read either
 
     @property
     def connection(self) -> Connection | None:
@@ -203,7 +208,11 @@ class Journal:
     def ensure(self) -> None:
         """Create the table if missing (call under the migration lock: CREATE races otherwise),
         and the volatile table where the backend has one."""
-        self._run(lambda c: self.table.create(c, checkfirst=True))
+        try:
+            self._run(lambda c: self.table.create(c, checkfirst=True))
+        except DBAPIError as exc:
+            self._missing = self._refuse(exc)
+            return
         if self.backend is not None and self.backend.volatile_progress and self.connection is not None:
             self._volatile = self._run(self._create_volatile)
 
@@ -242,10 +251,26 @@ class Journal:
         if rows:
             self._run(lambda c: c.execute(table.delete()))
 
-    def start(self, report: DeployReport, settings: Settings) -> int:
+    def _refuse(self, exc: DBAPIError) -> bool:
+        """True, remembering why, when the server refused ``exc``'s statement for a privilege or a
+        read-only database; any other error is raised."""
+        if self.backend is None or not self.backend.is_refused(exc):
+            raise exc
+        if self.refused is None:
+            self.refused = scrub(self.backend.error_text(exc).strip().splitlines()[0])
+        return True
+
+    def start(self, report: DeployReport, settings: Settings) -> int | None:
+        """The run's ``running`` row; None when the journal cannot be written (:attr:`refused`)."""
+        if self.refused is not None:
+            return None
         row = journal_row(settings, report, "running")
         row.update(started_at=datetime.fromtimestamp(report.started_at, timezone.utc), duration_seconds=None)
-        ident = self._run(lambda c: c.execute(self.table.insert().values(**row)).inserted_primary_key[0])
+        try:
+            ident = self._run(lambda c: c.execute(self.table.insert().values(**row)).inserted_primary_key[0])
+        except DBAPIError as exc:
+            self._refuse(exc)
+            return None
         report.journal_id = int(ident)
         return report.journal_id
 
@@ -263,7 +288,8 @@ class Journal:
         even if this process dies; a server crash may lose the record. The next write to the row
         removes the run's volatile record, so that one, when present, is always the newest
         (:meth:`adopt_volatile`)."""
-        self._run(lambda conn: self._write_progress(conn, journal_id, progress, durable))
+        if self.refused is None:
+            self._run(lambda conn: self._write_progress(conn, journal_id, progress, durable))
 
     def _write_progress(self, conn: Connection, journal_id: int, progress: str, durable: bool) -> None:
         ahead = not durable and conn is self.connection
@@ -305,7 +331,7 @@ class Journal:
     def adopt_progress(self, row_id: Any, pid: Any, progress: dict[str, Any]) -> None:
         """Record a crashed run's last progress, kept outside the journal, in its row: the row of
         that id and pid still ``running`` (a run that ended saved its own final state)."""
-        if not isinstance(row_id, int) or not isinstance(pid, int):
+        if not isinstance(row_id, int) or not isinstance(pid, int) or self.refused is not None:
             return
         t = self.table
         self._run(
@@ -316,7 +342,7 @@ class Journal:
         )
 
     def finish(self, report: DeployReport) -> None:
-        if report.journal_id is None:
+        if report.journal_id is None or self.refused is not None:
             return
         finished = report.finished_at or time.time()
         values = {
@@ -349,10 +375,23 @@ class Journal:
         query = select(self.table).where(self.table.c.outcome == "running").order_by(self.table.c.id)
         if exclude is not None:
             query = query.where(self.table.c.id != exclude)
-        return self._run(lambda c: [dict(r._mapping) for r in c.execute(query)])
+        return self._read(query)
+
+    def _read(self, query: Any) -> list[dict[str, Any]]:
+        """Rows of ``query``; none when there is no table, or the role may not read it (then the
+        journal is not written either: :attr:`refused`)."""
+        if self._missing:
+            return []
+        try:
+            return self._run(lambda c: [dict(r._mapping) for r in c.execute(query)])
+        except DBAPIError as exc:
+            self._missing = self._refuse(exc)
+            return []
 
     def mark_crashed(self, row_id: int, note: str) -> None:
         """Close a dead run's row; its end time is unknown, so ``finished_at`` stays empty."""
+        if self.refused is not None:
+            return
         self._run(
             lambda c: c.execute(
                 self.table.update()
@@ -368,7 +407,7 @@ class Journal:
         )
         if exclude is not None:
             query = query.where(self.table.c.id != exclude)
-        rows = self._run(lambda c: [dict(r._mapping) for r in c.execute(query)])
+        rows = self._read(query)
         return rows[0] if rows else None
 
     def rows(self, limit: int = 20, outcome: str | None = None) -> list[dict[str, Any]]:
@@ -377,4 +416,4 @@ class Journal:
         query = select(self.table).order_by(self.table.c.id.desc()).limit(limit)
         if outcome:
             query = query.where(self.table.c.outcome == outcome)
-        return self._run(lambda c: [dict(r._mapping) for r in c.execute(query)])
+        return self._read(query)

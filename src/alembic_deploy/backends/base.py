@@ -66,27 +66,102 @@ class MigrationLock:
         return True
 
 
+#: Seconds one connection attempt of the tool's own may take (the wait step retries).
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Driver:
+    """One DBAPI driver SQLAlchemy supports for a backend, as far as the tool's own connections
+    and the migrating session's driver calls differ between drivers."""
+
+    #: The module SQLAlchemy imports for it (``database.DRIVER_PACKAGES`` names what installs it).
+    module: str
+    #: Only usable through SQLAlchemy's asyncio extension (env.py's ``async_engine_from_config``).
+    is_async: bool = False
+    #: The ``connect()`` keyword bounding one connection attempt and nothing else, in seconds;
+    #: None when the driver has no such keyword (pg8000's ``timeout`` bounds every later read too).
+    connect_timeout_arg: str | None = None
+
+
 class Backend:
     name: ClassVar[str] = ""
     #: Can a failed revision be rolled back whole (DDL inside transactions)?
     transactional_ddl: ClassVar[bool] = True
-    #: Async DBAPI driver -> a sync driver for the tool's own (lock and journal) connections.
-    sync_drivers: ClassVar[dict[str, str]] = {}
+    #: The drivers SQLAlchemy supports for this backend, by SQLAlchemy driver name.
+    drivers: ClassVar[dict[str, Driver]] = {}
+    #: Sync drivers the tool's own (lock, journal, verification) connections may use when the URL
+    #: names an async one, in order of preference: the first one installed is taken.
+    sync_siblings: ClassVar[tuple[str, ...]] = ()
     #: Extra that installs the default driver, for "missing driver" messages.
     extra: ClassVar[str] = ""
     #: How its SQL writes literals, so what the journal keeps of a statement masks them all.
     literals: ClassVar[SQLLiterals] = ANY_DIALECT
 
     # -- engines -----------------------------------------------------------------------------
-    def connect_args(self) -> dict[str, Any]:
-        """Arguments that keep a single connection attempt short (the wait step retries)."""
-        return {}
+    def own_driver(self, driver: str) -> str:
+        """The driver of the tool's own connections for a URL naming ``driver``: that driver, or
+        for an async one the first installed sync sibling (the tool's code is synchronous, and a
+        sibling reaches the same server with the same credentials).
+
+        Raises :class:`~alembic_deploy.errors.ConfigError` (exit 2) naming the package to install
+        when no sibling is installed: the async driver alone cannot serve a synchronous session."""
+        known = self.drivers.get(driver)
+        if known is None or not known.is_async:
+            return driver
+        from ..compat import has_dialect
+
+        for sibling in self.sync_siblings:
+            if has_dialect(self.name, sibling) and _importable(self.drivers[sibling].module):
+                return sibling
+        from ..database import DRIVER_PACKAGES
+        from ..errors import ConfigError
+
+        module = self.drivers[self.sync_siblings[0]].module
+        package = DRIVER_PACKAGES.get(module, module)
+        hint = f"pip install 'alembic-deploy[{self.extra}]'" if self.extra else f"pip install '{package}'"
+        raise ConfigError(
+            f"The database URL names the async driver {driver!r}; env.py migrates through it, but "
+            "alembic-deploy's own connections (migration lock, journal, verification) are "
+            f"synchronous and need one of the sync drivers {', '.join(self.sync_siblings)}, and "
+            f"none is installed. Install one beside it: `{hint}` (installs {package})."
+        )
+
+    def connect_args(self, driver: str) -> dict[str, Any]:
+        """Arguments that keep a single connection attempt short (the wait step retries), as
+        ``driver`` spells them; none for a driver not in :attr:`drivers` (an unknown keyword would
+        fail every connect)."""
+        known = self.drivers.get(driver)
+        if known is None or known.connect_timeout_arg is None:
+            return {}
+        return {known.connect_timeout_arg: CONNECT_TIMEOUT_SECONDS}
+
+    def connect(self, driver: str, cparams: dict[str, Any]) -> Any:
+        """One DBAPI connection of the tool's own made here (SQLAlchemy's ``do_connect`` event),
+        for a driver whose connect cannot be bounded by a keyword alone; None: the driver's
+        ``connect(**cparams)`` as usual."""
+        return None
 
     # -- waiting for the database --------------------------------------------------------------
     def is_transient(self, exc: BaseException) -> bool:
         """True when the error means "not reachable yet" (retry), False for "wrong" (fail now)."""
         text = str(exc).lower()
         return any(marker in text for marker in _TRANSIENT_MARKERS)
+
+    def error_text(self, exc: BaseException) -> str:
+        """The driver's error message, as one would read it (``orig`` of SQLAlchemy's wrapper)."""
+        return str(getattr(exc, "orig", None) or exc)
+
+    def is_refused(self, exc: BaseException) -> bool:
+        """The server refused the statement for lack of a privilege, or a write because the database
+        is read-only (a role with SELECT only, no CREATE on the schema, a read-only replica or file):
+        retrying will not help; the role or the database has to change."""
+        return False
+
+    def write_access_advice(self, table: str) -> str:
+        """What gives this connection the right to create and write the journal table ``table``."""
+        return (f"grant the role CREATE on the schema and SELECT, INSERT, UPDATE on {table!r} (or create "
+                "the table once by running alembic-deploy with a role that can)")
 
     # -- the migrating session ----------------------------------------------------------------
     def session_id(self, dbapi_connection: Any) -> Any:
@@ -289,6 +364,16 @@ def raw_query(dbapi_connection: Any, sql: str) -> list[Any]:
         return list(cursor.fetchall()) if cursor.description else []
     finally:
         cursor.close()
+
+
+def _importable(module: str) -> bool:
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def stable_int64(text: str) -> int:

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from ..secrets import SQLLiterals
-from .base import Backend, raw_query, register
+from .base import Backend, Driver, raw_query, register
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -27,19 +27,32 @@ _PERMANENT_CODES = {1044, 1045, 1049, 1698}
 MAX_LOCK_NAME = 64
 #: ER_LOCK_WAIT_TIMEOUT (row locks and, with lock_wait_timeout, metadata locks) and ER_LOCK_NOWAIT.
 LOCK_TIMEOUT_CODES = frozenset({1205, 3572})
+#: Access denied (database, table, privilege), --read-only, a read-only transaction, a read-only table.
+REFUSED_WRITE_CODES = frozenset({1044, 1142, 1227, 1290, 1792, 1036})
 #: MariaDB max_statement_time (ER_STATEMENT_TIMEOUT), MySQL max_execution_time (ER_QUERY_TIMEOUT).
 STATEMENT_TIMEOUT_CODES = frozenset({1969, 3024})
 
 
 def _error_code(exc: BaseException) -> int | None:
+    # args[0] in PyMySQL, mysqlclient, aiomysql, asyncmy and Connector/Python; ``errno`` in
+    # MariaDB Connector/Python (whose args hold the message only).
     orig = getattr(exc, "orig", None) or exc
     args = getattr(orig, "args", None)
-    return args[0] if args and isinstance(args[0], int) else None
+    if args and isinstance(args[0], int):
+        return args[0]
+    errno = getattr(orig, "errno", None)
+    return errno if isinstance(errno, int) else None
 
 
 def _is_mariadb(dbapi_connection: Any) -> bool:
+    # get_server_info(): the version string in PyMySQL, mysqlclient, aiomysql and asyncmy alike
+    # (PyMySQL's ``server_version`` is a tuple of ints in mysqlclient).
     raw = getattr(dbapi_connection, "driver_connection", dbapi_connection)
-    return "mariadb" in str(getattr(raw, "server_version", "") or getattr(raw, "_server_version", "")).lower()
+    try:
+        info = raw.get_server_info()
+    except AttributeError:
+        info = raw_query(dbapi_connection, "SELECT VERSION()")[0][0]
+    return "mariadb" in str(info).lower()
 
 
 
@@ -51,12 +64,17 @@ class MySQLBackend(Backend):
     literals = SQLLiterals()
     # DDL commits implicitly: a failed revision may leave earlier statements applied.
     transactional_ddl = False
-    sync_drivers = {"aiomysql": "pymysql", "asyncmy": "pymysql"}
+    drivers = {
+        "pymysql": Driver("pymysql", connect_timeout_arg="connect_timeout"),
+        "mysqldb": Driver("MySQLdb", connect_timeout_arg="connect_timeout"),
+        "aiomysql": Driver("aiomysql", is_async=True),
+        "asyncmy": Driver("asyncmy", is_async=True),
+        "mariadbconnector": Driver("mariadb", connect_timeout_arg="connect_timeout"),
+        "mysqlconnector": Driver("mysql.connector", connect_timeout_arg="connection_timeout"),
+    }
+    sync_siblings = ("pymysql", "mysqldb")
     extra = "mysql"
     volatile_progress = True
-
-    def connect_args(self) -> dict[str, Any]:
-        return {"connect_timeout": 5}
 
     def is_transient(self, exc: BaseException) -> bool:
         code = _error_code(exc)
@@ -68,9 +86,17 @@ class MySQLBackend(Backend):
 
     def session_id(self, dbapi_connection: Any) -> Any:
         raw = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+        for probe in (
+            lambda c: c.thread_id(),  # PyMySQL, mysqlclient, aiomysql, asyncmy
+            lambda c: c.connection_id,  # Connector/Python, MariaDB Connector/Python
+        ):
+            try:
+                return int(probe(raw))
+            except (AttributeError, TypeError):
+                continue
         try:
-            return int(raw.thread_id())
-        except (AttributeError, TypeError):
+            return int(raw_query(dbapi_connection, "SELECT CONNECTION_ID()")[0][0])
+        except Exception:  # noqa: BLE001 - no id: no cancel and no blocker names, the run goes on
             return None
 
     def session_alive(self, conn: Connection, session_id: Any) -> bool | None:
@@ -124,6 +150,9 @@ class MySQLBackend(Backend):
         )
         raw._execute_command(COM_QUERY, sql % literals)
         return raw._read_query_result
+
+    def is_refused(self, exc: BaseException) -> bool:
+        return _error_code(exc) in REFUSED_WRITE_CODES
 
     def is_lock_timeout(self, exc: BaseException) -> bool:
         return _error_code(exc) in LOCK_TIMEOUT_CODES

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from ..secrets import SQLLiterals
-from .base import Backend, holder_label, raw_query, register, stable_int64
+from .base import CONNECT_TIMEOUT_SECONDS, Backend, Driver, holder_label, raw_query, register, stable_int64
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -18,13 +18,22 @@ _PERMANENT_SQLSTATES = {"28P01", "28000", "3D000", "42501"}
 _TRANSIENT_SQLSTATES = {"57P03", "53300", "08006", "08001"}
 #: lock_timeout expired (also NOWAIT): the statement got none of the locks it waited for.
 SQLSTATE_LOCK_NOT_AVAILABLE = "55P03"
+#: insufficient_privilege, read_only_sql_transaction (a standby, default_transaction_read_only).
+SQLSTATES_REFUSED_WRITE = frozenset({"42501", "25006"})
 #: statement_timeout, pg_cancel_backend and a client cancel.
 SQLSTATE_QUERY_CANCELED = "57014"
 
 
 def _sqlstate(exc: BaseException) -> str | None:
+    """The error's SQLSTATE, as each driver reports it: ``sqlstate`` (psycopg 3, asyncpg),
+    ``pgcode`` (psycopg2), the ``C`` field of the server's error fields in ``args[0]`` (pg8000)."""
     orig = getattr(exc, "orig", None) or exc
-    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state is None:
+        args = getattr(orig, "args", None)
+        if args and isinstance(args[0], dict):
+            state = args[0].get("C")
+    return state
 
 
 def _milliseconds(seconds: float | None) -> str | None:
@@ -36,20 +45,55 @@ class PostgreSQLBackend(Backend):
     name = "postgresql"
     literals = SQLLiterals(string_quotes="'", backslash_escapes=False, hash_comments=False)  # "x" is a name
     transactional_ddl = True
-    sync_drivers = {"asyncpg": "psycopg", "psycopg_async": "psycopg", "psycopg2cffi": "psycopg2cffi"}
+    drivers = {
+        "psycopg": Driver("psycopg", connect_timeout_arg="connect_timeout"),
+        "psycopg_async": Driver("psycopg", is_async=True),
+        "psycopg2": Driver("psycopg2", connect_timeout_arg="connect_timeout"),
+        "psycopg2cffi": Driver("psycopg2cffi", connect_timeout_arg="connect_timeout"),
+        "pg8000": Driver("pg8000"),
+        "asyncpg": Driver("asyncpg", is_async=True),
+    }
+    sync_siblings = ("psycopg", "psycopg2", "pg8000")
     extra = "postgresql"
 
-    def connect_args(self) -> dict[str, Any]:
-        return {"connect_timeout": 5}
+    def connect(self, driver: str, cparams: dict[str, Any]) -> Any:
+        # pg8000's ``timeout`` would also bound every later read of the session (a long repair
+        # statement, a wait for a row lock). pg8000 takes a connected socket instead (``sock``):
+        # the TCP connect, what hangs on an unreachable host, is bounded here; the session is not.
+        if driver != "pg8000" or "sock" in cparams or "unix_sock" in cparams or "timeout" in cparams:
+            return None
+        import socket
+
+        import pg8000
+
+        host, port = cparams.get("host", "localhost"), int(cparams.get("port", 5432))
+        try:
+            sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_SECONDS)
+        except OSError as exc:
+            # What pg8000 raises itself, so that the wait step judges it like any refused connect.
+            raise pg8000.InterfaceError(f"Can't create a connection to host {host} and port {port}: {exc}") from None
+        sock.settimeout(None)
+        try:
+            return pg8000.Connection(**cparams, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
 
     def is_transient(self, exc: BaseException) -> bool:
-        orig = getattr(exc, "orig", exc)
-        state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        state = _sqlstate(exc)
         if state in _PERMANENT_SQLSTATES:
             return False
         if state in _TRANSIENT_SQLSTATES:
             return True
         return super().is_transient(exc)
+
+    def error_text(self, exc: BaseException) -> str:
+        # pg8000 passes the server's error fields as a dict: M(essage), C(ode), D(etail)...
+        orig = getattr(exc, "orig", None) or exc
+        args = getattr(orig, "args", None)
+        if args and isinstance(args[0], dict) and "M" in args[0]:
+            return f"{args[0]['M']} (SQLSTATE {args[0].get('C', '?')})"
+        return super().error_text(exc)
 
     def session_id(self, dbapi_connection: Any) -> Any:
         raw = getattr(dbapi_connection, "driver_connection", dbapi_connection)
@@ -62,7 +106,12 @@ class PostgreSQLBackend(Backend):
                 return int(probe(raw))
             except (AttributeError, TypeError):
                 continue
-        return None
+        # pg8000 and any other driver: ask the server (a raw cursor, unseen by the statement
+        # listeners; pg8000 opens its transaction here instead of at the revision's first statement).
+        try:
+            return int(raw_query(dbapi_connection, "SELECT pg_backend_pid()")[0][0])
+        except Exception:  # noqa: BLE001 - no id: no cancel and no blocker names, the run goes on
+            return None
 
     def session_alive(self, conn: Connection, session_id: Any) -> bool | None:
         query = text("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = :p AND pid <> pg_backend_pid()")
@@ -93,6 +142,9 @@ class PostgreSQLBackend(Backend):
         calls = ", ".join(f"set_config('{name}', '{value}', false)" for name, value in values.items())
         if calls:
             raw_query(dbapi_connection, f"SELECT {calls}")
+
+    def is_refused(self, exc: BaseException) -> bool:
+        return _sqlstate(exc) in SQLSTATES_REFUSED_WRITE
 
     def is_lock_timeout(self, exc: BaseException) -> bool:
         return _sqlstate(exc) == SQLSTATE_LOCK_NOT_AVAILABLE

@@ -5,6 +5,7 @@ The lock file also keeps the run's statement progress while it migrates (:class:
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..secrets import SQLLiterals
-from .base import Backend, MigrationLock, holder_label, register
+from .base import Backend, Driver, MigrationLock, holder_label, register
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -42,22 +43,63 @@ class SQLiteBackend(Backend):
     literals = SQLLiterals(backslash_escapes=False, hash_comments=False)  # "x" is a string when no name matches
     # pysqlite issues no BEGIN before DDL, so alembic treats SQLite DDL as non-transactional.
     transactional_ddl = False
-    sync_drivers = {"aiosqlite": "pysqlite", "pysqlcipher": "pysqlcipher"}
+    drivers = {
+        "pysqlite": Driver("sqlite3"),
+        "aiosqlite": Driver("aiosqlite", is_async=True),
+        "pysqlcipher": Driver("sqlcipher3"),
+    }
+    sync_siblings = ("pysqlite",)
 
-    def connect_args(self) -> dict[str, Any]:
-        # The journal and fast-path reads wait for another process's migration commit.
-        return {"timeout": 60}
+    def connect_args(self, driver: str) -> dict[str, Any]:
+        # sqlite3's ``timeout`` is how long a statement waits for another connection's write
+        # lock: the journal and fast-path reads wait for another process's migration commit.
+        return {"timeout": 60} if driver in ("pysqlite", "pysqlcipher") else {}
 
     def is_transient(self, exc: BaseException) -> bool:
         return "database is locked" in str(exc).lower()
 
+    def write_access_advice(self, table: str) -> str:
+        return "let this user write the database file and its folder (SQLite creates its rollback journal there)"
+
+    def is_refused(self, exc: BaseException) -> bool:
+        # SQLITE_PERM, SQLITE_READONLY (a read-only file or mount), SQLITE_CANTOPEN (no rollback
+        # journal can be made: the folder is not writable), SQLITE_AUTH; the messages before 3.11.
+        orig = getattr(exc, "orig", None) or exc
+        code = getattr(orig, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            return code & 0xFF in (3, 8, 14, 23)
+        text = str(orig).lower()
+        return "readonly database" in text or "unable to open database file" in text
+
+    def __init__(self) -> None:
+        #: session id -> the event loop an async driver's session runs on (aiosqlite).
+        self._loops: dict[int, Any] = {}
+
     def session_id(self, dbapi_connection: Any) -> Any:
+        import asyncio
+
+        try:
+            # Called on the migrating connection, from env.py's run_sync() under an async driver.
+            self._loops[id(dbapi_connection)] = asyncio.get_running_loop()
+        except RuntimeError:
+            pass
         return id(dbapi_connection)
 
     def cancel(self, lock_connection: Any, dbapi_connection: Any, session_id: Any) -> None:
+        import asyncio
+        import inspect
+
         raw = getattr(dbapi_connection, "driver_connection", dbapi_connection)
-        if hasattr(raw, "interrupt"):
-            raw.interrupt()
+        interrupt = getattr(raw, "interrupt", None)
+        if interrupt is None:
+            return
+        if not inspect.iscoroutinefunction(interrupt):  # sqlite3: callable from any thread
+            interrupt()
+            return
+        # aiosqlite: a coroutine, run on the loop that awaits the statement.
+        loop = self._loops.get(session_id)
+        if loop is not None and not loop.is_closed():
+            asyncio.run_coroutine_threadsafe(interrupt(), loop)
 
     def lock_name(self, url_database: str | None, version_table: str, schema: str | None) -> str:
         return str(url_database)
@@ -73,8 +115,9 @@ class SQLiteBackend(Backend):
     ) -> Iterator[MigrationLock]:
         if connection is not None:
             connection.close()  # a file lock needs no session; a SQLite connect costs nothing
-        path = database_path(engine).with_name(database_path(engine).name + LOCK_SUFFIX)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        database = database_path(engine)
+        path = database.with_name(database.name + LOCK_SUFFIX)
+        fd, writable = _open_lock(path, database)
         try:
             def attempt() -> bool:
                 try:
@@ -84,7 +127,19 @@ class SQLiteBackend(Backend):
                 return True
 
             waited = self._poll(attempt, timeout, lambda: _read_holder(path), on_wait)
-            inherited = ProgressLog.last_record(fd)
+            inherited = ProgressLog.last_record(fd) if os.path.exists(path) else None
+            if not writable:
+                if inherited is not None:
+                    raise ConfigError(
+                        f"A run that died left its statement progress in {path}, and this process "
+                        "cannot write that folder to move it into the journal. Deploy once as a user "
+                        "who can write the folder (it then reports what the dead run left)."
+                    )
+                try:
+                    yield MigrationLock(name=str(path), waited=waited)
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                return
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{holder_label()} since={time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode(), 0)
             log = ProgressLog(fd, inherited)
@@ -96,6 +151,39 @@ class SQLiteBackend(Backend):
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def _open_lock(path: Path, database: Path) -> tuple[int, bool]:
+    """(a descriptor to flock, whether it is the lock file opened for writing).
+
+    A folder this process cannot write (a read-only mount, a folder owned by another user) cannot
+    hold a new lock file, and the database in it cannot be written either (SQLite creates its
+    rollback journal beside it), so this run can only read, as plain alembic at its head does.
+    A read-only descriptor locks as well: the lock file when a deploy that could write made it
+    (every such deploy locks it), else the database file itself (which SQLite never flocks).
+    """
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644), True
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        refused = exc
+    for candidate in (path, database):
+        try:
+            return os.open(candidate, os.O_RDONLY), False
+        except FileNotFoundError:
+            continue
+        except OSError as unreadable:
+            raise ConfigError(
+                f"This process can neither write nor read {candidate} ({unreadable.strerror}), which "
+                "alembic-deploy locks so that two deploys never migrate at once. Let this user read "
+                "it, or deploy as one who can."
+            ) from None
+    raise ConfigError(
+        f"The SQLite database {database} does not exist, and its folder cannot be written by this "
+        f"process ({refused.strerror}), so it cannot be created. Create it, or let this user write "
+        "the folder."
+    )
 
 
 class ProgressLog:

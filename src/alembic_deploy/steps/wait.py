@@ -80,22 +80,21 @@ def wait_for_database(
         last = exc.last
         raise DatabaseUnreachable(
             f"The database at {where} was not reachable within {timeout:g}s "
-            f"({attempts} attempts; last error: {_first_line(last)}). Check that the server is "
+            f"({attempts} attempts; last error: {_first_line(backend, last)}). Check that the server is "
             "running and that host, port and network rules (security groups) let this task "
             "reach it; raise --wait-timeout if it is still starting.",
         ) from None
     except DBAPIError as exc:
         raise ConfigError(
-            f"The database at {where} refused the connection: {_first_line(exc)}. This is not "
+            f"The database at {where} refused the connection: {_first_line(backend, exc)}. This is not "
             "a transient error, so it was not retried: check the user, password and database "
             "name in DATABASE_URL (or sqlalchemy.url).",
         ) from None
     return time.monotonic() - started, attempts, conn
 
 
-def _first_line(exc: BaseException | None) -> str:
+def _first_line(backend: Backend, exc: BaseException | None) -> str:
     if exc is None:
         return "unknown"
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()
-    return scrub(text[0] if text else type(orig).__name__)
+    text = backend.error_text(exc).strip().splitlines()
+    return scrub(text[0] if text else type(getattr(exc, "orig", None) or exc).__name__)
