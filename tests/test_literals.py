@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers import Database, run_cli
+from test_partial import make_partial
 from test_repair_safety import write_revision
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -233,3 +234,21 @@ def test_each_recorded_statement_carries_its_own_values_not_those_of_a_cached_on
     assert (first.fp, second.fp) == (fingerprint("INSERT INTO notes (body) VALUES ('first')"),
                                     fingerprint("INSERT INTO notes (body) VALUES ('second')"))
     assert third.sql == "SELECT notes.body FROM notes WHERE notes.body = ?"  # the value came at execute time
+
+
+def test_rows_an_earlier_release_wrote_with_literals_are_shown_masked(sqlite_db, make_project):
+    """Earlier releases masked only IDENTIFIED BY '...' and PASSWORD '...' in what they journaled:
+    any other literal stayed, and history --json and status --json printed it."""
+    project = make_project("partial")
+    assert make_partial(project, sqlite_db).returncode == 7
+    secret = f"Pw{uuid.uuid4().hex[:8]}"
+    (row_id,) = [r["id"] for r in sqlite_db.journal() if r["outcome"] == "failed"]
+    progress = json.loads(sqlite_db.scalar("SELECT progress FROM alembic_deploy_history WHERE id = :i", i=row_id))
+    progress["revisions"][0]["statements"][0]["sql"] = f"INSERT INTO api_keys VALUES ('ci', '{secret}')"
+    with sqlite_db.engine().begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_deploy_history SET progress = ? WHERE id = ?",
+                             (json.dumps(progress), row_id))
+    for command in ("history", "status"):
+        shown = run_cli(project, command, "--json", url=sqlite_db.url)
+        assert secret not in shown.output, shown.output
+        assert "INSERT INTO api_keys VALUES ('***', '***')" in shown.stdout

@@ -568,6 +568,7 @@ def status(settings: Settings, echo: Echo | None = None) -> StatusReport:
     """Current revision(s) read through env.py, heads, pending revisions and the last deploys, and
     what a deploy would find unfinished (``unfinished``: its ``exit_code`` is the CLI's)."""
     from .alembic_env import RunObserver
+    from .steps.progress import remask_rows
     from .steps.recovery import describe_unfinished
 
     deployment = Deployment.open(settings, echo)
@@ -585,7 +586,7 @@ def status(settings: Settings, echo: Echo | None = None) -> StatusReport:
             heads=project.heads(),
             pending=pending,
             unknown=unknown,
-            last_deploys=journal.rows(limit=5),
+            last_deploys=remask_rows(journal.rows(limit=5)),
             unfinished=describe_unfinished(deployment, journal, project),
         )
     finally:
@@ -594,9 +595,11 @@ def status(settings: Settings, echo: Echo | None = None) -> StatusReport:
 
 def history(settings: Settings, limit: int = 20, echo: Echo | None = None) -> list[dict[str, Any]]:
     """The journal's most recent rows, newest first."""
+    from .steps.progress import remask_rows
+
     deployment = Deployment.open(settings, echo)
     try:
         deployment.wait(_new_report("history", "", settings))
-        return deployment.journal().rows(limit=limit)
+        return remask_rows(deployment.journal().rows(limit=limit))
     finally:
         deployment.close()

@@ -149,6 +149,27 @@ def _excerpt(masked: MaskedSQL, normalized: str | None = None) -> str:
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
 
 
+def remask_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Journal rows with the statement text of their ``progress`` masked again, for output: rows an
+    earlier release wrote kept literals (a masked text stays as it is)."""
+    for row in rows:
+        raw = row.get("progress")
+        if not raw:
+            continue
+        try:
+            progress = json.loads(raw)
+            syntax = literal_syntax(progress.get("backend"))
+            for entry in progress.get("revisions", []):
+                for statement in [*entry.get("statements", []), entry.get("failed") or {}]:
+                    if isinstance(statement.get("sql"), str):
+                        statement["sql"] = excerpt(statement["sql"], syntax)
+        except (ValueError, TypeError, AttributeError):
+            row["progress"] = None  # not a record this tool can read: shown as none rather than raw
+            continue
+        row["progress"] = json.dumps(progress, separators=(",", ":"))
+    return rows
+
+
 @functools.cache
 def literal_syntax(backend: str | None) -> SQLLiterals:
     """How ``backend`` writes literals (:class:`~alembic_deploy.backends.Backend`); the reading

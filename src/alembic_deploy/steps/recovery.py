@@ -326,9 +326,15 @@ def _progress(row: dict[str, Any]) -> Progress | None:
     if not raw:
         return None
     try:
-        return Progress.from_dict(json.loads(raw))
+        progress = Progress.from_dict(json.loads(raw))
     except (ValueError, TypeError, KeyError):
         return None
+    # Rows an earlier release wrote kept literals in the statement text this run may show.
+    syntax = literal_syntax(progress.backend)
+    for entry in progress.revisions:
+        for statement in [*entry.statements, *([entry.failed] if entry.failed else [])]:
+            statement.sql = excerpt(statement.sql, syntax)
+    return progress
 
 
 def _versions(engine: Engine, progress: Progress) -> tuple[str, ...]:
