@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from helpers import run_cli, spawn_cli
+from helpers import assert_failed_cleanly, run_cli, spawn_cli
 from lockscene import BLOCKER_MARKER, AppLoop, Blocker, write_revision
 from sqlalchemy import inspect
 
@@ -176,6 +176,40 @@ def test_malformed_revision_options_are_refused_before_anything_runs(sqlite_db, 
     assert run.returncode == 2, run.output
     assert "a5_bad" in run.stderr and "retries" in run.stderr
     assert not sqlite_db.has_table("users")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("statement_timeout", 'float("inf")'),
+    ("statement_timeout", 'float("nan")'),
+    ("statement_timeout", "10**12"),
+    ("lock_timeout", "1e12"),
+    ("lock_timeout", "-1"),
+    ("retries", "10**9"),
+])
+def test_revision_options_a_setting_would_refuse_exit_2_naming_the_file_before_anything_runs(
+    pg_db, make_project, key, value,
+):
+    """The values --statement-timeout, --ddl-lock-timeout and --retries refuse (infinite, not a
+    number, negative, beyond what a server takes) are refused in a revision's dict as well, for
+    the whole plan before its first revision: an infinite timeout used to fail inside the
+    migration (OverflowError, exit 7 blaming the revision)."""
+    project = make_project("alter_users")
+    path = write_revision(project, "a5_bad", "a4_users_nickname", "    pass", f'{{"{key}": {value}}}')
+    message = assert_failed_cleanly(run_cli(project, "upgrade", url=pg_db.url), 2)
+    assert str(path) in message and f"alembic_deploy[{key!r}]" in message, message
+    assert not pg_db.has_table("users")
+    write_revision(project, "a5_bad", "a4_users_nickname", "    pass", f'{{"{key}": 3}}')
+    fixed = run_cli(project, "upgrade", url=pg_db.url)
+    assert fixed.returncode == 0, fixed.output
+    assert pg_db.versions() == ["a5_bad"]
+
+
+def test_an_infinite_revision_timeout_is_refused_on_mariadb_too(mysql_db, make_project):
+    project = make_project("alter_users")
+    write_revision(project, "a5_bad", "a4_users_nickname", "    pass", '{"lock_timeout": float("inf")}')
+    message = assert_failed_cleanly(run_cli(project, "upgrade", url=mysql_db.url), 2)
+    assert "a5_bad.py" in message and "alembic_deploy['lock_timeout']" in message, message
+    assert not mysql_db.has_table("users")
 
 
 def test_mariadb_with_metadata_lock_info_names_the_holder_not_bystanders(make_project):

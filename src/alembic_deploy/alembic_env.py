@@ -183,6 +183,11 @@ class Project:
         script = self.script.get_revision(revision)
         return (script.doc or "") if script is not None else ""
 
+    def path(self, revision: str) -> str | None:
+        """The revision's file, for messages (None: not in these scripts)."""
+        script = self.script.get_revision(revision)
+        return script.path if script is not None else None
+
     def down_revisions(self, revision: str) -> tuple[str, ...]:
         """The revision(s) ``revision`` follows (its ``down_revision``, as a tuple)."""
         script = self.script.get_revision(revision)

@@ -21,7 +21,8 @@ A revision can set its own values in its file, without touching env.py::
 ``lock_timeout`` / ``statement_timeout``: seconds, or None for "none imposed by alembic-deploy"
 (the session keeps its own value; e.g. a long ``CREATE INDEX CONCURRENTLY`` needs no statement
 timeout). ``retries``: how often this revision may be retried (0: never). Keys left out take the
-command-line values; other keys of the dict belong to other features.
+command-line values, and each value must pass the check of the setting it overrides (exit 2,
+naming the file, before the plan's first revision runs); other keys belong to other features.
 
 Timeouts are set on the raw DBAPI connection (see ``Backend.write_settings``) so that alembic's
 view of the transaction and the statement counters below never see them.
@@ -70,14 +71,24 @@ class RevisionTimeouts:
     retries: int
 
 
-def revision_timeouts(revision: str | None, options: dict[str, Any], settings: Any) -> RevisionTimeouts:
+#: The setting each key of the revision's dict overrides: its value must pass the same check.
+_SETTING_OF: dict[str, str] = {"lock_timeout": "ddl_lock_timeout", "statement_timeout": "statement_timeout",
+                               "retries": "retries"}
+
+
+def revision_timeouts(revision: str | None, options: dict[str, Any], settings: Any,
+                      path: str | None = None) -> RevisionTimeouts:
     """Command-line values overridden by the revision's ``alembic_deploy`` dict; ConfigError
-    (exit 2, before anything runs) for a value of the wrong type."""
+    (exit 2, before anything runs) for a value of the wrong type or one the setting it overrides
+    would refuse (infinite, negative, beyond what a server takes), naming ``path``, its file."""
+    from ..settings import check
+
     values: dict[str, Any] = {
         "lock_timeout": settings.ddl_lock_timeout or None,
         "statement_timeout": settings.statement_timeout or None,
         "retries": settings.retries,
     }
+    where = f"Revision {revision}" + (f" ({path})" if path else "")
     for key in OPTION_KEYS:
         if key not in options:
             continue
@@ -89,9 +100,10 @@ def revision_timeouts(revision: str | None, options: dict[str, Any], settings: A
         if not ok:
             expected = "a whole number, 0 or more" if key == "retries" else "seconds (0 or more) or None"
             raise ConfigError(
-                f"Revision {revision} sets alembic_deploy[{key!r}] = {value!r}; expected {expected}, "
+                f"{where} sets alembic_deploy[{key!r}] = {value!r}; expected {expected}, "
                 f'e.g. alembic_deploy = {{"lock_timeout": 10, "statement_timeout": None, "retries": 0}}.'
             )
+        check(_SETTING_OF[key], value, f"{where}: alembic_deploy[{key!r}]")
         values[key] = (value or None) if key != "retries" else value
     return RevisionTimeouts(**values)
 
@@ -198,7 +210,8 @@ class MigratingSession:
     def timeouts(self, revision: str | None, options: dict[str, Any]) -> RevisionTimeouts:
         if not options and self._defaults is not None:
             return self._defaults
-        timeouts = revision_timeouts(revision, options, self.deployment.settings)
+        path = self.project.path(revision) if options and revision is not None else None
+        timeouts = revision_timeouts(revision, options, self.deployment.settings, path)
         if timeouts.lock_timeout:
             timeouts = replace(timeouts, lock_timeout=self.backend.effective_lock_timeout(timeouts.lock_timeout))
         if not options:
