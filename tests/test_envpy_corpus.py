@@ -417,3 +417,18 @@ def test_any_unknown_call_anywhere_in_a_taken_env_py_declines(path, tmp_path):
         mutated = tmp_path / f"env_{index}.py"
         mutated.write_text(ast.unparse(tree))
         assert not env_py_is_plain(mutated), f"{path.name}, block {index}:\n{ast.unparse(tree)}"
+
+
+def test_an_async_env_py_given_a_sync_url_ends_as_without_the_fast_path(make_project, tmp_path):
+    """The async template at head through aiosqlite, then deployed with a sync URL: env.py cannot
+    run it (create_async_engine needs an async driver), so the fast path must not call it a no-op."""
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg-cache")}
+    project = project_with_env_py(make_project, "project", "template_async")
+    db = Database(f"sqlite:///{tmp_path / 'app.db'}", "sqlite")
+    code, report = upgrade_json(project, db.async_url, env=env)
+    assert code == 0 and report["outcome"] == "applied", report
+
+    fast = run_cli(project, "upgrade", "--json", url=db.url, env=env)
+    full = run_cli(project, "upgrade", "--json", "--no-fast-path", url=db.url, env=env)
+    assert full.returncode != 0, full.output  # the full path runs env.py, which refuses the URL
+    assert (fast.returncode, json.loads(fast.stdout)["fast_path"]) == (full.returncode, False), fast.output

@@ -119,7 +119,7 @@ def _try_noop(
     # Static and cheap (a parse, ~1 ms), so before any connect: an env.py the proof does not take
     # costs the full path nothing more than this (a connect is a driver import, a round trip or
     # more, and on PostgreSQL a server process the full path cannot reuse).
-    if not env_py_is_plain(project.script_dir / "env.py", project.section):
+    if not env_py_is_plain(project.script_dir / "env.py", project.section, url):
         return False
     db = DirectConnection.open(url)  # the URL the full path connects to as well
     if db is None:
