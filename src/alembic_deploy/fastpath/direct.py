@@ -83,7 +83,8 @@ class JournalState:
         an ancestor of the heads is applied) whose statements are durable or may be (one that
         commits by itself still ``running``, or one ``undoing``: recovery settles those by looking
         at the schema, which the fast path does not). Any doubt counts as yes: declining costs
-        only time."""
+        only time. Progress a crashed run left outside its row (MySQL's MEMORY table, SQLite's
+        lock file) needs no look of its own: recovery moves it only into a row still ``running``."""
         if self.running:
             return True
         if self.last_progress is None or self.last_progress[0] in SETTLED:
