@@ -133,17 +133,18 @@ class Step:
 
 @dataclass(frozen=True)
 class Failure:
-    """``alembic-deploy upgrade <revision>`` while that revision fails (``mode``), then the
-    revision is fixed or the release before it is deployed (``then``)."""
+    """``<tool> upgrade <revision>`` while that revision fails (``mode``; ``ok``: a release that
+    deployed fine), then the revision is fixed or the release before it is deployed (``then``)."""
 
     revision: str
-    mode: str                      # raise-first | raise-after | kill-after
+    mode: str                      # raise-first | raise-after | kill-after | ok
     then: str                      # fixed | previous-release
+    tool: str = "alembic-deploy"   # or alembic
 
     def describe(self) -> str:
         how = {"raise-first": "raises before any statement", "raise-after": "creates its table, then raises",
-               "kill-after": "creates its table, then SIGKILLs its own process"}[self.mode]
-        return f"alembic-deploy upgrade {self.revision} while {self.revision} {how}; then {self.then}"
+               "kill-after": "creates its table, then SIGKILLs its own process", "ok": "works"}[self.mode]
+        return f"{self.tool} upgrade {self.revision} while {self.revision} {how}; then {self.then}"
 
 
 @dataclass(frozen=True)
@@ -261,13 +262,14 @@ def scenarios(draw: st.DrawFn, env_py: tuple[str, ...] | None = None, max_revisi
     ids = [r.id for r in revisions]
     failure = None
     if GENERATE["failures"] and draw(st.integers(0, 2)) == 0:
-        modes = ["raise-first", "raise-after"] + (["kill-after"] if GENERATE["kill"] else [])
+        modes = ["raise-first", "raise-after", "ok"] + (["kill-after"] if GENERATE["kill"] else [])
         failure = Failure(draw(st.sampled_from(ids)), draw(st.sampled_from(modes)),
-                          draw(st.sampled_from(["fixed", "previous-release"])))
+                          draw(st.sampled_from(["fixed", "previous-release"])),
+                          draw(st.sampled_from(["alembic-deploy", "alembic-deploy", "alembic"])))
         if failure.then == "previous-release" and not set(ids) - descendants(revisions, failure.revision):
             # Excluded: a release with no revision at all (alembic-deploy exits 5 "No migration
             # scripts found" where plain alembic's upgrade does nothing and exits 0).
-            failure = Failure(failure.revision, failure.mode, "fixed")
+            failure = Failure(failure.revision, failure.mode, "fixed", failure.tool)
     # The setup leaves the failing revision unapplied, so that the failure really happens.
     reachable = [r for r in ids if failure is None or r not in descendants(revisions, failure.revision)]
     setup = []
@@ -641,8 +643,9 @@ def play(scenario: Scenario, states: SQLiteStates | PostgresStates | MariaDBStat
             failure = scenario.failure
             failing = next(r for r in scenario.revisions if r.id == failure.revision)
             write_revision(project, scenario, failing, failure.mode)
-            codes = [run_deploy(project, url, failure.revision, cache=cache)[0] for url in builds]
-            log.append(f"alembic-deploy upgrade {failure.revision} ({failure.mode}): exit {'/'.join(map(str, codes))}")
+            codes = [run_alembic(project, url, "upgrade", failure.revision)[0] if failure.tool == "alembic"
+                     else run_deploy(project, url, failure.revision, cache=cache)[0] for url in builds]
+            log.append(f"{failure.tool} upgrade {failure.revision} ({failure.mode}): exit {'/'.join(map(str, codes))}")
             write_revision(project, scenario, failing)
             if failure.then == "previous-release":
                 for rev in scenario.revisions:
@@ -714,7 +717,7 @@ TRANSACTIONAL_DDL = {"sqlite": False, "postgresql": True, "mysql": False}
 
 def partly_applied(played: Played) -> bool:
     failure = played.scenario.failure
-    return (failure is not None and failure.mode in ("raise-after", "kill-after")
+    return (failure is not None and failure.tool == "alembic-deploy" and failure.mode in ("raise-after", "kill-after")
             and not TRANSACTIONAL_DDL[played.backend])
 
 
