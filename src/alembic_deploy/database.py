@@ -141,11 +141,23 @@ def missing_module(exc: BaseException) -> str | None:
             top = current.name.split(".")[0]
             if top in DRIVER_PACKAGES:
                 return top
-        # SQLAlchemy says "greenlet" in the message only: ImportError (2.1) or ValueError (1.4, 2.0).
+        # SQLAlchemy says "greenlet" in the message only: ImportError (2.1) or ValueError (1.4, 2.0);
+        # SQLAlchemy 1.4's sqlalchemy.ext.asyncio lacks its names altogether without greenlet.
         if isinstance(current, (ImportError, ValueError)) and "greenlet" in str(current):
+            return "greenlet"
+        if (isinstance(current, ImportError) and (current.name or "").startswith("sqlalchemy.ext.asyncio")
+                and not _importable("greenlet")):
             return "greenlet"
         current = current.__cause__ or current.__context__
     return None
+
+
+def _importable(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
 
 
 def missing_driver(exc: BaseException, what: str, backend: Backend | None = None) -> ConfigError | None:
