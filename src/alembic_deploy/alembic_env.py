@@ -454,10 +454,13 @@ def _scripts_error(script: ScriptDirectory, exc: Exception) -> ConfigError:
 
 def _setup_error(exc: BaseException, result: RunResult) -> ConfigError | None:
     """The project's setup, not a migration, failed env.py's run: a driver (or greenlet) env.py's
-    own engine needs, or env.py's imports before alembic configured anything."""
+    own engine needs, or env.py's imports. Only before alembic is configured (env.py connects
+    first): a revision's own failure is explained by the pipeline, partly applied or not."""
     from .database import missing_driver
 
-    return missing_driver(exc, "the engine env.py creates") or (None if result.configured else _env_py_error(exc))
+    if result.configured:
+        return None
+    return missing_driver(exc, "the engine env.py creates") or _env_py_error(exc)
 
 
 def _env_py_error(exc: BaseException) -> ConfigError | None:
