@@ -105,3 +105,48 @@ def test_debug_shows_the_lock_timeout_behind_retries_that_ran_out(pg_db, make_pr
     assert any(f'"{revision}"' in f and "in upgrade" in f for f in _frames(run.stderr)), run.stderr
     assert "LockNotAvailable" in run.stderr.split("direct cause")[0]
     assert pg_db.versions() == ["a3_seed"]
+
+
+def test_the_journal_records_the_failed_revision_and_history_shows_it(any_db, make_project):
+    """The journal's ``revisions`` column names the revision the run failed in, as data (status
+    ``failed``, its down revisions, the seconds it ran until it failed), not only in the error text;
+    ``history`` shows it, as text and as a document of the schema."""
+    import json
+
+    from test_json_output import checked
+
+    project = make_project("failing")
+    assert run_cli(project, "upgrade", url=any_db.url).returncode == 7
+    [row] = any_db.journal()
+    assert row["outcome"] == "failed"
+    *applied, failed = json.loads(row["revisions"])
+    assert [r["revision"] for r in applied] == ["a1_users", "a2_users_email_index", "a3_seed"]
+    assert all(r["status"] in ("applied", "rolled-back") for r in applied)
+    assert (failed["revision"], failed["down_revisions"], failed["description"], failed["status"]) == (
+        "a4_broken", ["a3_seed"], "add a column then fail", "failed",
+    )
+    assert failed["duration"] > 0 and applied[1]["down_revisions"] == ["a1_users"]
+
+    [deploy] = checked(run_cli(project, "history", "--json", url=any_db.url).stdout, "history", 0)["deploys"]
+    assert deploy["revisions"][-1] == failed
+    text = run_cli(project, "history", url=any_db.url)
+    assert text.returncode == 0, text.output
+    header, run, ended_in = text.stdout.strip().splitlines()
+    assert "failed" in run and ended_in.strip().startswith("failed in a4_broken after ")
+    assert ended_in.endswith(": add a column then fail")
+    status = run_cli(project, "status", url=any_db.url)
+    assert "failed in a4_broken" in status.stdout, status.output
+
+
+def test_an_interrupted_revision_is_journaled_as_interrupted():
+    """The other way a run ends inside a revision: its entry says so (the run's outcome is
+    ``interrupted``), after the applied ones."""
+    from alembic_deploy.journal import journal_revisions
+
+    report = DeployReport("upgrade", outcome="interrupted")
+    report.applied.append(RevisionResult("a1", (), "first", 1.0, 0.5))
+    report.failed_revision = FailedRevision("a2", ("a1",), "second", 1.5, 0.25)
+    assert journal_revisions(report) == [
+        {"revision": "a1", "down_revisions": [], "description": "first", "duration": 0.5, "status": "applied"},
+        {"revision": "a2", "down_revisions": ["a1"], "description": "second", "duration": 0.25, "status": "interrupted"},
+    ]

@@ -416,8 +416,26 @@ def _history_table(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]
     widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in (head, *body)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip()]
+    for row, cells in zip(rows, body):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+        lines.extend(_ended_in(row))
     return scrub("\n".join(lines))
+
+
+def _ended_in(row: dict[str, Any]) -> list[str]:
+    """Under a run's line, the revision it failed (or was interrupted) in, from its journal row."""
+    from .report import journal_entry
+
+    revisions = journal_entry({"revisions": row.get("revisions")})["revisions"]
+    if not isinstance(revisions, list):
+        return []
+    lines = []
+    for r in revisions:
+        if isinstance(r, dict) and r.get("status") in ("failed", "interrupted"):
+            about = f": {r['description']}" if r.get("description") else ""
+            lines.append(f"  {r['status']} in {r.get('revision')} after {float(r.get('duration') or 0):.3f}s{about}")
+    return lines
 
 
 @main.command()

@@ -64,7 +64,7 @@ def journal_table(name: str, metadata: MetaData | None = None) -> Table:
         Column("target", _text("target")),
         Column("from_revisions", _text("from_revisions")),
         Column("to_revisions", _text("to_revisions")),
-        # JSON list: [{"revision", "description", "duration", "status"}]
+        # JSON list (journal_revisions): [{"revision", "down_revisions", "description", "duration", "status"}]
         Column("revisions", Text),
         # JSON: statement progress of the revision in flight (non-transactional backends).
         Column("progress", Text),
@@ -99,6 +99,25 @@ def volatile_table(journal: str, metadata: MetaData | None = None) -> Table:
         mysql_engine="MEMORY",
         mariadb_engine="MEMORY",
     )
+
+
+def journal_revisions(report: DeployReport) -> list[dict[str, Any]]:
+    """The ``revisions`` column: every revision the run applied, then the one it ended in (status
+    ``failed``, or ``interrupted``), so the journal names the revision that failed as data, not
+    only inside the error text."""
+    entries = [
+        {"revision": r.revision, "down_revisions": list(r.down_revisions), "description": r.description,
+         "duration": round(r.duration, 4), "status": r.status}
+        for r in report.applied
+    ]
+    failed = report.failed_revision
+    if failed is not None:
+        entries.append({
+            "revision": failed.revision, "down_revisions": list(failed.down_revisions),
+            "description": failed.description, "duration": round(failed.duration, 4),
+            "status": "interrupted" if report.outcome == "interrupted" else "failed",
+        })
+    return entries
 
 
 class Journal:
@@ -350,17 +369,7 @@ class Journal:
             "duration_seconds": round(finished - report.started_at, 4),
             "outcome": report.outcome,
             **revision_columns(report),
-            "revisions": json.dumps(
-                [
-                    {
-                        "revision": r.revision,
-                        "description": r.description,
-                        "duration": round(r.duration, 4),
-                        "status": r.status,
-                    }
-                    for r in report.applied
-                ]
-            ),
+            "revisions": json.dumps(journal_revisions(report)),
             "error": scrub(report.error["message"])[:4000] if report.error else None,
             "lock_wait_seconds": report.lock_wait_seconds,
         }
