@@ -24,7 +24,7 @@ test: $(VENV)/.test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The whole suite in a venv of its own against the releases tests/<PINS>-versions.txt pins (run by
-# hand; CI runs `test` on the newest): `minimum` the oldest pyproject.toml admits (SQLAlchemy 1.4.24,
+# hand; CI runs `test` on the newest): `minimum` the oldest pyproject.toml admits (SQLAlchemy 1.4.29,
 # Alembic 1.13.0...), `sqla14` SQLAlchemy 1.4's last release with the last Alembic that supports it,
 # `sqla20` the oldest SQLAlchemy 2. psycopg2 is installed where the constraints pin it or SQLAlchemy
 # is 1.4: 1.4 has no psycopg 3 dialect, so the suite reaches PostgreSQL through psycopg2 there.

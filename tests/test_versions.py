@@ -63,7 +63,7 @@ def test_an_older_sqlalchemy_is_refused_at_once_naming_its_release(
     project = make_project("sync")
     run = run_cli(project, *command, url=_unreachable_pg(), env=_first_on_path(old_sqlalchemy))
     message = assert_failed_cleanly(run, 2)
-    assert "SQLAlchemy 1.3.24 is installed" in message and "SQLAlchemy 1.4.24 or later" in message
+    assert "SQLAlchemy 1.3.24 is installed" in message and "SQLAlchemy 1.4.29 or later" in message
 
 
 def test_an_older_alembic_is_refused_at_once_naming_its_release(old_alembic: Path, make_project) -> None:

@@ -1,9 +1,10 @@
 """The SQLAlchemy and Alembic releases alembic-deploy runs on, and the one API they differ in here.
 
-Supported: SQLAlchemy 1.4.24 and later (1.4 and 2.x) with Alembic 1.13 and later. Alembic itself
-still supports SQLAlchemy 1.4 (up to Alembic 1.19), and applications still pin it. 1.4.24 is the
-first release whose pool proxy has ``dbapi_connection``/``driver_connection``, which the lock, the
-journal and the progress tracker use. Anything older is refused before anything connects
+Supported: SQLAlchemy 1.4.29 and later (1.4 and 2.x) with Alembic 1.13 and later. Alembic itself
+still supports SQLAlchemy 1.4 (up to Alembic 1.19), and applications still pin it. The lock, the
+journal and the progress tracker need the pool proxy's ``dbapi_connection``/``driver_connection``
+(1.4.24), and Alembic's own async template ``async_engine_from_config`` (1.4.29, with the
+``mysql+asyncmy`` dialect). Anything older is refused before anything connects
 (:func:`require_supported`, exit 2), not left to fail halfway with an AttributeError.
 
 The tool's own engine is a 2.0-style ("future") engine on 1.4 too (:func:`.database.make_engine`).
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 #: package -> (oldest supported release, the distribution name pip knows it by).
-MINIMUM: Final = {"sqlalchemy": ((1, 4, 24), "SQLAlchemy"), "alembic": ((1, 13, 0), "alembic")}
+MINIMUM: Final = {"sqlalchemy": ((1, 4, 29), "SQLAlchemy"), "alembic": ((1, 13, 0), "alembic")}
 
 _VERSION_LINE = re.compile(rb"""^__version__\s*=\s*["']([^"']+)["']""", re.MULTILINE)
 
