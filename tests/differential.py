@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers import ASYNC_DRIVERS, run_cli, url_text
+from helpers import ASYNC_DRIVERS, PG_DRIVER, run_cli, url_text
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from scenarios import PROJECTS, copy_project
@@ -442,8 +442,8 @@ class Copies:
 # bare postgresql:// URL, the one the fast path reads with libpq's own client).
 DRIVERS = {
     "sqlite": {"sync": ("sqlite",), "async": (ASYNC_DRIVERS["sqlite"],)},
-    "postgresql": {"sync": ("postgresql+psycopg", "postgresql"), "async": (ASYNC_DRIVERS["postgresql"],
-                                                                           "postgresql+psycopg_async")},
+    "postgresql": {"sync": (PG_DRIVER, "postgresql"), "async": (ASYNC_DRIVERS["postgresql"],) + (
+        ("postgresql+psycopg_async",) if PG_DRIVER == "postgresql+psycopg" else ())},  # none on SQLAlchemy 1.4
     "mysql": {"sync": ("mysql+pymysql",), "async": (ASYNC_DRIVERS["mysql"],)},
 }
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from alembic_deploy.compat import MINIMUM, has_dialect, installed_version, release
-from helpers import Database, assert_failed_cleanly, free_port, run_cli, url_text
+from helpers import ASYNC_DRIVERS, Database, assert_failed_cleanly, free_port, run_cli, url_text
 
 
 def _download(requirement: str, folder: Path, *pip_args: str) -> Path:
@@ -93,13 +93,17 @@ def test_the_supported_releases_run_a_migration(sqlite_db: Database, make_projec
     assert sqlite_db.versions() == ["a3_seed"]
 
 
-def test_the_fast_path_answers_only_with_a_dialect_the_installed_sqlalchemy_has(pg_db: Database, make_project) -> None:
+@pytest.mark.parametrize(("scenario", "driver"), [("sync", "postgresql+psycopg"), ("async", "postgresql+psycopg_async")])
+def test_the_fast_path_answers_only_with_a_dialect_the_installed_sqlalchemy_has(
+    pg_db: Database, make_project, scenario: str, driver: str
+) -> None:
     """SQLAlchemy 1.4 has no dialect for psycopg 3, which the fast path can still reach the database
     with: env.py cannot connect through such a URL, and the full path refuses it, so the fast path
     must not answer "Nothing to do" either. With SQLAlchemy 2, both paths take it."""
-    project = make_project("sync")
-    assert run_cli(project, "upgrade", url=pg_db.url).returncode == 0  # and journaled: the fast path may answer
-    psycopg3 = url_text(pg_db.url, drivername="postgresql+psycopg")
+    project = make_project(scenario)
+    first = url_text(pg_db.url, drivername=ASYNC_DRIVERS["postgresql"]) if scenario == "async" else pg_db.url
+    assert run_cli(project, "upgrade", url=first).returncode == 0  # and journaled: the fast path may answer
+    psycopg3 = url_text(pg_db.url, drivername=driver)
     fast = run_cli(project, "upgrade", url=psycopg3)
     full = run_cli(project, "upgrade", "--no-fast-path", url=psycopg3)
     if has_dialect("postgresql", "psycopg"):
@@ -107,7 +111,7 @@ def test_the_fast_path_answers_only_with_a_dialect_the_installed_sqlalchemy_has(
     else:
         for run in (fast, full):
             message = assert_failed_cleanly(run, 2)
-            assert "has no dialect 'postgresql+psycopg'" in message and "postgresql+psycopg2://" in message
+            assert f"has no dialect {driver!r}" in message and "postgresql+psycopg2://" in message
     assert pg_db.versions() == ["a3_seed"]
 
 

@@ -38,8 +38,6 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
     from sqlalchemy.exc import NoSuchModuleError
     from sqlalchemy.pool import NullPool
 
-    from .compat import has_dialect, installed_version
-
     url = parse_url(raw_url)
     backend = for_dialect(url.get_backend_name())
     asked = url.get_driver_name()
@@ -56,15 +54,7 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
     try:
         engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args(driver), future=True)
     except (NoSuchModuleError, ImportError) as exc:
-        if url.get_driver_name() in ("psycopg", "psycopg_async") and not has_dialect("postgresql", "psycopg"):
-            raise ConfigError(
-                f"SQLAlchemy {installed_version('sqlalchemy')} has no dialect {url.drivername!r}: psycopg 3's "
-                "came with SQLAlchemy 2.0. Use postgresql+psycopg2:// with psycopg2 installed, or upgrade "
-                "SQLAlchemy."
-            ) from None
-        if not has_dialect(backend.name, url.get_driver_name()):
-            raise no_dialect(url.get_backend_name(), url.get_driver_name()) from None
-        raise missing_driver(exc, repr(url.drivername), backend) or ConfigError(
+        raise _dialect_missing(url) or missing_driver(exc, repr(url.drivername), backend) or ConfigError(
             f"No database driver for {url.drivername!r} ({exc})."
         ) from None
     if own != asked:
@@ -182,10 +172,34 @@ def missing_driver(exc: BaseException, what: str, backend: Backend | None = None
     )
 
 
+def _dialect_missing(url: URL) -> ConfigError | None:
+    """Exit 2 when the installed SQLAlchemy has no dialect for ``url``'s driver."""
+    from .compat import has_dialect, installed_version
+
+    driver = url.get_driver_name()
+    if driver in ("psycopg", "psycopg_async") and not has_dialect("postgresql", "psycopg"):
+        return ConfigError(
+            f"SQLAlchemy {installed_version('sqlalchemy')} has no dialect {url.drivername!r}: psycopg 3's "
+            "came with SQLAlchemy 2.0. Use postgresql+psycopg2:// with psycopg2 installed, or upgrade "
+            "SQLAlchemy."
+        )
+    if not has_dialect(url.get_backend_name(), driver):
+        return no_dialect(url.get_backend_name(), driver)
+    return None
+
+
 def _require_driver(url: URL, backend: Backend) -> None:
     """The tool itself connects with a sync sibling of an async driver; env.py will use the async
     one: make sure it (and greenlet) can be imported now, not after the lock and the journal."""
-    dialect = url.get_dialect()
+    from sqlalchemy.exc import NoSuchModuleError
+
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        error = _dialect_missing(url)
+        if error is None:
+            raise
+        raise error from None
     try:
         load = getattr(dialect, "import_dbapi", None) or dialect.dbapi
         load()
