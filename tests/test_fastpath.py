@@ -239,7 +239,8 @@ def test_declines_when_a_revision_computes_its_id(sqlite_db, make_project, cache
     assert sqlite_db.versions() == ["a4_extra"]
 
 
-def test_declines_when_depends_on_is_used(sqlite_db, make_project, cache_env):
+def test_answers_when_depends_on_names_an_ancestor(sqlite_db, make_project, cache_env):
+    """depends_on is read (tests/test_fastpath_depends_on.py: the rule for the heads it merges)."""
     project = make_project("sync")
     at_head_with_journal(project, sqlite_db, cache_env)
     add_revision(project, "a4_depends", """
@@ -250,7 +251,9 @@ def test_declines_when_depends_on_is_used(sqlite_db, make_project, cache_env):
     code, report = upgrade_json(project, sqlite_db.url, env=cache_env)
     assert code == 0 and report["outcome"] == "applied" and sqlite_db.versions() == ["a4_depends"]
     code, report = upgrade_json(project, sqlite_db.url, env=cache_env)
-    assert code == 0 and report["fast_path"] is False and report["outcome"] == "noop", report
+    assert code == 0 and report["fast_path"] is True and report["outcome"] == "noop", report
+    code, report = upgrade_json(project, sqlite_db.url, "--no-fast-path", env=cache_env)
+    assert code == 0 and report["outcome"] == "noop" and sqlite_db.versions() == ["a4_depends"], report
 
 
 def test_declines_two_heads_when_the_target_is_head(sqlite_db, make_project, cache_env):
@@ -337,7 +340,7 @@ def downgrade() -> None:
     [("'0f0e0d0c0b0a'", ("0f0e0d0c0b0a",)), ("None", ()), ("('aa', 'bb')", ("aa", "bb"))],
 )
 def test_a_rendered_revision_file_is_read_statically(down, downs):
-    assert revision_of(RENDERED.format(down=down).encode()) == ("1a2b3c4d5e6f", downs)
+    assert revision_of(RENDERED.format(down=down).encode()) == ("1a2b3c4d5e6f", downs, ())
 
 
 @pytest.mark.parametrize(
@@ -361,7 +364,8 @@ def test_a_rendered_revision_file_is_read_statically(down, downs):
         'del revision',
         '@upgrade\ndef later():\n    pass',
         'branch_labels = ("label",)',
-        'depends_on = "aa"',
+        'depends_on = ["aa", 1]',
+        'depends_on = ("0f0e0d0c0b0a",)',  # also its down revision: alembic dedupes, the proof declines
     ],
 )
 def test_a_revision_file_that_may_rebind_its_identity_is_not_read(tail):

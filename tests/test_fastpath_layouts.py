@@ -237,7 +237,8 @@ def alembic_graph(ini: Path) -> dict[str, tuple[str, ...]] | Exception:
 
 def fast_graph(ini: Path) -> dict[str, tuple[str, ...]] | None:
     files = revision_files(read_project(ini))
-    return None if files is None else static_graph(files)
+    graph = None if files is None else static_graph(files)
+    return None if graph is None else graph.down
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))

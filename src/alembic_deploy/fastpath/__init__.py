@@ -16,9 +16,9 @@ full pipeline runs) whenever any part of the proof is missing:
    ``down_revision``, ``branch_labels``, ``depends_on``) must be bound exactly once, by a
    top-level assignment of a literal, and nothing that runs at import time may rebind them: no
    other binding of those names, no star import, no ``globals()``/``exec``/``setattr``-style
-   access, no call into the file's own functions, no module ``__getattr__``. ``depends_on`` and
-   ``branch_labels`` must be empty. The heads follow from that graph, which must be complete and
-   acyclic;
+   access, no call into the file's own functions, no module ``__getattr__``. ``branch_labels``
+   must be empty, ``depends_on`` may name revision ids. The graph must be complete and acyclic
+   through both kinds of edge;
 3. env.py: it must provably migrate the database alembic-deploy connects to, through the default
    version table: every connection it opens comes from ``create_engine``/``engine_from_config``
    (or the async twins) fed by ``sqlalchemy.url`` of its own ``context.config`` section or by
@@ -30,8 +30,11 @@ full pipeline runs) whenever any part of the proof is missing:
    file quotes (most likely as its ``down_revision``: the database is behind), declines before
    any revision file is parsed. It is read without SQLAlchemy: through the DBAPI driver env.py's
    URL names, which must be installed (env.py would fail without it), or for PostgreSQL through libpq itself
-   (:mod:`alembic_deploy.libpq`). Its ``alembic_version`` rows must equal the heads exactly, the
-   journal table must exist (the no-op row goes there) and hold nothing the full path's recovery
+   (:mod:`alembic_deploy.libpq`). Its ``alembic_version`` rows must equal exactly what ``upgrade``
+   leaves there for the target: the heads no other revision names as its down revision or in its
+   ``depends_on`` (Alembic's ``get_heads(consider_depends_on=True)``; a head another head depends
+   on is merged away), and for ``head`` there must be one head by ``down_revision`` alone (else
+   Alembic fails with "multiple heads"). The journal table must exist (the no-op row goes there) and hold nothing the full path's recovery
    (steps/recovery.py) would act on: no ``running`` row (a crashed run, which the full path
    reports), and no partly applied revision in the newest row with statement progress (which
    the full path refuses with exit 8 even when the version table is at the heads: a revision
@@ -68,7 +71,7 @@ from ..secrets import mask_url
 from ..signals import InterruptState, SignalInterrupt
 from .direct import DEFAULT_VERSION_TABLE, DirectConnection, plain_identifier
 from .env_py import env_py_is_plain
-from .revisions import heads_of, quoted_elsewhere, revision_files, revision_of, static_graph
+from .revisions import quoted_elsewhere, revision_files, revision_of, static_graph
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -149,13 +152,14 @@ def _prove(
     if files is None or quoted_elsewhere(files, current):
         return False  # most likely a newer revision names it: behind, so no need to parse
     graph = static_graph(files)
-    heads = heads_of(graph) if graph else None
-    if not heads or (target == "head" and len(heads) != 1) or sorted(current) != sorted(heads):
+    if graph is None or (target == "head" and len(graph.heads()) != 1):
+        return False
+    if sorted(current) != sorted(graph.effective_heads()):
         return False
     # A crashed run, or one that left a revision partly applied: the full path reports it or
     # refuses (exit 8), whatever the version table says.
     journal = db.journal_state(settings.journal_table)
-    if journal is None or journal.needs_recovery(graph):
+    if journal is None or journal.needs_recovery(graph.down):
         return False
     at = tuple(sorted(current))
     proven = {"outcome": "noop", "fast_path": True, "from_revisions": at, "to_revisions": at,

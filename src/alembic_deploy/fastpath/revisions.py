@@ -12,6 +12,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,30 @@ _DYNAMIC_NAMES = frozenset(
 _DYNAMIC_ATTRS = frozenset({"__dict__", "modules", "f_globals", "f_locals", "__setattr__", "__delattr__"})
 
 Graph = dict[str, tuple[str, ...]]
+#: What :func:`revision_of` reads from one file: (revision, down revisions, depends_on).
+Entry = tuple[str, tuple[str, ...], tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class RevisionGraph:
+    """The revisions as Alembic loads them: ``down`` their ``down_revision``, ``depends_on`` the
+    revisions each one needs without merging them (ids only: with no ``branch_labels`` anywhere,
+    Alembic's ``RevisionMap._add_depends_on`` resolves a name by the exact id or fails)."""
+
+    down: Graph
+    depends_on: Graph
+
+    def heads(self) -> tuple[str, ...]:
+        """Alembic's ``RevisionMap.heads`` (``get_heads()``): no revision names it as its down
+        revision. ``upgrade head`` fails unless there is exactly one."""
+        return heads_of(self.down)
+
+    def effective_heads(self) -> tuple[str, ...]:
+        """Alembic's ``RevisionMap._real_heads`` (``get_heads(consider_depends_on=True)``): no
+        revision names it as its down revision *or* in its ``depends_on``. ``upgrade heads``
+        targets these, and they are what it leaves in the version table: a head another head
+        depends on is merged away (``HeadMaintainer``: the dependent's step deletes its row)."""
+        return heads_of({rev: (*downs, *self.depends_on[rev]) for rev, downs in self.down.items()})
 
 
 Sources = dict[Path, dict[str, bytes]]
@@ -112,21 +137,23 @@ def quoted_elsewhere(files: Sources, revisions: list[str]) -> bool:
     return False
 
 
-def static_graph(files: Sources) -> Graph | None:
-    """``{revision: down revisions}`` as Alembic would load it from these files (complete and
-    acyclic), or None when it cannot be proven."""
-    revisions: Graph = {}
+def static_graph(files: Sources) -> RevisionGraph | None:
+    """The revision graph Alembic would load from these files (complete and acyclic through
+    ``down_revision`` and ``depends_on`` alike), or None when it cannot be proven."""
+    down: Graph = {}
+    depends: Graph = {}
     for folder, sources in files.items():
         graph = folder_graph(folder, sources)
         if graph is None:
             return None
-        for rev, downs in graph.items():
-            if rev in revisions:
+        for rev, downs, needs in graph:
+            if rev in down:
                 return None
-            revisions[rev] = downs
-    if not revisions or not _is_complete_dag(revisions):
+            down[rev], depends[rev] = downs, needs
+    # Alembic follows both kinds of edge: a missing target or a cycle through either fails it.
+    if not down or not _is_complete_dag({rev: (*downs, *depends[rev]) for rev, downs in down.items()}):
         return None
-    return revisions
+    return RevisionGraph(down, depends)
 
 
 def heads_of(graph: Graph) -> tuple[str, ...]:
@@ -157,11 +184,11 @@ def _is_complete_dag(revisions: Graph) -> bool:
     return seen == len(revisions)
 
 
-def folder_graph(folder: Path, sources: dict[str, bytes]) -> Graph | None:
-    """``{revision: down_revisions}`` of one folder's files; None to decline. Parsing each file
+def folder_graph(folder: Path, sources: dict[str, bytes]) -> list[Entry] | None:
+    """:func:`revision_of` of each of one folder's files; None to decline. Parsing each file
     is skipped when the folder's cache has a result for its exact content."""
     cache = _GraphCache(folder)
-    graph: Graph = {}
+    graph: list[Entry] = []
     for name, source in sources.items():
         digest = hashlib.blake2b(source, digest_size=16).hexdigest()
         found = cache.get(name, digest)
@@ -170,16 +197,14 @@ def folder_graph(folder: Path, sources: dict[str, bytes]) -> Graph | None:
             if found is None:
                 return None
             cache.put(name, digest, found)
-        rev, downs = found
-        if rev in graph:
-            return None
-        graph[rev] = downs
+        graph.append(found)
     cache.save(keep=sources)
     return graph
 
 
-def revision_of(source: bytes) -> tuple[str, tuple[str, ...]] | None:
-    """(revision, down revisions) that importing ``source`` provably gives Alembic, or None.
+def revision_of(source: bytes) -> Entry | None:
+    """(revision, down revisions, depends_on) that importing ``source`` provably gives Alembic,
+    or None.
 
     Only code that runs at import time can change what Alembic reads, so only that code is
     examined: every top-level statement except the bodies of top-level functions, which run
@@ -221,18 +246,27 @@ def revision_of(source: bytes) -> tuple[str, tuple[str, ...]] | None:
     return _graph_entry(literals)
 
 
-def _graph_entry(literals: dict[str, Any]) -> tuple[str, tuple[str, ...]] | None:
-    rev, down = literals.get("revision"), literals.get("down_revision", ...)
-    if not isinstance(rev, str) or not rev or down is ...:
+def _graph_entry(literals: dict[str, Any]) -> Entry | None:
+    rev = literals.get("revision")
+    if not isinstance(rev, str) or not rev or "down_revision" not in literals:
         return None  # alembic falls back to the file name, or fails on a missing down_revision
-    if literals.get("depends_on") or literals.get("branch_labels"):
-        return None
-    if down is None:
-        return rev, ()
-    if isinstance(down, str):
-        return rev, (down,)
-    if isinstance(down, (tuple, list)) and all(isinstance(d, str) and d for d in down):
-        return rev, tuple(down)
+    if literals.get("branch_labels"):
+        return None  # a label may name a dependency, or a branch a target is filtered by
+    downs, needs = _ids(literals["down_revision"]), _ids(literals.get("depends_on"))
+    if downs is None or needs is None or len({*downs, *needs}) != len(downs) + len(needs):
+        return None  # repeated or overlapping ids: alembic dedupes them, the proof does not try
+    return rev, downs, needs
+
+
+def _ids(value: Any) -> tuple[str, ...] | None:
+    """A ``down_revision``/``depends_on`` value as Alembic's ``util.to_tuple`` reads it; None
+    unless every id is a non-empty string."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,) if value else None
+    if isinstance(value, (tuple, list)) and all(isinstance(d, str) and d for d in value):
+        return tuple(value)
     return None
 
 
@@ -292,7 +326,7 @@ _USER_CACHE_KEEP = 32
 class _GraphCache:
     """Per-file results of :func:`revision_of` for one folder, keyed by content digest."""
 
-    _FORMAT = 1
+    _FORMAT = 2  # 2: entries carry depends_on
 
     def __init__(self, folder: Path) -> None:
         self.paths = _cache_paths(folder)
@@ -317,19 +351,21 @@ class _GraphCache:
         files = data.get("files")
         return files if isinstance(files, dict) else None
 
-    def get(self, name: str, digest: str) -> tuple[str, tuple[str, ...]] | None:
+    def get(self, name: str, digest: str) -> Entry | None:
         entry = self.entries.get(name)
         try:
             if entry is not None and entry[0] == digest:
-                rev, downs = entry[1], entry[2]
-                if isinstance(rev, str) and isinstance(downs, list) and all(isinstance(d, str) for d in downs):
-                    return rev, tuple(downs)
+                rev, downs, needs = entry[1], entry[2], entry[3]
+                if isinstance(rev, str) and all(
+                    isinstance(ids, list) and all(isinstance(d, str) for d in ids) for ids in (downs, needs)
+                ):
+                    return rev, tuple(downs), tuple(needs)
         except (IndexError, TypeError):
             pass
         return None
 
-    def put(self, name: str, digest: str, found: tuple[str, tuple[str, ...]]) -> None:
-        self.entries[name] = [digest, found[0], list(found[1])]
+    def put(self, name: str, digest: str, found: Entry) -> None:
+        self.entries[name] = [digest, found[0], list(found[1]), list(found[2])]
         self.dirty = True
 
     def save(self, keep: Iterable[str]) -> None:

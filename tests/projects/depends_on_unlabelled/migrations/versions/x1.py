@@ -1,0 +1,20 @@
+"""a branch of its own that b1 needs
+
+Revision ID: x1
+Revises: None
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "x1"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("t_x1", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade() -> None:
+    op.drop_table("t_x1")
