@@ -3,8 +3,8 @@ through the real ``alembic upgrade X`` command and through ``alembic-deploy upgr
 and off), and the exit class (success or not), the version table and the tables must agree.
 
 The graphs: ``depends_on`` (a revision that needs the head of another branch without merging it),
-``two_heads`` (two branches), ``merged`` (two branches and their merge), ``sync`` (one line); the
-states: empty, part way, at the heads; the targets: heads, head, a revision below the database,
+``two_heads`` (two branches), ``merged`` (two branches and their merge), ``sync`` (one line),
+``generic`` (no revision yet); the states: empty, part way, at the heads; the targets: heads, head, a revision below the database,
 branch labels, ``branch@head``, relative targets, and targets alembic refuses.
 """
 
@@ -38,6 +38,7 @@ FAST_CASES = [
     ("two_heads", ("heads",), "a1_users"),
     ("merged", ("a2_users_email_index", "b2_audit"), "head"),
     ("sync", (), "no_such_revision"),  # both refuse
+    ("generic", (), "head"),  # no revision at all (alembic init): nothing to do
 ]
 SLOW_CASES = [
     ("depends_on", ("x1",), "heads"),
@@ -54,6 +55,7 @@ SLOW_CASES = [
     ("sync", ("a1_users",), "+1"),
     ("sync", ("head",), "a1_users"),
     ("sync", ("head",), "base"),
+    ("generic", (), "heads"),
 ]
 CASES = [pytest.param(*case, id=f"{case[0]}-{'+'.join(case[1]) or 'base'}-{case[2]}") for case in FAST_CASES] + [
     pytest.param(*case, id=f"{case[0]}-{'+'.join(case[1]) or 'base'}-{case[2]}", marks=pytest.mark.slow)

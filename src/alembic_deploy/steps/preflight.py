@@ -21,11 +21,6 @@ def check_heads(project: Project, target: str) -> None:
             "'heads' to upgrade every branch.",
             heads=sorted(heads),
         )
-    if not heads:
-        raise CheckRefused(
-            f"No migration scripts found in {project.config.get_main_option('script_location')}. "
-            "Create one with `alembic revision -m \"...\"`, or check script_location."
-        )
 
 
 def check_current(project: Project, current: tuple[str, ...]) -> None:
