@@ -242,4 +242,7 @@ def adopt(engine: Engine, spare: DirectConnection) -> None:
         return first.hand_over(cparams)
 
     # First: a connect it takes over is not made at all (make_engine's own listener comes after).
-    event.listen(engine, "do_connect", connect, insert=True)
+    try:
+        event.listen(engine, "do_connect", connect, insert=True)
+    except TypeError:  # SQLAlchemy 1.4's dialect events take no insert=: the engine connects itself
+        event.listen(engine, "do_connect", connect)  # and the spare is closed with the deployment
