@@ -195,7 +195,7 @@ class Journal:
         missing = [c.name for c in self.table.columns if c.name not in names]
         ours = {c.name for c in self.table.columns}
         unknown = [str(c["name"]) for c in found if str(c["name"]).lower() not in ours and not c.get("nullable", True)
-                   and c.get("default") is None and not c.get("autoincrement")]
+                   and c.get("default") is None and c.get("autoincrement") is not True]  # 1.4 says "auto" for any
         if not missing and not unknown:
             return
         more = f" and {len(missing) - 4} more" if len(missing) > 5 else ""
