@@ -1,16 +1,21 @@
 """SIGTERM / SIGINT as ECS and a terminal send them: during a long statement, while waiting for the
-migration lock and while waiting for the database. Real processes, real signals, real servers."""
+migration lock, while waiting for the database and while another writer locks a SQLite database.
+Real processes, real signals, real servers."""
 
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from helpers import PG_DRIVER, free_port, run_cli, spawn_cli
 from lockscene import write_revision
+
+from alembic_deploy.backends.sqlite import LOCK_SUFFIX
 
 #: A statement that runs far longer than any test: only a cancel ends it early.
 LONG_STATEMENT = {
@@ -126,3 +131,61 @@ def test_sigterm_while_waiting_for_the_database_exits_9_promptly(tmp_path, make_
     assert proc.returncode == 9, err
     assert took < EXIT_WITHIN_SECONDS, took
     assert "s3cret-pw" not in err and "Traceback" not in err
+
+
+def _writer(path: Path) -> sqlite3.Connection:
+    """Another writer holding the database: BEGIN EXCLUSIVE keeps every other connection out."""
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other_app (id INTEGER)")
+    writer.execute("BEGIN EXCLUSIVE")
+    return writer
+
+
+def _waits_on_the_database(proc: subprocess.Popen, database: Path) -> Callable[[], bool]:
+    """The deploy holds the migration lock (its holder line is in the lock file) and its main
+    thread sleeps in the kernel: SQLite's busy handler, waiting for the writer's lock."""
+    lock_file = database.with_name(database.name + LOCK_SUFFIX)
+    wchan = Path(f"/proc/{proc.pid}/wchan")
+    if not wchan.exists():
+        pytest.skip("needs /proc/<pid>/wchan to see where the process waits")
+
+    def check() -> bool:
+        holder = lock_file.read_text() if lock_file.exists() else ""
+        return f"pid={proc.pid}" in holder and "nanosleep" in wchan.read_text()
+
+    return check
+
+
+def test_sigterm_while_another_writer_locks_the_database_exits_9_before_the_lock_is_released(
+    sqlite_db, make_project, tmp_path,
+):
+    database = tmp_path / "app.db"
+    writer = _writer(database)
+    try:
+        proc = spawn_cli(make_project("sync"), "upgrade", "--no-fast-path", url=sqlite_db.url)
+        _wait_until(_waits_on_the_database(proc, database))
+        _took, err = _stop(proc, signal.SIGTERM)
+        assert writer.in_transaction  # the deploy ended while the writer still held the lock
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert proc.returncode == 9, err
+    assert "Interrupted by SIGTERM" in err and "Traceback" not in err
+    assert not sqlite_db.has_table("users")
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_writer_that_releases_its_lock_lets_the_deploy_migrate(sqlite_db, make_project, tmp_path, fast_path):
+    database = tmp_path / "app.db"
+    writer = _writer(database)
+    try:
+        args = ["upgrade"] if fast_path else ["upgrade", "--no-fast-path"]
+        proc = spawn_cli(make_project("sync"), *args, url=sqlite_db.url)
+        _wait_until(_waits_on_the_database(proc, database))
+        writer.execute("COMMIT")
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        writer.close()
+    assert proc.returncode == 0, err
+    assert sqlite_db.versions() == ["a3_seed"]
+    assert sqlite_db.has_table("other_app")

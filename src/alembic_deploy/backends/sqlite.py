@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
+import importlib
 import json
 import os
 import time
@@ -23,6 +25,15 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 LOCK_SUFFIX = ".alembic-deploy.lock"
+#: How long a statement of the tool's own connections waits for another connection's lock on
+#: the database before "database is locked" fails it.
+BUSY_WAIT_SECONDS = 60.0
+#: The longest single busy wait inside SQLite. SQLite waits in its C busy handler, where no
+#: signal handler runs and sqlite3_interrupt is not looked at, so the wait is cut into slices
+#: this long, retried in Python (:func:`_sliced_connection`) until BUSY_WAIT_SECONDS are spent.
+BUSY_SLICE_SECONDS = 0.5
+#: SQLAlchemy driver name -> the DBAPI module whose connections the tool opens.
+_DBAPI = {"pysqlite": "sqlite3", "pysqlcipher": "sqlcipher3.dbapi2"}
 
 
 def database_path(engine: Engine) -> Path:
@@ -51,9 +62,16 @@ class SQLiteBackend(Backend):
     sync_siblings = ("pysqlite",)
 
     def connect_args(self, driver: str) -> dict[str, Any]:
-        # sqlite3's ``timeout`` is how long a statement waits for another connection's write
-        # lock: the journal and fast-path reads wait for another process's migration commit.
-        return {"timeout": 60} if driver in ("pysqlite", "pysqlcipher") else {}
+        # A statement waits up to BUSY_WAIT_SECONDS for another connection's write lock (the
+        # journal and fast-path reads wait for another process's migration commit), in slices.
+        module = _DBAPI.get(driver)
+        if module is None:
+            return {}
+        try:
+            factory = _sliced_connection(module)
+        except ImportError:  # the dialect reports the missing driver in its own words
+            return {"timeout": BUSY_WAIT_SECONDS}
+        return {"timeout": BUSY_SLICE_SECONDS, "factory": factory}
 
     def is_transient(self, exc: BaseException) -> bool:
         return "database is locked" in str(exc).lower()
@@ -90,6 +108,9 @@ class SQLiteBackend(Backend):
         import inspect
 
         raw = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+        stop = getattr(raw, "stop_waiting", None)
+        if stop is not None:  # a busy wait ignores sqlite3_interrupt: it must not start again
+            stop()
         interrupt = getattr(raw, "interrupt", None)
         if interrupt is None:
             return
@@ -151,6 +172,62 @@ class SQLiteBackend(Backend):
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+@functools.lru_cache(maxsize=None)
+def _sliced_connection(module_name: str) -> type:
+    """A ``Connection`` class of DBAPI module ``module_name`` (given to its ``connect`` as
+    ``factory``) whose statements and commits wait for a locked database in Python.
+
+    Each attempt waits at most the connection's busy timeout (BUSY_SLICE_SECONDS) inside SQLite;
+    a pending signal's handler runs between two attempts. Only an attempt that failed with
+    SQLITE_BUSY after its busy handler waited is made again, which is what a longer busy timeout
+    would have done: the statement that got no lock changed nothing (SQLite undoes a statement
+    that fails), and a COMMIT that got SQLITE_BUSY is meant to be retried. SQLITE_BUSY returned
+    at once (SQLite skips the busy handler where waiting would deadlock) fails at once, as before.
+    """
+    module = importlib.import_module(module_name)
+
+    def patient(connection: Any, call: Callable[..., Any], *args: Any) -> Any:
+        started = time.monotonic()
+        while True:
+            attempt = time.monotonic()
+            try:
+                return call(*args)
+            except module.OperationalError as exc:
+                now = time.monotonic()
+                if (not _is_busy(exc) or now - attempt < BUSY_SLICE_SECONDS / 2
+                        or now - started >= BUSY_WAIT_SECONDS or connection.stopped):
+                    raise
+
+    class Cursor(module.Cursor):  # type: ignore[name-defined,misc]
+        def execute(self, *args: Any) -> Any:
+            return patient(self.connection, super().execute, *args)
+
+        def executemany(self, *args: Any) -> Any:
+            return patient(self.connection, super().executemany, *args)
+
+    class Connection(module.Connection):  # type: ignore[name-defined,misc]
+        #: Set by a signal's cancel (:meth:`SQLiteBackend.cancel`): a busy wait ends at its slice.
+        stopped = False
+
+        def cursor(self, factory: Any = None) -> Any:
+            return super().cursor(factory or Cursor)
+
+        def commit(self) -> None:
+            patient(self, super().commit)
+
+        def stop_waiting(self) -> None:
+            self.stopped = True
+
+    return Connection
+
+
+def _is_busy(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if isinstance(code, int):
+        return code & 0xFF == 5  # SQLITE_BUSY and its extended codes
+    return "database is locked" in str(exc).lower()
 
 
 def _open_lock(path: Path, database: Path) -> tuple[int, bool]:
