@@ -214,6 +214,13 @@ def _sliced_connection(module_name: str) -> type:
         def cursor(self, factory: Any = None) -> Any:
             return super().cursor(factory or Cursor)
 
+        # The C shortcuts would make a plain cursor.
+        def execute(self, *args: Any) -> Any:
+            return self.cursor().execute(*args)
+
+        def executemany(self, *args: Any) -> Any:
+            return self.cursor().executemany(*args)
+
         def commit(self) -> None:
             patient(self, super().commit)
 
