@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import textwrap
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import alembic
 import pytest
 from helpers import run_cli
 from scenarios import PROJECTS
 
+from alembic_deploy.compat import release
 from alembic_deploy.fastpath.revisions import revision_files, static_graph
 from alembic_deploy.project import read_project
 
@@ -255,7 +258,9 @@ def test_where_the_fast_path_answers_it_finds_alembics_revisions(tmp_path, monke
         assert not isinstance(expected, Exception), f"alembic fails here ({expected!r}), the fast path answered"
         assert {rev: tuple(sorted(d)) for rev, d in found.items()} == {
             rev: tuple(sorted(d)) for rev, d in expected.items()}
-    assert (found is not None) is answers, (found, expected)
+    if release(alembic.__version__) >= (1, 16) or not re.search(r"^path_separator", ini.read_text(), re.M):
+        # Before 1.16 alembic ignores path_separator: it finds other folders, and so does the fast path.
+        assert (found is not None) is answers, (found, expected)
     # Again, from the cache the first pass wrote: the same answer.
     assert fast_graph(ini) == found
 

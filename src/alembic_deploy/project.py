@@ -2,9 +2,10 @@
 
 Interpolation matches Alembic's ``Config``: a ``ConfigParser`` with ``%(here)s`` set to the ini's
 folder, so ``%%`` and ``%(here)s`` mean the same here as in ``alembic upgrade``. Where the
-versions folders are is worked out the way ``ScriptDirectory.from_config`` does it (alembic 1.16+:
-``path_separator``, the legacy space/comma split, package resources); anything this module does
-not mirror exactly is named in :attr:`ProjectConfig.unsupported`, and the fast path then declines.
+versions folders are is worked out the way the installed Alembic's ``ScriptDirectory.from_config``
+does it (``path_separator`` from 1.16, ``version_path_separator``, the legacy space/comma split,
+package resources); anything this module does not mirror exactly is named in
+:attr:`ProjectConfig.unsupported`, and the fast path then declines.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from .errors import ConfigError
 
 # Alembic's Config._get_file_separator_char, and its legacy split when no separator is set.
 _SEPARATORS = {"space": " ", "newline": "\n", "os": os.pathsep, ":": ":", ";": ";"}
+_SEPARATORS_BEFORE_1_16 = {k: v for k, v in _SEPARATORS.items() if k != "newline"}
+_PATH_SEPARATOR_SINCE = (1, 16)
 _LEGACY_SPLIT = re.compile(r", *|(?: +)")
 
 
@@ -111,13 +114,21 @@ def _plain_path(location: str) -> Path | None:
 
 
 def _split_locations(raw: str, opts: dict[str, str]) -> list[str] | None:
-    """Alembic's Config.get_version_locations_list; None where alembic would raise."""
-    for name in ("path_separator", "version_path_separator"):
+    """The installed Alembic's version-locations list; None where it would raise, or where its
+    release is not known (``path_separator`` came with 1.16: before it only
+    ``version_path_separator`` is read, and the parts are not stripped)."""
+    from .compat import installed_version, release
+
+    version = installed_version("alembic")
+    if version is None:
+        return None
+    modern = release(version) >= _PATH_SEPARATOR_SINCE
+    for name in ("path_separator", "version_path_separator") if modern else ("version_path_separator",):
         if name in opts:
-            sep = _SEPARATORS.get(opts[name])
+            sep = (_SEPARATORS if modern else _SEPARATORS_BEFORE_1_16).get(opts[name])
             if sep is None:
                 return None
-            return [x.strip() for x in raw.split(sep) if x]
+            return [x.strip() if modern else x for x in raw.split(sep) if x]
     return _LEGACY_SPLIT.split(raw)
 
 
