@@ -150,3 +150,51 @@ def test_an_interrupted_revision_is_journaled_as_interrupted():
         {"revision": "a1", "down_revisions": [], "description": "first", "duration": 0.5, "status": "applied"},
         {"revision": "a2", "down_revisions": ["a1"], "description": "second", "duration": 0.25, "status": "interrupted"},
     ]
+
+
+def test_a_run_of_many_revisions_is_journaled_within_the_column_a_journal_may_have(mysql_db, make_project):
+    """MySQL's TEXT holds 65,535 bytes, and a journal made by an earlier release keeps that type: a
+    run that applied more than it can list whole must still journal its outcome (it exited 1 after
+    migrating), keeping the newest entries whole and where it began in ``from_revisions``."""
+    from test_json_output import checked
+
+    from alembic_deploy.journal import REVISIONS_BUDGET
+
+    project = make_project("generic")
+    versions = project / "migrations" / "versions"
+    versions.mkdir(exist_ok=True)
+    count, down = 200, None
+    for i in range(count):
+        (versions / f"r{i:03d}.py").write_text(
+            f'"""{"a long description of what this revision does " * 8}"""\n'
+            f"revision = 'r{i:03d}'\ndown_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n\n"
+            "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n"
+        )
+        down = f"r{i:03d}"
+    run = run_cli(project, "upgrade", url=mysql_db.url)
+    assert run.returncode == 0, run.output
+    assert mysql_db.versions() == [f"r{count - 1:03d}"]
+    [(text,)] = mysql_db.rows("SELECT revisions FROM alembic_deploy_history WHERE outcome = 'applied'")
+    assert len(text.encode()) <= REVISIONS_BUDGET
+    [deploy] = checked(run_cli(project, "history", "--json", url=mysql_db.url).stdout, "history", 0)["deploys"]
+    kept = deploy["revisions"]
+    assert [e["revision"] for e in kept] == [f"r{i:03d}" for i in range(count - len(kept), count)]
+    assert kept[-1]["description"].startswith("a long description") and kept[-1]["down_revisions"] == [f"r{count - 2:03d}"]
+    assert deploy["from_revisions"] == [] and deploy["to_revisions"] == [f"r{count - 1:03d}"]
+
+
+def test_the_revisions_column_keeps_the_newest_entries_whole_and_the_failed_one_last():
+    from alembic_deploy.journal import REVISIONS_BUDGET, revisions_json
+
+    report = DeployReport("upgrade", outcome="failed")
+    for i in range(3000):
+        report.applied.append(RevisionResult(f"r{i}", (f"r{i - 1}",), "x" * 40, 1.0, 0.5))
+    report.failed_revision = FailedRevision("bad", ("r2999",), "the failing one", 1.5, 0.25)
+    text = revisions_json(report)
+    assert len(text.encode()) <= REVISIONS_BUDGET
+    kept = __import__("json").loads(text)
+    assert kept[-1] == {"revision": "bad", "down_revisions": ["r2999"], "description": "the failing one",
+                        "duration": 0.25, "status": "failed"}
+    assert kept[-2]["description"] == "x" * 40 and kept[0]["description"] == ""
+    ids = [e["revision"] for e in kept[:-1]]
+    assert ids == [f"r{i}" for i in range(3000 - len(ids), 3000)]

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import (
     VARBINARY,
@@ -118,6 +118,34 @@ def journal_revisions(report: DeployReport) -> list[dict[str, Any]]:
             "status": "interrupted" if report.outcome == "interrupted" else "failed",
         })
     return entries
+
+
+#: Bytes the ``revisions`` column holds on every backend: MySQL's TEXT takes 65,535, and a journal
+#: made by an earlier release keeps that type, so a larger value would fail the run after it migrated.
+REVISIONS_BUDGET: Final = 60_000
+
+
+def revisions_json(report: DeployReport) -> str:
+    """:func:`journal_revisions` as the column's JSON, within :data:`REVISIONS_BUDGET`: when a run
+    applied too many revisions to list whole, the newest entries (the failed one included) stay
+    whole, older ones keep only their id, duration and status (an empty description), and the
+    oldest are left out; ``from_revisions`` and ``to_revisions`` still say where the run began."""
+    entries = journal_revisions(report)
+    text = json.dumps(entries)
+    if len(text.encode()) <= REVISIONS_BUDGET:
+        return text
+    kept: list[dict[str, Any]] = []
+    size = 2  # the list's brackets
+    for entry in reversed(entries):
+        if size > REVISIONS_BUDGET // 2:
+            entry = {"revision": entry["revision"], "description": "", "duration": entry["duration"],
+                     "status": entry["status"]}
+        cost = len(json.dumps(entry).encode()) + 2  # and its ", "
+        if size + cost > REVISIONS_BUDGET:
+            break
+        kept.append(entry)
+        size += cost
+    return json.dumps(kept[::-1])
 
 
 class Journal:
@@ -369,7 +397,7 @@ class Journal:
             "duration_seconds": round(finished - report.started_at, 4),
             "outcome": report.outcome,
             **revision_columns(report),
-            "revisions": json.dumps(journal_revisions(report)),
+            "revisions": revisions_json(report),
             "error": scrub(report.error["message"])[:4000] if report.error else None,
             "lock_wait_seconds": report.lock_wait_seconds,
         }
