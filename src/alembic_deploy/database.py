@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from .backends import Backend, for_dialect
+from .backends.base import importable
 from .errors import ConfigError
 from .secrets import mask_url, register, register_url
 
@@ -136,18 +137,10 @@ def missing_module(exc: BaseException) -> str | None:
         if isinstance(current, (ImportError, ValueError)) and "greenlet" in str(current):
             return "greenlet"
         if (isinstance(current, ImportError) and (current.name or "").startswith("sqlalchemy.ext.asyncio")
-                and not _importable("greenlet")):
+                and not importable("greenlet")):
             return "greenlet"
         current = current.__cause__ or current.__context__
     return None
-
-
-def _importable(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
 
 
 def missing_driver(exc: BaseException, what: str, backend: Backend | None = None) -> ConfigError | None:

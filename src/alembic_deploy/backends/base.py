@@ -112,7 +112,7 @@ class Backend:
         from ..compat import has_dialect
 
         for sibling in self.sync_siblings:
-            if has_dialect(self.name, sibling) and _importable(self.drivers[sibling].module):
+            if has_dialect(self.name, sibling) and importable(self.drivers[sibling].module):
                 return sibling
         from ..database import DRIVER_PACKAGES
         from ..errors import ConfigError
@@ -366,7 +366,8 @@ def raw_query(dbapi_connection: Any, sql: str) -> list[Any]:
         cursor.close()
 
 
-def _importable(module: str) -> bool:
+def importable(module: str) -> bool:
+    """``module`` imports (installed, and loads: a broken C extension does not)."""
     import importlib
 
     try:
