@@ -30,11 +30,13 @@ MINIMUM: Final = {"sqlalchemy": ((1, 4, 29), "SQLAlchemy"), "alembic": ((1, 13, 
 _VERSION_LINE = re.compile(rb"""^__version__\s*=\s*["']([^"']+)["']""", re.MULTILINE)
 
 
+@functools.cache
 def installed_version(package: str) -> str | None:
     """The installed release of ``package``, without importing it; None when it is not installed.
 
     Read from the ``__version__`` line of its ``__init__.py`` (SQLAlchemy and Alembic both keep one
     there): this runs on the fast path, where importing ``importlib.metadata`` alone costs ~25 ms.
+    Once per process: the CLI, the fast path and the full path each check the releases.
     ``importlib.metadata`` answers when the source does not say (a sourceless install).
     """
     import importlib.util
