@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-minimum test-sqla14 test-sqla20 bench clean
+.PHONY: demo lint test test-minimum test-sqla14 test-sqla20 bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.core
 	$(BIN)/alembic-deploy demo
+
+# The lint gate: ruff on all Python, mypy --strict on src/ (settings in pyproject.toml).
+lint: $(VENV)/.test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src
 
 test: $(VENV)/.test
 	$(BIN)/pytest $(PYTEST_ARGS)
