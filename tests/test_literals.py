@@ -16,7 +16,7 @@ from test_repair_safety import write_revision
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from alembic_deploy.secrets import SQLLiterals, mask_literals
+from alembic_deploy.masking import SQLLiterals, mask_literals
 from alembic_deploy.steps.progress import Progress, RevisionProgress, fingerprint, literal_syntax, record
 
 MYSQL, POSTGRESQL, SQLITE = (literal_syntax(b) for b in ("mysql", "postgresql", "sqlite"))

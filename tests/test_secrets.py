@@ -1,4 +1,4 @@
-"""secrets: every password is masked or scrubbed before anything is shown."""
+"""masking: every password is masked or scrubbed before anything is shown."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from alembic_deploy.secrets import mask_url, register, register_url, scrub
+from alembic_deploy.masking import mask_url, register, register_url, scrub
 
 
 def _secret(prefix: str = "s3cr3t") -> str:

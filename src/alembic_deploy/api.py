@@ -3,7 +3,7 @@
 
 The upgrade pipeline, one step module each::
 
-    resolve settings -> credentials -> [fast no-op path] -> wait for the database
+    resolve settings -> database URL -> [fast no-op path] -> wait for the database
     -> [health gate] -> preflight -> migration lock -> journal 'running' -> upgrade (env.py)
     -> verify -> journal outcome -> metrics
 """
@@ -19,7 +19,7 @@ from .errors import AlembicDeployError, CheckRefused, ConfigError, Interrupted, 
 from .heap import RunHeap
 from .project import ProjectConfig, read_project
 from .report import DeployReport, FailedRevision, RevisionResult
-from .secrets import mask_url, scrub, scrub_statement
+from .masking import mask_url, scrub, scrub_statement
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -82,7 +82,7 @@ class Deployment:
     def open(cls, settings: Settings, echo: Echo | None = None, spare: DirectConnection | None = None) -> Deployment:
         """``spare``: the fast path's session, for the engine to take over (:func:`.database.adopt`)."""
         from .compat import require_supported
-        from .credentials import resolve_url
+        from .database_url import resolve_url
         from .database import adopt, make_engine
 
         try:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from .errors import AlembicDeployError, ConfigError, Interrupted
-from .secrets import scrub
+from .masking import scrub
 
 
 #: What a write to a stream that is closed (``2>&-``: Python makes it None), or whose reader is gone

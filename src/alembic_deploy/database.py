@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Final
 from .backends import Backend, for_dialect
 from .backends.base import importable
 from .errors import ConfigError
-from .secrets import mask_url, register, register_url
+from .masking import mask_url, register, register_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine

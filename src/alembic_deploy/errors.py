@@ -14,7 +14,7 @@
 
 Each error carries a one-paragraph message (what happened, what to do) and optional titled
 ``fields`` (revision, blocker, ...) that renderers show beneath it. Messages pass through
-:func:`alembic_deploy.secrets.scrub` before they are shown, so a driver error that echoes a
+:func:`alembic_deploy.masking.scrub` before they are shown, so a driver error that echoes a
 DSN never leaks a password.
 """
 

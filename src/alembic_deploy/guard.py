@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from .errors import CheckRefused, ConfigError, DatabaseUnreachable
-from .secrets import mask_url, scrub
+from .masking import mask_url, scrub
 from .steps.verify import read_revisions
 
 if TYPE_CHECKING:

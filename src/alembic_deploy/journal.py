@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from .provenance import COLUMN_SIZES, journal_row, revision_columns
-from .secrets import scrub
+from .masking import scrub
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from .secrets import scrub
+from .masking import scrub
 
 #: Raised when a field is removed or changes meaning; fields may be added within a version.
 SCHEMA_VERSION: Final = 1

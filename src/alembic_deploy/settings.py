@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from .errors import ConfigError
 from .provenance import COLUMN_SIZES
-from .secrets import mask_url, register_url
+from .masking import mask_url, register_url
 
 ENV_PREFIX = "ALEMBIC_DEPLOY_"
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import retrying
 from ..errors import LockNotAcquired
-from ..secrets import ANY_DIALECT, SQLLiterals
+from ..masking import ANY_DIALECT, SQLLiterals
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine

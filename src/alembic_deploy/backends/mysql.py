@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from ..secrets import SQLLiterals
+from ..masking import SQLLiterals
 from .base import Backend, Driver, raw_query, register
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from ..secrets import SQLLiterals
+from ..masking import SQLLiterals
 from .base import CONNECT_TIMEOUT_SECONDS, Backend, Driver, holder_label, raw_query, register, stable_int64
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..secrets import SQLLiterals
+from ..masking import SQLLiterals
 from .base import Backend, Driver, MigrationLock, holder_label, register
 
 if TYPE_CHECKING:

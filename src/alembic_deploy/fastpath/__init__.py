@@ -67,7 +67,7 @@ from typing import TYPE_CHECKING
 
 from ..compat import require_supported
 from ..project import ProjectConfig, read_project
-from ..secrets import mask_url
+from ..masking import mask_url
 from ..signals import InterruptState, SignalInterrupt
 from .direct import DEFAULT_VERSION_TABLE, DirectConnection, plain_identifier
 from .env_py import env_py_is_plain

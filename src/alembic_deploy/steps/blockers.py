@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..secrets import scrub
+from ..masking import scrub
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ConfigError, HealthCheckFailed
-from ..secrets import mask_url, scrub
+from ..masking import mask_url, scrub
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

@@ -60,7 +60,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ..secrets import ANY_DIALECT, MaskedSQL, SQLLiterals, mask_literals, scrub
+from ..masking import ANY_DIALECT, MaskedSQL, SQLLiterals, mask_literals, scrub
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -140,7 +140,7 @@ def legacy_fingerprint(sql: str) -> str:
 
 def excerpt(sql: str, syntax: SQLLiterals = ANY_DIALECT) -> str:
     """What the journal and messages show of a statement: every literal masked (see
-    :func:`~alembic_deploy.secrets.mask_literals`), comments dropped, known secrets scrubbed, short."""
+    :func:`~alembic_deploy.masking.mask_literals`), comments dropped, known secrets scrubbed, short."""
     return _excerpt(mask_literals(sql.replace("%%", "%"), syntax))
 
 

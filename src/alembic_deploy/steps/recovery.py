@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LockNotAcquired, PartialMigration
-from ..secrets import scrub
+from ..masking import scrub
 from .progress import (
     READ,
     Effect,

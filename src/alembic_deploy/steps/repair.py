@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import CheckRefused, MigrationFailed
 from ..report import RevisionResult
-from ..secrets import scrub_statement
+from ..masking import scrub_statement
 from .progress import (
     READ,
     ProgressTracker,

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import retrying
 from ..errors import AlembicDeployError, ConfigError, DatabaseUnreachable, MigrationFailed
-from ..secrets import scrub
+from ..masking import scrub
 from .blockers import BlockerWatch, describe_blockers
 
 if TYPE_CHECKING:

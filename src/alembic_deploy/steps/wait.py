@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .. import retrying
 from ..errors import ConfigError, DatabaseUnreachable
-from ..secrets import mask_url, scrub
+from ..masking import mask_url, scrub
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError
-from .secrets import register_url
+from .masking import register_url
 
 if TYPE_CHECKING:
     from .project import ProjectConfig

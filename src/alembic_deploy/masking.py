@@ -1,5 +1,6 @@
-"""Keep credentials out of every output: URLs are rendered masked, and any text the tool shows
-(errors from drivers included, which often echo the DSN) is scrubbed of known secrets."""
+"""Keep credentials and SQL literals out of every output: URLs are rendered masked, any text the
+tool shows (errors from drivers included, which often echo the DSN) is scrubbed of known secrets,
+and the literals of SQL statements kept for the journal are masked."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def _literal_scanner(string_quotes: str, backslash: bool, hash_comments: bool) -
     comments = "|".join([_LINE_COMMENT, _BLOCK_COMMENT] + ([_HASH_COMMENT] if hash_comments else []))
     return re.compile(
         rf"(?P<c>{comments})|(?P<k>{identifiers})|(?P<s>{_DOLLAR}|{_E_STRING}|{strings})|(?P<h>{_HEX_OR_BIT})",
-        re.S,
+        re.DOTALL,
     )
 
 
