@@ -16,7 +16,7 @@ import pytest
 from helpers import run_cli
 
 from alembic_deploy.fastpath.revisions import revision_files, static_graph
-from alembic_deploy.project import read_project
+from alembic_deploy.project import read_ini
 
 # Hand-written graphs: {revision: (down revisions, depends_on)}; no branch labels (those decline).
 GRAPHS = {
@@ -63,7 +63,7 @@ def test_the_fast_path_answers_only_where_alembic_upgrade_heads_does_nothing(tmp
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     ini = _write(tmp_path / "project", GRAPHS[name])
     script = _alembic(ini)
-    graph = static_graph(revision_files(read_project(ini)))
+    graph = static_graph(revision_files(read_ini(ini)))
     assert graph is not None
     assert sorted(graph.heads()) == sorted(script.get_heads())
     assert sorted(graph.effective_heads()) == sorted(script.revision_map._real_heads)
@@ -118,7 +118,7 @@ def test_generated_graphs_the_fast_paths_heads_are_alembics(tmp_path, monkeypatc
         rest = [r for r in ids[:i] if r not in downs]
         graph[rev] = (downs, tuple(rng.sample(rest, min(len(rest), rng.choice([0, 0, 1, 2])))))
     ini = _write(tmp_path / "project", graph)
-    found = static_graph(revision_files(read_project(ini)))
+    found = static_graph(revision_files(read_ini(ini)))
     try:
         script = _alembic(ini)
         expected = (script.get_heads(), script.revision_map._real_heads)

@@ -22,7 +22,7 @@ from scenarios import PROJECTS
 
 from alembic_deploy.compat import release
 from alembic_deploy.fastpath.revisions import revision_files, static_graph
-from alembic_deploy.project import read_project
+from alembic_deploy.project import read_ini
 
 INI = """\
 [alembic]
@@ -239,7 +239,7 @@ def alembic_graph(ini: Path) -> dict[str, tuple[str, ...]] | Exception:
 
 
 def fast_graph(ini: Path) -> dict[str, tuple[str, ...]] | None:
-    files = revision_files(read_project(ini))
+    files = revision_files(read_ini(ini))
     graph = None if files is None else static_graph(files)
     return None if graph is None else graph.down
 

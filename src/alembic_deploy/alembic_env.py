@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "REVISION_OPTIONS",
     "AlembicError",
-    "Project",
+    "AlembicProject",
     "RevisionNode",
     "RunObserver",
     "open_scripts",
@@ -141,8 +141,9 @@ def _announce_start(step: Any, options: dict[str, Any], on_start: Callable[[str,
 EnvironmentContext._setups[_DeployContext] = EnvironmentContext._setups[EnvironmentContext]
 
 
-class Project:
-    """An Alembic project opened through Alembic: its Config and ScriptDirectory."""
+class AlembicProject:
+    """An Alembic project opened through Alembic: its Config and ScriptDirectory, and env.py runs
+    (:class:`~alembic_deploy.project.ProjectIni` is its ini read as text, without Alembic)."""
 
     def __init__(self, settings: Settings, url: str) -> None:
         ini = settings.config_path

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import AlembicDeployError, CheckRefused, ConfigError, Interrupted, MigrationFailed, PartialMigration
 from .heap import RunHeap
-from .project import ProjectConfig, read_project
+from .project import ProjectIni, read_ini
 from .report import DeployReport, FailedRevision, RevisionResult
 from .masking import mask_url, scrub, scrub_statement
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-    from .alembic_env import Project
+    from .alembic_env import AlembicProject
     from .backends import Backend, MigrationLock
     from .fastpath.direct import DirectConnection
     from .journal import Journal
@@ -68,7 +68,7 @@ class Deployment:
     """What every verb needs once: the project, the URL, the tool's own engine and backend."""
 
     settings: Settings
-    project_config: ProjectConfig
+    ini: ProjectIni
     url: str
     engine: Engine
     backend: Backend
@@ -87,8 +87,8 @@ class Deployment:
 
         try:
             require_supported()
-            project_config = read_project(settings.config_path, settings.name)
-            url = resolve_url(settings, project_config)
+            ini = read_ini(settings.config_path, settings.name)
+            url = resolve_url(settings, ini)
             engine, backend = make_engine(url)
         except BaseException:
             if spare is not None:
@@ -96,7 +96,7 @@ class Deployment:
             raise
         if spare is not None:
             adopt(engine, spare)
-        return cls(settings, project_config, url, engine, backend, shielded(echo), spare)
+        return cls(settings, ini, url, engine, backend, shielded(echo), spare)
 
     @property
     def masked_url(self) -> str:
@@ -121,10 +121,10 @@ class Deployment:
         report.db_wait_seconds = round(seconds, 4)
         report.step("wait", started, f"{attempts} attempt(s)")
 
-    def alembic_project(self) -> Project:
-        from .alembic_env import Project
+    def alembic_project(self) -> AlembicProject:
+        from .alembic_env import AlembicProject
 
-        return Project(self.settings, self.url)
+        return AlembicProject(self.settings, self.url)
 
     def lock(self) -> Any:
         name = self.backend.lock_name(self.engine.url.database, "alembic_version", None)
@@ -321,7 +321,7 @@ class _InFlight:
     revision: str | None = None
     started_at: float = 0.0
 
-    def report_failed(self, project: Project, report: DeployReport) -> str | None:
+    def report_failed(self, project: AlembicProject, report: DeployReport) -> str | None:
         """Put the revision the run ended in into ``report.failed_revision`` (never under
         ``applied``: it was not); returns its id, None when the run ended between revisions."""
         if self.revision is None:
@@ -334,7 +334,7 @@ class _InFlight:
 
 
 def _observer(
-    deployment: Deployment, project: Project, report: DeployReport, lock: MigrationLock, interrupt: Any,
+    deployment: Deployment, project: AlembicProject, report: DeployReport, lock: MigrationLock, interrupt: Any,
     session: MigratingSession, tracker: ProgressTracker, running: _InFlight, journal: Journal,
 ) -> Any:
     from .alembic_env import RunObserver
@@ -401,7 +401,7 @@ def _plan_summary(revisions: list[str], shown: int = 6) -> str:
 
 
 def _migration_error(
-    deployment: Deployment, project: Project, report: DeployReport, interrupt: Any, exc: BaseException,
+    deployment: Deployment, project: AlembicProject, report: DeployReport, interrupt: Any, exc: BaseException,
     tracker: ProgressTracker | None = None, running: _InFlight | None = None,
 ) -> AlembicDeployError:
     from .steps.verify import read_versions
@@ -523,7 +523,7 @@ def repair(settings: Settings, action: str | None = None, echo: Echo | None = No
             deployment.close()
 
 
-def _pending_after(project: Project, report: DeployReport) -> list[str]:
+def _pending_after(project: AlembicProject, report: DeployReport) -> list[str]:
     try:
         return [rev for rev, _ in project.upgrade_steps(report.target, report.from_revisions)]
     except Exception:  # noqa: BLE001

@@ -9,11 +9,11 @@ from .errors import ConfigError
 from .masking import register_url
 
 if TYPE_CHECKING:
-    from .project import ProjectConfig
+    from .project import ProjectIni
     from .settings import Settings
 
 
-def resolve_url(settings: Settings, project: ProjectConfig) -> str:
+def resolve_url(settings: Settings, project: ProjectIni) -> str:
     url = settings.database_url or project.ini_url
     if not url or url.startswith("driver://"):
         raise ConfigError(

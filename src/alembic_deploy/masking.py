@@ -59,15 +59,18 @@ def scrub(text: str) -> str:
     return text
 
 
+_DOTLESS_I: Final = "\u0131"
+
+
 def may_contain(text: str, *words: str) -> bool:
     """Could a case-insensitive pattern (``re.IGNORECASE``) find one of the lower-case ASCII
     ``words`` in ``text``? A cheap test before the regex: False only when none can match
-    (``casefold`` folds the non-ASCII letters such a pattern also matches, "ſ" and "K"; the
-    dotless "ı" it matches to "i" is folded by hand)."""
+    (``casefold`` folds the non-ASCII letters such a pattern also matches, U+017F LONG S and
+    U+212A KELVIN SIGN; the DOTLESS I, U+0131, it matches to "i" is folded by hand)."""
     folded = text.casefold()
-    if "ı" in folded:
-        folded = folded.replace("ı", "i")
-    for word in words:  # a loop, not any(): this runs for every line the tool prints
+    if _DOTLESS_I in folded:
+        folded = folded.replace(_DOTLESS_I, "i")
+    for word in words:  # noqa: SIM110 - a loop, not any(): this runs for every line the tool prints
         if word in folded:
             return True
     return False

@@ -5,7 +5,7 @@ folder, so ``%%`` and ``%(here)s`` mean the same here as in ``alembic upgrade``.
 versions folders are is worked out the way the installed Alembic's ``ScriptDirectory.from_config``
 does it (``path_separator`` from 1.16, ``version_path_separator``, the legacy space/comma split,
 package resources); anything this module does not mirror exactly is named in
-:attr:`ProjectConfig.unsupported`, and the fast path then declines.
+:attr:`ProjectIni.unsupported`, and the fast path then declines.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,10 @@ _LEGACY_SPLIT = re.compile(r", *|(?: +)")
 
 
 @dataclass(frozen=True)
-class ProjectConfig:
+class ProjectIni:
+    """What an Alembic project's ini (and pyproject.toml) says, read as text without Alembic;
+    :class:`~alembic_deploy.alembic_env.AlembicProject` is the same project opened through Alembic."""
+
     ini_path: Path
     section: str
     script_location: str
@@ -42,7 +46,8 @@ class ProjectConfig:
     engine_options: tuple[str, ...] = ()
 
 
-def read_project(ini: Path, section: str = "alembic") -> ProjectConfig:
+def read_ini(ini: Path, section: str = "alembic") -> ProjectIni:
+    """Section ``section`` of ``ini``; ConfigError (exit 2) when it is missing or unreadable."""
     if not ini.is_file():
         raise ConfigError(
             f"No Alembic config at {ini}. Run alembic-deploy in the folder that holds alembic.ini, "
@@ -88,7 +93,7 @@ def read_project(ini: Path, section: str = "alembic") -> ProjectConfig:
             version_dirs = tuple(d for d in dirs if d is not None)
     elif script_dir is not None:
         version_dirs = (script_dir / "versions",)
-    return ProjectConfig(
+    return ProjectIni(
         ini_path=ini,
         section=section,
         script_location=location,
@@ -137,10 +142,10 @@ def _tool_alembic(path: Path) -> dict[str, object] | None:
     when the file cannot be parsed (alembic would fail on it, so it counts as present)."""
     if not path.is_file():
         return None
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # pragma: no cover
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # pragma: no cover
+        import tomli as tomllib
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -66,7 +66,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..compat import require_supported
-from ..project import ProjectConfig, read_project
+from ..project import ProjectIni, read_ini
 from ..masking import mask_url
 from ..signals import InterruptState, SignalInterrupt
 from .direct import DEFAULT_VERSION_TABLE, DirectConnection, plain_identifier
@@ -113,7 +113,7 @@ def _try_noop(
     if target not in ("head", "heads") or settings.x or not plain_identifier(settings.journal_table):
         return False
     require_supported()  # the full path would refuse an unsupported SQLAlchemy or Alembic: so does this
-    project = read_project(settings.config_path, settings.name)
+    project = read_ini(settings.config_path, settings.name)
     url = settings.database_url or project.ini_url
     if not url or project.script_dir is None or project.unsupported or project.sourceless:
         return False
@@ -140,7 +140,7 @@ def _try_noop(
 
 
 def _prove(
-    db: DirectConnection, settings: Settings, target: str, report: DeployReport, project: ProjectConfig, url: str,
+    db: DirectConnection, settings: Settings, target: str, report: DeployReport, project: ProjectIni, url: str,
 ) -> bool:
     """Steps 4, 2 and the journal of the proof, on ``db``; journals the no-op when proven."""
     # The database before the revision files: an empty one (the first deploy, every CI run)

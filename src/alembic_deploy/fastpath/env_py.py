@@ -10,7 +10,7 @@ migrates. Anything it does not know declines. The rules it relies on:
 
 * alembic-deploy sets ``sqlalchemy.url`` of env.py's Config section *and* the ``DATABASE_URL``
   environment variable to the URL it uses (never empty) before env.py runs
-  (:class:`alembic_deploy.alembic_env.Project`), so both, read in any way listed below, are
+  (:class:`alembic_deploy.alembic_env.AlembicProject`), so both, read in any way listed below, are
   that URL, and a default or an ``or`` fallback after them is never used;
 * importing a module is trusted, as plain alembic trusts it (see the trust note of
   :mod:`alembic_deploy.fastpath`), and so is reading an attribute of what it exports (the

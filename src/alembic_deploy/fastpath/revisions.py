@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..project import ProjectConfig
+from ..project import ProjectIni
 
 if TYPE_CHECKING:
     pass
@@ -66,7 +66,7 @@ Sources = dict[Path, dict[str, bytes]]
 _REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
 
 
-def revision_files(project: ProjectConfig) -> Sources | None:
+def revision_files(project: ProjectIni) -> Sources | None:
     """``{versions folder: {path in it: content}}`` of the files Alembic loads; None to decline.
 
     Alembic's ``ScriptDirectory._load_revisions``: each version location that exists is walked

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 from ..errors import CheckRefused
 
 if TYPE_CHECKING:
-    from ..alembic_env import Project
+    from ..alembic_env import AlembicProject
 
 
-def check_heads(project: Project, target: str) -> None:
+def check_heads(project: AlembicProject, target: str) -> None:
     """``head`` with several heads is ambiguous: alembic would refuse too, less clearly."""
     heads = project.heads()
     if target == "head" and len(heads) > 1:
@@ -23,7 +23,7 @@ def check_heads(project: Project, target: str) -> None:
         )
 
 
-def check_current(project: Project, current: tuple[str, ...]) -> None:
+def check_current(project: AlembicProject, current: tuple[str, ...]) -> None:
     """A database revision the scripts do not know means the code is older than the database."""
     unknown = [rev for rev in current if not project.knows(rev)]
     if unknown:

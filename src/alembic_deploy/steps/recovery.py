@@ -54,7 +54,7 @@ from .progress import (
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from ..alembic_env import Project
+    from ..alembic_env import AlembicProject
     from ..api import Deployment
     from ..backends import MigrationLock
     from ..journal import Journal
@@ -67,7 +67,7 @@ SESSION_POLL_SECONDS = 0.1
 
 
 def check(
-    deployment: Deployment, journal: Journal, project: Project, report: DeployReport, lock: MigrationLock,
+    deployment: Deployment, journal: Journal, project: AlembicProject, report: DeployReport, lock: MigrationLock,
 ) -> None:
     """For ``upgrade``: close and report crashed runs, then refuse (exit 8) over a partial revision."""
     partial = recover(deployment, journal, project, report, lock)
@@ -76,7 +76,7 @@ def check(
 
 
 def recover(
-    deployment: Deployment, journal: Journal, project: Project, report: DeployReport, lock: MigrationLock,
+    deployment: Deployment, journal: Journal, project: AlembicProject, report: DeployReport, lock: MigrationLock,
 ) -> Partial | None:
     """Close the rows of crashed runs (reporting each) and return the partly applied revision one
     of them, or a failed run, left behind; None when there is none. Call under the migration lock,
@@ -110,7 +110,7 @@ def recover(
     return partial
 
 
-def find_partial(deployment: Deployment, journal: Journal, project: Project, exclude: int | None) -> Partial | None:
+def find_partial(deployment: Deployment, journal: Journal, project: AlembicProject, exclude: int | None) -> Partial | None:
     """The partly applied revision recorded by the newest run with statement progress, if any.
 
     The newest such run decides: a run starts only after this check passed (or ``repair``
@@ -132,7 +132,7 @@ def find_partial(deployment: Deployment, journal: Journal, project: Project, exc
     return None
 
 
-def describe_unfinished(deployment: Deployment, journal: Journal, project: Project) -> dict[str, Any] | None:
+def describe_unfinished(deployment: Deployment, journal: Journal, project: AlembicProject) -> dict[str, Any] | None:
     """For ``status``: what the journal shows left unfinished, read without the lock and without
     writing anything; None when nothing is.
 
@@ -164,14 +164,14 @@ def describe_unfinished(deployment: Deployment, journal: Journal, project: Proje
     }
 
 
-def describe(project: Project, revision: str) -> str:
+def describe(project: AlembicProject, revision: str) -> str:
     try:
         return project.describe(revision)
     except Exception:  # noqa: BLE001 - a revision the scripts no longer have
         return "not in these migration scripts"
 
 
-def is_applied(project: Project, revision: str, versions: tuple[str, ...]) -> bool:
+def is_applied(project: AlembicProject, revision: str, versions: tuple[str, ...]) -> bool:
     """Is ``revision`` in the version table or an ancestor of what is there?"""
     try:
         return revision not in {rev for rev, _ in project.upgrade_steps(revision, versions)}
@@ -184,7 +184,7 @@ def is_applied(project: Project, revision: str, versions: tuple[str, ...]) -> bo
 class Partial:
     """A revision some of whose statements are durable while the version table does not record it."""
 
-    project: Project
+    project: AlembicProject
     engine: Engine
     row: dict[str, Any]
     progress: Progress
@@ -432,7 +432,7 @@ def _wait_for_session(deployment: Deployment, progress: Progress | None) -> None
             time.sleep(SESSION_POLL_SECONDS)
 
 
-def _crash_summary(deployment: Deployment, project: Project, row: dict[str, Any], partial: Partial | None) -> str:
+def _crash_summary(deployment: Deployment, project: AlembicProject, row: dict[str, Any], partial: Partial | None) -> str:
     progress = _progress(row)
     if progress is None:
         return "before it started applying revisions"
@@ -469,7 +469,7 @@ def _crash_summary(deployment: Deployment, project: Project, row: dict[str, Any]
     return f"while applying revision {current}; nothing of it was kept ({kept}){with_it}"
 
 
-def _steps(project: Project, target: str, versions: tuple[str, ...]) -> list[str]:
+def _steps(project: AlembicProject, target: str, versions: tuple[str, ...]) -> list[str]:
     """The revisions from the database's current ones up to ``target`` ([] if that cannot be told)."""
     try:
         return [rev for rev, _ in project.upgrade_steps(target, versions)]

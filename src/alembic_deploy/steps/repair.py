@@ -48,7 +48,7 @@ from .progress import (
 from .recovery import describe, is_applied, took_effect
 
 if TYPE_CHECKING:
-    from ..alembic_env import Project
+    from ..alembic_env import AlembicProject
     from ..api import Deployment
     from ..journal import Journal
     from ..report import DeployReport
@@ -208,7 +208,7 @@ def describe_plan(partial: Partial, action: str, plan: Plan) -> list[str]:
 
 
 def run(
-    deployment: Deployment, project: Project, journal: Journal, report: DeployReport, partial: Partial | None,
+    deployment: Deployment, project: AlembicProject, journal: Journal, report: DeployReport, partial: Partial | None,
     action: str | None, dry_run: bool = False,
 ) -> None:
     """Carry out ``action`` on ``partial`` (None: only diagnose; ``dry_run``: print the plan and
@@ -362,7 +362,7 @@ def _versions(deployment: Deployment, partial: Partial) -> tuple[str, ...]:
     return read_versions(deployment.engine, progress.version_table, progress.version_table_schema)
 
 
-def _stamp(deployment: Deployment, project: Project, partial: Partial) -> None:
+def _stamp(deployment: Deployment, project: AlembicProject, partial: Partial) -> None:
     """Record the revision as applied through env.py (as ``alembic stamp`` would), only when it is
     the very next step from what the version table says."""
     from ..alembic_env import RunObserver

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from tenacity import Retrying
 
-    from ..alembic_env import Project, RunObserver, RunResult
+    from ..alembic_env import AlembicProject, RunObserver, RunResult
     from ..api import Deployment
     from ..backends import MigrationLock
     from ..report import DeployReport
@@ -149,7 +149,7 @@ class MigratingSession:
     """The migrating connection of one attempt: timeouts at each revision start, statement
     counters, the blocker watch and the server-side cancel for signals."""
 
-    def __init__(self, deployment: Deployment, project: Project, interrupt: InterruptState, attempt: int) -> None:
+    def __init__(self, deployment: Deployment, project: AlembicProject, interrupt: InterruptState, attempt: int) -> None:
         self.deployment = deployment
         self.backend = deployment.backend
         self.project = project
@@ -269,7 +269,7 @@ class _Attempts:
     def __init__(
         self,
         deployment: Deployment,
-        project: Project,
+        project: AlembicProject,
         target: str,
         report: DeployReport,
         lock: MigrationLock,
@@ -463,7 +463,7 @@ class _Attempts:
 
 def run_upgrade(
     deployment: Deployment,
-    project: Project,
+    project: AlembicProject,
     target: str,
     report: DeployReport,
     lock: MigrationLock,

@@ -11,7 +11,7 @@ from ..errors import MigrationFailed
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-    from ..alembic_env import Project, RunResult
+    from ..alembic_env import AlembicProject, RunResult
 
 
 def read_revisions(conn: Connection, version_table: str = "alembic_version", schema: str | None = None) -> tuple[str, ...]:
@@ -44,7 +44,7 @@ def read_versions(
         return read_revisions(conn, version_table, schema)
 
 
-def verify(actual: tuple[str, ...], result: RunResult, project: Project, target: str) -> None:
+def verify(actual: tuple[str, ...], result: RunResult, project: AlembicProject, target: str) -> None:
     """The database must be exactly where alembic says it left it (:attr:`RunResult.heads`):
     whatever alembic computes for the target (a ``depends_on`` revision absorbing the head it
     depends on, nothing at all when the database is already past the target), and nothing else.
