@@ -25,11 +25,14 @@ from __future__ import annotations
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import FrameType
+from typing import TYPE_CHECKING
 
 from .errors import Interrupted
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import FrameType
 
 _HANDLED = (signal.SIGTERM, signal.SIGINT)
 #: While a migration has not unwound after a signal, cancel its statement again this often.

@@ -15,7 +15,6 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,8 +24,11 @@ from ..errors import LockNotAcquired
 from ..masking import ANY_DIALECT, SQLLiterals
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from sqlalchemy.engine import Connection, Engine
     from tenacity import Retrying
+    from tenacity.stop import stop_base
 
 #: Cap on the pause between two lock attempts: a released lock is picked up within this.
 LOCK_POLL_MAX_SECONDS = 0.5
@@ -209,7 +211,9 @@ class Backend:
     #: MEMORY): progress records that need only survive this process go there (journal.py).
     volatile_progress: ClassVar[bool] = False
 
-    def send_query(self, dbapi_connection: Any, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> Callable[[], Any] | None:
+    def send_query(
+        self, dbapi_connection: Any, sql: str, params: tuple[Any, ...] | dict[str, Any]
+    ) -> Callable[[], Any] | None:
         """Send ``sql`` without waiting for the server's reply, and return the function that reads
         it (raising the statement's error); None, having sent nothing, when the driver cannot
         split the two. Until the reply is read, nothing else may use the connection."""
@@ -319,6 +323,7 @@ class Backend:
                 wait_random_exponential,
             )
 
+            stop: stop_base
             if timeout == 0:
                 stop = stop_after_attempt(1)
             elif timeout < 0:

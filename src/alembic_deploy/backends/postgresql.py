@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import text
 
@@ -10,6 +10,8 @@ from ..masking import SQLLiterals
 from .base import CONNECT_TIMEOUT_SECONDS, Backend, Driver, holder_label, raw_query, register, stable_int64
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import Connection, Engine
 
 # SQLSTATEs that mean "wrong", not "not yet": retrying them only hides the problem.
@@ -22,6 +24,13 @@ SQLSTATE_LOCK_NOT_AVAILABLE = "55P03"
 SQLSTATES_REFUSED_WRITE = frozenset({"42501", "25006"})
 #: statement_timeout, pg_cancel_backend and a client cancel.
 SQLSTATE_QUERY_CANCELED = "57014"
+
+#: How a driver's own connection tells its server process id without a query.
+_PID_PROBES: tuple[Callable[[Any], Any], ...] = (
+    lambda c: c.info.backend_pid,  # psycopg 3
+    lambda c: c.get_backend_pid(),  # psycopg2
+    lambda c: c.get_server_pid(),  # asyncpg
+)
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -45,7 +54,7 @@ class PostgreSQLBackend(Backend):
     name = "postgresql"
     literals = SQLLiterals(string_quotes="'", backslash_escapes=False, hash_comments=False)  # "x" is a name
     transactional_ddl = True
-    drivers = {
+    drivers: ClassVar[dict[str, Driver]] = {
         "psycopg": Driver("psycopg", connect_timeout_arg="connect_timeout"),
         "psycopg_async": Driver("psycopg", is_async=True),
         "psycopg2": Driver("psycopg2", connect_timeout_arg="connect_timeout"),
@@ -97,11 +106,7 @@ class PostgreSQLBackend(Backend):
 
     def session_id(self, dbapi_connection: Any) -> Any:
         raw = getattr(dbapi_connection, "driver_connection", dbapi_connection)
-        for probe in (
-            lambda c: c.info.backend_pid,  # psycopg 3
-            lambda c: c.get_backend_pid(),  # psycopg2
-            lambda c: c.get_server_pid(),  # asyncpg
-        ):
+        for probe in _PID_PROBES:
             try:
                 return int(probe(raw))
             except (AttributeError, TypeError):
@@ -133,7 +138,7 @@ class PostgreSQLBackend(Backend):
         if not names:
             return {}
         row = raw_query(dbapi_connection, "SELECT " + ", ".join(f"current_setting('{n}')" for n in names))[0]
-        return {name: str(value) for name, value in zip(names, row)}
+        return {name: str(value) for name, value in zip(names, row, strict=True)}
 
     def write_settings(self, dbapi_connection: Any, values: dict[str, str]) -> None:
         # set_config(..., false) is a plain SELECT every driver can prepare (asyncpg included) and

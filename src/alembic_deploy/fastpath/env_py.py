@@ -36,9 +36,11 @@ subscripted or read an attribute of.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 _URL_ENV = "DATABASE_URL"
 _URL_KEY = "sqlalchemy.url"
@@ -46,7 +48,7 @@ _URL_KEY = "sqlalchemy.url"
 # Kinds. A kind is one of these strings, ("mod", qualified name) for an imported object,
 # ("fn", name)/("coro", name) for a function env.py defines and the coroutine it returns, or
 # ("dict", ((key, kind), ...)) for a dict display whose keys are all string constants.
-Kind = Union[str, tuple]
+Kind: TypeAlias = str | tuple[str, Any]
 CONTEXT, CONFIG, SECTION, SECTION_NAME = "context", "config", "section", "section-name"
 URL, ENGINE, AENGINE, CONN, ACONN, DIALECT = "url", "engine", "async-engine", "conn", "async-conn", "dialect"
 STR, VALUE, LOGGER, PATH, UNKNOWN = "str", "value", "logger", "path", "unknown"
@@ -98,9 +100,9 @@ _SAFE_CALLS: dict[str, Kind] = {
     "pathlib.Path": PATH, "warnings.filterwarnings": VALUE, "warnings.simplefilter": VALUE,
 }
 _SAFE_BUILTINS: dict[str, Kind] = {
-    **{name: VALUE for name in ("bool", "int", "float", "len", "isinstance", "print", "repr", "hasattr",
-                                "Exception", "RuntimeError", "ValueError", "KeyError", "TypeError",
-                                "SystemExit", "NotImplementedError")},
+    **dict.fromkeys(("bool", "int", "float", "len", "isinstance", "print", "repr", "hasattr", "Exception",
+                     "RuntimeError", "ValueError", "KeyError", "TypeError", "SystemExit", "NotImplementedError"),
+                    VALUE),
     "str": STR,
 }
 _BUILTIN_CONSTANTS = {"__file__": STR, "__name__": STR, "__doc__": STR}
@@ -111,16 +113,16 @@ _METHODS: dict[Kind, dict[str, Kind]] = {
     AENGINE: {"dispose": VALUE},
     CONN: {"begin": VALUE, "commit": VALUE, "close": VALUE, "in_transaction": VALUE},
     ACONN: {"begin": VALUE, "commit": VALUE, "close": VALUE, "in_transaction": VALUE},
-    LOGGER: {m: VALUE for m in ("debug", "info", "warning", "warn", "error", "critical", "exception", "log",
-                                "setLevel")},
-    STR: {m: STR for m in ("startswith", "endswith", "lower", "upper", "strip", "format", "replace", "split")},
+    LOGGER: dict.fromkeys(("debug", "info", "warning", "warn", "error", "critical", "exception", "log", "setLevel"),
+                          VALUE),
+    STR: dict.fromkeys(("startswith", "endswith", "lower", "upper", "strip", "format", "replace", "split"), STR),
     PATH: {"resolve": PATH, "absolute": PATH, "joinpath": PATH, "exists": VALUE, "is_file": VALUE,
            "is_dir": VALUE},
 }
 _METHODS[URL] = _METHODS[SECTION_NAME] = _METHODS[STR]
 _ATTRIBUTES: dict[Kind, dict[str, Kind]] = {
     CONFIG: {"config_file_name": STR, "config_ini_section": SECTION_NAME, "toml_file_name": STR},
-    CONN: {"dialect": DIALECT}, ACONN: {"dialect": DIALECT}, ENGINE: {"dialect": DIALECT}, AENGINE: {"dialect": DIALECT},
+    **{kind: {"dialect": DIALECT} for kind in (CONN, ACONN, ENGINE, AENGINE)},
     DIALECT: {"name": STR, "driver": STR, "server_version_info": VALUE},
     PATH: {"parent": PATH, "parents": PATH, "name": STR, "stem": STR, "suffix": STR},
 }
@@ -261,11 +263,10 @@ class _EnvChecker:
         elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
             if isinstance(stmt, ast.AnnAssign):
                 self.check_annotation(stmt.annotation)
-            if stmt.value is not None:
-                value = ev(stmt.value)
+            value = ev(stmt.value) if stmt.value is not None else VALUE
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             for target in targets:
-                self.check_target(target, value if stmt.value is not None else VALUE)
+                self.check_target(target, value)
         elif isinstance(stmt, ast.AugAssign):
             # `section |= {...}` changes the dict in place, under every name it has.
             if not isinstance(stmt.target, ast.Name) or ev(stmt.target) not in _PLAIN:
@@ -348,7 +349,7 @@ class _EnvChecker:
     # -- kinds of expressions ----------------------------------------------------------------
     strict = False
 
-    def kind(self, node: ast.expr) -> Kind:  # noqa: C901, PLR0911, PLR0912
+    def kind(self, node: ast.expr) -> Kind:
         """The kind of ``node``'s value; raises :class:`_Decline` when evaluating it is not known
         to be harmless."""
         try:
@@ -357,7 +358,7 @@ class _EnvChecker:
             exc.node = exc.node or node
             raise
 
-    def _kind(self, node: ast.expr) -> Kind:  # noqa: C901, PLR0911, PLR0912
+    def _kind(self, node: ast.expr) -> Kind:
         if isinstance(node, ast.Constant):
             return STR if isinstance(node.value, str) else VALUE
         if isinstance(node, ast.JoinedStr):
@@ -441,7 +442,8 @@ class _EnvChecker:
         if receiver == SECTION:
             return URL if key == _URL_KEY else STR
         if isinstance(receiver, tuple) and receiver[0] == "dict" and isinstance(key, str):
-            return dict(receiver[1]).get(key, UNKNOWN)
+            entries: dict[str, Kind] = dict(receiver[1])
+            return entries.get(key, UNKNOWN)
         if isinstance(receiver, tuple) and receiver[0] == "mod":
             return ("mod", f"{receiver[1]}[]")
         if receiver in (STR, URL, PATH):
@@ -452,7 +454,7 @@ class _EnvChecker:
         items: dict[str, Kind] = {}
         spreads_section = constant_keys = True
         spreads_section = False
-        for key, value in zip(node.keys, node.values):
+        for key, value in zip(node.keys, node.values, strict=True):
             kind = self.kind(value)
             if key is None:  # {**other}
                 if kind == SECTION:
@@ -478,7 +480,7 @@ class _EnvChecker:
         return ("dict", tuple(items.items()))
 
     # -- calls -------------------------------------------------------------------------------
-    def call(self, node: ast.Call) -> Kind:  # noqa: C901, PLR0911, PLR0912
+    def call(self, node: ast.Call) -> Kind:
         func = node.func
         if isinstance(func, ast.Attribute):
             receiver = self.kind(func.value)
@@ -580,14 +582,14 @@ class _EnvChecker:
                     raise _Decline
             elif kind not in (VALUE, STR):
                 raise _Decline
-        if self.strict and self.driver is not None:
-            # An async engine fails on a sync driver and a sync one on an async-only driver:
-            # the full path would fail where the database says "at head".
-            if (qualname in _ASYNC_FACTORIES) != (self.driver in _ASYNC_DRIVERS) and self.driver not in _DUAL_DRIVERS:
-                raise _Decline
+        # An async engine fails on a sync driver and a sync one on an async-only driver: the full
+        # path would fail where the database says "at head".
+        if (self.strict and self.driver is not None and self.driver not in _DUAL_DRIVERS
+                and (qualname in _ASYNC_FACTORIES) != (self.driver in _ASYNC_DRIVERS)):
+            raise _Decline
         return AENGINE if qualname in _ASYNC_FACTORIES else ENGINE
 
-    def method(self, node: ast.Call, receiver: Kind, name: str) -> Kind:  # noqa: C901, PLR0911, PLR0912
+    def method(self, node: ast.Call, receiver: Kind, name: str) -> Kind:
         if receiver == CONTEXT and name == "configure":
             return self.configure(node)
         if receiver == CONFIG:
@@ -625,12 +627,14 @@ class _EnvChecker:
             return SECTION
         if name == "get_section_option" and len(kinds) >= 2 and self.is_own_section(node.args[0], kinds[0]):
             return URL if _constant(node.args[1]) == _URL_KEY else STR
-        if name == "set_main_option" and len(kinds) == 2:
-            if _first_string(node) == _URL_KEY and kinds[1] == URL and "%" not in (self.url or ""):
-                return VALUE
-        if name == "set_section_option" and len(kinds) == 3 and self.is_own_section(node.args[0], kinds[0]):
-            if _constant(node.args[1]) == _URL_KEY and kinds[2] == URL and "%" not in (self.url or ""):
-                return VALUE
+        # Setting the URL to itself is harmless unless "%" makes configparser read it otherwise.
+        same_url = "%" not in (self.url or "")
+        if (name == "set_main_option" and len(kinds) == 2
+                and _first_string(node) == _URL_KEY and kinds[1] == URL and same_url):
+            return VALUE
+        if (name == "set_section_option" and len(kinds) == 3 and self.is_own_section(node.args[0], kinds[0])
+                and _constant(node.args[1]) == _URL_KEY and kinds[2] == URL and same_url):
+            return VALUE
         if name in _METHODS[CONFIG]:
             return _METHODS[CONFIG][name]
         # get_section() of another section, set_main_option() of anything but the URL, attributes,
@@ -676,7 +680,8 @@ class _EnvChecker:
             if not (isinstance(use.ctx, ast.Load) and isinstance(parent, ast.keyword) and parent.arg in _HOOK_KEYWORDS):
                 return False
             call = self.parents.get(parent)
-            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "configure"):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "configure"):
                 return False
         return True
 
@@ -753,13 +758,13 @@ class _EnvChecker:
                     returns[node.name] = self._return_kinds(node, guess)
             elif isinstance(node, ast.ExceptHandler) and node.name:
                 bind(node, node.name, UNKNOWN)
-        for scope, names in self.locals.items():  # bound only where nothing is collected
-            for name in names:
+        for scope, local_names in self.locals.items():  # bound only where nothing is collected
+            for name in local_names:
                 bound.setdefault((scope, name), {UNKNOWN})
         names = {key: next(iter(kinds)) if len(kinds) == 1 else UNKNOWN for key, kinds in bound.items()}
         return names, {fn: next(iter(k)) if len(k) == 1 else UNKNOWN for fn, k in returns.items()}
 
-    def _return_kinds(self, fn: ast.FunctionDef, guess) -> set[Kind]:  # noqa: ANN001
+    def _return_kinds(self, fn: ast.FunctionDef, guess: Callable[[ast.expr], Kind]) -> set[Kind]:
         """Kinds ``fn`` may return: falling off its end returns None."""
         kinds: set[Kind] = set()
         stack: list[ast.AST] = list(fn.body)
@@ -776,7 +781,9 @@ class _EnvChecker:
             kinds.add(VALUE)
         return kinds
 
-    def _parameter_kinds(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, guess) -> dict[str, Kind]:  # noqa: ANN001
+    def _parameter_kinds(
+        self, fn: ast.FunctionDef | ast.AsyncFunctionDef, guess: Callable[[ast.expr], Kind]
+    ) -> dict[str, Kind]:
         """Parameters take the kinds of the arguments at every place the function is called
         (``connection.run_sync(fn)`` hands it a connection); unknown when it is used otherwise."""
         params = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)]
@@ -789,13 +796,14 @@ class _EnvChecker:
             parent = self.parents.get(use)
             if (simple and isinstance(parent, ast.Call) and parent.func is use and not parent.keywords
                     and len(parent.args) == len(params) and not any(isinstance(a, ast.Starred) for a in parent.args)):
-                for param, arg in zip(params, parent.args):
+                for param, arg in zip(params, parent.args, strict=True):
                     found[param].add(guess(arg))
-            elif (simple and len(params) == 1 and isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute)
-                  and parent.func.attr == "run_sync" and parent.args == [use] and not parent.keywords):
+            elif (simple and len(params) == 1 and isinstance(parent, ast.Call)
+                  and isinstance(parent.func, ast.Attribute) and parent.func.attr == "run_sync"
+                  and parent.args == [use] and not parent.keywords):
                 found[params[0]].add(CONN)  # method() checks that the receiver is an async connection
             else:
-                return {p: UNKNOWN for p in every}
+                return dict.fromkeys(every, UNKNOWN)
         return {p: next(iter(k)) if len(k) == 1 else UNKNOWN for p, k in found.items()}
 
 

@@ -11,16 +11,16 @@ import re
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..project import ProjectIni
 
 if TYPE_CHECKING:
-    pass
+    from collections.abc import Iterable, Iterator
+
+    from ..project import ProjectIni
 
 #: Module attributes Alembic's Script reads (alembic/script/base.py, Script.__init__/_from_path).
 GRAPH_NAMES = frozenset({"revision", "down_revision", "branch_labels", "depends_on"})
@@ -303,18 +303,12 @@ def _import_time_safe(root: ast.AST, local_functions: set[str]) -> bool:
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             if GRAPH_NAMES.intersection(node.names):
                 return False
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.ExceptHandler,
+                               ast.MatchAs, ast.MatchStar)):
             if node.name in GRAPH_NAMES:
                 return False
-        elif isinstance(node, ast.ExceptHandler):
-            if node.name in GRAPH_NAMES:
-                return False
-        elif isinstance(node, (ast.MatchAs, ast.MatchStar)):
-            if node.name in GRAPH_NAMES:
-                return False
-        elif isinstance(node, ast.MatchMapping):
-            if node.rest in GRAPH_NAMES:
-                return False
+        elif isinstance(node, ast.MatchMapping) and node.rest in GRAPH_NAMES:
+            return False
     return True
 
 

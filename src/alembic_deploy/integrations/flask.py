@@ -16,7 +16,6 @@ The latest result is ``guard.latest``; the extension is ``app.extensions["alembi
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -31,6 +30,8 @@ from .. import guard
 from ..errors import ConfigError, DatabaseUnreachable
 
 if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable
+
     from flask import Flask, Response
     from sqlalchemy.engine import Engine
 

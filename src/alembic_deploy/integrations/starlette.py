@@ -17,7 +17,6 @@ inside it: ``async with guard.lifespan(app): yield``. The latest result is on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +33,12 @@ from .. import guard
 from ..errors import ConfigError, DatabaseUnreachable
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Collection, Iterable
+
     from sqlalchemy.engine import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
     from starlette.requests import Request
+    from typing_extensions import TypeIs
 
 __all__ = ["SchemaGuard"]
 
@@ -63,7 +65,7 @@ class SchemaGuard:
     async def check(self) -> guard.SchemaCheck:
         """One check; a sync engine's query runs in the thread pool so the event loop never blocks."""
         if _is_async(self.engine_or_url):
-            result = await guard.check_async(self.engine_or_url, self.script_location, **self.options)  # type: ignore[arg-type]
+            result = await guard.check_async(self.engine_or_url, self.script_location, **self.options)
         else:
             result = await run_in_threadpool(guard.check, self.engine_or_url, self.script_location, **self.options)
         self.latest = result
@@ -89,7 +91,7 @@ class SchemaGuard:
         return JSONResponse(body, status_code=status)
 
 
-def _is_async(engine: object) -> bool:
+def _is_async(engine: object) -> TypeIs[AsyncEngine]:
     try:
         from sqlalchemy.ext.asyncio import AsyncEngine
     except ImportError:  # pragma: no cover - sqlalchemy without its asyncio extension

@@ -73,7 +73,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"--healthy-count must be 1 or more, got {settings.healthy_count}.")
     for name in ("health_timeout", "health_interval"):
         if getattr(settings, name) < 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be zero or more seconds, got {getattr(settings, name)}.")
+            option = "--" + name.replace("_", "-")
+            raise ConfigError(f"{option} must be zero or more seconds, got {getattr(settings, name)}.")
     parse_expect(settings.health_expect)
 
 

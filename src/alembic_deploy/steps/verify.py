@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from ..alembic_env import AlembicProject, RunResult
 
 
-def read_revisions(conn: Connection, version_table: str = "alembic_version", schema: str | None = None) -> tuple[str, ...]:
+def read_revisions(
+    conn: Connection, version_table: str = "alembic_version", schema: str | None = None
+) -> tuple[str, ...]:
     """The database's revision(s): one ``SELECT``; a missing version table means ``()`` (base)."""
     from sqlalchemy import column, inspect, select, table
     from sqlalchemy.exc import DBAPIError

@@ -9,7 +9,6 @@ database or a missing driver fail immediately: retrying them only hides the prob
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import retrying
@@ -17,6 +16,8 @@ from ..errors import ConfigError, DatabaseUnreachable
 from ..masking import mask_url, scrub
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import Connection, Engine
     from tenacity import Retrying
 
