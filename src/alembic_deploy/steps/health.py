@@ -1,7 +1,6 @@
 """The health gate: migrate only once the new code answers healthy.
 
-The seed runs its migration "after the application is confirmed healthy". With
-``upgrade --wait-healthy URL`` the pipeline, right after the database answers, polls each URL until
+With ``upgrade --wait-healthy URL`` the pipeline, right after the database answers, polls each URL until
 it answers 2xx ``--healthy-count`` times in a row (and, with ``--health-expect key=value``, carries
 that value in its JSON body). One failure resets that URL's streak: an app that flaps between
 healthy and not is not healthy. A URL that has passed stays passed; every URL must pass within
