@@ -89,7 +89,7 @@ class Deployment:
             require_supported()
             ini = read_ini(settings.config_path, settings.name)
             url = resolve_url(settings, ini)
-            engine, backend = make_engine(url)
+            engine, backend = make_engine(url, settings.lock_timeout_wait)
         except BaseException:
             if spare is not None:
                 spare.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .backends import Backend, for_dialect
 from .backends.base import importable
@@ -33,8 +33,10 @@ def parse_url(raw: str) -> URL:
     return url
 
 
-def make_engine(raw_url: str) -> tuple[Engine, Backend]:
-    """A sync engine for ``raw_url``; an async driver is swapped for its sync sibling."""
+def make_engine(raw_url: str, lock_wait: float | None = None) -> tuple[Engine, Backend]:
+    """A sync engine for ``raw_url``; an async driver is swapped for its sync sibling.
+    ``lock_wait``: how long a statement waits for another process's lock on the whole database
+    (:meth:`~.backends.base.Backend.connect_args`)."""
     from sqlalchemy import create_engine
     from sqlalchemy.exc import NoSuchModuleError
     from sqlalchemy.pool import NullPool
@@ -53,7 +55,8 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
 
         share_pymysql_default_tls()
     try:
-        engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args(driver), future=True)
+        engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args(driver, lock_wait),
+                               future=True)
     except (NoSuchModuleError, ImportError) as exc:
         raise _dialect_missing(url) or missing_driver(exc, repr(url.drivername), backend) or ConfigError(
             f"No database driver for {url.drivername!r} ({exc})."
@@ -62,7 +65,7 @@ def make_engine(raw_url: str) -> tuple[Engine, Backend]:
         _require_driver(url.set(drivername=f"{backend.name}+{asked}"), backend)
     from sqlalchemy import event
 
-    def connect(_dialect: object, _record: object, cargs: tuple, cparams: dict) -> object:
+    def connect(_dialect: object, _record: object, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> object:
         return None if cargs else backend.connect(driver, cparams)
 
     event.listen(engine, "do_connect", connect)
@@ -184,6 +187,8 @@ def _dialect_missing(url: URL) -> ConfigError | None:
 def _require_driver(url: URL, backend: Backend) -> None:
     """The tool itself connects with a sync sibling of an async driver; env.py will use the async
     one: make sure it (and greenlet) can be imported now, not after the lock and the journal."""
+    import importlib
+
     from sqlalchemy.exc import NoSuchModuleError
 
     try:
@@ -194,10 +199,10 @@ def _require_driver(url: URL, backend: Backend) -> None:
             raise
         raise error from None
     try:
-        load = getattr(dialect, "import_dbapi", None) or dialect.dbapi
+        load: Any = getattr(dialect, "import_dbapi", None) or dialect.dbapi
         load()
         if getattr(dialect, "is_async", False):
-            import greenlet  # noqa: F401
+            importlib.import_module("greenlet")
     except (ImportError, ValueError) as exc:
         error = missing_driver(exc, repr(url.drivername), backend)
         if error is None:
@@ -225,7 +230,7 @@ def adopt(engine: Engine, spare: DirectConnection) -> None:
 
     pending = [spare]
 
-    def connect(_dialect: object, _record: object, cargs: tuple, cparams: dict) -> object:
+    def connect(_dialect: object, _record: object, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> object:
         if not pending:
             return None
         first = pending.pop()

@@ -129,10 +129,12 @@ class Backend:
             f"none is installed. Install one beside it: `{hint}` (installs {package})."
         )
 
-    def connect_args(self, driver: str) -> dict[str, Any]:
+    def connect_args(self, driver: str, lock_wait: float | None = None) -> dict[str, Any]:
         """Arguments that keep a single connection attempt short (the wait step retries), as
         ``driver`` spells them; none for a driver not in :attr:`drivers` (an unknown keyword would
-        fail every connect)."""
+        fail every connect). ``lock_wait``: how long one statement of the tool's own may wait for
+        a lock another process holds on the whole database (SQLite's writers; None: the
+        backend's default); the server-side backends bound their waits on the session instead."""
         known = self.drivers.get(driver)
         if known is None or known.connect_timeout_arg is None:
             return {}

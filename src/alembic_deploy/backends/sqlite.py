@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LockNotAcquired
 from ..masking import SQLLiterals
 from .base import Backend, Driver, MigrationLock, holder_label, register
 
@@ -26,11 +26,11 @@ if TYPE_CHECKING:
 
 LOCK_SUFFIX = ".alembic-deploy.lock"
 #: How long a statement of the tool's own connections waits for another connection's lock on
-#: the database before "database is locked" fails it.
+#: the database when the caller sets no bound (the deploy verbs pass ``--lock-timeout-wait``).
 BUSY_WAIT_SECONDS = 60.0
 #: The longest single busy wait inside SQLite. SQLite waits in its C busy handler, where no
 #: signal handler runs and sqlite3_interrupt is not looked at, so the wait is cut into slices
-#: this long, retried in Python (:func:`_sliced_connection`) until BUSY_WAIT_SECONDS are spent.
+#: this long, retried in Python (:func:`_sliced_connection`) until the whole wait is spent.
 BUSY_SLICE_SECONDS = 0.5
 #: SQLAlchemy driver name -> the DBAPI module whose connections the tool opens.
 _DBAPI = {"pysqlite": "sqlite3", "pysqlcipher": "sqlcipher3.dbapi2"}
@@ -54,24 +54,26 @@ class SQLiteBackend(Backend):
     literals = SQLLiterals(backslash_escapes=False, hash_comments=False)  # "x" is a string when no name matches
     # pysqlite issues no BEGIN before DDL, so alembic treats SQLite DDL as non-transactional.
     transactional_ddl = False
-    drivers = {
+    drivers: ClassVar[dict[str, Driver]] = {
         "pysqlite": Driver("sqlite3"),
         "aiosqlite": Driver("aiosqlite", is_async=True),
         "pysqlcipher": Driver("sqlcipher3"),
     }
     sync_siblings = ("pysqlite",)
 
-    def connect_args(self, driver: str) -> dict[str, Any]:
-        # A statement waits up to BUSY_WAIT_SECONDS for another connection's write lock (the
-        # journal and fast-path reads wait for another process's migration commit), in slices.
+    def connect_args(self, driver: str, lock_wait: float | None = None) -> dict[str, Any]:
+        # A statement waits up to ``lock_wait`` for another connection's lock on the database (the
+        # journal waits for another process's write transaction), in slices; then it raises
+        # LockNotAcquired (exit 6) instead of "database is locked".
+        wait = BUSY_WAIT_SECONDS if lock_wait is None else lock_wait
         module = _DBAPI.get(driver)
         if module is None:
             return {}
         try:
-            factory = _sliced_connection(module)
+            factory = _sliced_connection(module, wait)
         except ImportError:  # the dialect reports the missing driver in its own words
-            return {"timeout": BUSY_WAIT_SECONDS}
-        return {"timeout": BUSY_SLICE_SECONDS, "factory": factory}
+            return {"timeout": wait}
+        return {"timeout": min(BUSY_SLICE_SECONDS, wait), "factory": factory}
 
     def is_transient(self, exc: BaseException) -> bool:
         return "database is locked" in str(exc).lower()
@@ -174,10 +176,11 @@ class SQLiteBackend(Backend):
             os.close(fd)
 
 
-@functools.lru_cache(maxsize=None)
-def _sliced_connection(module_name: str) -> type:
+@functools.cache
+def _sliced_connection(module_name: str, wait: float) -> type:
     """A ``Connection`` class of DBAPI module ``module_name`` (given to its ``connect`` as
-    ``factory``) whose statements and commits wait for a locked database in Python.
+    ``factory``) whose statements and commits wait for a locked database in Python, up to
+    ``wait`` seconds each.
 
     Each attempt waits at most the connection's busy timeout (BUSY_SLICE_SECONDS) inside SQLite;
     a pending signal's handler runs between two attempts. Only an attempt that failed with
@@ -185,6 +188,9 @@ def _sliced_connection(module_name: str) -> type:
     would have done: the statement that got no lock changed nothing (SQLite undoes a statement
     that fails), and a COMMIT that got SQLITE_BUSY is meant to be retried. SQLITE_BUSY returned
     at once (SQLite skips the busy handler where waiting would deadlock) fails at once, as before.
+    A statement still locked out after ``wait`` raises :class:`~alembic_deploy.errors.LockNotAcquired`
+    (not a DBAPI error, so SQLAlchemy passes it on unwrapped): the deploy ends with exit 6 and
+    says who to look for, instead of an internal error.
     """
     module = importlib.import_module(module_name)
 
@@ -196,9 +202,10 @@ def _sliced_connection(module_name: str) -> type:
                 return call(*args)
             except module.OperationalError as exc:
                 now = time.monotonic()
-                if (not _is_busy(exc) or now - attempt < BUSY_SLICE_SECONDS / 2
-                        or now - started >= BUSY_WAIT_SECONDS or connection.stopped):
+                if not _is_busy(exc) or now - attempt < min(BUSY_SLICE_SECONDS, wait) / 2 or connection.stopped:
                     raise
+                if now - started >= wait:
+                    raise _locked_out(connection.database, now - started) from None
 
     class Cursor(module.Cursor):  # type: ignore[name-defined,misc]
         def execute(self, *args: Any) -> Any:
@@ -210,6 +217,10 @@ def _sliced_connection(module_name: str) -> type:
     class Connection(module.Connection):  # type: ignore[name-defined,misc]
         #: Set by a signal's cancel (:meth:`SQLiteBackend.cancel`): a busy wait ends at its slice.
         stopped = False
+
+        def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
+            super().__init__(database, *args, **kwargs)
+            self.database = os.fsdecode(database) if isinstance(database, (str, bytes, os.PathLike)) else str(database)
 
         def cursor(self, factory: Any = None) -> Any:
             return super().cursor(factory or Cursor)
@@ -228,6 +239,18 @@ def _sliced_connection(module_name: str) -> type:
             self.stopped = True
 
     return Connection
+
+
+def _locked_out(database: str, waited: float) -> LockNotAcquired:
+    name = database.removeprefix("file:").split("?", 1)[0]
+    return LockNotAcquired(
+        f"Another process holds the SQLite database {name} locked: alembic-deploy's own connection "
+        f"(migration lock, journal, verification) waited {waited:.0f}s for it to end its write "
+        f"transaction and gave up. Find that process (`fuser {name}` lists the processes that have "
+        "it open), let it finish or stop it, and deploy again; --lock-timeout-wait (also "
+        "ALEMBIC_DEPLOY_LOCK_TIMEOUT_WAIT) sets how long to wait.",
+        database=name,
+    )
 
 
 def _is_busy(exc: BaseException) -> bool:
