@@ -49,4 +49,4 @@ bench: $(VENV)/.test
 	$(BIN)/python benchmarks/bench_lock_queue.py
 
 clean:
-	rm -rf $(VENV) .venv-minimum .venv-sqla14 .venv-sqla20 .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) .venv-minimum .venv-sqla14 .venv-sqla20 .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
