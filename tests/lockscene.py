@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 #: Appears in the blocker's query, so a test can check the blocker was named.
@@ -21,10 +22,12 @@ class Blocker:
     :meth:`release`, from an open transaction that read the table.
 
     ``running`` keeps a query running inside the transaction too (MySQL's processlist shows the
-    query of a running session only), for at most that many seconds.
+    query of a running session only), for at most that many seconds: :meth:`release` cancels it
+    on the server (``pg_cancel_backend``, ``KILL QUERY``) instead of waiting it out.
     """
 
     def __init__(self, url: str, backend: str, running: float = 0.0) -> None:
+        self.backend = backend
         self.engine = create_engine(url, poolclass=NullPool, future=True)
         self.conn = self.engine.connect()
         own_id = "pg_backend_pid()" if backend == "postgresql" else "CONNECTION_ID()"
@@ -34,10 +37,46 @@ class Blocker:
         self._thread: threading.Thread | None = None
         if running:
             sleep = "pg_sleep" if backend == "postgresql" else "SLEEP"
-            self._thread = threading.Thread(
-                target=self.conn.exec_driver_sql, args=(f"SELECT {sleep}({running}) /* {BLOCKER_MARKER} */",)
-            )
+            self._thread = threading.Thread(target=self._run, args=(f"SELECT {sleep}({running}) /* {BLOCKER_MARKER} */",))
             self._thread.start()
+            self._wait_running()
+
+    def _wait_running(self, timeout: float = 30.0) -> None:
+        """Return once the server shows the session running its query, so a test that starts
+        next always meets it (and :meth:`release` always has a query to cancel)."""
+        running = (
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND state = 'active'"
+            if self.backend == "postgresql"
+            else "SELECT count(*) FROM information_schema.processlist WHERE id = :pid AND info LIKE 'SELECT SLEEP%'"
+        )
+        engine = create_engine(self.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        deadline = time.monotonic() + timeout
+        try:
+            with engine.connect() as conn:
+                while not conn.execute(text(running), {"pid": self.pid}).scalar():
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"the blocker's query did not start within {timeout:g}s")
+                    time.sleep(0.01)
+        finally:
+            engine.dispose()
+
+    def _run(self, sql: str) -> None:
+        try:
+            self.conn.exec_driver_sql(sql)
+        except DBAPIError:
+            pass  # cancelled by release(): the point of the cancel
+
+    def _cancel_running(self) -> None:
+        """End the running query from another session (the blocker's own is busy running it)."""
+        cancel = f"SELECT pg_cancel_backend({self.pid})" if self.backend == "postgresql" else f"KILL QUERY {self.pid}"
+        engine = create_engine(self.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(cancel)
+        except DBAPIError:
+            pass  # the query had ended already
+        finally:
+            engine.dispose()
 
     def release_after(self, seconds: float) -> threading.Timer:
         timer = threading.Timer(seconds, self.release)
@@ -46,6 +85,8 @@ class Blocker:
 
     def release(self) -> None:
         if self._thread is not None:
+            if self._thread.is_alive():
+                self._cancel_running()
             self._thread.join()
             self._thread = None
         if not self.conn.closed:
@@ -67,6 +108,14 @@ class AppLoop:
     def __enter__(self) -> AppLoop:
         self._thread.start()
         return self
+
+    def wait_measuring(self, timeout: float = 30.0) -> None:
+        """Return once the loop has measured its first query: the application is running."""
+        deadline = time.monotonic() + timeout
+        while not self.latencies:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise AssertionError("the application loop measured no query")
+            time.sleep(0.01)
 
     def __exit__(self, *_exc: Any) -> None:
         self._stop.set()

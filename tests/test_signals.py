@@ -37,17 +37,34 @@ def _wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     raise AssertionError("condition not reached")
 
 
-#: Counts the sessions running LONG_STATEMENT.
+def _read_stderr_until(proc: subprocess.Popen, marker: str) -> str:
+    """Read the process's stderr line by line until a line contains ``marker``; returns it all."""
+    seen = ""
+    while marker not in seen:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        assert line, f"exited ({proc.wait()}) before printing {marker!r}: {seen}"
+        seen += line
+    return seen
+
+
+#: Counts the sessions running LONG_STATEMENT in the database the counting session is connected to
+#: (tests running at the same time on the same server run it in databases of their own).
 RUNNING_SQL = {
-    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(60)%'",
-    "mysql": "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(60)%'",
+    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(60)%'"
+                  " AND datname = current_database()",
+    "mysql": "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(60)%'"
+             " AND db = DATABASE()",
 }
 
 
-def _statement_running(db) -> Callable[[], bool]:  # noqa: ANN001
-    if db.backend == "sqlite":
-        return lambda: time.sleep(3) or True  # no session list: give the process time to get there
-    return lambda: bool(db.scalar(RUNNING_SQL[db.backend]))
+def _wait_for_the_long_statement(proc: subprocess.Popen, db) -> str:  # noqa: ANN001
+    """Return once the deploy runs LONG_STATEMENT (what it printed on stderr until then): the
+    server lists the session running it; SQLite has no session list, so the deploy's own line
+    saying it starts the long revision, whose only statement it is, marks it."""
+    seen = _read_stderr_until(proc, "-> a5_long")
+    if db.backend != "sqlite":
+        _wait_until(lambda: bool(db.scalar(RUNNING_SQL[db.backend])))
+    return seen
 
 
 def _long_project(make_project, backend: str, template: str = "sync"):  # noqa: ANN202
@@ -89,8 +106,9 @@ def test_signal_during_a_long_statement_cancels_it_and_exits_9(request, make_pro
     project = _long_project(make_project, backend, template)
     url = db.async_url if template == "async" else db.url
     proc = spawn_cli(project, "upgrade", url=url)
-    _wait_until(_statement_running(db))
+    seen = _wait_for_the_long_statement(proc, db)
     took, err = _stop(proc, signum)
+    err = seen + err
     assert proc.returncode == 9, err
     assert took < EXIT_WITHIN_SECONDS, took
     assert f"Interrupted by {signal.Signals(signum).name}" in err and "Traceback" not in err
@@ -108,12 +126,11 @@ def test_sigterm_while_waiting_for_the_migration_lock_exits_9_promptly(pg_db, ma
     project = _long_project(make_project, "postgresql")
     holder = spawn_cli(project, "upgrade", url=pg_db.url)
     try:
-        _wait_until(_statement_running(pg_db))
+        _wait_for_the_long_statement(holder, pg_db)
         waiter = spawn_cli(project, "upgrade", url=pg_db.url)
-        _wait_until(lambda: bool(pg_db.scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_try_advisory_lock%' AND pid <> pg_backend_pid()"
-        )))
+        seen = _read_stderr_until(waiter, "Waiting for the migration lock")
         took, err = _stop(waiter, signal.SIGTERM)
+        err = seen + err
         assert waiter.returncode == 9, err
         assert took < EXIT_WITHIN_SECONDS, took
         assert "no migration statement was running" in err and "Traceback" not in err
@@ -126,8 +143,9 @@ def test_sigterm_while_waiting_for_the_database_exits_9_promptly(tmp_path, make_
     project = make_project("alter_users")
     nowhere = f"{PG_DRIVER}://app:s3cret-pw@127.0.0.1:{free_port()}/app"
     proc = spawn_cli(project, "upgrade", "--wait-timeout", "120", url=nowhere)
-    time.sleep(2.5)  # past start-up, inside the wait loop
+    seen = _read_stderr_until(proc, "Waiting for the database")  # past start-up, inside the wait loop
     took, err = _stop(proc, signal.SIGTERM)
+    err = seen + err
     assert proc.returncode == 9, err
     assert took < EXIT_WITHIN_SECONDS, took
     assert "s3cret-pw" not in err and "Traceback" not in err

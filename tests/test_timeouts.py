@@ -4,7 +4,6 @@ sessions on the shared PostgreSQL and MariaDB servers."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from helpers import assert_failed_cleanly, run_cli, spawn_cli
@@ -47,7 +46,7 @@ def test_app_queries_never_queue_behind_a_blocked_alter_and_the_migration_comple
     blocker = Blocker(server_db.url, server_db.backend)
     try:
         with AppLoop(server_db.url) as app:
-            time.sleep(0.3)
+            app.wait_measuring()
             blocker.release_after(6.0)
             proc = spawn_cli(project, "upgrade", "--json", "--ddl-lock-timeout", "0.5", url=url)
             out, err = proc.communicate(timeout=120)
