@@ -15,7 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import AlembicDeployError, CheckRefused, ConfigError, Interrupted, MigrationFailed, PartialMigration
+from .errors import (
+    EXIT_OK,
+    AlembicDeployError,
+    CheckRefused,
+    ConfigError,
+    Interrupted,
+    MigrationFailed,
+    PartialMigration,
+)
 from .heap import RunHeap
 from .project import ProjectIni, read_ini
 from .report import DeployReport, FailedRevision, RevisionResult
@@ -171,7 +179,7 @@ def _fail(report: DeployReport, exc: AlembicDeployError, outcome: str = "failed"
     report.outcome = outcome
     report.error = {**exc.to_dict(), "message": scrub(exc.message)}
     report.finished_at = time.time()
-    exc.report = report  # type: ignore[attr-defined]
+    exc.report = report
     return exc
 
 
@@ -558,7 +566,7 @@ class StatusReport:
             unknown=list(self.unknown), up_to_date=self.up_to_date,
             last_deploys=[journal_entry(row) for row in self.last_deploys],
             # A partly applied revision: the exit code and error a deploy would give.
-            exit_code=unfinished["exit_code"] if refusing else 0,  # type: ignore[index]
+            exit_code=unfinished["exit_code"] if refusing else EXIT_OK,  # type: ignore[index]
             error=unfinished["error"] if refusing else None,  # type: ignore[index]
             unfinished=None if unfinished is None else {k: v for k, v in unfinished.items() if k != "error"},
         )

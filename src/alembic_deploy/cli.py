@@ -16,9 +16,8 @@ from typing import Any
 
 import click
 
-from .errors import AlembicDeployError, ConfigError, Interrupted
+from .errors import EXIT_OK, AlembicDeployError, ConfigError, Interrupted
 from .masking import scrub
-
 
 #: What a write to a stream that is closed (``2>&-``: Python makes it None), or whose reader is gone
 #: (``| head``: EPIPE), raises.
@@ -144,9 +143,8 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
             rest = {k: v for k, v in options.items() if k not in Settings.__dataclass_fields__}
             command(settings, **rest)
         except AlembicDeployError as exc:
-            report = getattr(exc, "report", None)
             if as_json:
-                out(report.to_json() if report is not None else _error_json(exc))
+                out(exc.report.to_json() if exc.report is not None else _error_json(exc))
             _err(f"error: {exc.message}", fg="red")
             for key, value in exc.fields.items():
                 _err(f"  {key}: {value}")
@@ -157,7 +155,7 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
             if as_json:
                 out(_error_json(Interrupted("Interrupted.")))
             _err("error: interrupted.", fg="red")
-            sys.exit(9)
+            sys.exit(Interrupted.exit_code)
         except Exception as exc:  # noqa: BLE001 - the last resort: exit 1, no traceback unless asked
             message = (
                 f"internal error: {type(exc).__name__}: {exc}. This is a bug in "
@@ -168,7 +166,7 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
             _err(f"error: {message}", fg="red")
             if debug:
                 _err("".join(traceback.format_exception(exc)))
-            sys.exit(1)
+            sys.exit(AlembicDeployError.exit_code)
         finally:
             _settle_streams()
             # The process ends next: spare the interpreter's last garbage collection a walk over
@@ -235,9 +233,9 @@ class _Main(click.Group):
             code = exc.exit_code
         except click.exceptions.Abort:
             _err("Aborted!")
-            code = 1
+            code = AlembicDeployError.exit_code  # what click's own Abort exits with
         _settle_streams()
-        sys.exit(code if isinstance(code, int) else 0)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})

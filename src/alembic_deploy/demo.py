@@ -85,7 +85,7 @@ def create_project(folder: Path) -> Path:
 def run_demo(keep: str | None) -> int:
     from . import api
     from .cli import _err, _history_table, out
-    from .errors import AlembicDeployError
+    from .errors import EXIT_OK, AlembicDeployError
     from .settings import Settings
 
     folder = Path(keep).absolute() if keep else Path(tempfile.mkdtemp(prefix="alembic-deploy-demo-"))
@@ -110,7 +110,7 @@ def run_demo(keep: str | None) -> int:
         say(_history_table(api.history(settings)))
         if keep:
             say(f"\nKept in {folder}: cd there and run `alembic-deploy status`.")
-        return 0
+        return EXIT_OK
     except AlembicDeployError as exc:
         _err(f"error: {exc.message}", fg="red")
         return exc.exit_code

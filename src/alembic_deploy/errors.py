@@ -12,19 +12,44 @@
     ├── PartialMigration .......... 8  a non-transactional revision is half applied
     └── Interrupted ............... 9  SIGINT / SIGTERM
 
-Each error carries a one-paragraph message (what happened, what to do) and optional titled
-``fields`` (revision, blocker, ...) that renderers show beneath it. Messages pass through
+    (success) ..................... 0  EXIT_OK: migrated, nothing to do, or nothing unfinished
+
+Each error carries a one-paragraph message (what happened, what to do), optional titled
+``fields`` (revision, blocker, ...) that renderers show beneath it, and ``report``: the
+:class:`~alembic_deploy.report.DeployReport` of the run it ended (None when it ended before a
+run began, e.g. a bad setting), which ``--json`` prints. Messages pass through
 :func:`alembic_deploy.masking.scrub` before they are shown, so a driver error that echoes a
 DSN never leaks a password.
+
+These classes and :data:`EXIT_OK` are the only place an exit code is written down.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+if TYPE_CHECKING:
+    from .report import DeployReport
+
+__all__ = [
+    "EXIT_OK",
+    "AlembicDeployError",
+    "CheckRefused",
+    "ConfigError",
+    "DatabaseUnreachable",
+    "HealthCheckFailed",
+    "Interrupted",
+    "LockNotAcquired",
+    "MigrationFailed",
+    "PartialMigration",
+]
+
+#: The exit code of a command that did what it was asked.
+EXIT_OK: Final = 0
 
 
 class AlembicDeployError(Exception):
-    """Base class; ``exit_code`` is what the CLI exits with."""
+    """Base class; ``exit_code`` is what the CLI exits with, ``report`` the run it ended (or None)."""
 
     exit_code: ClassVar[int] = 1
     kind: ClassVar[str] = "internal-error"
@@ -33,6 +58,8 @@ class AlembicDeployError(Exception):
         super().__init__(message)
         self.message = message
         self.fields: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+        #: The run this error ended, set by the verb that ran it (``api.upgrade``, ``api.repair``).
+        self.report: DeployReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Final
 
+from .errors import EXIT_OK
 from .masking import scrub
 
 #: Raised when a field is removed or changes meaning; fields may be added within a version.
@@ -37,7 +38,7 @@ def iso_time(value: float | datetime | str | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def document(command: str | None, exit_code: int = 0, error: Mapping[str, Any] | None = None,
+def document(command: str | None, exit_code: int = EXIT_OK, error: Mapping[str, Any] | None = None,
              **fields: Any) -> dict[str, Any]:
     """A ``--json`` document: the fields every command's output has, then ``fields``."""
     return {"schema_version": SCHEMA_VERSION, "command": command, "exit_code": exit_code,
@@ -130,7 +131,7 @@ class DeployReport:
 
     @property
     def exit_code(self) -> int:
-        return int(self.error["exit_code"]) if self.error else 0
+        return int(self.error["exit_code"]) if self.error else EXIT_OK
 
     def step(self, name: str, started: float, detail: str = "") -> None:
         self.steps.append(StepResult(name, time.monotonic() - started, detail))

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LockNotAcquired, PartialMigration
+from ..errors import EXIT_OK, LockNotAcquired, PartialMigration
 from ..masking import scrub
 from .progress import (
     READ,
@@ -140,14 +140,14 @@ def describe_unfinished(deployment: Deployment, journal: Journal, project: Alemb
     partly applied: a deploy would refuse, and ``exit_code`` is 8, the code it would exit with.
     ``running`` when a run has not recorded its end: one is migrating now, or it died and the next
     deploy, holding the lock, reports it and settles what it left (records that dead run kept
-    outside its journal row are read only under the lock), so ``exit_code`` stays 0."""
+    outside its journal row are read only under the lock), so ``exit_code`` stays 0 (``EXIT_OK``)."""
     if not journal.exists():
         return None
     running = journal.unfinished()
     if running:
         row = running[-1]
         return {
-            "state": "running", "exit_code": 0, "journal_id": row["id"], "revision": None,
+            "state": "running", "exit_code": EXIT_OK, "journal_id": row["id"], "revision": None,
             "message": (
                 f"journal #{row['id']} ({row['command']} on host {row['host']}, pid {row['pid']}, started "
                 f"{str(row['started_at'])[:19]}) has not recorded its end: a deploy is running now, or it "
