@@ -1,19 +1,26 @@
 """alembic's global options (-c/--config, -n/--name, -x, --raiseerr) work before the command, in
 alembic's own order, as well as after it, on every command; given in both places, the one after
-the command wins."""
+the command wins. Every command's options are the settings that name it (one definition, in
+Settings), so `run` takes every option `upgrade` does."""
 
 from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import fields
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
-from helpers import Database, run_cli
 
-from alembic_deploy.cli import main
+from alembic_deploy.cli import GLOBAL_OPTIONS, main, resolve
+from alembic_deploy.errors import ConfigError, HealthCheckFailed
+from alembic_deploy.settings import OPTION, RUN, UPGRADE, Settings, kind, options
+from helpers import Database, free_port, run_cli
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 HEAD = ["a3_seed"]
 
@@ -26,7 +33,7 @@ def _thaw_the_heap() -> Iterator[None]:
     gc.unfreeze()
 
 
-def _invoke(*args: str, env: dict[str, str | None] | None = None):  # noqa: ANN202
+def _invoke(*args: str, env: dict[str, str | None] | None = None):
     return CliRunner().invoke(main, list(args), env={"DATABASE_URL": None, **(env or {})}, catch_exceptions=False)
 
 
@@ -135,3 +142,93 @@ def test_run_takes_config_on_either_side(project, db, tmp_path, order):
     assert run.returncode == 0, run.output
     assert "app started" in run.stdout
     assert db.versions() == HEAD
+
+
+# -- every command's options come from the settings that name it --------------------------------------
+def _sample(setting) -> tuple[list[str], object]:
+    """Arguments giving ``setting`` a value other than its default, and the value Settings should hold."""
+    spec = setting.metadata[OPTION]
+    flag = (spec.flags or (f"--{setting.name.replace('_', '-')}",))[-1]
+    value_type = kind(setting)
+    if value_type == "bool":
+        if "/" in flag:  # --on/--off: the one that is not the default
+            on, off = flag.split("/")
+            return ([off] if setting.default else [on]), not setting.default
+        return [flag], True
+    if value_type == "tuple":
+        raw = "http://127.0.0.1:9/ready" if spec.metavar == "URL" else "key=value"
+        return [flag, raw], (raw,)
+    raw, value = {"float": ("7.5", 7.5), "int": ("3", 3), "str": ("deploy_log", "deploy_log")}[value_type]
+    return [flag, raw], value
+
+
+def test_each_command_takes_exactly_the_settings_that_name_it():
+    """The CLI is built from the one definition in Settings: nothing added, nothing left out."""
+    settings = {f.name for f in fields(Settings)}
+    for name, command in main.commands.items():
+        taken = {p.name for p in command.params if p.name in settings}
+        assert taken == {f.name for f in options(name)}, name
+    assert {p.name for p in main.params if p.name in settings} == set(GLOBAL_OPTIONS)
+
+
+@pytest.mark.parametrize("setting", options(UPGRADE), ids=lambda f: f.name)
+def test_run_accepts_every_option_upgrade_takes_and_it_reaches_the_settings(setting):
+    """`run --migrate` runs upgrade's pipeline: every upgrade option is a run option with the same
+    meaning (generated from Settings, so a new upgrade setting is covered as it is added)."""
+    args, expected = _sample(setting)
+    for command in (UPGRADE, RUN):
+        assert setting in options(command)
+        ctx = main.commands[command].make_context(command, [*args, *(("--no-migrate", "--", "true") if
+                                                                     command == RUN else ())])
+        settings, _ = resolve(dict(ctx.params))
+        assert getattr(settings, setting.name) == expected, (command, args)
+
+
+def test_run_migrates_with_upgrades_options_end_to_end(project, db, tmp_path):
+    app = ("--", sys.executable, "-c", "print('app started')")
+    run = run_cli(tmp_path, "run", "--migrate", "-c", str(project / "alembic.ini"), "--ddl-lock-timeout", "5",
+                  "--statement-timeout", "30", "--retries", "2", "--retry-deadline", "60", "--no-fast-path",
+                  "--lock-timeout-wait", "30", "--journal-table", "deploy_log", "--env", "qa", *app)
+    assert run.returncode == 0, run.output
+    assert "app started" in run.stdout
+    assert db.versions() == HEAD
+    assert [(r["outcome"], r["environment"]) for r in db.journal("deploy_log")] == [("applied", "qa")]
+    assert not db.has_table("alembic_deploy_history")
+    # The same options again: a no-op, off the fast path as asked.
+    again = run_cli(tmp_path, "run", "--migrate", "-c", str(project / "alembic.ini"), "--no-fast-path",
+                    "--retries", "0", "--journal-table", "deploy_log", "--env", "qa", *app)
+    assert again.returncode == 0 and "app started" in again.stdout, again.output
+    assert [r["outcome"] for r in db.journal("deploy_log")] == ["applied", "noop"]
+
+
+def test_run_migrate_waits_for_a_health_gate_given_to_it(project, db, tmp_path):
+    """Given to `run --migrate` itself (not from the environment, which the post-deploy step owns),
+    --wait-healthy is upgrade's gate: an app that never answers stops the run with exit 4, and
+    neither the migration nor CMD runs."""
+    marker = tmp_path / "started"
+    app = ("--", sys.executable, "-c", f"open({str(marker)!r}, 'w').write('started')")
+    run = run_cli(tmp_path, "run", "--migrate", "-c", str(project / "alembic.ini"), "--wait-healthy",
+                  f"http://127.0.0.1:{free_port()}/ready", "--health-timeout", "0.5", "--health-interval", "0.1",
+                  *app)
+    assert run.returncode == HealthCheckFailed.exit_code, run.output
+    assert not marker.exists()
+    assert not db.has_table("alembic_version")
+
+
+@pytest.mark.parametrize("mode", ["--no-migrate", "--wait-for-schema"])
+def test_run_refuses_a_health_gate_where_it_does_not_migrate(project, mode):
+    result = _invoke("run", mode, "-c", str(project / "alembic.ini"), "--wait-healthy", "http://127.0.0.1:9/",
+                     "--", "true")
+    assert result.exit_code == ConfigError.exit_code, result.output
+    assert "--wait-healthy" in result.output and "--migrate" in result.output
+
+
+def test_the_readme_configuration_table_lists_every_option():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Configuration"):readme.index("The same keys, kebab-cased")]
+    for setting in fields(Settings):
+        if OPTION in setting.metadata:
+            for flag in setting.metadata[OPTION].flags or (f"--{setting.name.replace('_', '-')}",):
+                assert flag.split("/")[0] in table, flag

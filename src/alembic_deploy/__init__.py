@@ -1,15 +1,29 @@
 """alembic-deploy: deploy-time Alembic migrations that are safe with many replicas.
 
-The library API mirrors the CLI verbs; each returns a report and raises an
-:class:`~alembic_deploy.errors.AlembicDeployError` subclass on failure (the CLI maps each class to
-its exit code).
+The public API is what ``__all__`` lists:
+
+* the verbs, one per CLI command: :func:`upgrade`, :func:`status`, :func:`history`, :func:`repair`;
+  each takes a :class:`Settings` and returns its report (:class:`DeployReport`,
+  :class:`StatusReport`, the journal's rows), never exits, and raises an
+  :class:`AlembicDeployError` subclass on failure, carrying the run's report as ``.report``
+  (the CLI maps each class to its exit code);
+* :class:`Settings`: every setting, resolved from flags > ``ALEMBIC_DEPLOY_*`` > pyproject.toml;
+* the report types and the exception tree (drawn in :mod:`alembic_deploy.errors`);
+* the application side: :func:`check_schema` / :class:`SchemaCheck` (the schema guard, also as
+  :mod:`alembic_deploy.guard`) and :func:`wait_healthy`.
+
+Importing the package loads neither SQLAlchemy nor Alembic: the verbs, the guard and the health
+gate load on first use.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+# Before the imports: provenance (imported by settings) reads it.
 __version__ = "0.1.0"
 
-from .errors import (  # noqa: E402
+from .errors import (
     AlembicDeployError,
     CheckRefused,
     ConfigError,
@@ -20,11 +34,23 @@ from .errors import (  # noqa: E402
     MigrationFailed,
     PartialMigration,
 )
-from .settings import Settings  # noqa: E402
+from .report import DeployReport, FailedRevision, RevisionResult, StepResult
+from .settings import Settings
 
-# The app-side guard and the health gate load on first use: the CLI imports this package on
-# every run and needs neither for most of them.
+if TYPE_CHECKING:
+    from .api import StatusReport, history, repair, status, upgrade
+    from .guard import SchemaCheck
+    from .guard import check as check_schema
+    from .steps.health import wait_healthy
+
+# What loads on first use, as (module, attribute): the CLI imports this package on every run, and
+# the fast path must not pay for SQLAlchemy and Alembic.
 _LAZY = {
+    "StatusReport": ("api", "StatusReport"),
+    "history": ("api", "history"),
+    "repair": ("api", "repair"),
+    "status": ("api", "status"),
+    "upgrade": ("api", "upgrade"),
     "SchemaCheck": ("guard", "SchemaCheck"),
     "check_schema": ("guard", "check"),
     "wait_healthy": ("steps.health", "wait_healthy"),
@@ -47,14 +73,23 @@ __all__ = [
     "CheckRefused",
     "ConfigError",
     "DatabaseUnreachable",
+    "DeployReport",
+    "FailedRevision",
     "HealthCheckFailed",
     "Interrupted",
     "LockNotAcquired",
     "MigrationFailed",
     "PartialMigration",
+    "RevisionResult",
     "SchemaCheck",
     "Settings",
+    "StatusReport",
+    "StepResult",
     "__version__",
     "check_schema",
+    "history",
+    "repair",
+    "status",
+    "upgrade",
     "wait_healthy",
 ]

@@ -6,18 +6,25 @@ from the exception classes in :mod:`alembic_deploy.errors` and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import gc
 import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from dataclasses import fields
+from typing import Any, Final, TypeVar
 
 import click
 
 from .errors import EXIT_OK, AlembicDeployError, ConfigError, Interrupted
 from .masking import scrub
+from .settings import DEMO, HISTORY, OPTION, REPAIR, RUN, STATUS, UPGRADE, Option, Settings, kind
+from .settings import options as setting_options
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: What a write to a stream that is closed (``2>&-``: Python makes it None), or whose reader is gone
 #: (``| head``: EPIPE), raises.
@@ -27,17 +34,13 @@ _UNWRITABLE = (OSError, ValueError, AttributeError)
 def out(msg: str) -> None:
     """A line on stdout. Output nobody can read must not fail the work it reports (a migration
     half done, a journal row left ``running``): a write that cannot be made is dropped."""
-    try:
+    with contextlib.suppress(*_UNWRITABLE):
         click.echo(msg)
-    except _UNWRITABLE:
-        pass
 
 
 def _err(msg: str, **style: Any) -> None:
-    try:
+    with contextlib.suppress(*_UNWRITABLE):
         click.secho(scrub(msg), err=True, **style)
-    except _UNWRITABLE:
-        pass
 
 
 def _settle_streams() -> None:
@@ -56,23 +59,49 @@ def _settle_streams() -> None:
                 pass
 
 
-#: alembic's global options, accepted before the command (alembic's order) as well as after it.
-GLOBAL_OPTIONS = ("config", "name", "x", "debug")
 _GLOBAL_KEY = "alembic_deploy.global_options"
+_TYPES: Final = {"float": float, "int": int, "str": str}
 
 
-def _global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """alembic's global options: on the group and again on each command (None = not given)."""
-    options = [
-        click.option("-c", "--config", help="Alembic ini file (default: alembic.ini)."),
-        click.option("-n", "--name", help="Section of the ini file (default: alembic)."),
-        click.option("-x", "x", multiple=True, help="key=value passed to env.py, as with alembic -x."),
-        click.option("--debug", "--raiseerr", "debug", is_flag=True, default=None,
-                     help="Show tracebacks (alembic's --raiseerr does the same)."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+def _option(setting: dataclasses.Field[Any]) -> Callable[[_F], _F]:
+    """The click option of a setting, built from its :class:`~alembic_deploy.settings.Option`
+    (None = not given, so the environment and pyproject.toml still apply)."""
+    spec: Option = setting.metadata[OPTION]
+    flags = spec.flags or (f"--{setting.name.replace('_', '-')}",)
+    type_ = kind(setting)
+    extra: dict[str, Any] = {}
+    if type_ == "tuple":
+        extra["multiple"] = True
+    elif type_ == "bool":
+        if not any("/" in flag for flag in flags):  # --on/--off pairs are flags already
+            extra["is_flag"] = True
+    else:
+        extra["type"] = _TYPES[type_]
+    return click.option(*flags, setting.name, default=None, help=spec.help, metavar=spec.metavar, **extra)
+
+
+def _with(settings: list[dataclasses.Field[Any]]) -> Callable[[_F], _F]:
+    def decorate(fn: _F) -> _F:
+        for setting in reversed(settings):
+            fn = _option(setting)(fn)
+        return fn
+
+    return decorate
+
+
+#: alembic's global options (-c, -n, -x, --raiseerr), accepted before the command (alembic's
+#: order) as well as after it.
+GLOBAL_OPTIONS: Final = tuple(f.name for f in fields(Settings) if OPTION in f.metadata
+                              and f.metadata[OPTION].alembic_global)
+
+
+def settings_options(command: str) -> Callable[[_F], _F]:
+    """The options of ``command``: every setting whose :class:`~alembic_deploy.settings.Option`
+    names it, so a setting added to Settings is an option of each command that takes it."""
+    return _with(setting_options(command))
+
+
+_global_options = _with([f for f in fields(Settings) if f.name in GLOBAL_OPTIONS])
 
 
 def _merge_global(options: dict[str, Any]) -> dict[str, Any]:
@@ -90,57 +119,21 @@ def _merge_global(options: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Options every command takes; they become Settings fields (None = not given)."""
-    options = [
-        click.option("--database-url", help="Database URL (default: DATABASE_URL, then sqlalchemy.url)."),
-        click.option("--env", help="Environment name recorded in the journal (dev, qa, beta, production)."),
-        click.option("--wait-timeout", type=float, help="Seconds to wait for the database (default 60)."),
-        click.option("--journal-table", help="Journal table name (default alembic_deploy_history)."),
-        click.option("--json", "json_", is_flag=True, default=None, help="Print a JSON document on stdout."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return _global_options(fn)
-
-
-def _migration_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Options of commands that migrate: bounded lock waits on the migrating session, retries."""
-    options = [
-        click.option("--ddl-lock-timeout", type=float,
-                     help="Seconds a migration statement may wait for a lock before giving up "
-                          "(so the app's queries never queue behind it longer); 0 disables (default 2)."),
-        click.option("--statement-timeout", type=float,
-                     help="Seconds a migration statement may run (default: no limit)."),
-        click.option("--retries", type=int,
-                     help="Retries of a revision that hit the lock timeout and was rolled back (default 5)."),
-        click.option("--retry-deadline", type=float,
-                     help="Seconds after which no further retry starts (default 300)."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
 def _run(command: Callable[..., Any]) -> Callable[..., Any]:
     """Build Settings from the options, run the command, map exceptions to exit codes."""
 
     @functools.wraps(command)
     def wrapper(**options: Any) -> None:
         options = _merge_global(options)
-        options["json"] = options.pop("json_", None)
         debug = bool(options.get("debug"))
         # Until the settings resolve (they may not): the flag, or the variable that sets it.
         as_json = bool(options.get("json")) or _json_from_env()
         try:
             from .compat import require_supported
-            from .settings import Settings
 
             require_supported()
-            flags = {k: v for k, v in options.items() if k in Settings.__dataclass_fields__}
-            settings = Settings.resolve(flags)
+            settings, rest = resolve(options)
             debug, as_json = settings.debug, settings.json
-            rest = {k: v for k, v in options.items() if k not in Settings.__dataclass_fields__}
             command(settings, **rest)
         except AlembicDeployError as exc:
             if as_json:
@@ -176,6 +169,13 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def resolve(options: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
+    """A command's parsed options: the Settings they give (flags > env > file) and the rest."""
+    names = {f.name for f in fields(Settings)}
+    settings = Settings.resolve({k: v for k, v in options.items() if k in names})
+    return settings, {k: v for k, v in options.items() if k not in names}
+
+
 def _error_json(exc: AlembicDeployError, command: str | None = None) -> str:
     """The ``--json`` document of a command that failed before it had a report of its own."""
     from .report import document, to_json
@@ -190,10 +190,8 @@ def _echo(settings: Any) -> Callable[[str], None]:
     def echo(msg: str) -> None:
         # sys.stderr is line-buffered (Python >= 3.9, a TTY or not): each line goes out at once.
         # A progress line that cannot be written is dropped; the migration it reports goes on.
-        try:
+        with contextlib.suppress(*_UNWRITABLE):
             sys.stderr.write(scrub(msg) + "\n")
-        except _UNWRITABLE:
-            pass
 
     return echo
 
@@ -224,12 +222,11 @@ class _Main(click.Group):
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
             if _wants_json(argv):
-                command = exc.ctx.info_name if getattr(exc, "ctx", None) and exc.ctx.parent else None
+                ctx: click.Context | None = getattr(exc, "ctx", None)  # a UsageError's
+                command = ctx.info_name if ctx is not None and ctx.parent else None
                 out(_error_json(ConfigError(exc.format_message()), command))
-            try:
+            with contextlib.suppress(*_UNWRITABLE):
                 exc.show()
-            except _UNWRITABLE:
-                pass
             code = exc.exit_code
         except click.exceptions.Abort:
             _err("Aborted!")
@@ -242,7 +239,7 @@ class _Main(click.Group):
 @click.version_option(package_name="alembic-deploy")
 @_global_options
 @click.pass_context
-def main(ctx: click.Context, **global_options: Any) -> None:
+def main(ctx: click.Context, /, **global_options: Any) -> None:
     """Deploy-time Alembic migrations: one migration lock per database, clear exit codes,
     a history journal. Runs on an unmodified Alembic project.
 
@@ -254,17 +251,7 @@ def main(ctx: click.Context, **global_options: Any) -> None:
 
 @main.command()
 @click.argument("revision", default="head")
-@_settings_options
-@click.option("--lock-timeout-wait", type=float, help="Seconds to wait for the migration lock (default 600).")
-@_migration_options
-@click.option("--fast-path/--no-fast-path", default=None, help="Prove a no-op without loading Alembic (default on).")
-@click.option("--wait-healthy", multiple=True, metavar="URL",
-              help="Before migrating, wait until URL answers 2xx (repeat for several; all must pass).")
-@click.option("--healthy-count", type=int, help="Healthy answers in a row each URL needs (default 3).")
-@click.option("--health-timeout", type=float, help="Seconds to wait for health before exit 4 (default 300).")
-@click.option("--health-expect", multiple=True, metavar="KEY=VALUE",
-              help="A JSON field the health answer must carry, e.g. status=ok (dotted keys nest).")
-@click.option("--health-interval", type=float, help="Seconds between two health requests (default 1).")
+@settings_options(UPGRADE)
 @_run
 def upgrade(settings: Any, revision: str) -> None:
     """Upgrade the database to REVISION (default: head), safely from many replicas at once."""
@@ -283,11 +270,7 @@ def upgrade(settings: Any, revision: str) -> None:
 @click.option("--wait-for-schema", "mode_wait", is_flag=True,
               help="Do not migrate: start CMD once the schema guard accepts the database.")
 @click.option("--no-migrate", "mode_none", is_flag=True, help="Start CMD once the database answers.")
-@click.option("--schema-timeout", type=float, help="Seconds --wait-for-schema waits (default 300).")
-@click.option("--accept-ahead", is_flag=True, default=None,
-              help="--wait-for-schema: start even when the database is at a revision this code lacks.")
-@_settings_options
-@click.option("--lock-timeout-wait", type=float, help="Seconds to wait for the migration lock (default 600).")
+@settings_options(RUN)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
 @_run
 def run(settings: Any, mode_migrate: bool, mode_wait: bool, mode_none: bool, command: tuple[str, ...]) -> None:
@@ -300,7 +283,10 @@ def run(settings: Any, mode_migrate: bool, mode_wait: bool, mode_none: bool, com
     from .entrypoint import run as run_entrypoint
 
     mode = pick_mode(settings, mode_migrate, mode_wait, mode_none)
-    run_entrypoint(settings, mode, command, echo=_echo(settings))
+    # A health gate given on this command line applies; one from the environment or pyproject.toml
+    # is meant for the post-deploy `upgrade` (see entrypoint.prepare).
+    health_gate = bool(click.get_current_context().params.get("wait_healthy"))
+    run_entrypoint(settings, mode, command, echo=_echo(settings), health_gate=health_gate)
 
 
 @main.command()
@@ -311,8 +297,7 @@ def run(settings: Any, mode_migrate: bool, mode_wait: bool, mode_none: bool, com
 @click.option("--mark-applied", is_flag=True,
               help="Record the revision as applied without running anything (after completing it by hand).")
 @click.option("--dry-run", is_flag=True, help="Print what the option would run, and change nothing.")
-@_settings_options
-@click.option("--lock-timeout-wait", type=float, help="Seconds to wait for the migration lock (default 600).")
+@settings_options(REPAIR)
 @_run
 def repair(settings: Any, resume: bool, rollback_partial: bool, mark_applied: bool, dry_run: bool) -> None:
     """Settle a revision left partly applied (exit 8): a MySQL/MariaDB or SQLite revision that
@@ -330,7 +315,7 @@ def repair(settings: Any, resume: bool, rollback_partial: bool, mark_applied: bo
 
 
 @main.command()
-@_settings_options
+@settings_options(STATUS)
 @_run
 def status(settings: Any) -> None:
     """Current revision(s), heads, pending revisions and the last deploys. Exits 8, as a deploy
@@ -380,7 +365,7 @@ def _exit_unfinished(st: Any) -> None:
 
 @main.command()
 @click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True, help="How many runs to show.")
-@_settings_options
+@settings_options(HISTORY)
 @_run
 def history(settings: Any, limit: int) -> None:
     """The deploy journal: who migrated what, when, how long, and the outcome."""
@@ -414,9 +399,9 @@ def _history_table(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]
     widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip()]
-    for row, cells in zip(rows, body):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths, strict=True)).rstrip()]
+    for row, cells in zip(rows, body, strict=True):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
         lines.extend(_ended_in(row))
     return scrub("\n".join(lines))
 
@@ -438,7 +423,7 @@ def _ended_in(row: dict[str, Any]) -> list[str]:
 
 @main.command()
 @click.option("--keep", type=click.Path(file_okay=False), help="Create the sample project here and keep it.")
-@_global_options
+@settings_options(DEMO)
 def demo(keep: str | None, **options: Any) -> None:
     """Create a sample Alembic project on SQLite and run the whole pipeline on it, twice."""
     from .demo import run_demo

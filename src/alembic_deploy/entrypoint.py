@@ -23,6 +23,7 @@ might not forward it. It gets the environment ``alembic-deploy`` was started wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -61,7 +62,7 @@ def validate(settings: Settings) -> None:
 
 def pick_mode(settings: Settings, migrate: bool, wait_for_schema: bool, no_migrate: bool) -> str:
     """The mode from the flags, else from settings; exactly one is required."""
-    chosen = [mode for mode, given in zip(MODES, (migrate, wait_for_schema, no_migrate)) if given]
+    chosen = [mode for mode, given in zip(MODES, (migrate, wait_for_schema, no_migrate), strict=False) if given]
     if len(chosen) > 1:
         raise ConfigError(f"Choose one mode, not {' and '.join('--' + m for m in chosen)}.")
     mode = chosen[0] if chosen else settings.run_mode
@@ -74,30 +75,40 @@ def pick_mode(settings: Settings, migrate: bool, wait_for_schema: bool, no_migra
     return mode
 
 
-def run(settings: Settings, mode: str, command: Sequence[str], echo: Echo | None = None) -> NoReturn:
+def run(settings: Settings, mode: str, command: Sequence[str], echo: Echo | None = None,
+        health_gate: bool = False) -> NoReturn:
     """Prepare the database for ``mode``, then replace this process with ``command``.
+
+    ``health_gate``: wait for ``settings.wait_healthy`` before migrating (``--wait-healthy`` given
+    to ``run --migrate`` itself); otherwise those URLs are ignored (see :func:`prepare`).
 
     Raises an :class:`~alembic_deploy.errors.AlembicDeployError` (and never starts the app) when
     the preparation fails; returns never.
     """
     from .api import shielded
 
+    if health_gate and mode != MIGRATE:
+        raise ConfigError(
+            f"--wait-healthy waits before migrating, and `run --{mode}` does not migrate. "
+            "Give it with --migrate, or leave it out."
+        )
     echo = shielded(echo)
     environ = dict(os.environ)  # the app's environment, before anything here touches os.environ
     executable = _resolve(command, environ)
-    prepare(settings, mode, echo)
+    prepare(settings, mode, echo, health_gate)
     echo(f"Starting {shlex.join(command)} (pid {os.getpid()}).")
     _exec(executable, command, environ)
 
 
-def prepare(settings: Settings, mode: str, echo: Echo) -> SchemaCheck | None:
+def prepare(settings: Settings, mode: str, echo: Echo, health_gate: bool = False) -> SchemaCheck | None:
     """Everything before the exec; returns the guard's result in ``wait-for-schema`` mode."""
     if mode == MIGRATE:
         from . import api
 
-        # A health gate (ALEMBIC_DEPLOY_WAIT_HEALTHY set for the post-deploy step) would wait
-        # here for an app that only starts after this migration.
-        report = api.upgrade(settings.replace(wait_healthy=()), "head", echo=echo)
+        # A health gate from the environment (ALEMBIC_DEPLOY_WAIT_HEALTHY set for the post-deploy
+        # step) would wait here for an app that only starts after this migration: only one given
+        # to this command (health_gate) applies.
+        report = api.upgrade(settings if health_gate else settings.replace(wait_healthy=()), "head", echo=echo)
         if report.outcome == "noop":
             echo(report.render_text())
         return None
@@ -126,9 +137,10 @@ def wait_for_schema(settings: Settings, deployment: Deployment, echo: Echo) -> S
     accept = guard.DEFAULT_ACCEPT | ({guard.AHEAD_UNKNOWN} if settings.accept_ahead else set())
     deadline = time.monotonic() + settings.schema_timeout
     seen: tuple[str, tuple[str, ...]] | None = None
+    result: SchemaCheck | None
     while True:
         try:
-            result = guard.check(
+            checked = guard.check(
                 deployment.engine,
                 str(settings.config_path),
                 accept=accept,
@@ -139,16 +151,16 @@ def wait_for_schema(settings: Settings, deployment: Deployment, echo: Echo) -> S
         except DatabaseUnreachable as exc:
             result, message = None, exc.message
         else:
-            message = result.message
-            if result.accepted:
-                echo(f"Schema {result.verdict}: {result.message}")
-                return result
-            if result.verdict == guard.AHEAD_UNKNOWN:
+            result, message = checked, checked.message
+            if checked.accepted:
+                echo(f"Schema {checked.verdict}: {checked.message}")
+                return checked
+            if checked.verdict == guard.AHEAD_UNKNOWN:
                 # Waiting cannot fix it: nothing migrates a database backwards on its own.
                 raise CheckRefused(
-                    f"{result.message} Not starting. Pass --accept-ahead to start anyway.",
-                    database_revisions=list(result.database_revisions),
-                    code_heads=list(result.code_heads),
+                    f"{checked.message} Not starting. Pass --accept-ahead to start anyway.",
+                    database_revisions=list(checked.database_revisions),
+                    code_heads=list(checked.code_heads),
                 )
         state = (result.verdict if result else "unreachable", result.database_revisions if result else ())
         if state != seen:
@@ -184,10 +196,9 @@ def _resolve(command: Sequence[str], environ: dict[str, str]) -> str:
 
 def _exec(executable: str, command: Sequence[str], environ: dict[str, str]) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        # Closed, or its reader gone: the app starts all the same.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             stream.flush()
-        except (OSError, ValueError, AttributeError):  # closed or its reader gone: the app starts all the same
-            pass
     # Python ignores SIGPIPE and SIGXFSZ at startup, and an ignored signal stays ignored across
     # exec; the app must start with the defaults any other process gets.
     for name in ("SIGPIPE", "SIGXFSZ"):

@@ -53,13 +53,15 @@ class AlembicDeployError(Exception):
 
     exit_code: ClassVar[int] = 1
     kind: ClassVar[str] = "internal-error"
+    #: The run this error ended, set by the verb that ran it (``api.upgrade``, ``api.repair``);
+    #: None when the error came before a run began.
+    report: DeployReport | None
 
     def __init__(self, message: str, **fields: Any) -> None:
         super().__init__(message)
         self.message = message
         self.fields: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
-        #: The run this error ended, set by the verb that ran it (``api.upgrade``, ``api.repair``).
-        self.report: DeployReport | None = None
+        self.report = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

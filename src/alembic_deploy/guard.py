@@ -68,6 +68,7 @@ __all__ = [
     "PendingRevision",
     "ScriptGraph",
     "SchemaCheck",
+    "VERDICTS",
     "check",
     "check_async",
     "clear_cache",

@@ -13,48 +13,112 @@ import math
 import os
 import re
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .errors import ConfigError
-from .provenance import COLUMN_SIZES
 from .masking import mask_url, register_url
+from .provenance import COLUMN_SIZES
 
-ENV_PREFIX = "ALEMBIC_DEPLOY_"
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+ENV_PREFIX: Final = "ALEMBIC_DEPLOY_"
+
+#: The commands, by the sets of settings they take: a setting's option is on every command of its set.
+UPGRADE: Final = "upgrade"
+RUN: Final = "run"
+REPAIR: Final = "repair"
+STATUS: Final = "status"
+HISTORY: Final = "history"
+DEMO: Final = "demo"
+#: Every command: alembic's global options, also accepted before the command.
+EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO})
+#: Commands that read a database (``demo`` makes its own).
+ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO}
+#: Commands that take the migration lock.
+LOCKING: Final = frozenset({UPGRADE, RUN, REPAIR})
+#: Commands that run the upgrade pipeline (``run --migrate`` runs ``upgrade``'s).
+UPGRADING: Final = frozenset({UPGRADE, RUN})
+#: Where a field's :class:`Option` is kept in its ``dataclasses.Field.metadata``.
+OPTION: Final = "alembic_deploy.option"
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a setting is given on the command line: the one definition the CLI builds its options
+    from, so a setting added here is an option of every command in ``commands``.
+
+    ``flags`` are click's parameter declarations (default ``--field-name``); the value type, and
+    whether the option is a flag or repeatable, follow the field's type (:func:`kind`).
+    """
+
+    commands: frozenset[str]
+    help: str
+    flags: tuple[str, ...] = ()
+    metavar: str | None = None
+
+    @property
+    def alembic_global(self) -> bool:
+        """One of alembic's global options: accepted before the command as well as after it."""
+        return self.commands == EVERY_COMMAND
+
+
+def _option(default: Any, commands: frozenset[str], text: str, *flags: str, metavar: str | None = None,
+            shown: bool = True) -> Any:
+    return field(default=default, repr=shown, metadata={OPTION: Option(commands, text, flags, metavar)})
 
 
 @dataclass(frozen=True)
 class Settings:
-    config: str = "alembic.ini"
-    name: str = "alembic"
-    x: tuple[str, ...] = ()
-    database_url: str | None = field(default=None, repr=False)
-    env: str | None = None
-    wait_timeout: float = 60.0
-    lock_timeout_wait: float = 600.0
-    journal_table: str = "alembic_deploy_history"
-    fast_path: bool = True
-    json: bool = False
-    debug: bool = False
+    """Every setting of every command, typed. A field with an :class:`Option` in its metadata is
+    also a command-line option; the rest come from the environment or pyproject.toml only."""
+
+    config: str = _option("alembic.ini", EVERY_COMMAND, "Alembic ini file (default: alembic.ini).",
+                          "-c", "--config")
+    name: str = _option("alembic", EVERY_COMMAND, "Section of the ini file (default: alembic).", "-n", "--name")
+    x: tuple[str, ...] = _option((), EVERY_COMMAND, "key=value passed to env.py, as with alembic -x.", "-x")
+    database_url: str | None = _option(
+        None, ON_A_DATABASE, "Database URL (default: DATABASE_URL, then sqlalchemy.url).", shown=False)
+    env: str | None = _option(None, ON_A_DATABASE,
+                              "Environment name recorded in the journal (dev, qa, beta, production).")
+    wait_timeout: float = _option(60.0, ON_A_DATABASE, "Seconds to wait for the database (default 60).")
+    lock_timeout_wait: float = _option(600.0, LOCKING, "Seconds to wait for the migration lock (default 600).")
+    journal_table: str = _option("alembic_deploy_history", ON_A_DATABASE,
+                                 "Journal table name (default alembic_deploy_history).")
+    fast_path: bool = _option(True, UPGRADING, "Prove a no-op without loading Alembic (default on).",
+                              "--fast-path/--no-fast-path")
+    json: bool = _option(False, ON_A_DATABASE, "Print a JSON document on stdout.")
+    debug: bool = _option(False, EVERY_COMMAND, "Show tracebacks (alembic's --raiseerr does the same).",
+                          "--debug", "--raiseerr")
     git_sha: str | None = None
     actor: str | None = None
     run_url: str | None = None
     # The migrating connection's DDL lock timeout and statement timeout, retries on lock timeouts.
-    ddl_lock_timeout: float = 2.0
-    statement_timeout: float | None = None
-    retries: int = 5
-    retry_deadline: float = 300.0
-    # The health gate before migrating (upgrade --wait-healthy) and the entrypoint (run).
-    wait_healthy: tuple[str, ...] = ()
-    healthy_count: int = 3
-    health_timeout: float = 300.0
-    health_expect: tuple[str, ...] = ()
-    health_interval: float = 1.0
+    ddl_lock_timeout: float = _option(
+        2.0, UPGRADING, "Seconds a migration statement may wait for a lock before giving up "
+        "(so the app's queries never queue behind it longer); 0 disables (default 2).")
+    statement_timeout: float | None = _option(None, UPGRADING,
+                                              "Seconds a migration statement may run (default: no limit).")
+    retries: int = _option(5, UPGRADING,
+                           "Retries of a revision that hit the lock timeout and was rolled back (default 5).")
+    retry_deadline: float = _option(300.0, UPGRADING, "Seconds after which no further retry starts (default 300).")
+    # The health gate before migrating (upgrade --wait-healthy, run --migrate --wait-healthy).
+    wait_healthy: tuple[str, ...] = _option(
+        (), UPGRADING, "Before migrating, wait until URL answers 2xx (repeat for several; all must pass).",
+        metavar="URL")
+    healthy_count: int = _option(3, UPGRADING, "Healthy answers in a row each URL needs (default 3).")
+    health_timeout: float = _option(300.0, UPGRADING, "Seconds to wait for health before exit 4 (default 300).")
+    health_expect: tuple[str, ...] = _option(
+        (), UPGRADING, "A JSON field the health answer must carry, e.g. status=ok (dotted keys nest).",
+        metavar="KEY=VALUE")
+    health_interval: float = _option(1.0, UPGRADING, "Seconds between two health requests (default 1).")
     run_mode: str | None = None  # migrate | wait-for-schema | no-migrate
-    schema_timeout: float = 300.0
-    accept_ahead: bool = False
+    schema_timeout: float = _option(300.0, frozenset({RUN}), "Seconds --wait-for-schema waits (default 300).")
+    accept_ahead: bool = _option(
+        False, frozenset({RUN}),
+        "--wait-for-schema: start even when the database is at a revision this code lacks.")
 
     @property
     def config_path(self) -> Path:
@@ -125,8 +189,8 @@ class Settings:
                     f"-x takes key=value pairs, as in alembic; got {item!r}. "
                     "Write it as -x key=value."
                 )
-        from .steps.health import validate as validate_health
         from .entrypoint import validate as validate_run
+        from .steps.health import validate as validate_health
 
         validate_health(self)
         validate_run(self)
@@ -219,10 +283,21 @@ TRUE_WORDS: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+def kind(f: dataclasses.Field[Any]) -> str:
+    """A setting's value type: ``bool``, ``int``, ``float``, ``str`` or ``tuple`` (of str). Where
+    the field's type allows None, None means "none" (``statement_timeout``) or "not given"."""
+    return str(f.type).split("[")[0].split(" ")[0]
+
+
+def options(command: str) -> list[dataclasses.Field[Any]]:
+    """The settings ``command`` takes as command-line options, in the order Settings declares them."""
+    return [f for f in fields(Settings) if OPTION in f.metadata and command in f.metadata[OPTION].commands]
+
+
 def _coerce(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
-    kind = str(f.type)
+    type_ = kind(f)
     try:
-        if kind.startswith("bool"):
+        if type_ == "bool":
             if isinstance(value, bool):
                 return value
             text = str(value).strip().lower()
@@ -231,18 +306,18 @@ def _coerce(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
             if text in _FALSE:
                 return False
             raise ValueError(value)
-        if kind.startswith("tuple"):
+        if type_ == "tuple":
             if isinstance(value, str):
                 return tuple(v for v in value.split(",") if v)
             return tuple(str(v) for v in value)
-        if value in ("", None) and "None" in kind:
+        if value in ("", None) and "None" in str(f.type):
             return None
-        if kind.startswith("float"):
+        if type_ == "float":
             return float(value)
-        if kind.startswith("int"):
+        if type_ == "int":
             return int(value)
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(
-            f"{source} has an invalid value {value!r}: expected {kind.split(' ')[0]}."
+            f"{source} has an invalid value {value!r}: expected {str(f.type).split(' ')[0]}."
         ) from None
