@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 from helpers import assert_failed_cleanly, run_cli
 
 #: A second process: takes the database with ``BEGIN <mode>``, says so, holds it until stdin closes.

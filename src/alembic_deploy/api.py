@@ -134,14 +134,17 @@ class Deployment:
 
         return AlembicProject(self.settings, self.url)
 
-    def lock(self) -> Any:
+    def lock(self, timeout: float | None = None) -> Any:
+        """The migration lock, waited for up to ``timeout`` (default ``--lock-timeout-wait``; 0:
+        one attempt) before :class:`~.errors.LockNotAcquired`."""
         name = self.backend.lock_name(self.engine.url.database, "alembic_version", None)
 
         def on_wait(holder: dict[str, Any]) -> None:
             who = ", ".join(f"{k} {v}" for k, v in holder.items() if v) or "another deploy"
             self.echo(f"Waiting for the migration lock held by {who}...")
 
-        return self.backend.lock(self.engine, name, self.settings.lock_timeout_wait, on_wait,
+        wait = self.settings.lock_timeout_wait if timeout is None else timeout
+        return self.backend.lock(self.engine, name, wait, on_wait,
                                  connection=self._take_reached())
 
     def _take_reached(self) -> Connection | None:
@@ -547,7 +550,7 @@ class StatusReport:
     pending: list[tuple[str, str]]
     unknown: list[str]
     last_deploys: list[dict[str, Any]] = field(default_factory=list)
-    #: A partly applied revision or a run that has not ended (steps.recovery.describe_unfinished).
+    #: A partly applied revision or a run that has not ended (steps.unfinished.describe_unfinished).
     unfinished: dict[str, Any] | None = None
 
     @property
@@ -577,7 +580,7 @@ def status(settings: Settings, echo: Echo | None = None) -> StatusReport:
     what a deploy would find unfinished (``unfinished``: its ``exit_code`` is the CLI's)."""
     from .alembic_env import RunObserver
     from .steps.progress import remask_rows
-    from .steps.recovery import describe_unfinished
+    from .steps.unfinished import describe_unfinished
 
     deployment = Deployment.open(settings, echo)
     try:

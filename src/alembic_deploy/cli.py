@@ -338,8 +338,9 @@ def status(settings: Any) -> None:
         u = st.unfinished
         out(f"unfinished: revision {u['revision']} is partly applied (journal #{u['journal_id']}); a deploy "
             "refuses (exit 8) until `alembic-deploy repair` settles it" if u["state"] == "partial" else
-            f"unfinished: journal #{u['journal_id']} has not recorded its end (a deploy running now, "
-            "or one that died)")
+            f"unfinished: journal #{u['journal_id']} crashed; the next deploy records it and migrates"
+            if u["state"] == "crashed" else
+            f"unfinished: journal #{u['journal_id']} has not recorded its end (a deploy running now)")
     out(f"pending:  {len(st.pending)}")
     for rev, doc in st.pending:
         out(f"  {rev}  {doc}")

@@ -298,6 +298,32 @@ class Journal:
         if rows:
             self._run(lambda c: c.execute(table.delete()))
 
+    def outside_records(self) -> dict[int, tuple[Any, dict[str, Any]]]:
+        """Progress records runs left in the volatile table (where the backend has one), by
+        journal id: (pid, record), read without moving them (``status``, under the lock; a deploy
+        moves them with :meth:`adopt_volatile`). Empty when there is no such table or it cannot
+        be read."""
+        if self.backend is None or not self.backend.volatile_progress or self._missing:
+            return {}
+        table = volatile_table(self.table.name)
+
+        def read(conn: Connection) -> list[Any]:
+            if not inspect(conn).has_table(table.name):
+                return []
+            return list(conn.execute(table.select()))
+
+        try:
+            rows = self._run(read)
+        except DBAPIError:
+            return {}
+        records: dict[int, tuple[Any, dict[str, Any]]] = {}
+        for row in rows:
+            try:
+                records[row.journal_id] = (row.pid, json.loads(bytes(row.progress).decode()))
+            except ValueError:
+                continue  # not a record this tool wrote
+        return records
+
     def _refuse(self, exc: DBAPIError) -> bool:
         """True, remembering why, when the server refused ``exc``'s statement for a privilege or a
         read-only database; any other error is raised."""

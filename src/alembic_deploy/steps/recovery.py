@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EXIT_OK, LockNotAcquired, PartialMigration
+from ..errors import LockNotAcquired, PartialMigration
 from ..masking import scrub
 from .progress import (
     READ,
@@ -52,6 +52,8 @@ from .progress import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sqlalchemy.engine import Engine
 
     from ..alembic_env import AlembicProject
@@ -110,13 +112,23 @@ def recover(
     return partial
 
 
-def find_partial(deployment: Deployment, journal: Journal, project: AlembicProject, exclude: int | None) -> Partial | None:
+def find_partial(
+    deployment: Deployment, journal: Journal, project: AlembicProject, exclude: int | None,
+    outside: Mapping[int, tuple[Any, dict[str, Any]]] | None = None,
+) -> Partial | None:
     """The partly applied revision recorded by the newest run with statement progress, if any.
 
     The newest such run decides: a run starts only after this check passed (or ``repair``
-    settled it), so any older partial state was resolved before it.
+    settled it), so any older partial state was resolved before it. ``outside``: journal id ->
+    (pid, newest progress record) that dead runs kept outside their ``running`` rows, read under
+    the lock without moving them (``status``); each stands in for its row's own record.
     """
     row = journal.last_progress(exclude=exclude)
+    if outside:
+        dead = [r for r in journal.unfinished(exclude=exclude)
+                if r["id"] in outside and outside[r["id"]][0] == r["pid"] and (row is None or r["id"] >= row["id"])]
+        if dead:
+            row = {**dead[-1], "progress": json.dumps(outside[dead[-1]["id"]][1])}
     if row is None or row["outcome"] in SETTLED:
         return None
     progress = _progress(row)
@@ -130,38 +142,6 @@ def find_partial(deployment: Deployment, journal: Journal, project: AlembicProje
         if applied or uncertain:
             return Partial(project, deployment.engine, row, progress, entry, versions, applied, uncertain)
     return None
-
-
-def describe_unfinished(deployment: Deployment, journal: Journal, project: AlembicProject) -> dict[str, Any] | None:
-    """For ``status``: what the journal shows left unfinished, read without the lock and without
-    writing anything; None when nothing is.
-
-    ``state`` is ``partial`` when a run that ended (failed, interrupted, crashed) left a revision
-    partly applied: a deploy would refuse, and ``exit_code`` is 8, the code it would exit with.
-    ``running`` when a run has not recorded its end: one is migrating now, or it died and the next
-    deploy, holding the lock, reports it and settles what it left (records that dead run kept
-    outside its journal row are read only under the lock), so ``exit_code`` stays 0 (``EXIT_OK``)."""
-    if not journal.exists():
-        return None
-    running = journal.unfinished()
-    if running:
-        row = running[-1]
-        return {
-            "state": "running", "exit_code": EXIT_OK, "journal_id": row["id"], "revision": None,
-            "message": (
-                f"journal #{row['id']} ({row['command']} on host {row['host']}, pid {row['pid']}, started "
-                f"{str(row['started_at'])[:19]}) has not recorded its end: a deploy is running now, or it "
-                "died; the next deploy waits for it, or reports it crashed and settles what it left."
-            ),
-        }
-    partial = find_partial(deployment, journal, project, exclude=None)
-    if partial is None:
-        return None
-    error = partial.error(deployment.backend.name)
-    return {
-        "state": "partial", "exit_code": error.exit_code, "journal_id": partial.row["id"],
-        "revision": partial.revision, "message": error.message, "error": error.to_dict(),
-    }
 
 
 def describe(project: AlembicProject, revision: str) -> str:
