@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import fields
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
@@ -23,6 +23,9 @@ from .errors import EXIT_OK, AlembicDeployError, ConfigError, Interrupted
 from .masking import scrub
 from .settings import DEMO, HISTORY, OPTION, REPAIR, RUN, STATUS, UPGRADE, Option, Settings, kind
 from .settings import options as setting_options
+
+if TYPE_CHECKING:
+    from .api import StatusReport
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -185,7 +188,7 @@ def _error_json(exc: AlembicDeployError, command: str | None = None) -> str:
     return to_json(document(command, exc.exit_code, {**exc.to_dict(), "message": scrub(exc.message)}))
 
 
-def _echo(settings: Any) -> Callable[[str], None]:
+def _echo(settings: Settings) -> Callable[[str], None]:
     """Progress lines (one per revision applied): plain, so written straight to stderr."""
     def echo(msg: str) -> None:
         # sys.stderr is line-buffered (Python >= 3.9, a TTY or not): each line goes out at once.
@@ -253,7 +256,7 @@ def main(ctx: click.Context, /, **global_options: Any) -> None:
 @click.argument("revision", default="head")
 @settings_options(UPGRADE)
 @_run
-def upgrade(settings: Any, revision: str) -> None:
+def upgrade(settings: Settings, revision: str) -> None:
     """Upgrade the database to REVISION (default: head), safely from many replicas at once."""
     from . import api
 
@@ -273,7 +276,7 @@ def upgrade(settings: Any, revision: str) -> None:
 @settings_options(RUN)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
 @_run
-def run(settings: Any, mode_migrate: bool, mode_wait: bool, mode_none: bool, command: tuple[str, ...]) -> None:
+def run(settings: Settings, mode_migrate: bool, mode_wait: bool, mode_none: bool, command: tuple[str, ...]) -> None:
     """Container entrypoint: wait for the database, migrate or wait for the schema, then exec CMD.
 
     CMD replaces this process (same PID), so it receives SIGTERM directly. The mode may also come
@@ -299,7 +302,7 @@ def run(settings: Any, mode_migrate: bool, mode_wait: bool, mode_none: bool, com
 @click.option("--dry-run", is_flag=True, help="Print what the option would run, and change nothing.")
 @settings_options(REPAIR)
 @_run
-def repair(settings: Any, resume: bool, rollback_partial: bool, mark_applied: bool, dry_run: bool) -> None:
+def repair(settings: Settings, resume: bool, rollback_partial: bool, mark_applied: bool, dry_run: bool) -> None:
     """Settle a revision left partly applied (exit 8): a MySQL/MariaDB or SQLite revision that
     failed or died after some of its statements committed. Without an option, show it and the
     options; each option is checked against the schema and journaled."""
@@ -317,7 +320,7 @@ def repair(settings: Any, resume: bool, rollback_partial: bool, mark_applied: bo
 @main.command()
 @settings_options(STATUS)
 @_run
-def status(settings: Any) -> None:
+def status(settings: Settings) -> None:
     """Current revision(s), heads, pending revisions and the last deploys. Exits 8, as a deploy
     would, when a revision is partly applied."""
     from . import api
@@ -350,7 +353,7 @@ def status(settings: Any) -> None:
     _exit_unfinished(st)
 
 
-def _exit_unfinished(st: Any) -> None:
+def _exit_unfinished(st: StatusReport) -> None:
     """A partly applied revision: say so on stderr, and exit with the code a deploy would (8)."""
     unfinished = st.unfinished
     if unfinished is None:
@@ -368,7 +371,7 @@ def _exit_unfinished(st: Any) -> None:
 @click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True, help="How many runs to show.")
 @settings_options(HISTORY)
 @_run
-def history(settings: Any, limit: int) -> None:
+def history(settings: Settings, limit: int) -> None:
     """The deploy journal: who migrated what, when, how long, and the outcome."""
     from . import api
 

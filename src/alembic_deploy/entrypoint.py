@@ -1,14 +1,15 @@
 """The container entrypoint: ``alembic-deploy run [MODE] -- CMD ARGS...``.
 
-It replaces the hand-written startup script of the seed ("container starts, startup script waits
-for database readiness, migrations are applied, application starts")::
+It replaces a hand-written startup script (wait for the database, apply the migrations, start the
+application)::
 
     resolve credentials -> wait for the database -> MODE -> exec CMD
 
 Modes:
 
 * ``--migrate``: run the upgrade pipeline (:func:`alembic_deploy.api.upgrade`, under the migration
-  lock, so every replica may do it at once), then start.
+  lock, so every replica may do it at once), then start. It takes every option ``upgrade`` does;
+  a health gate only when given on its command line (see :func:`prepare`).
 * ``--wait-for-schema``: never migrate; wait until the schema guard accepts the database for this
   code (:mod:`alembic_deploy.guard`), then start. For replicas where a separate task migrates.
 * ``--no-migrate``: wait for the database, then start.
