@@ -119,3 +119,29 @@ def test_importing_the_package_stays_light():
     probe = "import sys, alembic_deploy; print(sorted(m for m in ('sqlalchemy', 'alembic') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_no_exit_code_is_written_outside_errors_py():
+    """Exit codes live on the exception classes and ``EXIT_OK`` (errors.py): nowhere else does a
+    number become an exit code (``sys.exit(9)``, ``SystemExit(2)``, ``exit_code=0``, ``{"exit_code": 8}``)."""
+    from pathlib import Path
+
+    found = []
+    for path in sorted(Path(alembic_deploy.__file__).parent.rglob("*.py")):
+        if path.name == "errors.py" and path.parent.name == "alembic_deploy":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            numbers: list[ast.expr] = []
+            if isinstance(node, ast.Call):
+                name = ast.unparse(node.func)
+                if name in ("sys.exit", "exit", "SystemExit", "os._exit"):
+                    numbers += node.args
+                numbers += [k.value for k in node.keywords if k.arg == "exit_code"]
+            elif isinstance(node, ast.Dict):
+                numbers += [v for k, v in zip(node.keys, node.values, strict=True)
+                            if isinstance(k, ast.Constant) and k.value == "exit_code"]
+            for value in numbers:
+                for leaf in ast.walk(value):
+                    if isinstance(leaf, ast.Constant) and type(leaf.value) is int:
+                        found.append(f"{path.name}:{leaf.lineno}: {ast.unparse(value)}")
+    assert found == []
