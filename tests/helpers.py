@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -111,6 +112,34 @@ def run_cli(project: Path, *args: str, url: str | None = None, env: dict[str, st
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
+def invoke_cli(project: Path, *args: str, url: str | None = None, env: dict[str, str | None] | None = None) -> Run:
+    """Run ``alembic-deploy -c <project>/alembic.ini ARGS`` in this process, through click's
+    CliRunner (the environment as :func:`run_cli` sets it; the working directory unchanged): for
+    tests of parsing, configuration and messages. What a real process does (signals, exit on a
+    closed pipe, a module missing at start-up) needs :func:`run_cli`."""
+    import gc
+
+    from click.testing import CliRunner
+
+    from alembic_deploy.cli import main
+
+    full_env: dict[str, str | None] = {
+        k: None for k in os.environ if k.startswith(("ALEMBIC_DEPLOY_", "GITHUB_")) or k == "DATABASE_URL"
+    }
+    if url is not None:
+        full_env["DATABASE_URL"] = url
+    full_env.update(env or {})
+    try:
+        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]  # click 8.1 mixes stderr into stdout
+    except TypeError:  # click 8.2 keeps them apart and has no such argument
+        runner = CliRunner()
+    try:
+        result = runner.invoke(main, ["-c", str(project / "alembic.ini"), *args], env=full_env, catch_exceptions=False)
+    finally:
+        gc.unfreeze()  # the CLI freezes the heap as its process would end; this process goes on
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
 # Imports the CLI, says it is ready (<barrier>.ready.<pid>), then waits for the barrier file:
 # racers released together start within milliseconds of each other.
 _BARRIER_SHIM = """
@@ -148,11 +177,33 @@ def spawn_cli(project: Path, *args: str, url: str | None = None, env: dict[str, 
     )
 
 
+#: Ports free_port hands out: below the kernel's ephemeral range (32768 and up on Linux), so that no
+#: outgoing connection takes one between the test picking it and a server binding it.
+_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback TCP port nobody listens on right now, never the same twice in one process.
+
+    Each pytest-xdist worker draws from a band of its own, so two workers never start servers on
+    one port; within the band the draw is random, so concurrent runs of the suite seldom meet."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+    workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), worker + 1)
+    width = len(_PORTS) // workers
+    band = range(_PORTS.start + worker * width, _PORTS.start + (worker + 1) * width)
+    for _ in range(100):
+        port = random.choice(band)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {band.start}-{band.stop - 1}")
 
 
 def set_ini_url(project: Path, url: str, ini: str = "alembic.ini") -> None:

@@ -225,6 +225,7 @@ class MariaDBServer(_Server):
     def __init__(self, port: int | None = None) -> None:
         super().__init__(port)
         self.process: subprocess.Popen[bytes] | None = None
+        self._starts = 0
 
     @property
     def data(self) -> Path:
@@ -250,11 +251,28 @@ class MariaDBServer(_Server):
         log.close()
         self.pid = self.process.pid
         try:
-            _wait_port(self.port, START_TIMEOUT)
+            self._wait_ready(START_TIMEOUT)
         except RuntimeError:
             self.kill()
             raise
         return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Until this server says it is ready and listens: a port that answers may be another
+        server's, one that took the port first (this one then exits, unable to bind)."""
+        log = self.root / "log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mariadbd exited {self.process.returncode}: {log.read_text(errors='replace')[-2000:]}")
+            # Once per start: a restart appends to the log, so count the lines said so far.
+            if log.read_text(errors="replace").count("ready for connections") > self._starts:
+                _wait_port(self.port, max(deadline - time.monotonic(), 0.1))
+                self._starts += 1
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"mariadbd not ready on 127.0.0.1:{self.port} after {timeout:g}s")
 
 
 @contextmanager

@@ -190,6 +190,7 @@ def _journal(db: Database) -> list[dict]:
     return db.journal() if db.has_table("alembic_deploy_history") else []
 
 
+@pytest.mark.slow  # three kill -9 trials, each followed by a recovery run and a repair
 def test_kill_9_during_upgrade_leaves_a_state_the_next_run_understands(db, make_project):
     # Early, middle and late in the migration: each kill hits a run that is migrating.
     # run_trials checks every invariant after each kill. How many kills land mid-migration depends on

@@ -18,6 +18,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fastapi-service
 
 @pytest.mark.skipif(sqlalchemy.__version__.startswith("1."),
                     reason="the example application's models are written for SQLAlchemy 2 (DeclarativeBase)")
+@pytest.mark.slow  # minutes: six app processes, two rolling updates and their migrations
 @pytest.mark.timeout(900)  # six app processes and two migrations on a busy 2-core machine
 def test_rollout_never_fails_a_request_because_of_the_schema(pg_db):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALEMBIC_DEPLOY_")}

@@ -21,6 +21,7 @@ from helpers import (
     Run,
     assert_failed_cleanly,
     free_port,
+    invoke_cli,
     run_cli,
     spawn_cli,
     url_text,
@@ -67,7 +68,7 @@ def _read_stderr_until(proc, marker: str) -> str:  # noqa: ANN001
 
 # -- 2: usage or configuration ------------------------------------------------------------------
 def test_missing_ini_exits_2(tmp_path):
-    run = run_cli(tmp_path, "upgrade", "--json", url="postgresql://app:s3cr3t-ini-1@127.0.0.1/app")
+    run = invoke_cli(tmp_path, "upgrade", "--json", url="postgresql://app:s3cr3t-ini-1@127.0.0.1/app")
     message = assert_failed_cleanly(run, 2, "s3cr3t-ini-1")
     assert "No Alembic config" in message and "-c/--config" in message
     report = json.loads(run.stdout)
@@ -89,7 +90,7 @@ def test_missing_ini_exits_2(tmp_path):
     ],
 )
 def test_bad_url_exits_2(make_project, url, expected):
-    run = run_cli(make_project("sync"), "upgrade", url=url)
+    run = invoke_cli(make_project("sync"), "upgrade", url=url)
     assert expected in assert_failed_cleanly(run, 2, "s3cr3t-url-1")
 
 
@@ -102,20 +103,20 @@ def test_missing_driver_exits_2_and_names_the_extra(make_project, tmp_path):
 
 def test_wrong_password_exits_2_at_once(password_db, make_project):
     wrong = f"wrong-{uuid.uuid4().hex[:8]}"
-    run = run_cli(make_project("sync"), "upgrade", "--wait-timeout", "30", url=_with_password(password_db, wrong))
+    run = invoke_cli(make_project("sync"), "upgrade", "--wait-timeout", "30", url=_with_password(password_db, wrong))
     message = assert_failed_cleanly(run, 2, wrong, password_db.password)
     assert "not retried" in message and "***" in message
 
 
 def test_unknown_database_exits_2(password_db, make_project):
     url = url_text(password_db.url, database="ad_no_such_database")
-    run = run_cli(make_project("sync"), "upgrade", "--wait-timeout", "30", url=url)
+    run = invoke_cli(make_project("sync"), "upgrade", "--wait-timeout", "30", url=url)
     assert "ad_no_such_database" in assert_failed_cleanly(run, 2, password_db.password)
 
 
 # -- 3: database unreachable ------------------------------------------------------------------------
 def test_closed_port_exits_3_after_retrying(password_db, make_project):
-    run = run_cli(make_project("sync"), "upgrade", "--wait-timeout", "1", url=_with_port(password_db, free_port()))
+    run = invoke_cli(make_project("sync"), "upgrade", "--wait-timeout", "1", url=_with_port(password_db, free_port()))
     message = assert_failed_cleanly(run, 3, password_db.password)
     attempts = int(re.search(r"\((\d+) attempts", message).group(1))
     assert attempts > 1, "a refused connection is transient: it must be retried"
@@ -179,23 +180,23 @@ def test_wait_picks_up_a_server_that_starts_late(make_project):
 # -- 5: refused by a check ----------------------------------------------------------------------
 def test_multiple_heads_with_target_head_exits_5(password_pg_db, make_project):
     """Refused from the scripts alone, before any change: one backend shows it."""
-    run = run_cli(make_project("two_heads"), "upgrade", "head", url=password_pg_db.url)
+    run = invoke_cli(make_project("two_heads"), "upgrade", "head", url=password_pg_db.url)
     message = assert_failed_cleanly(run, 5, password_pg_db.password)
     assert "a3_seed" in message and "b2_audit" in message and "alembic merge" in message
     assert not password_pg_db.has_table("users")
 
 
 def test_unknown_target_revision_exits_5(sqlite_db, make_project):
-    run = run_cli(make_project("sync"), "upgrade", "no_such_rev", url=sqlite_db.url)
+    run = invoke_cli(make_project("sync"), "upgrade", "no_such_rev", url=sqlite_db.url)
     assert "no_such_rev" in assert_failed_cleanly(run, 5)
 
 
 def test_database_at_an_unknown_revision_exits_5(secret_db, make_project):
     project = make_project("sync")
-    assert run_cli(project, "upgrade", "a1_users", url=secret_db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", "a1_users", url=secret_db.url).returncode == 0
     with secret_db.engine().begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'f00dcafe0042'"))
-    run = run_cli(project, "upgrade", url=secret_db.url)
+    run = invoke_cli(project, "upgrade", url=secret_db.url)
     message = assert_failed_cleanly(run, 5, *_secrets(secret_db))
     assert "f00dcafe0042" in message and "older than the database" in message
     assert secret_db.versions() == ["f00dcafe0042"]
@@ -238,7 +239,7 @@ def _hold_migration_lock(db: Database, database: str | None = None) -> Iterator[
 
 def test_lock_held_by_another_process_exits_6_naming_the_holder(secret_db, make_project):
     with _hold_migration_lock(secret_db) as holder:
-        run = run_cli(make_project("sync"), "upgrade", "--lock-timeout-wait", "1", "--json", url=secret_db.url)
+        run = invoke_cli(make_project("sync"), "upgrade", "--lock-timeout-wait", "1", "--json", url=secret_db.url)
     message = assert_failed_cleanly(run, 6, *_secrets(secret_db))
     assert holder in message
     assert "--lock-timeout-wait" in message
@@ -250,7 +251,7 @@ def test_lock_held_by_another_process_exits_6_naming_the_holder(secret_db, make_
 def test_the_lock_of_another_database_on_the_server_does_not_block(password_db, make_project):
     """Two apps sharing a server never wait for each other: the lock is named after the database."""
     with _hold_migration_lock(password_db, database="another_app"):
-        run = run_cli(make_project("sync"), "upgrade", "--lock-timeout-wait", "0", url=password_db.url)
+        run = invoke_cli(make_project("sync"), "upgrade", "--lock-timeout-wait", "0", url=password_db.url)
     assert run.returncode == 0, run.output
 
 
@@ -275,7 +276,7 @@ def test_sigint_while_waiting_for_the_lock_exits_9(secret_db, make_project):
 
 # -- 7: a migration failed ------------------------------------------------------------------------------
 def test_failing_revision_exits_7_names_it_and_is_journaled(secret_db, make_project):
-    run = run_cli(make_project("failing"), "upgrade", "--env", "production", url=secret_db.url)
+    run = invoke_cli(make_project("failing"), "upgrade", "--env", "production", url=secret_db.url)
     message = assert_failed_cleanly(run, 7, *_secrets(secret_db))
     assert "a4_broken" in message and "table_that_does_not_exist" in message
     assert "a4_broken" not in (secret_db.versions() if secret_db.has_table("alembic_version") else [])

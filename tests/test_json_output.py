@@ -11,10 +11,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from click.testing import CliRunner
-from helpers import PG_DRIVER, Database, free_port, run_cli
+from helpers import PG_DRIVER, free_port, invoke_cli
 
-from alembic_deploy.cli import main
 from alembic_deploy.report import SCHEMA_VERSION
 
 SCHEMA = json.loads((files("alembic_deploy") / "schema" / "output.schema.json").read_text(encoding="utf-8"))
@@ -39,52 +37,52 @@ def test_the_schema_is_a_valid_json_schema_shipped_with_the_package():
 
 def test_upgrade_applied_then_noop_on_both_paths(make_project, db):
     project = make_project("sync")
-    applied = run_cli(project, "upgrade", "--json", url=db.url)
+    applied = invoke_cli(project, "upgrade", "--json", url=db.url)
     doc = checked(applied.stdout, "upgrade", 0)
     assert doc["outcome"] == "applied" and [r["revision"] for r in doc["applied"]] == ["a1_users", "a2_users_email_index", "a3_seed"]
     assert doc["started_at"] <= doc["finished_at"] and doc["started_at"].endswith("Z")
     for args in ((), ("--no-fast-path",)):
-        noop = checked(run_cli(project, "upgrade", "--json", *args, url=db.url).stdout, "upgrade", 0)
+        noop = checked(invoke_cli(project, "upgrade", "--json", *args, url=db.url).stdout, "upgrade", 0)
         assert noop["outcome"] == "noop" and noop["to_revisions"] == ["a3_seed"]
 
 
 def test_upgrade_failed_and_refused_revisions(make_project, sqlite_db):
     project = make_project("partial")
-    assert run_cli(project, "upgrade", "a3_seed", url=sqlite_db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", "a3_seed", url=sqlite_db.url).returncode == 0
     with sqlite_db.engine().begin() as conn:
         conn.exec_driver_sql("CREATE TABLE profiles (legacy INTEGER)")
-    failed = run_cli(project, "upgrade", "--json", url=sqlite_db.url)
+    failed = invoke_cli(project, "upgrade", "--json", url=sqlite_db.url)
     assert failed.returncode == 7, failed.output
     doc = checked(failed.stdout, "upgrade", 7)
     assert doc["outcome"] == "failed" and doc["error"]["kind"] == "migration-failed"
-    refused = run_cli(project, "upgrade", "--json", url=sqlite_db.url)
+    refused = invoke_cli(project, "upgrade", "--json", url=sqlite_db.url)
     assert checked(refused.stdout, "upgrade", 8)["error"]["kind"] == "partial-migration"
     # The journal's JSON columns come out as data: the failed run's statement progress is an object.
-    history = checked(run_cli(project, "history", "--json", url=sqlite_db.url).stdout, "history", 0)
+    history = checked(invoke_cli(project, "history", "--json", url=sqlite_db.url).stdout, "history", 0)
     by_outcome = {row["outcome"]: row for row in history["deploys"]}
     assert isinstance(by_outcome["failed"]["progress"], dict)
     assert isinstance(by_outcome["failed"]["revisions"], list)
-    diagnosed = run_cli(project, "repair", "--json", url=sqlite_db.url)
+    diagnosed = invoke_cli(project, "repair", "--json", url=sqlite_db.url)
     assert diagnosed.returncode == 8, diagnosed.output
     checked(diagnosed.stdout, "repair", 8)
 
 
 def test_repair_with_nothing_to_repair(make_project, sqlite_db):
     project = make_project("sync")
-    assert run_cli(project, "upgrade", url=sqlite_db.url).returncode == 0
-    doc = checked(run_cli(project, "repair", "--json", url=sqlite_db.url).stdout, "repair", 0)
+    assert invoke_cli(project, "upgrade", url=sqlite_db.url).returncode == 0
+    doc = checked(invoke_cli(project, "repair", "--json", url=sqlite_db.url).stdout, "repair", 0)
     assert doc["outcome"] == "noop"
 
 
 def test_status_and_history_are_documents_with_utc_times(make_project, db):
     project = make_project("sync")
-    empty = checked(run_cli(project, "history", "--json", url=db.url).stdout, "history", 0)
+    empty = checked(invoke_cli(project, "history", "--json", url=db.url).stdout, "history", 0)
     assert empty["deploys"] == []
-    fresh = checked(run_cli(project, "status", "--json", url=db.url).stdout, "status", 0)
+    fresh = checked(invoke_cli(project, "status", "--json", url=db.url).stdout, "status", 0)
     assert fresh["current"] == [] and [p["revision"] for p in fresh["pending"]][0] == "a1_users"
     assert fresh["up_to_date"] is False
-    upgraded = checked(run_cli(project, "upgrade", "--json", url=db.url).stdout, "upgrade", 0)
-    status = checked(run_cli(project, "status", "--json", url=db.url).stdout, "status", 0)
+    upgraded = checked(invoke_cli(project, "upgrade", "--json", url=db.url).stdout, "upgrade", 0)
+    status = checked(invoke_cli(project, "status", "--json", url=db.url).stdout, "status", 0)
     assert status["up_to_date"] is True and status["current"] == ["a3_seed"]
     [row] = status["last_deploys"]
     assert row["id"] == upgraded["journal_id"]
@@ -92,19 +90,11 @@ def test_status_and_history_are_documents_with_utc_times(make_project, db):
     # The same instant in both commands, in the same form (MySQL's DATETIME keeps whole seconds).
     journaled, reported = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (row["started_at"], upgraded["started_at"]))
     assert abs((journaled - reported).total_seconds()) < 1
-    history = checked(run_cli(project, "history", "--json", url=db.url).stdout, "history", 0)
+    history = checked(invoke_cli(project, "history", "--json", url=db.url).stdout, "history", 0)
     assert history["deploys"] == status["last_deploys"]
 
 
 # -- every failure exit prints its document too -----------------------------------------------------
-def _invoke(*args: str, env: dict[str, str | None] | None = None):  # noqa: ANN202
-    try:
-        runner = CliRunner(mix_stderr=False)  # click 8.1 (`make test-minimum`) mixes stderr into stdout
-    except TypeError:  # click 8.2 keeps them apart and has no such argument
-        runner = CliRunner()
-    return runner.invoke(main, list(args), env={"DATABASE_URL": None, **(env or {})}, catch_exceptions=False)
-
-
 @pytest.mark.parametrize(
     ("args", "env", "command"),
     [
@@ -118,14 +108,14 @@ def _invoke(*args: str, env: dict[str, str | None] | None = None):  # noqa: ANN2
     ],
 )
 def test_configuration_errors_print_a_document(tmp_path, args, env, command):
-    result = _invoke("-c", str(tmp_path / "alembic.ini"), *args, env=env)
-    assert result.exit_code == 2, result.output
+    result = invoke_cli(tmp_path, *args, env=env)
+    assert result.returncode == 2, result.output
     doc = checked(result.stdout, command, 2)
     assert doc["error"]["kind"] == "config-error"
 
 
 def test_a_missing_ini_is_a_refused_upgrade_document(tmp_path):
-    run = run_cli(tmp_path, "upgrade", "--json", url="sqlite:///app.db")
+    run = invoke_cli(tmp_path, "upgrade", "--json", url="sqlite:///app.db")
     doc = checked(run.stdout, "upgrade", 2)
     assert doc["outcome"] == "refused" and "No Alembic config" in doc["error"]["message"]
 
@@ -133,7 +123,7 @@ def test_a_missing_ini_is_a_refused_upgrade_document(tmp_path):
 def test_an_unreachable_database_prints_a_document(make_project):
     url = f"{PG_DRIVER}://app:pw@127.0.0.1:{free_port()}/app"
     for command in ("upgrade", "status", "history"):
-        run = run_cli(make_project("sync", command), command, "--json", "--wait-timeout", "0", url=url)
+        run = invoke_cli(make_project("sync", command), command, "--json", "--wait-timeout", "0", url=url)
         assert run.returncode == 3, run.output
         assert checked(run.stdout, command, 3)["error"]["kind"] == "database-unreachable"
 
@@ -142,7 +132,7 @@ def test_exit_1_prints_a_document_too(make_project, sqlite_db):
     """A database file SQLite cannot read at all: nothing the tool classifies, so an internal error."""
     project = make_project("sync")
     Path(sqlite_db.url.removeprefix("sqlite:///")).write_bytes(b"not a database, " * 64)
-    run = run_cli(project, "history", "--json", url=sqlite_db.url)
+    run = invoke_cli(project, "history", "--json", url=sqlite_db.url)
     assert run.returncode == 1, run.output
     doc = checked(run.stdout, "history", 1)
     assert doc["error"]["kind"] == "internal-error" and "bug" in doc["error"]["message"]
@@ -152,7 +142,7 @@ def test_a_foreign_journal_table_is_a_config_error_document(make_project, sqlite
     project = make_project("sync")
     with sqlite_db.engine().begin() as conn:
         conn.exec_driver_sql("CREATE TABLE alembic_deploy_history (id INTEGER PRIMARY KEY, note TEXT)")
-    run = run_cli(project, "history", "--json", url=sqlite_db.url)
+    run = invoke_cli(project, "history", "--json", url=sqlite_db.url)
     doc = checked(run.stdout, "history", 2)
     assert doc["error"]["kind"] == "config-error" and doc["error"]["fields"]["table"] == "alembic_deploy_history"
 
@@ -160,9 +150,9 @@ def test_a_foreign_journal_table_is_a_config_error_document(make_project, sqlite
 def test_journal_entries_of_any_origin_are_data(make_project, sqlite_db):
     """A ``revisions`` or ``progress`` value this tool did not write still reads as data."""
     project = make_project("sync")
-    assert run_cli(project, "upgrade", url=sqlite_db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", url=sqlite_db.url).returncode == 0
     with sqlite_db.engine().begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_deploy_history SET revisions = 'not json', progress = '{\"n\": 1}'")
-    [row] = checked(run_cli(project, "history", "--json", url=sqlite_db.url).stdout, "history", 0)["deploys"]
+    [row] = checked(invoke_cli(project, "history", "--json", url=sqlite_db.url).stdout, "history", 0)["deploys"]
     assert row["revisions"] == {"unparsed": "not json"} and row["progress"] == {"n": 1}
 

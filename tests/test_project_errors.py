@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import Run, assert_failed_cleanly, run_cli
+from helpers import Run, assert_failed_cleanly, invoke_cli
 
 from alembic_deploy.alembic_env import revision_graph
 from alembic_deploy.errors import ConfigError
@@ -58,7 +58,7 @@ def test_a_broken_revision_file_or_graph_is_a_config_error_naming_the_file(
     sqlite_db, make_project, name, file, old, new, says, names, command
 ):
     project = _broken(make_project, name, file, old, new)
-    run = run_cli(project, *command, "--json", url=sqlite_db.url)
+    run = invoke_cli(project, *command, "--json", url=sqlite_db.url)
     message = assert_failed_cleanly(run, 2)
     assert str(project / VERSIONS / names) in message, message
     for part in says:
@@ -82,7 +82,7 @@ def test_env_py_that_cannot_import_is_a_config_error_naming_it(sqlite_db, make_p
     project = make_project("sync")
     env_py = project / "migrations" / "env.py"
     _edit(env_py, "from alembic import context", "from alembic import context\nfrom myservice.models import Base")
-    run = run_cli(project, command, url=sqlite_db.url)
+    run = invoke_cli(project, command, url=sqlite_db.url)
     message = assert_failed_cleanly(run, 2)
     assert f"{env_py}, line 7" in message and "myservice" in message
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import Database, run_cli
+from helpers import Database, invoke_cli, run_cli
 from sqlalchemy import text
 
 from alembic_deploy.journal import Journal
@@ -64,7 +64,7 @@ def test_hostile_journal_table_name_exits_2_from_every_source_and_drops_nothing(
     with pg_db.engine().begin() as conn:
         conn.execute(text("CREATE TABLE victim (id int)"))
         conn.execute(text("INSERT INTO victim VALUES (1)"))
-    assert run_cli(project, "upgrade", url=pg_db.url).returncode == 0  # so the fast path would run next
+    assert invoke_cli(project, "upgrade", url=pg_db.url).returncode == 0  # so the fast path would run next
     args, env = ["upgrade"], {}
     if source == "flag":
         args += ["--journal-table", HOSTILE]
@@ -73,7 +73,7 @@ def test_hostile_journal_table_name_exits_2_from_every_source_and_drops_nothing(
     else:
         escaped = HOSTILE.replace('"', '\\"')
         (project / "pyproject.toml").write_text(f'[tool.alembic-deploy]\njournal-table = "{escaped}"\n')
-    run = run_cli(project, *args, url=pg_db.url, env=env)
+    run = invoke_cli(project, *args, url=pg_db.url, env=env)
     assert run.returncode == 2, run.output
     assert "journal" in run.stderr and "Traceback" not in run.output
     assert pg_db.scalar("SELECT count(*) FROM victim") == 1
@@ -81,7 +81,7 @@ def test_hostile_journal_table_name_exits_2_from_every_source_and_drops_nothing(
 
 
 def test_nan_wait_timeout_exits_2_at_once_instead_of_waiting_forever(make_project, sqlite_db):
-    run = run_cli(make_project("sync"), "upgrade", "--wait-timeout", "nan", url=sqlite_db.url, timeout=60)
+    run = invoke_cli(make_project("sync"), "upgrade", "--wait-timeout", "nan", url=sqlite_db.url)
     assert run.returncode == 2, run.output
     assert "--wait-timeout" in run.stderr
     assert not Path(sqlite_db.url.removeprefix("sqlite:///")).exists()
@@ -89,7 +89,7 @@ def test_nan_wait_timeout_exits_2_at_once_instead_of_waiting_forever(make_projec
 
 @pytest.mark.parametrize(("flag", "value"), [("--ddl-lock-timeout", "nan"), ("--statement-timeout", "inf")])
 def test_unusable_timeouts_exit_2_and_no_revision_is_blamed(make_project, pg_db, flag, value):
-    run = run_cli(make_project("sync"), "upgrade", flag, value, url=pg_db.url)
+    run = invoke_cli(make_project("sync"), "upgrade", flag, value, url=pg_db.url)
     assert run.returncode == 2, run.output
     assert flag in run.stderr and "Revision" not in run.stderr
     assert not pg_db.has_table("alembic_version")
@@ -99,9 +99,9 @@ def test_a_journal_name_that_needs_quoting_works_on_the_full_and_the_fast_path(m
     """A reserved word in mixed case: valid as a setting, and only usable if quoted everywhere."""
     project = make_project("sync")
     for expected in ("applied", "noop"):
-        run = run_cli(project, "upgrade", "--journal-table", "Order", url=db.url)
+        run = invoke_cli(project, "upgrade", "--journal-table", "Order", url=db.url)
         assert run.returncode == 0, run.output
-    history = run_cli(project, "history", "--journal-table", "Order", url=db.url)
+    history = invoke_cli(project, "history", "--journal-table", "Order", url=db.url)
     assert history.returncode == 0, history.output
     quote = "`" if db.backend == "mysql" else '"'
     with db.engine().connect() as conn:
@@ -141,7 +141,7 @@ def test_more_heads_than_the_journal_column_holds_are_clipped_not_fatal(make_pro
             "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n"
         )
     for expected in ("applied", "noop"):
-        run = run_cli(project, "upgrade", "heads", url=pg_db.url)
+        run = invoke_cli(project, "upgrade", "heads", url=pg_db.url)
         assert run.returncode == 0, run.output
     assert pg_db.versions() == sorted(heads)
     rows = pg_db.journal()
