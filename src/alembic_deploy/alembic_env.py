@@ -29,6 +29,15 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError, RevisionError
 
+from .alembic_offline import (
+    RenderedStatement,
+    RevisionFile,
+    read_revision_file,
+    render_error_line,
+    render_offline,
+    scan_revision_files,
+)
+from .alembic_offline import version_dirs as _version_dirs
 from .errors import CheckRefused, ConfigError
 
 if TYPE_CHECKING:
@@ -40,9 +49,15 @@ __all__ = [
     "REVISION_OPTIONS",
     "AlembicError",
     "AlembicProject",
+    "RenderedStatement",
+    "RevisionFile",
     "RevisionNode",
     "RunObserver",
     "open_scripts",
+    "read_revision_file",
+    "render_error_line",
+    "render_offline",
+    "revision_files",
     "revision_graph",
     "revision_options",
 ]
@@ -397,6 +412,22 @@ def revision_graph(location: str, section: str = "alembic") -> tuple[tuple[str, 
     return heads, nodes
 
 
+# -- revision files read one by one, without a database or env.py (check, lint) ----------------------
+def revision_files(ini: Path, section: str = "alembic") -> list[RevisionFile]:
+    """Every revision file of the project ``ini`` configures, each imported on its own (see
+    :func:`~alembic_deploy.alembic_offline.scan_revision_files`)."""
+    if not ini.is_file():
+        raise ConfigError(f"No Alembic config at {ini}. Pass the path of alembic.ini with -c.")
+    config = alembic_config(ini, section)
+    try:
+        return scan_revision_files(config)
+    except alembic_util.CommandError as exc:
+        raise ConfigError(
+            f"Alembic could not find the migration scripts: {str(exc).rstrip('. ')}. Check "
+            "script_location (and version_locations) in the ini."
+        ) from None
+
+
 # -- opening the scripts: what fails there is the project's to fix (exit 2) -------------------------
 def open_scripts(config: Config) -> ScriptDirectory:
     """Alembic's ScriptDirectory for ``config``, every revision file loaded and the graph built
@@ -501,11 +532,6 @@ def _project_frame(exc: BaseException) -> Any:
         if entered and not frame.filename.startswith("<") and not frame.filename.startswith(libraries):
             return frame
     return None
-
-
-def _version_dirs(script: ScriptDirectory) -> list[Path]:
-    locations = script.version_locations or [os.path.join(script.dir, "versions")]
-    return [Path(os.path.abspath(alembic_util.coerce_resource_to_filename(str(loc)))) for loc in locations]
 
 
 def _files_naming(folders: list[Path], revisions: list[str], recursive: bool) -> list[str]:

@@ -1,0 +1,14 @@
+"""triggers add-required-column"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "add_required_column_bad"
+down_revision = None
+
+
+def upgrade():
+    op.add_column("users", sa.Column("age", sa.Integer, nullable=False))
+
+
+def downgrade():
+    op.execute("SELECT 1")

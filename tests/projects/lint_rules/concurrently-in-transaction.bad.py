@@ -1,0 +1,13 @@
+"""triggers concurrently-in-transaction"""
+from alembic import op
+
+revision = "concurrently_in_transaction_bad"
+down_revision = None
+
+
+def upgrade():
+    op.create_index("ix_users_name", "users", ["name"], postgresql_concurrently=True)
+
+
+def downgrade():
+    op.execute("SELECT 1")

@@ -1,0 +1,14 @@
+"""triggers irreversible"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "irreversible_bad"
+down_revision = None
+
+
+def upgrade():
+    op.add_column("users", sa.Column("nickname", sa.String(50), nullable=True))
+
+
+def downgrade():
+    raise NotImplementedError("one way")

@@ -1,0 +1,14 @@
+"""triggers validate-same-transaction"""
+from alembic import op
+
+revision = "validate_same_transaction_bad"
+down_revision = None
+
+
+def upgrade():
+    op.execute("ALTER TABLE users ADD CONSTRAINT ck_users_age CHECK (age >= 0) NOT VALID")
+    op.execute("ALTER TABLE users VALIDATE CONSTRAINT ck_users_age")
+
+
+def downgrade():
+    op.execute("SELECT 1")
