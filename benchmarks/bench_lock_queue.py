@@ -37,7 +37,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
-import servers as bench_servers  # noqa: E402  benchmarks/servers.py: throwaway databases
+import servers  # noqa: E402  tests/servers.py: throwaway databases
+from helpers import Database  # noqa: E402
 from lockscene import AppLoop, Blocker  # noqa: E402  tests/lockscene.py: the scene's actors
 from project import set_url  # noqa: E402
 from scenarios import copy_project  # noqa: E402  tests/scenarios.py: the test projects
@@ -55,7 +56,7 @@ def _run(argv: list[str], project: Path, url: str, timeout: float = 300) -> subp
 
 
 def scene(backend: str, tool: str, hold: float, ddl_lock_timeout: float, scratch: Path) -> dict[str, object]:
-    with bench_servers.databases(backend) as dbs:
+    with servers.databases(backend, folder=scratch, prefix="ad_bench_") as dbs:
         url = dbs.create()
         project = scratch / f"{backend}-{tool}"
         copy_project("alter_users", project)
@@ -80,7 +81,7 @@ def scene(backend: str, tool: str, hold: float, ddl_lock_timeout: float, scratch
         finally:
             blocker.release()
         ordered = sorted(during)
-        at_head = bench_servers.versions(url) == ["a4_users_nickname"]
+        at_head = Database(url, backend).versions() == ["a4_users_nickname"]
         effective = EFFECTIVE[backend](ddl_lock_timeout)
         worst = ordered[-1] if ordered else 0.0
         return {

@@ -53,10 +53,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 import project as generated  # noqa: E402
-import servers  # noqa: E402
+import servers  # noqa: E402  tests/servers.py: throwaway databases
 
 BIN = Path(sys.executable).parent
 TOOLS = ("alembic", "alembic-deploy")
@@ -210,9 +211,39 @@ def run_checked(tool: str, folder: Path, url: str, head: str, clear: bool) -> tu
     if clear:
         clear_caches(folder)
     measured = run_timed(tool, folder)
-    if servers.versions(url) != [head]:
-        raise SystemExit(f"{tool} left {url} at {servers.versions(url)}, expected {head}")
+    if versions(url) != [head]:
+        raise SystemExit(f"{tool} left {url} at {versions(url)}, expected {head}")
     return measured
+
+
+def versions(url: str) -> list[str]:
+    """The database's alembic_version rows ([] when the table does not exist)."""
+    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return []
+            return sorted(r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version")))
+    finally:
+        engine.dispose()
+
+
+def journal_outcomes(url: str, table: str = "alembic_deploy_history") -> list[str]:
+    """The outcome of each journal row, oldest first ([] when there is no journal)."""
+    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(table):
+                return []
+            return [r[0] for r in conn.execute(text(f"SELECT outcome FROM {table} ORDER BY id"))]
+    finally:
+        engine.dispose()
 
 
 def clear_caches(folder: Path) -> None:
@@ -295,7 +326,7 @@ def bench_noop(backend: str, revisions: int, runs: int, cold: bool, root: Path, 
             text = env_py.read_text(encoding="utf-8")
             env_py.write_text(text.replace("\n\n", f"\n{UNKNOWN_TO_THE_PROOF}\n", 1), encoding="utf-8")
     head = generated.head_of(revisions)
-    with servers.databases(backend, root) as dbs:
+    with servers.databases(backend, folder=root, prefix="ad_bench_") as dbs:
         url = dbs.create()
         for folder in projects.values():
             generated.set_url(folder / "alembic.ini", url)
@@ -384,7 +415,7 @@ def _counted(names: Sequence[str]) -> str:
 def bench_full(backend: str, revisions: int, runs: int, cold: bool, root: Path) -> TimedResult:
     projects = make_projects(root / f"full-{backend}", revisions)
     head = generated.head_of(revisions)
-    with servers.databases(backend, root) as dbs:
+    with servers.databases(backend, folder=root, prefix="ad_bench_") as dbs:
 
         def step(tool: str, timed: bool) -> tuple[float, float]:
             url = dbs.create()
@@ -442,7 +473,7 @@ def bench_race(backend: str, revisions: int, processes: int, trials: int, root: 
     head = generated.head_of(revisions)
     result = RaceResult(backend, revisions, processes, {t: [] for t in TOOLS}, {t: [] for t in TOOLS}, [],
                         {t: [] for t in TOOLS}, {t: {} for t in TOOLS})
-    with servers.databases(backend, root) as dbs:
+    with servers.databases(backend, folder=root, prefix="ad_bench_") as dbs:
         for _ in range(trials):
             for tool in TOOLS:
                 url = dbs.create()
@@ -455,7 +486,7 @@ def bench_race(backend: str, revisions: int, processes: int, trials: int, root: 
                     result.wall[tool].append(round(wall, 3))
                     result.consistent[tool].append(_at_head_with_tables(url, head, revisions))
                     if tool == "alembic-deploy":
-                        outcomes = servers.journal_outcomes(url)
+                        outcomes = journal_outcomes(url)
                         result.journal.append((outcomes.count("applied"), outcomes.count("noop")))
                 finally:
                     dbs.drop(url)
@@ -467,7 +498,7 @@ def _at_head_with_tables(url: str, head: str, revisions: int) -> bool:
     from sqlalchemy.pool import NullPool
 
     try:
-        if servers.versions(url) != [head]:
+        if versions(url) != [head]:
             return False
         engine = create_engine(url, poolclass=NullPool)
         try:

@@ -19,15 +19,11 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from helpers import PG_DRIVER, Database, url_text
+from helpers import Database, url_text
+from scenarios import copy_project
+from servers import BACKENDS, MYSQL_ADMIN, PG_ADMIN, PostgresServer, databases
 
-PG_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_PG", f"{PG_DRIVER}://postgres@127.0.0.1:5432/postgres")
-MYSQL_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/")
 SKIP_SERVERS = os.environ.get("ALEMBIC_DEPLOY_TEST_SKIP_SERVERS") == "1"
-BACKENDS = ("sqlite", "postgresql", "mysql")
-
-from scenarios import copy_project  # noqa: E402
-from servers import PostgresServer  # noqa: E402
 
 
 def _admin(url: str):  # noqa: ANN202
@@ -51,32 +47,21 @@ def _unique_name() -> str:
     return f"ad_test_{uuid.uuid4().hex[:12]}"
 
 
+def _database_on(backend: str, admin_url: str) -> Iterator[Database]:
+    """A database of its own on the server at ``admin_url``, dropped after the test."""
+    _admin(admin_url).dispose()  # fails loudly (or skips, as configured) when the server is down
+    with databases(backend, admin_url=admin_url) as dbs:
+        yield Database(dbs.create(), backend)
+
+
 @pytest.fixture
 def pg_db() -> Iterator[Database]:
-    admin = _admin(PG_ADMIN)
-    name = _unique_name()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield Database(url_text(PG_ADMIN, database=name), "postgresql")
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    yield from _database_on("postgresql", PG_ADMIN)
 
 
 @pytest.fixture
 def mysql_db() -> Iterator[Database]:
-    admin = _admin(MYSQL_ADMIN)
-    name = _unique_name()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
-    try:
-        yield Database(url_text(MYSQL_ADMIN, database=name), "mysql")
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.dispose()
+    yield from _database_on("mysql", MYSQL_ADMIN)
 
 
 @pytest.fixture(scope="session")
@@ -95,16 +80,7 @@ def password_pg() -> Iterator[PostgresServer]:
 @pytest.fixture
 def password_pg_db(password_pg: PostgresServer) -> Iterator[Database]:
     """A database of its own on :func:`password_pg`; its ``url`` carries the password."""
-    admin = _admin(password_pg.url())
-    name = _unique_name()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield Database(url_text(password_pg.url(), database=name), "postgresql")
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    yield from _database_on("postgresql", password_pg.url())
 
 
 @pytest.fixture

@@ -1,7 +1,16 @@
-"""Throwaway database servers for fault tests: a PostgreSQL or MariaDB server of the test's own, on
-a free loopback port, that a test may stop, restart or kill without disturbing the shared servers.
+"""Throwaway databases and servers, for the tests and the benchmarks alike.
 
-Usage (in a test, a fixture or a benchmark)::
+Databases: uniquely named, created on the shared servers (``ALEMBIC_DEPLOY_TEST_PG``,
+``ALEMBIC_DEPLOY_TEST_MYSQL``; the local ones by default) or as SQLite files, and dropped again::
+
+    from servers import databases
+
+    with databases("postgresql") as dbs:     # or "mysql", or "sqlite" with folder=
+        url = dbs.create()                    # postgresql+psycopg://postgres@127.0.0.1:5432/ad_test_...
+    # every database it created is dropped here, also when the block failed
+
+Servers, for fault tests: a PostgreSQL or MariaDB server of the test's own, on a free loopback port,
+that a test may stop, restart or kill without disturbing the shared servers::
 
     from servers import postgres_server, mariadb_server
 
@@ -30,6 +39,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,12 +47,94 @@ from urllib.parse import quote
 
 from helpers import PG_DRIVER, free_port, url_text
 from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
+
+#: The shared servers, as an administrator: where tests and benchmarks create their databases.
+PG_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_PG", f"{PG_DRIVER}://postgres@127.0.0.1:5432/postgres")
+MYSQL_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/")
+ADMIN_URLS = {"postgresql": PG_ADMIN, "mysql": MYSQL_ADMIN}
+BACKENDS = ("sqlite", "postgresql", "mysql")
+#: SQLite's database file and the files beside it that a run may leave (the tool's lock file).
+_SQLITE_FILES = ("", "-journal", "-wal", "-shm", ".alembic-deploy.lock")
 
 PG_BIN = Path(os.environ.get("ALEMBIC_DEPLOY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 MARIADBD = os.environ.get("ALEMBIC_DEPLOY_TEST_MARIADBD", "/usr/sbin/mariadbd")
 #: How long a server may take to start or stop.
 START_TIMEOUT = 60.0
+
+
+class Databases:
+    """Uniquely named empty databases of one backend: on its server (``admin_url``, the shared one
+    by default), or SQLite files in ``folder``. :meth:`create` makes one and returns its URL (sync
+    driver); :meth:`drop` removes one, :meth:`close` every one still there."""
+
+    def __init__(self, backend: str, *, admin_url: str | None = None, folder: Path | None = None,
+                 prefix: str = "ad_test_") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        if backend == "sqlite" and folder is None:
+            raise ValueError("SQLite databases need a folder")
+        self.backend = backend
+        self.folder = folder
+        self.prefix = prefix
+        self.created: list[str] = []
+        self._admin: Engine | None = None
+        if backend != "sqlite":
+            self._admin = create_engine(admin_url or ADMIN_URLS[backend], poolclass=NullPool,
+                                        isolation_level="AUTOCOMMIT")
+
+    def _quoted(self, name: str) -> str:
+        return f'"{name}"' if self.backend == "postgresql" else f"`{name}`"
+
+    def create(self) -> str:
+        name = f"{self.prefix}{uuid.uuid4().hex[:12]}"
+        if self._admin is None:
+            assert self.folder is not None
+            self.created.append(name)
+            return f"sqlite:///{self.folder / (name + '.db')}"
+        with self._admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {self._quoted(name)}")
+        self.created.append(name)
+        return url_text(self._admin.url, database=name)
+
+    def drop(self, url: str) -> None:
+        database = make_url(url).database or ""
+        if self._admin is None:
+            for suffix in _SQLITE_FILES:
+                Path(database + suffix).unlink(missing_ok=True)
+            name = Path(database).name.removesuffix(".db")
+        else:
+            force = " WITH (FORCE)" if self.backend == "postgresql" else ""
+            with self._admin.connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {self._quoted(database)}{force}")
+            name = database
+        if name in self.created:
+            self.created.remove(name)
+
+    def close(self) -> None:
+        """Drop every database still there; the admin connection goes too."""
+        try:
+            for name in list(self.created):
+                if self._admin is None:
+                    assert self.folder is not None
+                    self.drop(f"sqlite:///{self.folder / (name + '.db')}")
+                else:
+                    self.drop(url_text(self._admin.url, database=name))
+        finally:
+            if self._admin is not None:
+                self._admin.dispose()
+
+
+@contextmanager
+def databases(backend: str, *, admin_url: str | None = None, folder: Path | None = None,
+              prefix: str = "ad_test_") -> Iterator[Databases]:
+    """:class:`Databases` for the block; every database it created is dropped on the way out."""
+    dbs = Databases(backend, admin_url=admin_url, folder=folder, prefix=prefix)
+    try:
+        yield dbs
+    finally:
+        dbs.close()
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

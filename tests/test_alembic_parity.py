@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Database, drop_all, run_cli, set_ini_url, url_text
-from sqlalchemy import create_engine, inspect
-from sqlalchemy.pool import NullPool
+from sqlalchemy import inspect
+
+import servers
+from helpers import Database, drop_all, run_cli, set_ini_url
 
 #: The ``alembic`` command installed beside this interpreter (the venv's own).
 ALEMBIC = str(Path(sys.executable).with_name("alembic"))
@@ -71,20 +71,8 @@ def databases(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         folder = tmp_path_factory.mktemp("parity")
         yield [Database(f"sqlite:///{folder / f'app{i}.db'}", "sqlite") for i in range(3)]
         return
-    from conftest import PG_ADMIN
-
-    admin = create_engine(PG_ADMIN, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    names = [f"ad_test_{uuid.uuid4().hex[:12]}" for _ in range(3)]
-    try:
-        with admin.connect() as conn:
-            for name in names:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield [Database(url_text(PG_ADMIN, database=name), "postgresql") for name in names]
-    finally:
-        with admin.connect() as conn:
-            for name in names:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with servers.databases("postgresql") as dbs:
+        yield [Database(dbs.create(), "postgresql") for _ in range(3)]
 
 
 # Plain alembic through its own API, to build a case's starting state in every database at once.

@@ -10,10 +10,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import MYSQL_ADMIN, PG_ADMIN, _admin
-from differential import (Failure, MariaDBStates, PostgresStates, Revision, Scenario, SQLiteStates, Step, examples,
-                          graph_error, play, problems, scenarios, slow_examples, write_project)
 from hypothesis import example, given, reject
+
+from conftest import _admin
+from differential import (
+    Failure,
+    MariaDBStates,
+    PostgresStates,
+    Revision,
+    Scenario,
+    SQLiteStates,
+    Step,
+    examples,
+    graph_error,
+    play,
+    problems,
+    scenarios,
+    slow_examples,
+    write_project,
+)
+from servers import MYSQL_ADMIN, PG_ADMIN
 
 
 def check(scenario: Scenario, states_for) -> None:  # noqa: ANN001
