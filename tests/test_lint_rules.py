@@ -95,3 +95,10 @@ def test_mysql_statement_sqlglot_reads_only_as_a_command_is_unparsed_not_passed(
         "def downgrade():\n    op.execute('SELECT 1')\n"
     )
     assert [f.rule for f in lint_file(revision, "mysql").findings] == ["unparsed-statement"]
+
+
+def test_the_readme_lists_every_rule_as_the_code_defines_it() -> None:
+    from alembic_deploy.lint.rules import markdown_table
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme

@@ -264,8 +264,9 @@ def test_every_text_setting_is_checked_or_clipped_on_purpose():
 
     from alembic_deploy.settings import JOURNALED
 
-    checked_here = {"journal_table", *JOURNALED}
-    checked_elsewhere = {"config", "name", "database_url", "run_mode"}  # read, parsed, or one of MODES
+    checked_here = {"journal_table", "fail_on", *JOURNALED}
+    # read, parsed, one of MODES, a lint dialect (lint.dialect_of), a revision check --from looks up
+    checked_elsewhere = {"config", "name", "database_url", "run_mode", "dialect", "from_revision"}
     clipped = {"git_sha", "actor", "run_url"}  # provenance.clip
     text = {f.name for f in fields(Settings) if str(f.type).split(" ")[0] == "str"}
     assert text == checked_here | checked_elsewhere | clipped

@@ -21,7 +21,7 @@ import click
 
 from .errors import EXIT_OK, AlembicDeployError, ConfigError, Interrupted
 from .masking import scrub
-from .settings import DEMO, HISTORY, OPTION, REPAIR, RUN, STATUS, UPGRADE, Option, Settings, kind
+from .settings import CHECK, DEMO, HISTORY, OPTION, REPAIR, RUN, STATUS, UPGRADE, Option, Settings, kind
 from .settings import options as setting_options
 
 if TYPE_CHECKING:
@@ -423,6 +423,29 @@ def _ended_in(row: dict[str, Any]) -> list[str]:
             about = f": {r['description']}" if r.get("description") else ""
             lines.append(f"  {r['status']} in {r.get('revision')} after {float(r.get('duration') or 0):.3f}s{about}")
     return lines
+
+
+@main.command()
+@settings_options(CHECK)
+@_run
+def check(settings: Settings) -> None:
+    """For every pull request, with no database and without env.py: the revision graph (one head,
+    no dangling down_revision, no cycle, no duplicate id, every file imports) and the lint of the
+    SQL each revision renders for --dialect. Exits 5 on a graph problem or a finding at or above
+    --fail-on that no `# alembic-deploy: allow RULE -- reason` line excuses."""
+    from .check import check as check_project
+
+    report = check_project(settings)
+    if settings.json:
+        from .report import to_json
+
+        out(to_json(report.to_dict()))
+    else:
+        out(report.render_text())
+    error = report.error()
+    if error is not None:
+        _err(f"error: {error.message}", fg="red")
+        sys.exit(error.exit_code)
 
 
 @main.command()

@@ -33,10 +33,11 @@ REPAIR: Final = "repair"
 STATUS: Final = "status"
 HISTORY: Final = "history"
 DEMO: Final = "demo"
+CHECK: Final = "check"
 #: Every command: alembic's global options, also accepted before the command.
-EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO})
-#: Commands that read a database (``demo`` makes its own).
-ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO}
+EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO, CHECK})
+#: Commands that read a database (``demo`` makes its own; ``check`` reads only the files).
+ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO, CHECK}
 #: Commands that take the migration lock.
 LOCKING: Final = frozenset({UPGRADE, RUN, REPAIR})
 #: Commands that run the upgrade pipeline (``run --migrate`` runs ``upgrade``'s).
@@ -89,7 +90,7 @@ class Settings:
                                  "Journal table name (default alembic_deploy_history).")
     fast_path: bool = _option(True, UPGRADING, "Prove a no-op without loading Alembic (default on).",
                               "--fast-path/--no-fast-path")
-    json: bool = _option(False, ON_A_DATABASE, "Print a JSON document on stdout.")
+    json: bool = _option(False, ON_A_DATABASE | {CHECK}, "Print a JSON document on stdout.")
     debug: bool = _option(False, EVERY_COMMAND, "Show tracebacks (alembic's --raiseerr does the same).",
                           "--debug", "--raiseerr")
     git_sha: str | None = None
@@ -115,6 +116,15 @@ class Settings:
         metavar="KEY=VALUE")
     health_interval: float = _option(1.0, UPGRADING, "Seconds between two health requests (default 1).")
     run_mode: str | None = None  # migrate | wait-for-schema | no-migrate
+    # The lint (check): which SQL dialect the revisions render for, what blocks, from where.
+    dialect: str | None = _option(
+        None, frozenset({CHECK}), "SQL dialect the revisions are rendered and linted for: postgresql, mysql or "
+        "mariadb (default: the scheme of DATABASE_URL, then of sqlalchemy.url in the ini).")
+    fail_on: str = _option("error", frozenset({CHECK}),
+                           "Lowest finding severity that fails the check: error, warning or notice (default error).")
+    from_revision: str | None = _option(
+        None, frozenset({CHECK}), "Lint only the revisions a database at REV has still to apply "
+        "(default: every revision).", "--from", metavar="REV")
     schema_timeout: float = _option(300.0, frozenset({RUN}), "Seconds --wait-for-schema waits (default 300).")
     accept_ahead: bool = _option(
         False, frozenset({RUN}),
@@ -212,6 +222,8 @@ COUNTS: Final = {"retries": (0, 10_000), "healthy_count": (1, 10_000)}
 #: known once alembic.ini or env.py is read, after the settings: the strictest limit holds for all.
 IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_IDENTIFIER: Final = 63
+#: The lint's severities, the most severe first (``fail_on`` takes one).
+SEVERITIES: Final = ("error", "warning", "notice")
 #: Settings a person chooses that the journal stores in a column of its own.
 JOURNALED: Final = {"env": "environment"}
 
@@ -238,6 +250,8 @@ def check(name: str, value: Any, source: str) -> Any:
                 f"underscores, at most {MAX_IDENTIFIER} characters (the longest PostgreSQL allows); "
                 f"got {value!r}. Name the journal table e.g. deploy_history."
             )
+    elif name == "fail_on" and value not in SEVERITIES:
+        raise ConfigError(f"{source} must be one of {', '.join(SEVERITIES)}, got {value!r}.")
     elif name in JOURNALED and len(value) > COLUMN_SIZES[JOURNALED[name]]:
         raise ConfigError(
             f"{source} is {len(value)} characters long; the journal's {JOURNALED[name]} column holds "

@@ -40,3 +40,13 @@ RULES: Final[tuple[Rule, ...]] = tuple(module.RULE for module in (
     not_renderable, marker_violation, volatile_default, validate_same_transaction, mysql_table_copy,
 ))
 BY_ID: Final = {rule.id: rule for rule in RULES}
+
+
+def markdown_table() -> str:
+    """The rule list as the README shows it (a test keeps the two identical)."""
+    names = {"postgresql": "PostgreSQL", "mysql": "MySQL", "mariadb": "MariaDB"}
+    rows = ["| rule | dialects | severity | why it hurts | the safe way |", "|---|---|---|---|---|"]
+    for rule in RULES:
+        dialects = ", ".join(names[d] for d in ("postgresql", "mysql", "mariadb") if d in rule.dialects)
+        rows.append(f"| `{rule.id}` | {dialects} | {rule.severity.value} | {rule.why} | {rule.safe} |")
+    return "\n".join(rows)
