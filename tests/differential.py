@@ -88,13 +88,14 @@ class Revision:
     location: int = 0              # index into the project's version locations
     table: bool = True             # creates table t_<id>, or does nothing
     layout: str = "file"           # file | subdir (recursive_version_locations) | link (<id>.link -> ../shared/<id>.py)
+    depends_names: tuple[str, ...] = ()  # depends as the file names them (an id or its branch label); () = the ids
 
     def describe(self) -> str:
         parts = [f"{self.id} <- {', '.join(self.down) or 'base'}"]
         if self.labels:
             parts.append(f"branch_labels={list(self.labels)}")
         if self.depends:
-            parts.append(f"depends_on={list(self.depends)}")
+            parts.append(f"depends_on={list(self.depends_names or self.depends)}")
         parts.append(f"in {self.path()}" + (f" -> {self.real_path()}" if self.layout == "link" else ""))
         parts.append(f"creates t_{self.id}" if self.table else "no-op")
         return " ".join(parts)
@@ -230,11 +231,15 @@ def revision_graphs(draw: st.DrawFn, max_revisions: int = 8) -> tuple[int, tuple
             candidates = [r for r in ids if r not in reached]
             if candidates:
                 depends = (draw(st.sampled_from(candidates)),)
+        # A dependency with a branch label is named by it now and then (alembic resolves both).
+        labelled = {r.id: r.labels[0] for r in revisions if r.labels}
+        depends_names = tuple(labelled[d] if d in labelled and draw(st.booleans()) else d for d in depends)
         for parent in down:
             children[parent] = children.get(parent, 0) + 1
         layout = draw(st.sampled_from(["file", "file", "file", "subdir", "link"])) if GENERATE["layouts"] else "file"
         revisions.append(Revision(rev_id, down, labels, depends, draw(st.integers(0, locations - 1)),
-                                  draw(st.integers(0, 4)) > 0, layout))
+                                  draw(st.integers(0, 4)) > 0, layout,
+                                  depends_names if depends_names != depends else ()))
     return locations, tuple(revisions)
 
 
@@ -366,7 +371,8 @@ def revision_source(rev: Revision, failing: str | None = None) -> str:
         body = f"{create}\n    os.kill(os.getpid(), signal.SIGKILL)"
     down = rev.down[0] if len(rev.down) == 1 else (rev.down or None)
     return _REVISION.format(
-        rev_id=rev.id, down=down, labels=rev.labels or None, depends=rev.depends or None, upgrade=body,
+        rev_id=rev.id, down=down, labels=rev.labels or None, depends=(rev.depends_names or rev.depends) or None,
+        upgrade=body,
         downgrade=f'    op.drop_table("t_{rev.id}")' if rev.table else "    pass",
     )
 

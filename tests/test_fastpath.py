@@ -340,7 +340,15 @@ def downgrade() -> None:
     [("'0f0e0d0c0b0a'", ("0f0e0d0c0b0a",)), ("None", ()), ("('aa', 'bb')", ("aa", "bb"))],
 )
 def test_a_rendered_revision_file_is_read_statically(down, downs):
-    assert revision_of(RENDERED.format(down=down).encode()) == ("1a2b3c4d5e6f", downs, ())
+    assert revision_of(RENDERED.format(down=down).encode()) == ("1a2b3c4d5e6f", downs, (), ())
+
+
+@pytest.mark.parametrize(("labels", "read"), [("'main'", ("main",)), ("('main', 'v2')", ("main", "v2")),
+                                              ("['main']", ("main",)), ("()", ()), ("None", ())])
+def test_branch_labels_are_read_as_alembic_reads_them(labels, read):
+    binding = "branch_labels: Union[str, Sequence[str], None] = "
+    source = RENDERED.format(down="None").replace(f"{binding}None", f"{binding}{labels}")
+    assert revision_of(source.encode()) == ("1a2b3c4d5e6f", (), (), read)
 
 
 @pytest.mark.parametrize(
@@ -363,7 +371,9 @@ def test_a_rendered_revision_file_is_read_statically(down, downs):
         'try:\n    pass\nexcept Exception as revision:\n    pass',
         'del revision',
         '@upgrade\ndef later():\n    pass',
-        'branch_labels = ("label",)',
+        'branch_labels = ("label", "label")',  # alembic fails on a label given twice
+        'branch_labels = {"one", "two"}',  # a set: not the file's order
+        'branch_labels = ["label", 1]',
         'depends_on = ["aa", 1]',
         'depends_on = ("0f0e0d0c0b0a",)',  # also its down revision: alembic dedupes, the proof declines
     ],

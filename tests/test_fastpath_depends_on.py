@@ -18,7 +18,8 @@ from helpers import run_cli
 from alembic_deploy.fastpath.revisions import revision_files, static_graph
 from alembic_deploy.project import read_ini
 
-# Hand-written graphs: {revision: (down revisions, depends_on)}; no branch labels (those decline).
+# Hand-written graphs: {revision: (down revisions, depends_on[, branch labels])}; depends_on may
+# name a branch label.
 GRAPHS = {
     "dependency on another root": {"a1": ((), ()), "x1": ((), ()), "b1": (("a1",), ("x1",)), "b2": (("b1",), ())},
     "dependency moved on": {"a1": ((), ()), "x1": ((), ()), "x2": (("x1",), ()), "b1": (("a1",), ("x1",))},
@@ -28,19 +29,28 @@ GRAPHS = {
     "dependency on a head of the same line": {"a1": ((), ()), "a2": (("a1",), ()), "b1": (("a1",), ("a2",))},
     "dependency on a merge": {
         "a1": ((), ()), "b1": ((), ()), "m1": (("a1", "b1"), ()), "c1": ((), ("m1",))},
+    "labelled roots, dependency by id": {
+        "a1": ((), (), ("main",)), "x1": ((), (), ("extra",)), "b1": (("a1",), ("x1",)), "b2": (("b1",), ())},
+    "dependency by label": {
+        "a1": ((), (), ("main",)), "x1": ((), (), ("extra",)), "b1": (("a1",), ("extra",)), "b2": (("b1",), ())},
+    "dependency by label of a mid-branch revision": {
+        "x1": ((), ()), "x2": (("x1",), (), ("feature", "f2")), "x3": (("x2",), ()), "a1": ((), ("f2",))},
+    "dependency by label and by id": {
+        "a1": ((), (), ("main",)), "x1": ((), (), ("extra",)), "y1": ((), ()), "b1": (("a1",), ("extra", "y1"))},
 }
 
 
-def _write(root: Path, graph: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> Path:
+def _write(root: Path, graph: dict[str, tuple[tuple[str, ...], ...]]) -> Path:
     versions = root / "migrations" / "versions"
     versions.mkdir(parents=True)
     (root / "migrations" / "env.py").write_text("")
     ini = root / "alembic.ini"
     ini.write_text("[alembic]\nscript_location = %(here)s/migrations\n")
-    for rev, (downs, needs) in graph.items():
+    for rev, (downs, needs, *labelled) in graph.items():
         down = None if not downs else downs[0] if len(downs) == 1 else downs
+        labels = labelled[0] if labelled else ()
         (versions / f"{rev}.py").write_text(
-            f"revision = {rev!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
+            f"revision = {rev!r}\ndown_revision = {down!r}\nbranch_labels = {labels or None!r}\n"
             f"depends_on = {list(needs) or None!r}\n\n\ndef upgrade():\n    pass\n"
         )
     return ini
@@ -102,21 +112,29 @@ def test_the_fast_path_answers_only_where_alembic_upgrade_heads_does_nothing(tmp
     assert sorted(heads) == sorted(graph.effective_heads())
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(60))
 def test_generated_graphs_the_fast_paths_heads_are_alembics(tmp_path, monkeypatch, seed):
-    """Random graphs (merges, several roots, depends_on on any earlier revision): the statically
-    read heads are alembic's for both targets, and from the rows the fast path accepts, alembic's
-    plan for ``upgrade heads`` (and ``head``, where the fast path allows it) is empty."""
+    """Random graphs (merges, several roots, depends_on on any earlier revision, by id or by one
+    of its branch labels; labels that clash with an id or another label, which alembic refuses):
+    the statically read heads are alembic's for both targets, and from the rows the fast path
+    accepts, alembic's plan for ``upgrade heads`` (and ``head``, where the fast path allows it)
+    is empty."""
     import random
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     rng = random.Random(seed)
     ids = [f"r{i}" for i in range(rng.randint(2, 7))]
+    # Mostly fresh names; now and then one that is an id, or another revision's label.
+    pool = [f"l{i}" for i in range(6)] * 3 + ids[:1] + ["l0"]
+    labels = {rev: tuple(dict.fromkeys(rng.sample(pool, rng.choice([0, 0, 1, 1, 2])))) for rev in ids}
     graph = {}
     for i, rev in enumerate(ids):
         downs = tuple(sorted(rng.sample(ids[:i], min(i, rng.choice([0, 1, 1, 1, 2])))))
         rest = [r for r in ids[:i] if r not in downs]
-        graph[rev] = (downs, tuple(rng.sample(rest, min(len(rest), rng.choice([0, 0, 1, 2])))))
+        needs = rng.sample(rest, min(len(rest), rng.choice([0, 0, 1, 2])))
+        # A dependency named by a label of it, when it has one.
+        named = tuple(rng.choice([r, *labels[r]]) for r in needs)
+        graph[rev] = (downs, named, labels[rev])
     ini = _write(tmp_path / "project", graph)
     found = static_graph(revision_files(read_ini(ini)))
     try:
@@ -143,8 +161,10 @@ def any_db(request: pytest.FixtureRequest):  # noqa: ANN201
     return request.getfixturevalue({"sqlite": "sqlite_db", "postgresql": "pg_db"}[request.param])
 
 
-def test_upgrade_heads_twice_the_second_is_a_fast_path_noop(any_db, make_project):
-    project = make_project("depends_on_unlabelled")
+@pytest.mark.parametrize("scenario", ["depends_on_unlabelled", "depends_on", "depends_on_label"])
+def test_upgrade_heads_twice_the_second_is_a_fast_path_noop(any_db, make_project, scenario):
+    """Without branch labels, with labelled roots, and with b1 naming x1 by its label "extra"."""
+    project = make_project(scenario)
     first = run_cli(project, "upgrade", "heads", "--json", url=any_db.url)
     assert first.returncode == 0, first.output
     assert any_db.versions() == ["b2"]  # x1's row went when b1 (which needs it) was applied

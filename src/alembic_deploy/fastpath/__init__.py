@@ -16,9 +16,9 @@ full pipeline runs) whenever any part of the proof is missing:
    ``down_revision``, ``branch_labels``, ``depends_on``) must be bound exactly once, by a
    top-level assignment of a literal, and nothing that runs at import time may rebind them: no
    other binding of those names, no star import, no ``globals()``/``exec``/``setattr``-style
-   access, no call into the file's own functions, no module ``__getattr__``. ``branch_labels``
-   must be empty, ``depends_on`` may name revision ids. The graph must be complete and acyclic
-   through both kinds of edge;
+   access, no call into the file's own functions, no module ``__getattr__``. ``depends_on``
+   may name revision ids or branch labels (resolved as Alembic resolves them; labels Alembic
+   refuses decline). The graph must be complete and acyclic through both kinds of edge;
 3. env.py: it must provably migrate the database alembic-deploy connects to, through the default
    version table: every connection it opens comes from ``create_engine``/``engine_from_config``
    (or the async twins) fed by ``sqlalchemy.url`` of its own ``context.config`` section or by

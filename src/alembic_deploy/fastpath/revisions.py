@@ -32,15 +32,22 @@ _DYNAMIC_NAMES = frozenset(
 _DYNAMIC_ATTRS = frozenset({"__dict__", "modules", "f_globals", "f_locals", "__setattr__", "__delattr__"})
 
 Graph = dict[str, tuple[str, ...]]
-#: What :func:`revision_of` reads from one file: (revision, down revisions, depends_on).
-Entry = tuple[str, tuple[str, ...], tuple[str, ...]]
+#: What :func:`revision_of` reads from one file: (revision, down revisions, depends_on as
+#: written: ids or branch labels, branch labels).
+Entry = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+#: Names Alembic gives a meaning before any branch label (``RevisionMap._resolve_revision_number``),
+#: or that no label of a revision Alembic loads can hold: a label that is one declines, whatever
+#: Alembic would make of it.
+_RESERVED_LABELS = frozenset({"head", "heads", "base"})
 
 
 @dataclass(frozen=True)
 class RevisionGraph:
     """The revisions as Alembic loads them: ``down`` their ``down_revision``, ``depends_on`` the
-    revisions each one needs without merging them (ids only: with no ``branch_labels`` anywhere,
-    Alembic's ``RevisionMap._add_depends_on`` resolves a name by the exact id or fails)."""
+    revisions each one needs without merging them, as ids: Alembic's
+    ``RevisionMap._add_depends_on`` resolves each name through one map of revision ids and branch
+    labels (``_map_branch_labels`` fails on a label that is an id or another label), so a name is
+    the exact id or the exact label, else Alembic fails."""
 
     down: Graph
     depends_on: Graph
@@ -139,17 +146,35 @@ def quoted_elsewhere(files: Sources, revisions: list[str]) -> bool:
 
 def static_graph(files: Sources) -> RevisionGraph | None:
     """The revision graph Alembic would load from these files (complete and acyclic through
-    ``down_revision`` and ``depends_on`` alike), or None when it cannot be proven."""
+    ``down_revision`` and ``depends_on`` alike), or None when it cannot be proven.
+
+    Branch labels matter to the targets the fast path answers (``head``, ``heads``) only through
+    ``depends_on``, which may name a label: each name is resolved as Alembic resolves it (an id,
+    else a label). A ``down_revision`` must name an id (Alembic's cycle check reads those through
+    ids alone); labels that Alembic refuses (one naming an id or given twice) decline."""
     down: Graph = {}
-    depends: Graph = {}
+    written: Graph = {}
+    labels: dict[str, str] = {}
     for folder, sources in files.items():
         graph = folder_graph(folder, sources)
         if graph is None:
             return None
-        for rev, downs, needs in graph:
+        for rev, downs, needs, own_labels in graph:
             if rev in down:
                 return None
-            down[rev], depends[rev] = downs, needs
+            down[rev], written[rev] = downs, needs
+            for label in own_labels:
+                if label in labels or label in _RESERVED_LABELS:
+                    return None
+                labels[label] = rev
+    if labels.keys() & down.keys():
+        return None  # "Branch name ... already used by revision ..."
+    depends: Graph = {}
+    for rev, names in written.items():
+        resolved = tuple(labels.get(name, name) if name not in down else name for name in names)
+        if len({*down[rev], *resolved}) != len(down[rev]) + len(resolved):
+            return None  # a label naming what another name does: alembic dedupes, the proof does not try
+        depends[rev] = resolved
     # Alembic follows both kinds of edge: a missing target or a cycle through either fails it.
     if not down or not _is_complete_dag({rev: (*downs, *depends[rev]) for rev, downs in down.items()}):
         return None
@@ -203,8 +228,8 @@ def folder_graph(folder: Path, sources: dict[str, bytes]) -> list[Entry] | None:
 
 
 def revision_of(source: bytes) -> Entry | None:
-    """(revision, down revisions, depends_on) that importing ``source`` provably gives Alembic,
-    or None.
+    """(revision, down revisions, depends_on, branch labels) that importing ``source`` provably
+    gives Alembic, or None.
 
     Only code that runs at import time can change what Alembic reads, so only that code is
     examined: every top-level statement except the bodies of top-level functions, which run
@@ -250,17 +275,19 @@ def _graph_entry(literals: dict[str, Any]) -> Entry | None:
     rev = literals.get("revision")
     if not isinstance(rev, str) or not rev or "down_revision" not in literals:
         return None  # alembic falls back to the file name, or fails on a missing down_revision
-    if literals.get("branch_labels"):
-        return None  # a label may name a dependency, or a branch a target is filtered by
     downs, needs = _ids(literals["down_revision"]), _ids(literals.get("depends_on"))
+    labels = _ids(literals.get("branch_labels"))
     if downs is None or needs is None or len({*downs, *needs}) != len(downs) + len(needs):
         return None  # repeated or overlapping ids: alembic dedupes them, the proof does not try
-    return rev, downs, needs
+    if labels is None or len(set(labels)) != len(labels):
+        return None  # alembic fails on a label given twice
+    return rev, downs, needs, labels
 
 
 def _ids(value: Any) -> tuple[str, ...] | None:
-    """A ``down_revision``/``depends_on`` value as Alembic's ``util.to_tuple`` reads it; None
-    unless every id is a non-empty string."""
+    """A ``down_revision``/``depends_on``/``branch_labels`` value as Alembic's ``util.to_tuple``
+    reads it; None unless every name is a non-empty string (a set declines: its order is not
+    the file's)."""
     if value is None:
         return ()
     if isinstance(value, str):
@@ -320,7 +347,7 @@ _USER_CACHE_KEEP = 32
 class _GraphCache:
     """Per-file results of :func:`revision_of` for one folder, keyed by content digest."""
 
-    _FORMAT = 2  # 2: entries carry depends_on
+    _FORMAT = 3  # 2: entries carry depends_on; 3: and branch labels
 
     def __init__(self, folder: Path) -> None:
         self.paths = _cache_paths(folder)
@@ -349,17 +376,17 @@ class _GraphCache:
         entry = self.entries.get(name)
         try:
             if entry is not None and entry[0] == digest:
-                rev, downs, needs = entry[1], entry[2], entry[3]
+                rev, downs, needs, labels = entry[1], entry[2], entry[3], entry[4]
                 if isinstance(rev, str) and all(
-                    isinstance(ids, list) and all(isinstance(d, str) for d in ids) for ids in (downs, needs)
+                    isinstance(ids, list) and all(isinstance(d, str) for d in ids) for ids in (downs, needs, labels)
                 ):
-                    return rev, tuple(downs), tuple(needs)
+                    return rev, tuple(downs), tuple(needs), tuple(labels)
         except (IndexError, TypeError):
             pass
         return None
 
     def put(self, name: str, digest: str, found: Entry) -> None:
-        self.entries[name] = [digest, found[0], list(found[1]), list(found[2])]
+        self.entries[name] = [digest, found[0], list(found[1]), list(found[2]), list(found[3])]
         self.dirty = True
 
     def save(self, keep: Iterable[str]) -> None:
