@@ -11,7 +11,7 @@ The upgrade pipeline, one step module each::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -488,14 +488,15 @@ def _migration_error(
 
 
 def repair(settings: Settings, action: str | None = None, echo: Echo | None = None,
-           dry_run: bool = False) -> DeployReport:
+           dry_run: bool = False, keep: Sequence[str] = ()) -> DeployReport:
     """Settle a partly applied revision, under the migration lock (see
     :mod:`alembic_deploy.steps.repair`).
 
     ``action`` is ``"resume"``, ``"rollback-partial"`` or ``"mark-applied"``; None only diagnoses:
     it raises :class:`~alembic_deploy.errors.PartialMigration` (exit 8) describing the revision and
     the options when there is one. With nothing to repair the outcome is ``noop``; so it is with
-    ``dry_run``, which prints the plan and changes nothing. Like upgrade,
+    ``dry_run``, which prints the plan and changes nothing. ``keep`` (with ``rollback-partial``):
+    names of tables, columns, indexes or constraints the rollback leaves as they are. Like upgrade,
     it first closes and reports crashed runs; each call is journaled (command ``repair``).
     """
     from .signals import interruptible
@@ -519,7 +520,7 @@ def repair(settings: Settings, action: str | None = None, echo: Echo | None = No
                 journal.ensure()
                 journal.start(report, settings)
                 partial = recovery.recover(deployment, journal, project, report, lock)
-                repair_step.run(deployment, project, journal, report, partial, action, dry_run)
+                repair_step.run(deployment, project, journal, report, partial, action, dry_run, keep)
                 report.finished_at = time.time()
                 journal.finish(report)
             return report

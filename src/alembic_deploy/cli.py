@@ -299,10 +299,15 @@ def run(settings: Settings, mode_migrate: bool, mode_wait: bool, mode_none: bool
               help="Undo the statements that ran with the matching statements of its downgrade().")
 @click.option("--mark-applied", is_flag=True,
               help="Record the revision as applied without running anything (after completing it by hand).")
+@click.option("--keep", multiple=True, metavar="NAME",
+              help="With --rollback-partial: leave this table, column, index or constraint as it is (do not undo "
+                   "the statement that created or dropped it), e.g. one that existed before the revision ran. "
+                   "Repeatable.")
 @click.option("--dry-run", is_flag=True, help="Print what the option would run, and change nothing.")
 @settings_options(REPAIR)
 @_run
-def repair(settings: Settings, resume: bool, rollback_partial: bool, mark_applied: bool, dry_run: bool) -> None:
+def repair(settings: Settings, resume: bool, rollback_partial: bool, mark_applied: bool, keep: tuple[str, ...],
+           dry_run: bool) -> None:
     """Settle a revision left partly applied (exit 8): a MySQL/MariaDB or SQLite revision that
     failed or died after some of its statements committed. Without an option, show it and the
     options; each option is checked against the schema and journaled."""
@@ -312,7 +317,7 @@ def repair(settings: Settings, resume: bool, rollback_partial: bool, mark_applie
                                      ("mark-applied", mark_applied)) if on]
     if len(chosen) > 1:
         raise ConfigError(f"Choose one of --resume, --rollback-partial and --mark-applied, not {len(chosen)}.")
-    report = api.repair(settings, chosen[0] if chosen else None, echo=_echo(settings), dry_run=dry_run)
+    report = api.repair(settings, chosen[0] if chosen else None, echo=_echo(settings), dry_run=dry_run, keep=keep)
     if settings.json:
         out(report.to_json())
 

@@ -209,6 +209,22 @@ class Backend:
         statement of the revision by the progress listeners.
         """
 
+    def object_exists(
+        self, dbapi_connection: Any, kind: str, name: str, table: str | None, schema: str | None,
+    ) -> bool | None:
+        """Does the schema object exist now, as the migrating session sees it? ``kind`` is
+        ``table``, ``column``, ``index`` or ``constraint`` (an index and a constraint are found
+        by either name), names spelt as the statement that creates or drops it spells them
+        (``table``: the table of a column, index or constraint, None if the statement names
+        none). None when it cannot be looked up.
+
+        Asked just before a statement that commits by itself runs, so one query on the raw
+        DBAPI connection (as :meth:`write_settings`: not seen by the progress listeners, opening
+        no transaction that matters: the statement about to run commits by itself). A doubt
+        must answer True, never False: False lets ``repair --rollback-partial`` drop the object
+        should the process die inside that statement."""
+        return None
+
     #: The server has a table engine whose writes commit without touching the disk (MySQL's
     #: MEMORY): progress records that need only survive this process go there (journal.py).
     volatile_progress: ClassVar[bool] = False
@@ -371,6 +387,12 @@ def raw_query(dbapi_connection: Any, sql: str) -> list[Any]:
         return list(cursor.fetchall()) if cursor.description else []
     finally:
         cursor.close()
+
+
+def sql_name(name: str) -> str | None:
+    """``name`` as a SQL string literal, for an identifier of word characters and ``$`` only
+    (what statements are parsed into; None for anything else, which is then not looked up)."""
+    return f"'{name}'" if name and all(c.isalnum() or c in "_$" for c in name) else None
 
 
 def importable(module: str) -> bool:

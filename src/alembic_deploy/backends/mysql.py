@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from ..masking import SQLLiterals
-from .base import Backend, Driver, raw_query, register
+from .base import Backend, Driver, raw_query, register, sql_name
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -150,6 +150,27 @@ class MySQLBackend(Backend):
         )
         raw._execute_command(COM_QUERY, sql % literals)
         return raw._read_query_result
+
+    def object_exists(
+        self, dbapi_connection: Any, kind: str, name: str, table: str | None, schema: str | None,
+    ) -> bool | None:
+        """From ``information_schema`` with the schema and table given as constants, so the server
+        opens that one table (not every table of the schema). A table name is matched as the
+        server resolves it (``lower_case_table_names``); column, index and constraint names
+        always case-insensitively."""
+        wanted, owner = sql_name(name), sql_name(table) if table else None
+        database = sql_name(schema) if schema else "DATABASE()"
+        if wanted is None or database is None or (table and owner is None):
+            return None
+        if kind == "table":
+            sql = f"SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = {database} AND TABLE_NAME = {wanted}"
+        else:
+            where = f"TABLE_SCHEMA = {database}" + (f" AND TABLE_NAME = {owner}" if owner else "")
+            sql = (f"SELECT 1 FROM information_schema.COLUMNS WHERE {where} AND COLUMN_NAME = {wanted}"
+                   if kind == "column" else
+                   f"SELECT 1 FROM information_schema.STATISTICS WHERE {where} AND INDEX_NAME = {wanted} UNION ALL "
+                   f"SELECT 1 FROM information_schema.TABLE_CONSTRAINTS WHERE {where} AND CONSTRAINT_NAME = {wanted}")
+        return bool(raw_query(dbapi_connection, f"{sql} LIMIT 1"))
 
     def is_refused(self, exc: BaseException) -> bool:
         return _error_code(exc) in REFUSED_WRITE_CODES

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import text
 
 from ..masking import SQLLiterals
-from .base import CONNECT_TIMEOUT_SECONDS, Backend, Driver, holder_label, raw_query, register, stable_int64
+from .base import CONNECT_TIMEOUT_SECONDS, Backend, Driver, holder_label, raw_query, register, sql_name, stable_int64
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -147,6 +147,32 @@ class PostgreSQLBackend(Backend):
         calls = ", ".join(f"set_config('{name}', '{value}', false)" for name, value in values.items())
         if calls:
             raw_query(dbapi_connection, f"SELECT {calls}")
+
+    def object_exists(
+        self, dbapi_connection: Any, kind: str, name: str, table: str | None, schema: str | None,
+    ) -> bool | None:
+        """From ``pg_catalog``, names compared case-insensitively (a quoted ``"Users"`` and an
+        unquoted ``users`` are told apart by the server, not here: a doubt answers True).
+        Tables, indexes and other relations share one namespace: any relation of that name
+        counts; an unqualified name is looked up in every schema of the search path."""
+        wanted, owner = sql_name(name), sql_name(table) if table else None
+        namespace = f"n.nspname = {sql_name(schema)}" if schema else "n.nspname = ANY (current_schemas(true))"
+        if wanted is None or (schema and sql_name(schema) is None) or (table and owner is None):
+            return None
+        relation = ("SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                    f"WHERE lower(c.relname) = lower({{}}) AND {namespace}")
+        if kind == "table" or kind == "index":
+            sql = relation.format(wanted)
+        elif kind == "column":
+            if owner is None:
+                return None
+            sql = (relation.format(owner) + " AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE "
+                   f"a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND lower(a.attname) = lower({wanted}))")
+        else:
+            sql = (relation.format(wanted) + " UNION ALL SELECT 1 FROM pg_catalog.pg_constraint k JOIN "
+                   "pg_catalog.pg_namespace n ON n.oid = k.connamespace "
+                   f"WHERE lower(k.conname) = lower({wanted}) AND {namespace}")
+        return bool(raw_query(dbapi_connection, f"{sql} LIMIT 1"))
 
     def is_refused(self, exc: BaseException) -> bool:
         return _sqlstate(exc) in SQLSTATES_REFUSED_WRITE

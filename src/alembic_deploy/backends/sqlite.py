@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ConfigError, LockNotAcquired
 from ..masking import SQLLiterals
-from .base import Backend, Driver, MigrationLock, holder_label, register
+from .base import Backend, Driver, MigrationLock, holder_label, raw_query, register, sql_name
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -80,6 +80,25 @@ class SQLiteBackend(Backend):
 
     def write_access_advice(self, table: str) -> str:
         return "let this user write the database file and its folder (SQLite creates its rollback journal there)"
+
+    def object_exists(
+        self, dbapi_connection: Any, kind: str, name: str, table: str | None, schema: str | None,
+    ) -> bool | None:
+        """From ``sqlite_master`` and ``pragma_table_info`` (names are case-insensitive in SQLite).
+        A constraint is neither added nor dropped by ``ALTER TABLE`` here: not looked up."""
+        wanted, owner = sql_name(name), sql_name(table) if table else None
+        database = sql_name(schema) if schema else None
+        if wanted is None or (schema and database is None) or (table and owner is None):
+            return None
+        if kind in ("table", "index"):
+            master = f'"{schema}".sqlite_master' if schema else "sqlite_master"
+            sql = f"SELECT 1 FROM {master} WHERE type = '{kind}' AND name = {wanted} COLLATE NOCASE"
+        elif kind == "column" and owner is not None:
+            where = f"{owner}, {database}" if database else owner
+            sql = f"SELECT 1 FROM pragma_table_info({where}) WHERE name = {wanted} COLLATE NOCASE"
+        else:
+            return None
+        return bool(raw_query(dbapi_connection, f"{sql} LIMIT 1"))
 
     def is_refused(self, exc: BaseException) -> bool:
         # SQLITE_PERM, SQLITE_READONLY (a read-only file or mount), SQLITE_CANTOPEN (no rollback

@@ -185,6 +185,19 @@ def literal_syntax(backend: str | None) -> SQLLiterals:
         return ANY_DIALECT
 
 
+def _object_lookup(backend: str) -> Callable[[Any, str, str, str | None, str | None], bool | None]:
+    """``backend``'s :meth:`~alembic_deploy.backends.Backend.object_exists` (one that never
+    knows for a backend not registered)."""
+    from ..backends import for_dialect
+    from ..backends.base import Backend
+    from ..errors import ConfigError
+
+    try:
+        return for_dialect(backend).object_exists
+    except ConfigError:
+        return Backend().object_exists
+
+
 def shorten(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
@@ -275,13 +288,14 @@ def _effect_patterns(word: str) -> tuple[tuple[re.Pattern[str], str, bool], ...]
 _MORE_CLAUSES: Final = r",\s*(add|drop|modify|change|alter|rename)\b"
 
 
-def _split_id(raw: str | None) -> tuple[str | None, str | None]:
+def _split_id(raw: str | None, fold: bool = True) -> tuple[str | None, str | None]:
+    """(schema, name) of a possibly qualified identifier, quotes removed; ``fold``: the name in
+    lower case (how names are compared), else as the statement spells it (how it is looked up)."""
     if raw is None:
         return None, None
-    if "." not in raw:
-        return None, raw.strip().strip('`"').lower()
     parts = [p.strip().strip('`"') for p in raw.split(".")]
-    return (parts[0] if len(parts) == 2 else None), parts[-1].lower()
+    name = parts[-1].lower() if fold else parts[-1]
+    return (parts[0] if len(parts) == 2 else None), name
 
 
 def effect_of(sql: str, normalized: bool = False) -> Effect | None:
@@ -292,8 +306,9 @@ def effect_of(sql: str, normalized: bool = False) -> Effect | None:
     return Effect(**fields) if fields else None
 
 
-def _effect_fields(text: str) -> dict[str, Any] | None:
-    """:func:`effect_of`'s :class:`Effect` as the dict a :class:`Statement` keeps."""
+def _effect_fields(text: str, fold: bool = True) -> dict[str, Any] | None:
+    """:func:`effect_of`'s :class:`Effect` as the dict a :class:`Statement` keeps (``fold``: see
+    :func:`_split_id`)."""
     first = text.split(" ", 1)[0].lower()
     if first not in _EFFECT_WORDS or (first == "alter" and re.search(_MORE_CLAUSES, text, re.I)):
         return None
@@ -301,9 +316,9 @@ def _effect_fields(text: str) -> dict[str, Any] | None:
         match = pattern.match(text)
         if match is None:
             continue
-        schema, table = _split_id(match["table"])
-        name = _split_id(match["name"])[1] if kind != "table" else None
-        if kind == "column" and name in _NOT_COLUMNS:
+        schema, table = _split_id(match["table"], fold)
+        name = _split_id(match["name"], fold)[1] if kind != "table" else None
+        if kind == "column" and name is not None and name.lower() in _NOT_COLUMNS:
             continue
         if kind == "table":
             name, table = table, None
@@ -334,6 +349,11 @@ class Statement:
     may_commit: bool = False
     #: :class:`Effect` as a dict, read from the whole statement (``sql`` is only an excerpt).
     effect: dict[str, Any] | None = None
+    #: Whether the object of its effect existed just before it ran, looked up then for a
+    #: statement that commits by itself (None: not looked up). A statement the process died in
+    #: is settled from the schema afterwards, and only this tells whether what the schema shows
+    #: was there before it (:func:`~alembic_deploy.steps.repair.unprovable`).
+    before: bool | None = None
 
     @property
     def schema_effect(self) -> Effect | None:
@@ -349,7 +369,8 @@ class Statement:
         return (
             f'{{"n":{self.n},"sql":{_quote(self.sql)},"fp":{_quote(self.fp)},"kind":{_quote(self.kind)},'
             f'"state":{_quote(self.state)},"committed":{"true" if self.committed else "false"},'
-            f'"may_commit":{"true" if self.may_commit else "false"},"effect":{_effect_json(self.effect)}}}'
+            f'"may_commit":{"true" if self.may_commit else "false"},"effect":{_effect_json(self.effect)},'
+            f'"before":{_BOOLEAN[self.before]}}}'
         )
 
 
@@ -388,7 +409,7 @@ class _SeenStatement(Statement):
         :func:`dataclasses.replace`)."""
         statement = cls.__new__(cls)
         statement.n, statement.kind, statement.state = n, kind, "running"
-        statement.committed, statement.may_commit = False, may_commit
+        statement.committed, statement.may_commit, statement.before = False, may_commit, None
         statement._text, statement._syntax = text, syntax
         return statement
 
@@ -414,6 +435,9 @@ _dumps: Final = json.JSONEncoder(separators=(",", ":"), check_circular=False).en
 #: A str as a JSON string, as ``json.dumps`` writes it (ASCII only).
 _quote: Final = json.encoder.encode_basestring_ascii
 _EFFECT_KEYS: Final = frozenset(("kind", "table", "name", "creates", "schema", "conditional"))
+
+
+_BOOLEAN: Final = {None: "null", True: "true", False: "false"}
 
 
 def _text(value: str | None) -> str:
@@ -616,6 +640,7 @@ class ProgressTracker:
         self.backend = backend
         self.progress = Progress(backend=backend)
         self._syntax = literal_syntax(backend)
+        self._lookup = _object_lookup(backend)
         self._write = write
         #: Where :meth:`close` writes the final state (the journal), when ``write`` goes elsewhere.
         self._final = final or write
@@ -739,7 +764,20 @@ class ProgressTracker:
         statement = record(len(entry.statements) + 1, text, kind, may, self._syntax)
         entry.statements.append(statement)
         if may:
+            if kind == DDL:
+                statement.before = self._existed(text)
             self.flush(durable=not self._may_defer(committed[0] if committed else statement))
+
+    def _existed(self, text: str) -> bool | None:
+        """Does the object the DDL statement ``text`` creates or drops exist now, before it runs?
+        None when the statement has no single such object or the backend cannot look it up."""
+        fields = _effect_fields(normalize(text), fold=False)
+        if fields is None or self._dbapi is None:
+            return None
+        try:
+            return self._lookup(self._dbapi, fields["kind"], fields["name"], fields["table"], fields["schema"])
+        except Exception:  # noqa: BLE001 - not known then; the statement's own outcome is what matters
+            return None
 
     def _after(self) -> None:
         entry = self._current

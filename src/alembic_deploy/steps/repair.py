@@ -31,9 +31,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from ..errors import CheckRefused, MigrationFailed
-from ..report import RevisionResult
+from ..errors import CheckRefused, ConfigError, MigrationFailed
 from ..masking import scrub_statement
+from ..report import RevisionResult
 from .progress import (
     READ,
     ProgressTracker,
@@ -48,6 +48,8 @@ from .progress import (
 from .recovery import describe, is_applied, took_effect
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from ..alembic_env import AlembicProject
     from ..api import Deployment
     from ..journal import Journal
@@ -70,6 +72,8 @@ class Plan:
     summary: str = ""
     #: Why the option is not available (None: it is).
     refusal: str | None = None
+    #: Numbers of the applied statements left as they are (``--keep``).
+    kept: list[int] = field(default_factory=list)
 
 
 def _refused(reason: str) -> Plan:
@@ -130,18 +134,32 @@ def plan_resume(partial: Partial) -> Plan:
     return Plan(rest, summary)
 
 
-def plan_rollback(partial: Partial) -> Plan:
+def plan_rollback(partial: Partial, keep: Sequence[str] = ()) -> Plan:
     """For each applied statement, the downgrade() statement that reverses it, in downgrade order;
     refused, listing every such statement, when one of them may not have made the change it
-    would undo (see :func:`unprovable`)."""
+    would undo (see :func:`unprovable`). ``keep``: names of objects left as they are (``--keep``):
+    the statements that created or dropped them are not undone."""
     refusal = _uncertain(partial)
     if refusal is not None:
         return refusal
-    doubts = [f"statement {s.n} ({shorten(s.sql)}) {why}" for s in partial.applied if (why := unprovable(s))]
+    kept = [s for s in partial.applied if _kept(s, keep)]
+    unmatched = [name for name in keep if not any(_kept(s, [name]) for s in kept)]
+    if unmatched:
+        return _refused(
+            f"--keep {', '.join(unmatched)}: no statement that ran created or dropped a table, column, index or "
+            "constraint of that name"
+        )
+    applied = [s for s in partial.applied if s not in kept]
+    in_flight = {s.n for s in partial.entry.statements if s.state == "running"}
+    doubts = [(s, why) for s in applied if (why := unprovable(s, s.n in in_flight))]
     if doubts:
+        names = " ".join(f"--keep {effect.name}" for s, _ in doubts if (effect := s.schema_effect) is not None)
+        them = "them as they are" if len(doubts) > 1 else "it as it is"
+        escape = f"; to undo the rest and leave {them} (e.g. it was there before the revision ran), add {names}" \
+            if names else ""
         return _refused(
             "undoing a statement is safe only when it provably made the change in that run, and "
-            + "; ".join(doubts)
+            + "; ".join(f"statement {s.n} ({shorten(s.sql)}) {why}" for s, why in doubts) + escape
         )
     try:
         downgrade = partial.statements("downgrade")
@@ -150,7 +168,7 @@ def plan_rollback(partial: Partial) -> Plan:
     reverses = [(i, sql, effect_of(sql)) for i, sql in enumerate(downgrade)]
     undo: list[tuple[int, int, str]] = []
     missing: list[str] = []
-    for statement in partial.applied:
+    for statement in applied:
         effect = statement.schema_effect
         assert effect is not None  # unprovable() refused those without one
         match = next(((i, sql) for i, sql, e in reverses if e is not None and effect.undone_by(e)), None)
@@ -162,13 +180,25 @@ def plan_rollback(partial: Partial) -> Plan:
         return _refused(f"downgrade() has no statement that undoes statement {'; statement '.join(missing)}")
     undo.sort()
     numbers = ", ".join(str(n) for _, n, _ in undo)
-    return Plan([(n, sql) for _, n, sql in undo], f"undo statement(s) {numbers} with {len(undo)} statement(s) of downgrade()")
+    summary = f"undo statement(s) {numbers} with {len(undo)} statement(s) of downgrade()" if undo else "undo nothing"
+    if kept:
+        summary += f", leaving what statement(s) {', '.join(str(s.n) for s in kept)} did as it is (--keep)"
+    return Plan([(n, sql) for _, n, sql in undo], summary, kept=[s.n for s in kept])
 
 
-_CONDITIONAL: Final = re.compile(r"\b(if\s+(not\s+)?exists|or\s+replace)\b", re.I)
+def _kept(statement: Statement, keep: Sequence[str]) -> bool:
+    """Does ``--keep`` name the object ``statement`` created or dropped (``name`` or ``table.name``)?"""
+    effect = statement.schema_effect
+    if effect is None:
+        return False
+    names = {effect.name} | ({f"{effect.table}.{effect.name}"} if effect.table else set())
+    return any(name.strip('`"').lower() in names for name in keep)
 
 
-def unprovable(statement: Statement) -> str | None:
+_CONDITIONAL: Final = re.compile(r"\b(if\s+(not\s+)?exists|or\s+replace)\b", re.IGNORECASE)
+
+
+def unprovable(statement: Statement, in_flight: bool = False) -> str | None:
     """Why ``statement`` may not have made the change its undo reverses (None: it provably did).
 
     The rule: a statement is undone only when its success proves it changed the schema: one
@@ -179,9 +209,11 @@ def unprovable(statement: Statement) -> str | None:
     something that was there. Neither do statements whose effect is not one such object (data
     changes, several clauses): they are refused, for a person to undo.
 
-    A statement the dead run was inside when it died is settled from the schema (:mod:`.recovery`);
-    for a plain create the object's presence is its proof as well, unless the process died in the
-    instant between the server's "already exists" error and the record of it."""
+    A statement the dead run was inside when it died (``in_flight``) is settled from the schema
+    (:mod:`.recovery`), and the schema cannot tell its doing from an object that was there before
+    it: the process may have died between the server's "already exists" error and the record of
+    it. Such a statement is undone only when the record made just before it ran
+    (:attr:`Statement.before`) shows the object absent (for a drop: present) then."""
     effect = statement.schema_effect
     if effect is None:
         return "is not a schema change whose undo can be matched in downgrade()"
@@ -189,7 +221,17 @@ def unprovable(statement: Statement) -> str | None:
         return (f"may have found {effect.kind} {effect.name} {'already there' if effect.creates else 'already gone'} "
                 "and changed nothing (IF [NOT] EXISTS / OR REPLACE), so undoing it could "
                 f"{'drop' if effect.creates else 'recreate'} what the run did not make")
-    return None
+    if not in_flight or statement.before is (not effect.creates):
+        return None
+    thing = f"{effect.kind} {effect.name}"
+    undo = f"the rollback will not {'drop' if effect.creates else 'recreate'} {thing}"
+    if statement.before is None:
+        return (f"was still running when that run ended, and whether {thing} existed before it ran was not "
+                f"recorded, so it may have failed on a {effect.kind} that was "
+                f"{'already there' if effect.creates else 'already gone'}: {undo}")
+    return (f"was still running when that run ended, and {thing} "
+            f"{'already existed' if effect.creates else 'was already gone'} just before it ran (looked up and "
+            f"recorded then), so it did not {'create' if effect.creates else 'drop'} it: {undo}")
 
 
 def describe_plan(partial: Partial, action: str, plan: Plan) -> list[str]:
@@ -197,6 +239,10 @@ def describe_plan(partial: Partial, action: str, plan: Plan) -> list[str]:
     syntax = literal_syntax(partial.progress.backend)
     by_number = {s.n: s for s in partial.settled_statements()}
     lines = [f"Plan ({action} {partial.revision}): {plan.summary or OPTIONS[action]}."]
+    for n in plan.kept:
+        effect = by_number[n].schema_effect
+        assert effect is not None  # only statements with an effect are kept
+        lines.append(f"  keep statement {n} ({shorten(by_number[n].sql)}): {effect.kind} {effect.name} stays as it is")
     for n, sql in plan.statements:
         effect = by_number[n].schema_effect if action == "rollback-partial" else None
         if effect is not None:
@@ -209,11 +255,14 @@ def describe_plan(partial: Partial, action: str, plan: Plan) -> list[str]:
 
 def run(
     deployment: Deployment, project: AlembicProject, journal: Journal, report: DeployReport, partial: Partial | None,
-    action: str | None, dry_run: bool = False,
+    action: str | None, dry_run: bool = False, keep: Sequence[str] = (),
 ) -> None:
     """Carry out ``action`` on ``partial`` (None: only diagnose; ``dry_run``: print the plan and
-    stop). The plan is printed before anything runs. Sets the report's outcome."""
+    stop; ``keep``: see :func:`plan_rollback`). The plan is printed before anything runs. Sets the
+    report's outcome."""
     echo = deployment.echo
+    if keep and action != "rollback-partial":
+        raise ConfigError("--keep goes with --rollback-partial: it names what the rollback leaves as it is.")
     if partial is None:
         report.outcome = "noop"
         echo("Nothing to repair: no revision is partly applied.")
@@ -222,7 +271,9 @@ def run(
     report.from_revisions = report.to_revisions = partial.versions
     if action is None:
         raise partial.error(deployment.backend.name)
-    planners = {"resume": plan_resume, "rollback-partial": plan_rollback, "mark-applied": lambda _p: Plan()}
+    planners: dict[str, Callable[[Partial], Plan]] = {
+        "resume": plan_resume, "rollback-partial": lambda p: plan_rollback(p, keep), "mark-applied": lambda _p: Plan(),
+    }
     if action not in planners:
         raise CheckRefused(f"Unknown repair action {action!r}; expected one of {', '.join(OPTIONS)}.")
     plan = _available(planners[action](partial), action, partial)
@@ -233,7 +284,9 @@ def run(
         echo("Dry run: nothing was changed.")
         return
     # From here on the repair row carries the revision's state: a repair that dies is found again.
-    tracker = ProgressTracker(deployment.backend.name, lambda state, _durable: journal.progress(report.journal_id, state))
+    journal_id = report.journal_id
+    assert journal_id is not None  # the repair's own row was written before recovery ran
+    tracker = ProgressTracker(deployment.backend.name, lambda state, _durable: journal.progress(journal_id, state))
     tracker.progress.version_table = partial.progress.version_table
     tracker.progress.version_table_schema = partial.progress.version_table_schema
     tracker.progress.repair = {"action": action, "revision": partial.revision}
@@ -248,7 +301,10 @@ def run(
         done = f"ran statement(s) {', '.join(str(n) for n, _ in plan.statements) or 'none'} and recorded it as applied"
     elif action == "rollback-partial":
         _undo(deployment, tracker, plan)
-        done = f"undid statement(s) {', '.join(str(n) for n, _ in plan.statements)}; the next deploy applies it whole"
+        done = f"undid statement(s) {', '.join(str(n) for n, _ in plan.statements) or 'none'}"
+        if plan.kept:
+            done += f", left what statement(s) {', '.join(str(n) for n in plan.kept)} did as it is"
+        done += "; the next deploy applies it whole"
     else:
         _warn_unfinished(deployment, partial)
         _stamp(deployment, project, partial)
@@ -264,7 +320,7 @@ def run(
     echo(f"Repaired {partial.revision} ({action}): {done}.")
 
 
-_CONCURRENTLY: Final = re.compile(r"\bconcurrently\b", re.I)
+_CONCURRENTLY: Final = re.compile(r"\bconcurrently\b", re.IGNORECASE)
 _VERBS: Final = {"resume": "resume", "rollback-partial": "roll back", "mark-applied": "mark as applied"}
 
 
@@ -335,7 +391,7 @@ def _statement(conn: Any, n: int, sql: str) -> None:
     CONCURRENTLY statements cannot run in a transaction: alembic ran them in an autocommit block,
     so they run in autocommit mode here too, after committing what came before."""
     text = sql.rstrip()
-    text = text[:-1] if text.endswith(";") else text
+    text = text.removesuffix(";")
     outside = conn.dialect.name == "postgresql" and _CONCURRENTLY.search(text) is not None
     if outside:
         conn.commit()
