@@ -17,6 +17,9 @@ from .errors import EXIT_OK, CheckRefused, ConfigError
 from .graph_problems import GraphProblem, graph_problems, heads_of, order, pending_from
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .alembic_offline import RevisionFile
     from .lint import Finding, RevisionLint
     from .settings import Settings
 
@@ -33,10 +36,9 @@ class CheckReport:
     @property
     def blocking(self) -> list[Finding]:
         """The findings that fail the check: at or above ``fail_on``, not allowed."""
-        from .lint import Severity
+        from .lint import blocking
 
-        floor = Severity(self.fail_on)
-        return [f for r in self.revisions for f in r.findings if f.blocks and f.severity.at_least(floor)]
+        return blocking((f for r in self.revisions for f in r.findings), self.fail_on)
 
     @property
     def exit_code(self) -> int:
@@ -111,6 +113,15 @@ def dialect_for(settings: Settings) -> str:
         ) from None
 
 
+def require_known(files: Sequence[RevisionFile], start: str | None) -> None:
+    """Refuse a ``--from`` that names no revision (``base`` names the empty database)."""
+    if start and start != "base" and not any(f.revision == start for f in files):
+        raise ConfigError(
+            f"--from {start}: no revision file defines that revision. Give the revision the database is "
+            "at (alembic current prints it), or base."
+        )
+
+
 def check(settings: Settings) -> CheckReport:
     """Check the project ``settings`` names: its graph, then the lint of its revisions (all of
     them, or those above ``settings.from_revision``), base first."""
@@ -121,9 +132,9 @@ def check(settings: Settings) -> CheckReport:
     files = revision_files(settings.config_path, settings.name)
     report = CheckReport(settings.config, dialect, settings.fail_on, heads_of(files),
                          graph_problems(files, settings.config))
-    wanted = pending_from(files, settings.from_revision) if settings.from_revision else None
-    if settings.from_revision and not any(f.revision == settings.from_revision for f in files):
-        raise ConfigError(f"--from {settings.from_revision}: no revision file defines that revision.")
+    start = settings.from_revision
+    wanted = pending_from(files, start) if start and start != "base" else None
+    require_known(files, start)
     for found in order(files):
         if wanted is None or found.revision in wanted:
             report.revisions.append(lint_revision_file(found, dialect))

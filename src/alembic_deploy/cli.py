@@ -21,7 +21,7 @@ import click
 
 from .errors import EXIT_OK, AlembicDeployError, ConfigError, Interrupted
 from .masking import scrub
-from .settings import CHECK, DEMO, HISTORY, OPTION, REPAIR, RUN, STATUS, UPGRADE, Option, Settings, kind
+from .settings import CHECK, DEMO, HISTORY, OPTION, PLAN, REPAIR, RUN, STATUS, UPGRADE, Option, Settings, kind
 from .settings import options as setting_options
 
 if TYPE_CHECKING:
@@ -445,6 +445,40 @@ def check(settings: Settings) -> None:
         from .report import to_json
 
         out(to_json(report.to_dict()))
+    else:
+        out(report.render_text())
+    error = report.error()
+    if error is not None:
+        _err(f"error: {error.message}", fg="red")
+        sys.exit(error.exit_code)
+
+
+@main.command()
+@settings_options(PLAN)
+@_run
+def plan(settings: Settings) -> None:
+    """What `upgrade` would run, before it runs: the revisions a database at --from REV has still to
+    apply, each with the SQL it renders for --dialect, whether it runs in a transaction, its
+    compatibility class (expand / contract / other), its author and the lint's findings. Exits 5 on
+    a finding at or above --fail-on. --format markdown is for a pull-request comment (and is
+    appended to $GITHUB_STEP_SUMMARY when set)."""
+    from .plan import plan as plan_upgrade
+
+    report = plan_upgrade(settings)
+    if settings.json or settings.output_format == "json":
+        from .report import to_json
+
+        out(to_json(report.to_dict()))
+    elif settings.output_format == "markdown":
+        markdown = report.render_markdown()
+        out(markdown)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            try:
+                with open(summary, "a", encoding="utf-8") as stream:
+                    stream.write(markdown)
+            except OSError as exc:
+                _err(f"warning: could not append the plan to $GITHUB_STEP_SUMMARY ({summary}): {exc}")
     else:
         out(report.render_text())
     error = report.error()

@@ -34,10 +34,13 @@ STATUS: Final = "status"
 HISTORY: Final = "history"
 DEMO: Final = "demo"
 CHECK: Final = "check"
+PLAN: Final = "plan"
 #: Every command: alembic's global options, also accepted before the command.
-EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO, CHECK})
-#: Commands that read a database (``demo`` makes its own; ``check`` reads only the files).
-ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO, CHECK}
+EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO, CHECK, PLAN})
+#: Commands that lint revisions, from their files alone.
+LINTING: Final = frozenset({CHECK, PLAN})
+#: Commands that read a database (``demo`` makes its own; the linting ones read only the files).
+ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO} - LINTING
 #: Commands that take the migration lock.
 LOCKING: Final = frozenset({UPGRADE, RUN, REPAIR})
 #: Commands that run the upgrade pipeline (``run --migrate`` runs ``upgrade``'s).
@@ -90,7 +93,7 @@ class Settings:
                                  "Journal table name (default alembic_deploy_history).")
     fast_path: bool = _option(True, UPGRADING, "Prove a no-op without loading Alembic (default on).",
                               "--fast-path/--no-fast-path")
-    json: bool = _option(False, ON_A_DATABASE | {CHECK}, "Print a JSON document on stdout.")
+    json: bool = _option(False, ON_A_DATABASE | LINTING, "Print a JSON document on stdout.")
     debug: bool = _option(False, EVERY_COMMAND, "Show tracebacks (alembic's --raiseerr does the same).",
                           "--debug", "--raiseerr")
     git_sha: str | None = None
@@ -116,15 +119,18 @@ class Settings:
         metavar="KEY=VALUE")
     health_interval: float = _option(1.0, UPGRADING, "Seconds between two health requests (default 1).")
     run_mode: str | None = None  # migrate | wait-for-schema | no-migrate
-    # The lint (check): which SQL dialect the revisions render for, what blocks, from where.
+    # The lint (check, plan): which SQL dialect the revisions render for, what blocks, from where.
     dialect: str | None = _option(
-        None, frozenset({CHECK}), "SQL dialect the revisions are rendered and linted for: postgresql, mysql or "
+        None, LINTING, "SQL dialect the revisions are rendered and linted for: postgresql, mysql or "
         "mariadb (default: the scheme of DATABASE_URL, then of sqlalchemy.url in the ini).")
-    fail_on: str = _option("error", frozenset({CHECK}),
+    fail_on: str = _option("error", LINTING,
                            "Lowest finding severity that fails the check: error, warning or notice (default error).")
     from_revision: str | None = _option(
-        None, frozenset({CHECK}), "Lint only the revisions a database at REV has still to apply "
-        "(default: every revision).", "--from", metavar="REV")
+        None, LINTING, "The revision the database is at: lint (and plan) only what it has still to apply; "
+        "'base' for every revision (check's default; plan needs it).", "--from", metavar="REV")
+    output_format: str = _option("text", frozenset({PLAN}),
+                                 "plan's output: text, markdown (also appended to $GITHUB_STEP_SUMMARY) or json.",
+                                 "--format")
     schema_timeout: float = _option(300.0, frozenset({RUN}), "Seconds --wait-for-schema waits (default 300).")
     accept_ahead: bool = _option(
         False, frozenset({RUN}),
@@ -224,6 +230,8 @@ IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_IDENTIFIER: Final = 63
 #: The lint's severities, the most severe first (``fail_on`` takes one).
 SEVERITIES: Final = ("error", "warning", "notice")
+#: What ``plan --format`` takes.
+PLAN_FORMATS: Final = ("text", "markdown", "json")
 #: Settings a person chooses that the journal stores in a column of its own.
 JOURNALED: Final = {"env": "environment"}
 
@@ -252,6 +260,8 @@ def check(name: str, value: Any, source: str) -> Any:
             )
     elif name == "fail_on" and value not in SEVERITIES:
         raise ConfigError(f"{source} must be one of {', '.join(SEVERITIES)}, got {value!r}.")
+    elif name == "output_format" and value not in PLAN_FORMATS:
+        raise ConfigError(f"{source} must be one of {', '.join(PLAN_FORMATS)}, got {value!r}.")
     elif name in JOURNALED and len(value) > COLUMN_SIZES[JOURNALED[name]]:
         raise ConfigError(
             f"{source} is {len(value)} characters long; the journal's {JOURNALED[name]} column holds "

@@ -8,7 +8,7 @@ first use. See :func:`lint_revision`.
 from __future__ import annotations
 
 from .compatibility import CONTRACT, EXPAND, OTHER, classify
-from .finding import Finding, Severity
+from .finding import Finding, Severity, blocking
 from .parsers import DIALECTS, dialect_of
 from .rule import Rule
 from .rules import BY_ID, RULES
@@ -25,6 +25,7 @@ __all__ = [
     "RevisionLint",
     "Rule",
     "Severity",
+    "blocking",
     "classify",
     "dialect_of",
     "lint_revision",

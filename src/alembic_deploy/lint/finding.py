@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 class Severity(enum.Enum):
@@ -53,3 +56,9 @@ class Finding:
             "line": self.line, "message": self.message, "help": self.help, "sql": self.sql,
             "allowed": self.allowed,
         }
+
+
+def blocking(findings: Iterable[Finding], fail_on: str) -> list[Finding]:
+    """The findings that fail a check blocking at ``fail_on``: that severity or above, not allowed."""
+    floor = Severity(fail_on)
+    return [f for f in findings if f.blocks and f.severity.at_least(floor)]

@@ -2,25 +2,52 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .runner import RevisionLint, lint_revision
 
 if TYPE_CHECKING:
-    from ..alembic_offline import RevisionFile
+    from ..alembic_offline import RenderedStatement, RevisionFile
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A revision's offline SQL, or why it has none (``error``, raised at ``line`` of its file)."""
+
+    statements: list[RenderedStatement] | None
+    error: str | None = None
+    line: int | None = None
+
+    @property
+    def transactional(self) -> str:
+        """``yes`` when every statement runs in the revision's transaction, ``no`` when none does
+        (a dialect without transactional DDL), ``partly`` (an ``autocommit_block()``), ``unknown``."""
+        if not self.statements:
+            return "unknown" if self.statements is None else "yes"
+        inside = {st.in_transaction for st in self.statements}
+        return "partly" if len(inside) > 1 else ("yes" if inside == {True} else "no")
+
+
+def render(found: RevisionFile, dialect: str) -> Rendered:
+    """``found``'s upgrade() rendered for ``dialect``; one that raises offline (it reads the
+    database, say) is returned with the error and the line of the file that raised."""
+    from ..alembic_env import render_error_line, render_offline
+
+    try:
+        return Rendered(render_offline(found, dialect))
+    except Exception as exc:  # noqa: BLE001 - whatever the revision raises offline is reported, not raised
+        return Rendered(None, f"{type(exc).__name__}: {exc}", render_error_line(exc, found.path))
+
+
+def lint_rendered(found: RevisionFile, dialect: str, rendered: Rendered) -> RevisionLint:
+    if found.revision is None:
+        raise ValueError(f"{found.path} is not a revision that imported")
+    return lint_revision(found.revision, str(found.path), found.source, dialect, rendered.statements,
+                         options=found.options, render_error=rendered.error, render_error_line=rendered.line)
 
 
 def lint_revision_file(found: RevisionFile, dialect: str) -> RevisionLint:
-    """Render ``found``'s upgrade() for ``dialect`` and lint it. A revision that raises when
-    rendered (it reads the database, say) is linted from its file alone, with a ``not-renderable``
-    finding at the line that raised."""
-    from ..alembic_env import render_error_line, render_offline
-
-    if found.revision is None:
-        raise ValueError(f"{found.path} is not a revision that imported")
-    try:
-        statements, error, line = render_offline(found, dialect), None, None
-    except Exception as exc:  # noqa: BLE001 - whatever the revision raises offline is reported, not raised
-        statements, error, line = None, f"{type(exc).__name__}: {exc}", render_error_line(exc, found.path)
-    return lint_revision(found.revision, str(found.path), found.source, dialect, statements,
-                         options=found.options, render_error=error, render_error_line=line)
+    """Render ``found``'s upgrade() for ``dialect`` and lint it; a revision that cannot render is
+    linted from its file alone, with a ``not-renderable`` finding at the line that raised."""
+    return lint_rendered(found, dialect, render(found, dialect))

@@ -1,0 +1,179 @@
+"""``alembic-deploy plan``: the revisions a database has still to apply, each with the SQL it will
+run for the dialect, whether that runs in a transaction, its compatibility class, its author and
+the lint's findings, before anything runs.
+
+Offline for now: ``--from REV`` says where the database is (``base``: empty) and ``--dialect`` what
+it is; the SQL is Alembic's offline rendering of each revision (what ``alembic upgrade --sql``
+prints), a revision that cannot render offline is listed as such, never left out. Output as text,
+markdown (for a pull-request comment; appended to ``$GITHUB_STEP_SUMMARY`` when set) or JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import EXIT_OK, CheckRefused, ConfigError
+
+if TYPE_CHECKING:
+    from .lint import Finding, RevisionLint
+    from .settings import Settings
+
+#: The marker a revision of each class may declare (the schema guard reads it).
+MARKERS = {"expand": '{"expand_only": True}', "contract": '{"contract": True}'}
+
+
+@dataclass
+class PlannedRevision:
+    revision: str
+    message: str
+    file: str
+    author: str | None
+    down_revisions: tuple[str, ...]
+    #: yes / no / partly (an autocommit_block) / unknown (it did not render).
+    transactional: str
+    sql: list[str]
+    render_error: str | None
+    lint: RevisionLint
+    #: The revision's own ``alembic_deploy`` marker ("expand_only" / "contract"), if any.
+    marker: str | None
+
+    @property
+    def suggested_marker(self) -> str | None:
+        """The marker its class calls for, when it declares none."""
+        return None if self.marker else MARKERS.get(self.lint.compatibility)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "revision": self.revision, "message": self.message, "file": self.file, "author": self.author,
+            "down_revisions": list(self.down_revisions), "transactional": self.transactional, "sql": self.sql,
+            "render_error": self.render_error, "compatibility": self.lint.compatibility, "marker": self.marker,
+            "suggested_marker": self.suggested_marker, "findings": [f.to_dict() for f in self.lint.findings],
+        }
+
+
+@dataclass
+class PlanReport:
+    dialect: str
+    from_revision: str
+    fail_on: str
+    revisions: list[PlannedRevision] = field(default_factory=list)
+
+    @property
+    def blocking(self) -> list[Finding]:
+        from .lint import blocking
+
+        return blocking((f for r in self.revisions for f in r.lint.findings), self.fail_on)
+
+    @property
+    def exit_code(self) -> int:
+        return CheckRefused.exit_code if self.blocking else EXIT_OK
+
+    def error(self) -> CheckRefused | None:
+        if not self.blocking:
+            return None
+        return CheckRefused(
+            f"The plan has {len(self.blocking)} lint finding(s) at or above {self.fail_on}. Fix them, or allow "
+            "a finding in its revision file with `# alembic-deploy: allow RULE -- reason`."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        from .report import document
+
+        error = self.error()
+        return document(
+            "plan", self.exit_code, error.to_dict() if error is not None else None, dialect=self.dialect,
+            from_revision=self.from_revision, fail_on=self.fail_on, blocking=len(self.blocking),
+            revisions=[r.to_dict() for r in self.revisions],
+        )
+
+    def render_text(self) -> str:
+        lines = [f"plan: {len(self.revisions)} revision(s) to apply from {self.from_revision} ({self.dialect})"]
+        for r in self.revisions:
+            lines.append("")
+            lines.append(f"{r.revision}  {r.message}")
+            lines.append(f"  file: {r.file}" + (f"  author: {r.author}" if r.author else ""))
+            lines.append(f"  class: {r.lint.compatibility}  transaction: {r.transactional}"
+                         + (f"  marker: {r.marker}" if r.marker else "")
+                         + (f"  suggested marker: alembic_deploy = {r.suggested_marker}" if r.suggested_marker else ""))
+            if r.render_error:
+                lines.append(f"  cannot render offline: {r.render_error}")
+            lines.extend(f"    {line}" for sql in r.sql for line in sql.splitlines())
+            for f in r.lint.findings:
+                state = f"allowed: {f.allowed}" if f.allowed is not None else f.severity.value
+                lines.append(f"  {f.rule} [{state}] line {f.line or '-'}: {f.message}")
+                lines.append(f"    help: {f.help}")
+        lines.append("")
+        lines.append(f"{len(self.blocking)} finding(s) at or above {self.fail_on} block.")
+        return "\n".join(lines)
+
+    def render_markdown(self) -> str:
+        out = [
+            (f"## alembic-deploy plan: {len(self.revisions)} revision(s) from `{self.from_revision}` "
+             f"({self.dialect})"),
+            "",
+            "| revision | message | class | transaction | findings |",
+            "|---|---|---|---|---|",
+        ]
+        for r in self.revisions:
+            counted = ", ".join(f"{f.rule} ({'allowed' if f.allowed is not None else f.severity.value})"
+                                for f in r.lint.findings) or "none"
+            out.append(f"| `{r.revision}` | {_cell(r.message)} | {r.lint.compatibility} | {r.transactional} | "
+                       f"{counted} |")
+        for r in self.revisions:
+            out += ["", f"### `{r.revision}` {_cell(r.message)}", ""]
+            out.append(f"`{r.file}`" + (f" by {r.author}" if r.author else ""))
+            if r.suggested_marker:
+                out.append(f"\nSuggested marker: `alembic_deploy = {r.suggested_marker}`")
+            if r.render_error:
+                out.append(f"\n**Cannot render offline:** {_cell(r.render_error)}")
+            if r.sql:
+                out += ["", "```sql", *r.sql, "```"]
+            for f in r.lint.findings:
+                state = f"allowed: {f.allowed}" if f.allowed is not None else f"**{f.severity.value}**"
+                out.append(f"- `{f.rule}` ({state}, line {f.line or '-'}): {f.message}. {f.help}")
+        out += ["", f"{len(self.blocking)} finding(s) at or above `{self.fail_on}` block."]
+        return "\n".join(out) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def plan(settings: Settings) -> PlanReport:
+    """The offline plan of the project ``settings`` names, from ``--from`` for ``--dialect``."""
+    from .alembic_env import revision_files
+    from .check import dialect_for, require_known
+    from .git_authors import authors
+    from .graph_problems import graph_problems, order, pending_from
+    from .lint.offline import lint_rendered, render
+
+    start = settings.from_revision
+    if not start:
+        raise ConfigError(
+            "plan runs offline for now: give --from REV, the revision the database is at (base for an "
+            "empty one), and --dialect."
+        )
+    dialect = dialect_for(settings)
+    files = revision_files(settings.config_path, settings.name)
+    broken = [p for p in graph_problems(files, settings.config) if p.kind != "multiple-heads"]
+    if broken:
+        raise ConfigError(
+            f"The revision graph has {len(broken)} problem(s), e.g. {broken[0].kind}: {broken[0].message}. "
+            "Run `alembic-deploy check` to see them all."
+        )
+    require_known(files, start)
+    wanted = pending_from(files, start) if start != "base" else None
+    pending = [f for f in order(files) if wanted is None or f.revision in wanted]
+    by_author = authors(f.path for f in pending)
+    report = PlanReport(dialect, start, settings.fail_on)
+    for found in pending:
+        rendered = render(found, dialect)
+        marker = next((m for m in ("expand_only", "contract") if found.options.get(m)), None)
+        report.revisions.append(PlannedRevision(
+            str(found.revision), found.doc, str(found.path), by_author.get(Path(found.path).resolve()),
+            found.down_revisions, rendered.transactional, [st.sql for st in rendered.statements or ()],
+            rendered.error, lint_rendered(found, dialect, rendered), marker,
+        ))
+    return report

@@ -1,0 +1,110 @@
+"""``alembic-deploy plan`` offline: ``--from REV --dialect D``, no database."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from alembic_deploy.errors import EXIT_OK, CheckRefused, ConfigError
+from helpers import invoke_cli
+from scenarios import copy_project
+from test_json_output import checked
+
+VERSIONS = Path("migrations") / "versions"
+AUTOCOMMIT = '''"""index users.email concurrently"""
+from alembic import op
+
+revision = "a4_concurrent"
+down_revision = "a3_seed"
+
+
+def upgrade():
+    op.execute("UPDATE users SET email = lower(email) WHERE id < 100")
+    with op.get_context().autocommit_block():
+        op.create_index("ix_users_email_lower", "users", ["email"], postgresql_concurrently=True)
+
+
+def downgrade():
+    op.drop_index("ix_users_email_lower", table_name="users")
+'''
+READS_THE_DATABASE = '''"""decide from the data"""
+from alembic import op
+
+revision = "a4_reads"
+down_revision = "a3_seed"
+
+
+def upgrade():
+    if op.get_bind().execute("SELECT 1").scalar():
+        op.drop_column("users", "email")
+
+
+def downgrade():
+    pass
+'''
+
+
+def test_plan_lists_each_pending_revision_with_its_sql_class_and_findings(tmp_path: Path) -> None:
+    project = copy_project("sync", tmp_path / "p")
+    (project / VERSIONS / "a4_concurrent.py").write_text(AUTOCOMMIT)
+    doc = checked(invoke_cli(project, "plan", "--from", "a1_users", "--dialect", "postgresql", "--json").stdout,
+                  "plan", CheckRefused.exit_code)
+    assert [r["revision"] for r in doc["revisions"]] == ["a2_users_email_index", "a3_seed", "a4_concurrent"]
+    a2, a3, a4 = doc["revisions"]
+    assert a2["sql"] == ["CREATE UNIQUE INDEX ix_users_email ON users (email);"]
+    assert [f["rule"] for f in a2["findings"]] == ["index-not-concurrent"] and doc["blocking"] == 1
+    assert (a2["transactional"], a4["transactional"]) == ("yes", "partly")
+    assert a3["message"] == "seed a user (data migration)" and a3["down_revisions"] == ["a2_users_email_index"]
+    assert a4["findings"] == [] and a4["compatibility"] == "expand"  # a bounded backfill and a new index
+
+
+def test_plan_from_base_on_mysql_suggests_markers_and_passes(tmp_path: Path) -> None:
+    project = copy_project("sync", tmp_path / "p")
+    doc = checked(invoke_cli(project, "plan", "--from", "base", "--dialect", "mysql", "--format", "json").stdout,
+                  "plan", EXIT_OK)
+    a1 = doc["revisions"][0]
+    assert (a1["revision"], a1["compatibility"], a1["transactional"]) == ("a1_users", "expand", "no")
+    assert a1["marker"] is None and a1["suggested_marker"] == '{"expand_only": True}'
+    assert a1["sql"][0].startswith("CREATE TABLE users")
+
+
+def test_a_revision_that_cannot_render_offline_is_shown_not_hidden(tmp_path: Path) -> None:
+    project = copy_project("sync", tmp_path / "p")
+    (project / VERSIONS / "a4_reads.py").write_text(READS_THE_DATABASE)
+    run = invoke_cli(project, "plan", "--from", "a3_seed", "--dialect", "postgresql", "--json")
+    (a4,) = checked(run.stdout, "plan", EXIT_OK)["revisions"]
+    assert a4["transactional"] == "unknown" and a4["sql"] == [] and "AttributeError" in a4["render_error"]
+    assert {f["rule"]: f["line"] for f in a4["findings"]} == {"irreversible": 13, "not-renderable": 9}
+
+
+def test_markdown_goes_to_stdout_and_the_github_step_summary(tmp_path: Path) -> None:
+    project = copy_project("sync", tmp_path / "p")
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    run = invoke_cli(project, "plan", "--from", "base", "--dialect", "postgresql", "--format", "markdown",
+                     env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert run.returncode == CheckRefused.exit_code
+    assert run.stdout.startswith("## alembic-deploy plan: 3 revision(s) from `base` (postgresql)")
+    assert "| `a2_users_email_index` | index users.email | other | yes | index-not-concurrent (error) |" in run.stdout
+    written = summary.read_text()
+    assert written.startswith("earlier step\n## alembic-deploy plan") and "```sql" in written
+
+
+def test_the_author_comes_from_git(tmp_path: Path) -> None:
+    project = copy_project("sync", tmp_path / "p")
+    git = ["git", "-C", str(project), "-c", "user.name=Ada Lovelace", "-c", "user.email=ada@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "migrations"], check=True)
+    doc = checked(invoke_cli(project, "plan", "--from", "a2_users_email_index", "--dialect", "mysql",
+                             "--json").stdout, "plan", EXIT_OK)
+    assert [r["author"] for r in doc["revisions"]] == ["Ada Lovelace"]
+
+
+def test_plan_needs_from_and_a_known_revision(tmp_path: Path) -> None:
+    project = copy_project("sync", tmp_path / "p")
+    run = invoke_cli(project, "plan", "--dialect", "postgresql")
+    assert run.returncode == ConfigError.exit_code and "--from REV" in run.stderr
+    assert invoke_cli(project, "plan", "--from", "zz", "--dialect", "mysql").returncode == ConfigError.exit_code
+    assert invoke_cli(project, "plan", "--from", "base", "--dialect", "mysql",
+                      "--format", "sarif").returncode == ConfigError.exit_code
