@@ -461,14 +461,14 @@ def plan(settings: Settings) -> None:
     apply, each with the SQL it renders for --dialect, whether it runs in a transaction, its
     compatibility class (expand / contract / other), its author and the lint's findings. Exits 5 on
     a finding at or above --fail-on. --format markdown is for a pull-request comment (and is
-    appended to $GITHUB_STEP_SUMMARY when set)."""
+    appended to $GITHUB_STEP_SUMMARY when set); --format sarif for GitHub code scanning."""
     from .plan import plan as plan_upgrade
 
     report = plan_upgrade(settings)
-    if settings.json or settings.output_format == "json":
+    if settings.json or settings.output_format in ("json", "sarif"):
         from .report import to_json
 
-        out(to_json(report.to_dict()))
+        out(to_json(report.to_sarif() if settings.output_format == "sarif" and not settings.json else report.to_dict()))
     elif settings.output_format == "markdown":
         markdown = report.render_markdown()
         out(markdown)

@@ -5,7 +5,8 @@ the lint's findings, before anything runs.
 Offline for now: ``--from REV`` says where the database is (``base``: empty) and ``--dialect`` what
 it is; the SQL is Alembic's offline rendering of each revision (what ``alembic upgrade --sql``
 prints), a revision that cannot render offline is listed as such, never left out. Output as text,
-markdown (for a pull-request comment; appended to ``$GITHUB_STEP_SUMMARY`` when set) or JSON.
+markdown (for a pull-request comment; appended to ``$GITHUB_STEP_SUMMARY`` when set), JSON, or SARIF
+(GitHub code scanning annotations on the revision files' lines).
 """
 
 from __future__ import annotations
@@ -107,6 +108,13 @@ class PlanReport:
         lines.append("")
         lines.append(f"{len(self.blocking)} finding(s) at or above {self.fail_on} block.")
         return "\n".join(lines)
+
+    def to_sarif(self) -> dict[str, Any]:
+        from importlib.metadata import version
+
+        from .lint.sarif import sarif
+
+        return sarif((f for r in self.revisions for f in r.lint.findings), version("alembic-deploy"))
 
     def render_markdown(self) -> str:
         out = [

@@ -128,9 +128,9 @@ class Settings:
     from_revision: str | None = _option(
         None, LINTING, "The revision the database is at: lint (and plan) only what it has still to apply; "
         "'base' for every revision (check's default; plan needs it).", "--from", metavar="REV")
-    output_format: str = _option("text", frozenset({PLAN}),
-                                 "plan's output: text, markdown (also appended to $GITHUB_STEP_SUMMARY) or json.",
-                                 "--format")
+    output_format: str = _option(
+        "text", frozenset({PLAN}),
+        "plan's output: text, markdown (also appended to $GITHUB_STEP_SUMMARY), json or sarif.", "--format")
     schema_timeout: float = _option(300.0, frozenset({RUN}), "Seconds --wait-for-schema waits (default 300).")
     accept_ahead: bool = _option(
         False, frozenset({RUN}),
@@ -231,7 +231,7 @@ MAX_IDENTIFIER: Final = 63
 #: The lint's severities, the most severe first (``fail_on`` takes one).
 SEVERITIES: Final = ("error", "warning", "notice")
 #: What ``plan --format`` takes.
-PLAN_FORMATS: Final = ("text", "markdown", "json")
+PLAN_FORMATS: Final = ("text", "markdown", "json", "sarif")
 #: Settings a person chooses that the journal stores in a column of its own.
 JOURNALED: Final = {"env": "environment"}
 
