@@ -95,7 +95,9 @@ def scene(backend: str, tool: str, hold: float, ddl_lock_timeout: float, scratch
             "exit_code": run.returncode,
             "migrated": at_head,
             "ddl_lock_timeout_s": effective if tool == "alembic-deploy" else None,
-            "target_met": (worst <= effective + TARGET_MARGIN_SECONDS and at_head) if tool == "alembic-deploy" else None,
+            "target_met": (
+                (worst <= effective + TARGET_MARGIN_SECONDS and at_head) if tool == "alembic-deploy" else None
+            ),
         }
 
 
@@ -129,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         widths = [max(len(x[i]) for x in (head, *rows)) for i in range(len(head))]
         for row in (head, *rows):
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return 0 if all(r["target_met"] is not False for r in results) else 1
 
 

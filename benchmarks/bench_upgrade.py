@@ -392,10 +392,11 @@ def corpus_summary(results: Sequence[TimedResult]) -> str:
     wrong = sorted(s for s, answer in static.items() if answer == "take" and labels[s] == "decline")
     missed = sorted(s for s, answer in static.items() if answer == "decline" and labels[s] == "take")
     lines = [
-        f"noop-corpus: {len(labels)} env.py files, {sum(a == 'take' for a in labels.values())} labelled take, "
+        (f"noop-corpus: {len(labels)} env.py files, {sum(a == 'take' for a in labels.values())} labelled take, "
         f"{sum(a == 'decline' for a in labels.values())} decline; the proof takes "
         f"{sum(a == 'take' for a in static.values())} and declines {sum(a == 'decline' for a in static.values())}; "
-        f"labelled decline but taken (wrong no-ops): {_counted(wrong)}; labelled take but declined: {_counted(missed)}",
+        f"labelled decline but taken (wrong no-ops): {_counted(wrong)}; "
+        f"labelled take but declined: {_counted(missed)}"),
         f"noop-corpus deploys: fast path taken on {len(taken)} of {len(results)} take shapes, declined on "
         + _counted([r.shape or "" for r in results if not r.fast_path]),
     ]
@@ -531,8 +532,8 @@ def environment(argv: Sequence[str]) -> dict[str, object]:
 def render(env: dict[str, object], timed: list[TimedResult], races: list[RaceResult], unit: str = "s") -> str:
     """The tables; ``unit`` names what the wall times are in (``--pool``: plain alembic's medians)."""
     lines = [f"$ {env['command']}",
-             f"python {env['python']}, alembic {env['alembic']}, sqlalchemy {env['sqlalchemy']}, "
-             f"{env['cpus']} CPUs, load average at end {env['loadavg_at_end']}", ""]
+             (f"python {env['python']}, alembic {env['alembic']}, sqlalchemy {env['sqlalchemy']}, "
+             f"{env['cpus']} CPUs, load average at end {env['loadavg_at_end']}"), ""]
     if timed:
         head = ("scenario", "backend", "N", "runs", f"alembic min/med/max {unit}",
                 f"alembic-deploy min/med/max {unit}",
@@ -552,12 +553,12 @@ def render(env: dict[str, object], timed: list[TimedResult], races: list[RaceRes
                 f"{r.ratio:.2f}x",
                 "{:.2f}-{:.2f}x".format(*r.interval),
                 f"<= {r.target:g}x {_verdict(r)}",
-                f"{statistics.median(r.timings['alembic'].cpu):.3f} / "
-                f"{statistics.median(r.timings['alembic-deploy'].cpu):.3f}",
+                (f"{statistics.median(r.timings['alembic'].cpu):.3f} / "
+                f"{statistics.median(r.timings['alembic-deploy'].cpu):.3f}"),
             )
             for r in timed
         ]
-        lines += _table(head, rows) + [""]
+        lines += [*_table(head, rows), ""]
     if races:
         head = ("race", "N", "K", "trials", "alembic failed", "alembic at head", "alembic-deploy failed",
                 "alembic-deploy at head", "journal applied/noop")
@@ -591,7 +592,7 @@ def _verdict(result: TimedResult) -> str:
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in (head, *rows)) for i in range(len(head))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in (head, *rows)]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in (head, *rows)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -656,8 +657,8 @@ def _progress(quiet: bool, result: TimedResult | RaceResult) -> None:
         text = f"{result.scenario} {result.shape or result.backend}: ratio {result.ratio:.2f}x" + (
             "" if result.fast_path is None else f" (fast path {'taken' if result.fast_path else 'declined'})")
     else:
-        text = f"race {result.backend}: alembic failed {result.failed['alembic']}, " \
-               f"alembic-deploy failed {result.failed['alembic-deploy']}"
+        text = (f"race {result.backend}: alembic failed {result.failed['alembic']}, "
+                f"alembic-deploy failed {result.failed['alembic-deploy']}")
     print(text, file=sys.stderr, flush=True)
 
 

@@ -25,9 +25,9 @@ BIN = Path(sys.executable).parent
 _CYCLE = (
     (
         "create table {t}",
-        'op.create_table(\n        "{t}",\n        sa.Column("id", sa.Integer, primary_key=True),\n'
+        ('op.create_table(\n        "{t}",\n        sa.Column("id", sa.Integer, primary_key=True),\n'
         '        sa.Column("name", sa.String(50), nullable=False),\n'
-        '        sa.Column("created_at", sa.DateTime, nullable=True),\n    )',
+        '        sa.Column("created_at", sa.DateTime, nullable=True),\n    )'),
         'op.drop_table("{t}")',
     ),
     (
@@ -63,7 +63,8 @@ def generate(folder: Path, revisions: int) -> Path:
     created = datetime(2024, 1, 1, tzinfo=timezone.utc)
     for index in range(revisions):
         rev = revision_id(index)
-        message, upgrade, downgrade = (part.format(t=f"t{index // len(_CYCLE):04d}") for part in _CYCLE[index % len(_CYCLE)])
+        table = f"t{index // len(_CYCLE):04d}"
+        message, upgrade, downgrade = (part.format(t=table) for part in _CYCLE[index % len(_CYCLE)])
         text = template.render_unicode(
             up_revision=rev,
             down_revision=down,

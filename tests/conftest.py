@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from helpers import Database, url_text
@@ -26,7 +26,7 @@ from servers import BACKENDS, MYSQL_ADMIN, PG_ADMIN, PostgresServer, databases
 SKIP_SERVERS = os.environ.get("ALEMBIC_DEPLOY_TEST_SKIP_SERVERS") == "1"
 
 
-def _admin(url: str):  # noqa: ANN202
+def _admin(url: str) -> Engine:
     engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
@@ -104,7 +104,8 @@ def password_mysql_db(mysql_db: Database) -> Iterator[Database]:
 @pytest.fixture(params=("postgresql", "mysql"))
 def password_db(request: pytest.FixtureRequest) -> Database:
     """A database on each server backend whose URL carries a password the server checks."""
-    return request.getfixturevalue(f"password_{'pg' if request.param == 'postgresql' else 'mysql'}_db")
+    database: Database = request.getfixturevalue(f"password_{'pg' if request.param == 'postgresql' else 'mysql'}_db")
+    return database
 
 
 @pytest.fixture
@@ -115,11 +116,13 @@ def sqlite_db(tmp_path: Path) -> Database:
 @pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest) -> Database:
     """Every test using this runs once per backend."""
-    return request.getfixturevalue({"sqlite": "sqlite_db", "postgresql": "pg_db", "mysql": "mysql_db"}[request.param])
+    database: Database = request.getfixturevalue(
+        {"sqlite": "sqlite_db", "postgresql": "pg_db", "mysql": "mysql_db"}[request.param])
+    return database
 
 
 @pytest.fixture
-def make_project(tmp_path: Path):  # noqa: ANN201
+def make_project(tmp_path: Path) -> Callable[..., Path]:
     """``make_project("sync")`` builds the tests/projects scenario ``sync`` in tmp_path
     (:func:`scenarios.copy_project`) and returns its folder."""
 

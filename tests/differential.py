@@ -24,13 +24,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers import ASYNC_DRIVERS, PG_DRIVER, run_cli, url_text
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from scenarios import PROJECTS, copy_project
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+
+from helpers import ASYNC_DRIVERS, PG_DRIVER, run_cli, url_text
+from scenarios import PROJECTS, copy_project
 
 # -- hypothesis profiles ----------------------------------------------------------------------------
 # The default run must stay under two minutes on a loaded 2-core machine: each example starts 3 to
@@ -157,8 +158,8 @@ class Scenario:
         return tuple(r for r in self.revisions if r.id not in gone)
 
     def describe(self) -> str:
-        lines = [f"env.py: {self.env_py}; driver choice {self.driver}; "
-                 f"version locations: {', '.join(_LOCATIONS[: self.locations])}", "revisions:"]
+        lines = [(f"env.py: {self.env_py}; driver choice {self.driver}; "
+                 f"version locations: {', '.join(_LOCATIONS[: self.locations])}"), "revisions:"]
         lines += [f"  {r.describe()}" for r in self.revisions]
         lines.append("state:" + (" fresh database" if not self.setup and not self.failure else ""))
         lines += [f"  {s.describe()}" for s in self.setup]
@@ -276,7 +277,8 @@ def scenarios(draw: st.DrawFn, env_py: tuple[str, ...] | None = None, max_revisi
     targets = _targets(partial.released())
     # After a failure, deploys that already met its leftovers (a later deploy must answer as the
     # first one after the failure did).
-    after = tuple(Step(draw(st.sampled_from(["alembic-deploy", "alembic"])), "upgrade", (draw(st.sampled_from(targets)),))
+    after = tuple(
+        Step(draw(st.sampled_from(["alembic-deploy", "alembic"])), "upgrade", (draw(st.sampled_from(targets)),))
                   for _ in range(draw(st.integers(0, 1)) if failure else 0))
     return Scenario(draw(st.sampled_from(env_py or tuple(ENV_PY))), locations, revisions, tuple(setup),
                     failure, draw(st.sampled_from(targets)), after, draw(st.integers(0, 1)))
@@ -295,12 +297,12 @@ def _database_url_env_py() -> str:
         ("\n\ndef run_migrations_offline",
          '\n\ndef get_url() -> str:\n    return os.environ["DATABASE_URL"]\n\n\ndef run_migrations_offline'),
         ("    connectable = engine_from_config(\n        config.get_section(config.config_ini_section, {}),",
-         '    configuration = config.get_section(config.config_ini_section, {})\n'
+         ('    configuration = config.get_section(config.config_ini_section, {})\n'
          '    configuration["sqlalchemy.url"] = get_url()\n'
-         "    connectable = engine_from_config(\n        configuration,"),
+         "    connectable = engine_from_config(\n        configuration,")),
         ("connection=connection, target_metadata=target_metadata\n",
-         'connection=connection,\n            target_metadata=target_metadata,\n'
-         '            render_as_batch=connection.dialect.name == "sqlite",\n'),
+         ('connection=connection,\n            target_metadata=target_metadata,\n'
+         '            render_as_batch=connection.dialect.name == "sqlite",\n')),
     ):
         assert old in text, old
         text = text.replace(old, new, 1)
@@ -683,9 +685,9 @@ def play(scenario: Scenario, states: SQLiteStates | PostgresStates | MariaDBStat
 # exit code -> (when the refusal is due, why it is documented).
 DOCUMENTED_REFUSALS = {
     8: (lambda played: partly_applied(played),
-        "a revision is partly applied (a failed or killed run left its first statement applied on a "
+        ("a revision is partly applied (a failed or killed run left its first statement applied on a "
         "backend without transactional DDL): plain alembic cannot see it, the deploy must be repaired "
-        "(README: Partly applied revisions)"),
+        "(README: Partly applied revisions)")),
 }
 TRANSACTIONAL_DDL = {"sqlite": False, "postgresql": True, "mysql": False}
 
@@ -711,7 +713,8 @@ def problems(played: Played) -> list[str]:
             refusal = DOCUMENTED_REFUSALS.get(run.exit_code)
             if run.exit_code == 0:
                 if (run.versions, run.tables) != (plain.versions, plain.tables):
-                    found.append(f"alembic-deploy ({name}) ends at {run.describe()}; plain alembic at {plain.describe()}")
+                    found.append(
+                        f"alembic-deploy ({name}) ends at {run.describe()}; plain alembic at {plain.describe()}")
             elif refusal is None or not refusal[0](played):
                 found.append(f"alembic-deploy ({name}) exit {run.exit_code} where plain alembic succeeds")
         elif run.exit_code == 0:

@@ -9,14 +9,17 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from alembic_deploy.compat import has_dialect
+
+if TYPE_CHECKING:
+    from alembic_deploy.journal import Journal
 
 #: The PostgreSQL driver of the tests' URLs: psycopg 3, which SQLAlchemy 1.4 has no dialect for
 #: (`make test-minimum`, `make test-sqla14` install psycopg2 for it).
@@ -54,14 +57,14 @@ class Database:
     def async_url(self) -> str:
         return url_text(self.url, drivername=ASYNC_DRIVERS[self.backend])
 
-    def engine(self):  # noqa: ANN201
+    def engine(self) -> Engine:
         return create_engine(self.url, poolclass=NullPool, future=True)
 
     def scalar(self, sql: str, **params: object) -> object:
         with self.engine().connect() as conn:
             return conn.execute(text(sql), params).scalar()
 
-    def rows(self, sql: str, **params: object) -> list[tuple]:
+    def rows(self, sql: str, **params: object) -> list[tuple[Any, ...]]:
         with self.engine().connect() as conn:
             return [tuple(r) for r in conn.execute(text(sql), params)]
 
@@ -73,11 +76,11 @@ class Database:
 
         engine = self.engine()
         try:
-            return inspect(engine).has_table(name)
+            return bool(inspect(engine).has_table(name))
         finally:
             engine.dispose()
 
-    def journal(self, table: str = "alembic_deploy_history") -> list[dict]:
+    def journal(self, table: str = "alembic_deploy_history") -> list[dict[str, Any]]:
         with self.engine().connect() as conn:
             return [dict(r._mapping) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY id"))]
 
@@ -153,7 +156,7 @@ main(args=sys.argv[2:], prog_name="alembic-deploy")
 
 
 def spawn_cli(project: Path, *args: str, url: str | None = None, env: dict[str, str] | None = None,
-              barrier: Path | None = None, **popen: object) -> subprocess.Popen:
+              barrier: Path | None = None, **popen: Any) -> subprocess.Popen[str]:
     """Start ``alembic-deploy`` as a background process (for races, signals and kills).
 
     With ``barrier``, the process starts but runs the command only once that file exists:
@@ -165,7 +168,9 @@ def spawn_cli(project: Path, *args: str, url: str | None = None, env: dict[str, 
     if url is not None:
         full_env["DATABASE_URL"] = url
     full_env.update(env or {})
-    command = [sys.executable, "-c", _BARRIER_SHIM, str(barrier)] if barrier else [sys.executable, "-m", "alembic_deploy"]
+    command = (
+        [sys.executable, "-c", _BARRIER_SHIM, str(barrier)] if barrier else [sys.executable, "-m", "alembic_deploy"]
+    )
     return subprocess.Popen(
         [*command, *args],
         cwd=project,
@@ -173,7 +178,7 @@ def spawn_cli(project: Path, *args: str, url: str | None = None, env: dict[str, 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        **popen,  # type: ignore[arg-type]
+        **popen,
     )
 
 
@@ -233,7 +238,7 @@ def assert_failed_cleanly(run: Run, exit_code: int, *secrets: str) -> str:
 
 # -- schema comparison (crash, partial and repair tests) --------------------------------------------
 def schema_snapshot(url: str, exclude: tuple[str, ...] = ("alembic_deploy_history", "alembic_deploy_history_progress"),
-                    ) -> dict[str, dict]:
+                    ) -> dict[str, dict[str, Any]]:
     """Tables with their columns (name, type, nullable), indexes and unique constraints, as data two
     databases can be compared by (the journal table left out)."""
     from sqlalchemy import inspect
@@ -244,7 +249,9 @@ def schema_snapshot(url: str, exclude: tuple[str, ...] = ("alembic_deploy_histor
         return {
             t: {
                 "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(t)],
-                "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(t)),
+                "indexes": sorted(
+                    (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(t)
+                ),
                 "unique": sorted((u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(t)),
             }
             for t in sorted(insp.get_table_names())
@@ -283,7 +290,7 @@ def plain_alembic_upgrade(project: Path, url: str, target: str = "head") -> None
                    capture_output=True, timeout=120)
 
 
-def journal_on_lock_session(url: str):  # noqa: ANN201
+def journal_on_lock_session(url: str) -> tuple[Engine, Journal, int]:
     """(engine, a Journal on a lock session of the tool's own, the id of a new ``running`` row of
     this process), the journal and its volatile table created."""
     from datetime import datetime, timezone
@@ -294,10 +301,12 @@ def journal_on_lock_session(url: str):  # noqa: ANN201
     engine, backend = make_engine(url)
     journal = Journal(engine, "alembic_deploy_history", backend.lock_connection(engine), backend)
     journal.ensure()
-    row = journal.connection.execute(journal.table.insert().values(  # type: ignore[union-attr]
+    assert journal.connection is not None
+    inserted = journal.connection.execute(journal.table.insert().values(
         started_at=datetime.now(timezone.utc), command="upgrade", outcome="running", pid=os.getpid(),
-    )).inserted_primary_key[0]
-    return engine, journal, row
+    )).inserted_primary_key
+    assert inserted is not None
+    return engine, journal, int(inserted[0])
 
 
 def without_modules(folder: Path, *modules: str) -> dict[str, str]:
@@ -305,5 +314,6 @@ def without_modules(folder: Path, *modules: str) -> dict[str, str]:
     as in an install without them (stubs in ``folder``, first on its PYTHONPATH)."""
     folder.mkdir(parents=True, exist_ok=True)
     for module in modules:
-        (folder / f"{module}.py").write_text(f"raise ModuleNotFoundError(\"No module named '{module}'\", name={module!r})\n")
+        (folder / f"{module}.py").write_text(
+            f"raise ModuleNotFoundError(\"No module named '{module}'\", name={module!r})\n")
     return {"PYTHONPATH": os.pathsep.join([str(folder), *sys.path])}

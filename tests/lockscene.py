@@ -7,11 +7,14 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 #: Appears in the blocker's query, so a test can check the blocker was named.
 BLOCKER_MARKER = "blocker-marker"
@@ -37,7 +40,8 @@ class Blocker:
         self._thread: threading.Thread | None = None
         if running:
             sleep = "pg_sleep" if backend == "postgresql" else "SLEEP"
-            self._thread = threading.Thread(target=self._run, args=(f"SELECT {sleep}({running}) /* {BLOCKER_MARKER} */",))
+            query = f"SELECT {sleep}({running}) /* {BLOCKER_MARKER} */"
+            self._thread = threading.Thread(target=self._run, args=(query,))
             self._thread.start()
             self._wait_running()
 
@@ -105,7 +109,7 @@ class AppLoop:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> AppLoop:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -117,7 +121,7 @@ class AppLoop:
                 raise AssertionError("the application loop measured no query")
             time.sleep(0.01)
 
-    def __exit__(self, *_exc: Any) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=60)
         self.engine.dispose()
@@ -138,7 +142,7 @@ class AppLoop:
         ordered = sorted(self.latencies)
         if not ordered:
             return 0.0
-        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def write_revision(project: Path, revision: str, down: str, body: str, options: str | None = None) -> Path:

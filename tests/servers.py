@@ -45,10 +45,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from helpers import PG_DRIVER, free_port, url_text
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
+
+from helpers import PG_DRIVER, free_port, url_text
 
 #: The shared servers, as an administrator: where tests and benchmarks create their databases.
 PG_ADMIN = os.environ.get("ALEMBIC_DEPLOY_TEST_PG", f"{PG_DRIVER}://postgres@127.0.0.1:5432/postgres")
@@ -357,7 +358,8 @@ class MariaDBServer(_Server):
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(f"mariadbd exited {self.process.returncode}: {log.read_text(errors='replace')[-2000:]}")
+                said = log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"mariadbd exited {self.process.returncode}: {said}")
             # Once per start: a restart appends to the log, so count the lines said so far.
             if log.read_text(errors="replace").count("ready for connections") > self._starts:
                 _wait_port(self.port, max(deadline - time.monotonic(), 0.1))

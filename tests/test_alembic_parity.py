@@ -4,8 +4,8 @@ and off), and the exit class (success or not), the version table and the tables 
 
 The graphs: ``depends_on`` (a revision that needs the head of another branch without merging it),
 ``two_heads`` (two branches), ``merged`` (two branches and their merge), ``sync`` (one line),
-``generic`` (no revision yet); the states: empty, part way, at the heads; the targets: heads, head, a revision below the database,
-branch labels, ``branch@head``, relative targets, and targets alembic refuses.
+``generic`` (no revision yet); the states: empty, part way, at the heads; the targets: heads, head, a
+revision below the database, branch labels, ``branch@head``, relative targets, and targets alembic refuses.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def test_alembic_deploy_ends_where_plain_alembic_does(databases, make_project, s
 
     plain = _alembic(project, plain_db.url, "upgrade", "--", target)
     expected = (plain.returncode == 0, *_state(plain_db))
-    for flags, db in zip(variants, deploy_dbs):
+    for flags, db in zip(variants, deploy_dbs, strict=True):
         run = run_cli(project, "upgrade", *flags, "--", target, url=db.url)
         assert (run.returncode == 0, *_state(db)) == expected, (flags, plain.stderr, run.output)
         assert "Traceback" not in run.output, run.output

@@ -12,7 +12,7 @@ from alembic_deploy.settings import Settings
 class ClosedLog:
     """An echo writing to a file that was closed: each call raises ValueError, as such a write does."""
 
-    def __init__(self, tmp_path) -> None:  # noqa: ANN001
+    def __init__(self, tmp_path) -> None:
         self.file = (tmp_path / "deploy.log").open("w")
         self.file.close()
         self.calls = 0

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from helpers import Database
 
 HEAD = ["a3_seed"]
@@ -36,7 +37,7 @@ def _spawn(project: Path, *args: str, url: str, stdout: str = "pipe", stderr: st
         proc = subprocess.run(
             [sys.executable, "-m", "alembic_deploy", *args], cwd=project, env=env,
             stdout=streams["stdout"], stderr=subprocess.DEVNULL if close_stderr else streams["stderr"],
-            preexec_fn=(lambda: os.close(2)) if close_stderr else None,  # noqa: PLW0108
+            preexec_fn=(lambda: os.close(2)) if close_stderr else None,
             timeout=120, text=True,
         )
     finally:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from helpers import Database, drop_all, plain_alembic_upgrade, run_cli, schema_snapshot, spawn_cli
 
 CHAIN = ("b1_accounts", "b2_orders", "b3_notes")

@@ -32,7 +32,7 @@ from differential import (
 from servers import MYSQL_ADMIN, PG_ADMIN
 
 
-def check(scenario: Scenario, states_for) -> None:  # noqa: ANN001
+def check(scenario: Scenario, states_for) -> None:
     with tempfile.TemporaryDirectory(prefix="ad-diff-") as tmp:
         root = Path(tmp)
         if graph_error(write_project(scenario, root / "probe")):

@@ -1,7 +1,8 @@
 """Every DBAPI driver SQLAlchemy supports for the three backends, on the full path against its real
 server: psycopg, psycopg2, pg8000, asyncpg; PyMySQL, mysqlclient (``mysql://``), aiomysql, asyncmy,
-MySQL Connector/Python, MariaDB Connector/Python; sqlite3, aiosqlite. Async drivers run the ``alembic init -t async`` env.py, as a project using them
-does; the tool's own connections then use an installed sync sibling (``Backend.own_driver``).
+MySQL Connector/Python, MariaDB Connector/Python; sqlite3, aiosqlite. Async drivers run the
+``alembic init -t async`` env.py, as a project using them does; the tool's own connections then use
+an installed sync sibling (``Backend.own_driver``).
 
 One scenario per test, each parametrized over the drivers: an upgrade from empty then the no-op
 (fast path and full path), a failing revision (exit 7), two processes where one waits for the
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from alembic_deploy.compat import has_dialect, installed_version
 from helpers import Database, assert_failed_cleanly, free_port, run_cli, spawn_cli, url_text, without_modules
 from lockscene import Blocker, write_revision
@@ -77,7 +79,7 @@ def server_target(request: pytest.FixtureRequest) -> Target:
     return _target(request)
 
 
-def _project(make_project, target: Target, scenario: str = "sync") -> Path:  # noqa: ANN001
+def _project(make_project, target: Target, scenario: str = "sync") -> Path:
     project = make_project(scenario)
     if target.template == "async":
         (project / "migrations" / "env.py").write_text(
@@ -153,7 +155,7 @@ class _StderrWatch:
         return "".join(self.lines)
 
 
-def _hold_rows(db: Database):  # noqa: ANN202
+def _hold_rows(db: Database):
     """An open transaction of the test's own holding the write locks a5 needs, until closed."""
     conn = db.engine().connect()
     if db.backend == "sqlite":

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from helpers import PG_DRIVER, free_port, run_cli, spawn_cli, url_text
 
 PID_APP = [sys.executable, "-c", "import os; print('app pid', os.getpid(), flush=True)"]
@@ -62,7 +63,7 @@ def test_sigterm_reaches_the_apps_own_handler(make_project, pg_db):
     project = make_project("sync")
     proc = spawn_cli(project, "run", "--migrate", "--", *SIGNAL_APP, url=pg_db.url)
     line = proc.stdout.readline()
-    assert line.strip() == f"app ready pid {proc.pid}", proc.stderr.read() if not line else line
+    assert line.strip() == f"app ready pid {proc.pid}", line if line else proc.stderr.read()
     os.kill(proc.pid, signal.SIGTERM)
     code, out, _err = finish(proc, timeout=30)
     assert out.strip() == f"app got SIGTERM in pid {proc.pid}"
@@ -90,7 +91,7 @@ def test_replicas_starting_together_migrate_once(make_project, pg_db):
     project = make_project("sync")
     procs = [spawn_cli(project, "run", "--migrate", "--", *VERSION_APP, url=pg_db.url) for _ in range(3)]
     results = [finish(p) for p in procs]
-    for proc, (code, out, err) in zip(procs, results):
+    for proc, (code, out, err) in zip(procs, results, strict=True):
         assert code == 0, err
         assert out.strip() == f"app sees a3_seed pid {proc.pid}"
     assert sorted(r["outcome"] for r in pg_db.journal()) == ["applied", "noop", "noop"]

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import alembic
 import pytest
-from helpers import Database, run_cli, schema_snapshot, set_ini_url
 
 from alembic_deploy.fastpath.env_py import env_py_is_plain, why_not_plain
+from helpers import Database, run_cli, schema_snapshot, set_ini_url
 
 CORPUS = Path(__file__).parent / "envpy_corpus"
 ALEMBIC_TEMPLATES = Path(alembic.__file__).parent / "templates"
@@ -146,7 +146,8 @@ def test_configure_takes_kwargs_only_when_they_are_provably_known(tmp_path, opti
     )
     assert "**options" in source
     path = tmp_path / "env.py"
-    path.write_text(source.replace("from alembic import context", "from alembic import context\nfrom app import app_options"))
+    path.write_text(
+        source.replace("from alembic import context", "from alembic import context\nfrom app import app_options"))
     assert env_py_is_plain(path) is taken, why_not_plain(path)
 
 

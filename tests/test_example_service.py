@@ -59,7 +59,9 @@ def test_rollout_never_fails_a_request_because_of_the_schema(pg_db):
 
     # The contract really ran: body is gone, content holds every note.
     assert pg_db.versions() == ["0003_contract_note_body"]
-    columns = {r[0] for r in pg_db.rows("SELECT column_name FROM information_schema.columns WHERE table_name = 'notes'")}
+    columns = {
+        r[0] for r in pg_db.rows("SELECT column_name FROM information_schema.columns WHERE table_name = 'notes'")
+    }
     assert columns == {"id", "title", "content"}
     assert pg_db.scalar("SELECT count(*) FROM notes WHERE content IS NULL") == 0
     assert pg_db.scalar("SELECT count(*) FROM notes") == summary["notes_written"]

@@ -16,6 +16,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from alembic_deploy.backends import for_dialect
+from alembic_deploy.backends.base import stable_int64
+from alembic_deploy.backends.sqlite import LOCK_SUFFIX
 from helpers import (
     Database,
     Run,
@@ -28,13 +35,6 @@ from helpers import (
     without_modules,
 )
 from servers import PostgresServer
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
-
-from alembic_deploy.backends import for_dialect
-from alembic_deploy.backends.base import stable_int64
-from alembic_deploy.backends.sqlite import LOCK_SUFFIX
 
 
 @pytest.fixture(params=("sqlite", "postgresql", "mysql"))
@@ -56,7 +56,7 @@ def _with_password(db: Database, password: str) -> str:
     return url_text(db.url, password=password)
 
 
-def _read_stderr_until(proc, marker: str) -> str:  # noqa: ANN001
+def _read_stderr_until(proc, marker: str) -> str:
     """Read the process's stderr line by line until a line contains ``marker``; returns it all."""
     seen = ""
     while marker not in seen:
@@ -271,7 +271,8 @@ def test_sigint_while_waiting_for_the_lock_exits_9(secret_db, make_project):
     assert "SIGINT" in message
     assert not secret_db.has_table("users")
     # The lock was released with the process: the next deploy goes straight through.
-    assert run_cli(make_project("sync", "again"), "upgrade", "--lock-timeout-wait", "0", url=secret_db.url).returncode == 0
+    again = run_cli(make_project("sync", "again"), "upgrade", "--lock-timeout-wait", "0", url=secret_db.url)
+    assert again.returncode == 0, again.output
 
 
 # -- 7: a migration failed ------------------------------------------------------------------------------

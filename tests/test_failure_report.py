@@ -6,13 +6,13 @@ advice to rerun with ``--debug``; in ``--json`` the revision it failed in under
 from __future__ import annotations
 
 import pytest
-from helpers import assert_failed_cleanly, run_cli
 
 from alembic_deploy.report import DeployReport, FailedRevision, RevisionResult
+from helpers import assert_failed_cleanly, run_cli
 
 
 @pytest.fixture(params=("sqlite", "postgresql"))
-def any_db(request: pytest.FixtureRequest):  # noqa: ANN201
+def any_db(request: pytest.FixtureRequest):
     return request.getfixturevalue({"sqlite": "sqlite_db", "postgresql": "pg_db"}[request.param])
 
 
@@ -131,7 +131,7 @@ def test_the_journal_records_the_failed_revision_and_history_shows_it(any_db, ma
     assert deploy["revisions"][-1] == failed
     text = run_cli(project, "history", url=any_db.url)
     assert text.returncode == 0, text.output
-    header, run, ended_in = text.stdout.strip().splitlines()
+    _header, run, ended_in = text.stdout.strip().splitlines()
     assert "failed" in run and ended_in.strip().startswith("failed in a4_broken after ")
     assert ended_in.endswith(": add a column then fail")
     status = run_cli(project, "status", url=any_db.url)
@@ -148,7 +148,8 @@ def test_an_interrupted_revision_is_journaled_as_interrupted():
     report.failed_revision = FailedRevision("a2", ("a1",), "second", 1.5, 0.25)
     assert journal_revisions(report) == [
         {"revision": "a1", "down_revisions": [], "description": "first", "duration": 0.5, "status": "applied"},
-        {"revision": "a2", "down_revisions": ["a1"], "description": "second", "duration": 0.25, "status": "interrupted"},
+        {"revision": "a2", "down_revisions": ["a1"], "description": "second", "duration": 0.25,
+         "status": "interrupted"},
     ]
 
 
@@ -156,9 +157,8 @@ def test_a_run_of_many_revisions_is_journaled_within_the_column_a_journal_may_ha
     """MySQL's TEXT holds 65,535 bytes, and a journal made by an earlier release keeps that type: a
     run that applied more than it can list whole must still journal its outcome (it exited 1 after
     migrating), keeping the newest entries whole and where it began in ``from_revisions``."""
-    from test_json_output import checked
-
     from alembic_deploy.journal import REVISIONS_BUDGET
+    from test_json_output import checked
 
     project = make_project("generic")
     versions = project / "migrations" / "versions"
@@ -179,7 +179,8 @@ def test_a_run_of_many_revisions_is_journaled_within_the_column_a_journal_may_ha
     [deploy] = checked(run_cli(project, "history", "--json", url=mysql_db.url).stdout, "history", 0)["deploys"]
     kept = deploy["revisions"]
     assert [e["revision"] for e in kept] == [f"r{i:03d}" for i in range(count - len(kept), count)]
-    assert kept[-1]["description"].startswith("a long description") and kept[-1]["down_revisions"] == [f"r{count - 2:03d}"]
+    assert kept[-1]["description"].startswith("a long description")
+    assert kept[-1]["down_revisions"] == [f"r{count - 2:03d}"]
     assert deploy["from_revisions"] == [] and deploy["to_revisions"] == [f"r{count - 1:03d}"]
 
 

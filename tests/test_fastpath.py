@@ -16,11 +16,11 @@ from pathlib import Path
 
 import alembic
 import pytest
-from helpers import PG_DRIVER, Database, run_cli
-from scenarios import PROJECTS
 from sqlalchemy.engine import make_url
 
 from alembic_deploy.fastpath import env_py_is_plain, revision_of
+from helpers import PG_DRIVER, Database, run_cli
+from scenarios import PROJECTS
 
 ALEMBIC_TEMPLATES = Path(alembic.__file__).parent / "templates"
 PLAIN_ENGINE = """connectable = engine_from_config(
@@ -59,7 +59,8 @@ def edit(path: Path, old: str, new: str) -> None:
 def add_revision(project: Path, name: str, identity: str) -> Path:
     """A revision file creating table ``extra``, whose identity lines are ``identity``."""
     path = project / "migrations" / "versions" / f"{name}.py"
-    path.write_text("import sqlalchemy as sa\nfrom alembic import op\n\n" + textwrap.dedent(identity) + textwrap.dedent("""
+    header = "import sqlalchemy as sa\nfrom alembic import op\n\n" + textwrap.dedent(identity)
+    path.write_text(header + textwrap.dedent("""
 
         def upgrade() -> None:
             op.create_table("extra", sa.Column("id", sa.Integer, primary_key=True))

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import alembic
 import pytest
-from helpers import run_cli
-from scenarios import PROJECTS
 
 from alembic_deploy.compat import release
 from alembic_deploy.fastpath.revisions import revision_files, static_graph
 from alembic_deploy.project import read_ini
+from helpers import run_cli
+from scenarios import PROJECTS
 
 INI = """\
 [alembic]
@@ -178,7 +178,8 @@ def _duplicate_revision(root: Path) -> None:
 
 def _pycache_named_location(root: Path) -> None:
     """Alembic skips a folder named ``*__pycache__`` but still walks into its subfolders."""
-    (root / "alembic.ini").write_text(INI.format(extra="version_locations = %(here)s/v__pycache__\npath_separator = os"))
+    (root / "alembic.ini").write_text(
+        INI.format(extra="version_locations = %(here)s/v__pycache__\npath_separator = os"))
     (root / "migrations").mkdir()
     garbage(root / "v__pycache__" / "skipped.py")
     revision(root / "v__pycache__" / "sub" / "r1.py", "r1")

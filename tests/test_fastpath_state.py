@@ -15,12 +15,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import Database, run_cli, spawn_cli, url_text
-from lockscene import write_revision
 
 from alembic_deploy.fastpath.direct import SETTLED, DirectConnection, JournalState, plain_identifier
 from alembic_deploy.steps import recovery
 from alembic_deploy.steps.progress import DDL, READ, Progress, RevisionProgress, Statement
+from helpers import Database, run_cli, spawn_cli, url_text
+from lockscene import write_revision
 
 
 @pytest.fixture
@@ -131,7 +131,8 @@ STATEMENTS = {
 REVISIONS = {"known": "a2_users_email_index", "unknown": "z9_gone"}
 
 
-def progress_json(backend: str, revision: str, statements: list[Statement], version_table: str = "alembic_version") -> str:
+def progress_json(backend: str, revision: str, statements: list[Statement],
+                  version_table: str = "alembic_version") -> str:
     entry = RevisionProgress(revision=revision, statements=statements,
                              failed=statement(len(statements) + 1, "failed"))
     return Progress(backend=backend, version_table=version_table, revisions=[entry]).to_json()
@@ -150,12 +151,12 @@ def add_journal_row(db: Database, outcome: str, progress: str | None) -> None:
         ))
 
 
-def same_answer(project: Path, urls: tuple[str, str], env: dict[str, str], setup) -> tuple[int, dict]:  # noqa: ANN001
+def same_answer(project: Path, urls: tuple[str, str], env: dict[str, str], setup) -> tuple[int, dict]:
     """(exit code, report) of the fast path on ``urls[0]``, after asserting the full path on
     ``urls[1]`` (the same state: ``setup`` builds it on each) ends with the same exit code,
     outcome and warnings."""
     results = []
-    for url, flags in zip(urls, ((), ("--no-fast-path",))):
+    for url, flags in zip(urls, ((), ("--no-fast-path",)), strict=True):
         setup(url)
         code, report = deploy(project, url, *flags, env=env)
         results.append((code, report))
@@ -233,7 +234,7 @@ def test_progress_of_another_version_table_declines(sqlite_db, make_project, cac
     assert run_cli(project, "upgrade", url=sqlite_db.url, env=cache_env).returncode == 0
     add_journal_row(sqlite_db, "failed", progress_json("sqlite", "a2_users_email_index", STATEMENTS["durable"],
                                                        version_table="other_version"))
-    code, report = deploy(project, sqlite_db.url, env=cache_env)
+    _code, report = deploy(project, sqlite_db.url, env=cache_env)
     assert report["fast_path"] is False
 
 
@@ -306,7 +307,7 @@ def test_an_env_py_the_proof_does_not_take_declines_before_any_connect(pg_db, ma
     opened: list[str] = []
     real_open = DirectConnection.open.__func__  # type: ignore[attr-defined]
 
-    def counted(cls, url: str):  # noqa: ANN001, ANN202 - the real open, counted
+    def counted(cls, url: str):
         opened.append(url)
         return real_open(cls, url)
 

@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import PG_DRIVER, Database, run_cli, spawn_cli, url_text
 
 from alembic_deploy.fastpath.direct import DirectConnection
+from helpers import PG_DRIVER, Database, run_cli, spawn_cli, url_text
 
 #: The fast path's read of the version table, and alembic's (the full path's), as the server shows them.
 FAST_READ = "SELECT version_num FROM alembic_version"
@@ -40,8 +40,12 @@ def cache_env(tmp_path: Path) -> dict[str, str]:
     return {"XDG_CACHE_HOME": str(tmp_path / "xdg-cache")}
 
 
-@pytest.fixture(params=[pytest.param("postgresql+psycopg", marks=pytest.mark.skipif(
-    PG_DRIVER != "postgresql+psycopg", reason="SQLAlchemy 1.4 has no psycopg 3 dialect")), "postgresql+psycopg2", "mysql"])
+@pytest.fixture(params=[
+    pytest.param("postgresql+psycopg", marks=pytest.mark.skipif(
+        PG_DRIVER != "postgresql+psycopg", reason="SQLAlchemy 1.4 has no psycopg 3 dialect")),
+    "postgresql+psycopg2",
+    "mysql",
+])
 def server_db(request: pytest.FixtureRequest) -> tuple[Database, str]:
     """(database, the URL the tool is given): PostgreSQL read through libpq (psycopg's) or psycopg2."""
     if request.param == "mysql":
@@ -84,7 +88,9 @@ def wait_for(what: Callable[[], bool], proc: subprocess.Popen | None = None) -> 
         time.sleep(0.01)
 
 
-def test_sigterm_while_the_fast_path_waits_for_a_locked_version_table_exits_9_at_once(server_db, make_project, cache_env):
+def test_sigterm_while_the_fast_path_waits_for_a_locked_version_table_exits_9_at_once(
+    server_db, make_project, cache_env,
+):
     db, url = server_db
     project = make_project("sync")
     assert run_cli(project, "upgrade", url=url, env=cache_env).returncode == 0

@@ -5,9 +5,9 @@ declines rather than answering (or failing) on it."""
 from __future__ import annotations
 
 import pytest
-from helpers import Database, assert_failed_cleanly, plain_alembic_upgrade, run_cli
 
 from alembic_deploy.journal import journal_table
+from helpers import Database, assert_failed_cleanly, plain_alembic_upgrade, run_cli
 
 COMMANDS = (("history",), ("status",), ("upgrade",), ("upgrade", "--no-fast-path"))
 
@@ -22,7 +22,7 @@ def _versions(db: Database) -> list[str]:
     return db.versions() if db.has_table("alembic_version") else []
 
 
-def _assert_refused_everywhere(db: Database, project, *expected: str, commands=COMMANDS) -> None:  # noqa: ANN001
+def _assert_refused_everywhere(db: Database, project, *expected: str, commands=COMMANDS) -> None:
     before, versions = db.rows("SELECT * FROM alembic_deploy_history"), _versions(db)
     for command in commands:
         run = run_cli(project, *command, url=db.url)

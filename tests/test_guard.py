@@ -7,11 +7,11 @@ import asyncio
 import shutil
 
 import pytest
-from helpers import PG_DRIVER, free_port, run_cli
 from sqlalchemy import event
 
 from alembic_deploy import guard
 from alembic_deploy.errors import ConfigError, DatabaseUnreachable
+from helpers import PG_DRIVER, free_port, run_cli
 
 HEAD = "x5_drop_legacy"
 

@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from helpers import PG_DRIVER, run_cli
 
 from alembic_deploy.errors import ConfigError, HealthCheckFailed
 from alembic_deploy.steps.health import wait_healthy
+from helpers import PG_DRIVER, run_cli
 
 Answer = tuple[int, object]
 
@@ -29,7 +29,7 @@ class HealthServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 n = server.requests
                 server.requests += 1
                 status, body = server.answer(n)

@@ -7,13 +7,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from flask import Flask
-from helpers import PG_DRIVER, free_port, run_cli
 from starlette.applications import Starlette
 
 from alembic_deploy import guard
 from alembic_deploy.errors import CheckRefused, DatabaseUnreachable
 from alembic_deploy.integrations.flask import SchemaGuard as FlaskGuard
 from alembic_deploy.integrations.starlette import SchemaGuard
+from helpers import PG_DRIVER, free_port, run_cli
 
 
 @pytest.fixture(autouse=True)

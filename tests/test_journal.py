@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import journal_on_lock_session, run_cli, spawn_cli
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 import alembic_deploy
+from helpers import journal_on_lock_session, run_cli, spawn_cli
 
 GITHUB = {
     "GITHUB_SHA": "9fceb02d0ae598e95dc970b74767f19372d61af8",
@@ -28,7 +28,7 @@ GITHUB = {
 RUN_URL = "https://github.com/acme/shop/actions/runs/1234567"
 
 
-def _wait_for(path, proc) -> None:  # noqa: ANN001
+def _wait_for(path, proc) -> None:
     deadline = time.monotonic() + 120
     while not path.exists():
         assert proc.poll() is None, proc.communicate()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from helpers import PG_DRIVER, free_port, invoke_cli
 
 from alembic_deploy.report import SCHEMA_VERSION
+from helpers import PG_DRIVER, free_port, invoke_cli
 
 SCHEMA = json.loads((files("alembic_deploy") / "schema" / "output.schema.json").read_text(encoding="utf-8"))
 
@@ -39,7 +39,8 @@ def test_upgrade_applied_then_noop_on_both_paths(make_project, db):
     project = make_project("sync")
     applied = invoke_cli(project, "upgrade", "--json", url=db.url)
     doc = checked(applied.stdout, "upgrade", 0)
-    assert doc["outcome"] == "applied" and [r["revision"] for r in doc["applied"]] == ["a1_users", "a2_users_email_index", "a3_seed"]
+    assert doc["outcome"] == "applied"
+    assert [r["revision"] for r in doc["applied"]] == ["a1_users", "a2_users_email_index", "a3_seed"]
     assert doc["started_at"] <= doc["finished_at"] and doc["started_at"].endswith("Z")
     for args in ((), ("--no-fast-path",)):
         noop = checked(invoke_cli(project, "upgrade", "--json", *args, url=db.url).stdout, "upgrade", 0)
@@ -79,7 +80,7 @@ def test_status_and_history_are_documents_with_utc_times(make_project, db):
     empty = checked(invoke_cli(project, "history", "--json", url=db.url).stdout, "history", 0)
     assert empty["deploys"] == []
     fresh = checked(invoke_cli(project, "status", "--json", url=db.url).stdout, "status", 0)
-    assert fresh["current"] == [] and [p["revision"] for p in fresh["pending"]][0] == "a1_users"
+    assert fresh["current"] == [] and next(p["revision"] for p in fresh["pending"]) == "a1_users"
     assert fresh["up_to_date"] is False
     upgraded = checked(invoke_cli(project, "upgrade", "--json", url=db.url).stdout, "upgrade", 0)
     status = checked(invoke_cli(project, "status", "--json", url=db.url).stdout, "status", 0)
@@ -88,7 +89,9 @@ def test_status_and_history_are_documents_with_utc_times(make_project, db):
     assert row["id"] == upgraded["journal_id"]
     assert row["to_revisions"] == ["a3_seed"] and [r["revision"] for r in row["revisions"]][-1] == "a3_seed"
     # The same instant in both commands, in the same form (MySQL's DATETIME keeps whole seconds).
-    journaled, reported = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (row["started_at"], upgraded["started_at"]))
+    journaled, reported = (
+        datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (row["started_at"], upgraded["started_at"])
+    )
     assert abs((journaled - reported).total_seconds()) < 1
     history = checked(invoke_cli(project, "history", "--json", url=db.url).stdout, "history", 0)
     assert history["deploys"] == status["last_deploys"]

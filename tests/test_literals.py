@@ -10,14 +10,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import Database, run_cli
-from test_partial import make_partial
-from test_repair_safety import write_revision
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from alembic_deploy.masking import SQLLiterals, mask_literals
 from alembic_deploy.steps.progress import Progress, RevisionProgress, fingerprint, literal_syntax, record
+from helpers import Database, run_cli
+from test_partial import make_partial
+from test_repair_safety import write_revision
 
 MYSQL, POSTGRESQL, SQLITE = (literal_syntax(b) for b in ("mysql", "postgresql", "sqlite"))
 
@@ -127,7 +127,7 @@ def test_a_dialect_we_do_not_know_masks_whatever_may_be_a_literal():
 def assert_secrets_absent(project: Path, db: Database, *secrets: str) -> None:
     """Neither the raw journal rows nor ``history --json`` nor the exit-8 message holds them."""
     raw = json.dumps([{k: str(v) for k, v in row.items()} for row in db.journal()])
-    assert "c1_users" in raw and "'***'" in raw or "$$***$$" in raw
+    assert ("c1_users" in raw and "'***'" in raw) or "$$***$$" in raw
     history = run_cli(project, "history", "--json", url=db.url)
     assert history.returncode == 0, history.output
     refused = run_cli(project, "upgrade", url=db.url)

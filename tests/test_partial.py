@@ -12,6 +12,7 @@ import json
 
 import pytest
 import sqlalchemy as sa
+
 from alembic_deploy.steps.progress import (
     DDL,
     DML,
@@ -33,9 +34,11 @@ from helpers import assert_failed_cleanly, drop_all, plain_alembic_upgrade, run_
     [
         ("ALTER TABLE users ADD COLUMN nickname VARCHAR(50)", DDL, Effect("column", "users", "nickname", True)),
         ("ALTER TABLE `users` DROP COLUMN `nickname`", DDL, Effect("column", "users", "nickname", False)),
-        ("ALTER TABLE users ADD CONSTRAINT uq_email UNIQUE (email)", DDL, Effect("constraint", "users", "uq_email", True)),
+        ("ALTER TABLE users ADD CONSTRAINT uq_email UNIQUE (email)", DDL,
+         Effect("constraint", "users", "uq_email", True)),
         ("ALTER TABLE users ADD COLUMN a INT, ADD COLUMN b INT", DDL, None),  # two clauses: no single effect
-        ("CREATE UNIQUE INDEX CONCURRENTLY ix_a ON public.users (a)", DDL, Effect("index", "users", "ix_a", True, "public")),
+        ("CREATE UNIQUE INDEX CONCURRENTLY ix_a ON public.users (a)", DDL,
+         Effect("index", "users", "ix_a", True, "public")),
         ("DROP INDEX ix_a ON users", DDL, Effect("index", "users", "ix_a", False)),
         ('CREATE TABLE "Profiles" (\n\tid INTEGER\n)', DDL, Effect("table", None, "profiles", True)),
         ("SELECT SLEEP(0.2)", READ, None),
@@ -189,16 +192,16 @@ def test_the_autocommit_probe_follows_the_sessions_mode_as_autocommit_block_chan
 
 
 @pytest.fixture(params=["mysql", "sqlite"])
-def nontx_db(request: pytest.FixtureRequest):  # noqa: ANN201
+def nontx_db(request: pytest.FixtureRequest):
     """A database whose DDL is not transactional: MariaDB (through a user with a password) and SQLite."""
     return request.getfixturevalue("password_mysql_db" if request.param == "mysql" else "sqlite_db")
 
 
-def secrets_of(db) -> tuple[str, ...]:  # noqa: ANN001
+def secrets_of(db) -> tuple[str, ...]:
     return (db.password,) if db.password else ()
 
 
-def reference_schema(project, db) -> dict:  # noqa: ANN001
+def reference_schema(project, db) -> dict:
     """The schema plain ``alembic upgrade head`` builds, read from ``db``, which is then emptied."""
     plain_alembic_upgrade(project, db.url)
     snapshot = schema_snapshot(db.url)
@@ -206,7 +209,7 @@ def reference_schema(project, db) -> dict:  # noqa: ANN001
     return snapshot
 
 
-def make_partial(project, db):  # noqa: ANN001, ANN201
+def make_partial(project, db):
     """a1..a3 applied, a stray ``profiles`` table, then ``upgrade``: a4's statements 1-2 commit, 3 fails."""
     assert run_cli(project, "upgrade", "a3_seed", url=db.url).returncode == 0
     with db.engine().begin() as conn:
@@ -214,7 +217,7 @@ def make_partial(project, db):  # noqa: ANN001, ANN201
     return run_cli(project, "upgrade", url=db.url)
 
 
-def drop_stray_table(db) -> None:  # noqa: ANN001
+def drop_stray_table(db) -> None:
     with db.engine().begin() as conn:
         conn.exec_driver_sql("DROP TABLE profiles")
 

@@ -19,11 +19,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import Database, Run, assert_failed_cleanly, run_cli, url_text
-from lockscene import write_revision
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+
+from helpers import Database, Run, assert_failed_cleanly, run_cli, url_text
+from lockscene import write_revision
 
 _PLAIN_ALEMBIC = """
 import sys
@@ -40,7 +41,7 @@ def _plain_alembic(project: Path, url: str, wrap: list[str] | None = None) -> su
                           capture_output=True, text=True, timeout=120)
 
 
-def _at_head(db: Database, make_project) -> Path:  # noqa: ANN001
+def _at_head(db: Database, make_project) -> Path:
     project = make_project("sync")
     first = run_cli(project, "upgrade", url=db.url)
     assert first.returncode == 0, first.output
@@ -81,7 +82,7 @@ def _as_admin(db: Database, *statements: str) -> None:
 
 
 @pytest.fixture
-def pg_reader(pg_db: Database):  # noqa: ANN201
+def pg_reader(pg_db: Database):
     """(a role that may log in to pg_db and nothing more, its URL); CREATE on public is taken from
     PUBLIC (PostgreSQL before 15 grants it)."""
     role = f"ad_ro_{uuid.uuid4().hex[:8]}"
@@ -132,7 +133,7 @@ def test_postgresql_role_without_create_refuses_pending_work_naming_it(pg_db, pg
 
 # -- MariaDB -------------------------------------------------------------------------------------------
 @pytest.fixture
-def mysql_reader(mysql_db: Database):  # noqa: ANN201
+def mysql_reader(mysql_db: Database):
     """The URL of a user with SELECT only on mysql_db."""
     user = f"ad_ro_{uuid.uuid4().hex[:8]}"
     database = make_url(mysql_db.url).database

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import Run, assert_failed_cleanly, invoke_cli
 
 from alembic_deploy.alembic_env import revision_graph
 from alembic_deploy.errors import ConfigError
+from helpers import Run, assert_failed_cleanly, invoke_cli
 
 VERSIONS = Path("migrations", "versions")
 

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from helpers import Database, drop_all, plain_alembic_upgrade, run_cli, schema_snapshot, spawn_cli
 from sqlalchemy.engine import make_url
-from test_partial import drop_stray_table, make_partial
 
 from alembic_deploy.backends.sqlite import LOCK_SUFFIX, ProgressLog
+from helpers import Database, drop_all, plain_alembic_upgrade, run_cli, schema_snapshot, spawn_cli
+from test_partial import drop_stray_table, make_partial
 
 
-def replace_in_revision(project, name: str, old: str, new: str) -> None:  # noqa: ANN001
+def replace_in_revision(project, name: str, old: str, new: str) -> None:
     path = project / "migrations" / "versions" / name
     text = path.read_text()
     assert old in text
@@ -131,8 +131,8 @@ def latest_progress(db: Database) -> tuple[dict, dict | None]:
     return row, progress
 
 
-def kill_when(  # noqa: ANN201
-    proc, db: Database, done: int | None = None, timeout: float = 60, signum: int = signal.SIGKILL,  # noqa: ANN001
+def kill_when(
+    proc, db: Database, done: int | None = None, timeout: float = 60, signum: int = signal.SIGKILL,
     started: int | None = None, delay: float = 0.0, revision: str | None = None,
 ) -> dict:
     """Signal ``proc`` (SIGKILL) as soon as the journal shows ``done`` statements of the revision in

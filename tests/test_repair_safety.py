@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from helpers import Database, run_cli, schema_snapshot
 
 FAILING = "SELECT no_such_function_ad()"
@@ -77,8 +78,8 @@ def test_a_table_that_existed_with_rows_survives_rollback_partial(nontx_db, make
     for args in (("--rollback-partial", "--dry-run"), ("--rollback-partial",)):
         refused = run_cli(project, "repair", *args, url=db.url)
         assert refused.returncode == 5, refused.output
-        assert "Cannot roll back revision c1_risky: undoing a statement is safe only when it provably made " \
-               "the change in that run, and statement 1 (CREATE TABLE IF NOT EXISTS legacy_audit" in refused.stderr
+        assert ("Cannot roll back revision c1_risky: undoing a statement is safe only when it provably made "
+                "the change in that run, and statement 1 (CREATE TABLE IF NOT EXISTS legacy_audit") in refused.stderr
         assert "may have found table legacy_audit already there and changed nothing" in refused.stderr
         assert "Nothing was changed" in refused.stderr and "Traceback" not in refused.output
     assert db.scalar("SELECT COUNT(*) FROM legacy_audit") == 3

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 from helpers import Database, run_cli, spawn_cli
 from lockscene import write_revision
 from servers import MariaDBServer, PostgresServer, mariadb_server, postgres_server
@@ -26,14 +27,14 @@ def throwaway_mariadb() -> Iterator[MariaDBServer]:
         yield server
 
 
-def _slow_project(make_project, sleep_sql: str):  # noqa: ANN202
+def _slow_project(make_project, sleep_sql: str):
     project = make_project("alter_users")
     write_revision(project, "a5_slow", "a4_users_nickname", f'    op.execute("{sleep_sql}")')
     write_revision(project, "a6_after", "a5_slow", "    op.create_table('after_slow', sa.Column('id', sa.Integer))")
     return project
 
 
-def _when_running(db: Database, sql: str, action, timeout: float = 30.0) -> threading.Thread:  # noqa: ANN001
+def _when_running(db: Database, sql: str, action, timeout: float = 30.0) -> threading.Thread:
     """Run ``action`` in a thread as soon as ``sql`` counts a running statement."""
 
     def watch() -> None:
@@ -60,7 +61,7 @@ def test_postgres_restart_mid_revision_is_retried_once_the_server_is_back(throwa
     project = _slow_project(make_project, "SELECT pg_sleep(5)")
     proc = spawn_cli(project, "upgrade", "--wait-timeout", "60", url=db.url)
     restarter = _when_running(db, PG_SLEEPING, lambda: throwaway_pg.restart(down_for=1.0))
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     restarter.join()
     assert proc.returncode == 0, err
     assert "lost its database connection" in err and "Traceback" not in err
@@ -77,7 +78,7 @@ def test_postgres_that_stays_down_fails_clearly(throwaway_pg, make_project):
     project = _slow_project(make_project, "SELECT pg_sleep(5)")
     proc = spawn_cli(project, "upgrade", "--wait-timeout", "3", url=db.url)
     stopper = _when_running(db, PG_SLEEPING, throwaway_pg.stop)
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     stopper.join()
     assert proc.returncode == 3, err
     assert "connection was lost during the migration" in err and "Traceback" not in err
@@ -94,7 +95,7 @@ def test_mariadb_restart_mid_statement_is_not_retried(throwaway_mariadb, make_pr
     proc = spawn_cli(project, "upgrade", "--wait-timeout", "60", url=db.url)
     sleeping = "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(5)%'"
     restarter = _when_running(db, sleeping, throwaway_mariadb.restart)
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     restarter.join()
     assert proc.returncode == 7, err
     assert "lost its database connection" in err and "was not retried" in err

@@ -125,7 +125,7 @@ def project(make_project) -> Path:
     return make_project("ini_url")
 
 
-def _invoke(*args: str, env: dict[str, str | None] | None = None):  # noqa: ANN202
+def _invoke(*args: str, env: dict[str, str | None] | None = None):
     # DATABASE_URL: None unsets it for the call and restores the caller's value afterwards
     # (the pipeline exports it for env.py).
     return CliRunner().invoke(main, list(args), env={"DATABASE_URL": None, **(env or {})}, catch_exceptions=False)

@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import Database, invoke_cli, run_cli
 from sqlalchemy import text
 
 from alembic_deploy.journal import Journal
 from alembic_deploy.provenance import CLIPPED, COLUMN_SIZES
 from alembic_deploy.report import DeployReport
 from alembic_deploy.settings import Settings
+from helpers import Database, invoke_cli, run_cli
 
 HOSTILE = 'alembic_deploy_history" WHERE false; DROP TABLE victim; --'
 
@@ -98,7 +98,7 @@ def test_unusable_timeouts_exit_2_and_no_revision_is_blamed(make_project, pg_db,
 def test_a_journal_name_that_needs_quoting_works_on_the_full_and_the_fast_path(make_project, db):
     """A reserved word in mixed case: valid as a setting, and only usable if quoted everywhere."""
     project = make_project("sync")
-    for expected in ("applied", "noop"):
+    for _ in ("applied", "noop"):
         run = invoke_cli(project, "upgrade", "--journal-table", "Order", url=db.url)
         assert run.returncode == 0, run.output
     history = invoke_cli(project, "history", "--journal-table", "Order", url=db.url)
@@ -140,7 +140,7 @@ def test_more_heads_than_the_journal_column_holds_are_clipped_not_fatal(make_pro
             f'revision = "{rev}"\ndown_revision = None\nbranch_labels = None\ndepends_on = None\n\n\n'
             "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n"
         )
-    for expected in ("applied", "noop"):
+    for _ in ("applied", "noop"):
         run = invoke_cli(project, "upgrade", "heads", url=pg_db.url)
         assert run.returncode == 0, run.output
     assert pg_db.versions() == sorted(heads)

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import PG_DRIVER, free_port, run_cli, spawn_cli
-from lockscene import write_revision
 
 from alembic_deploy.backends.sqlite import LOCK_SUFFIX
+from helpers import PG_DRIVER, free_port, run_cli, spawn_cli
+from lockscene import write_revision
 
 #: A statement that runs far longer than any test: only a cancel ends it early.
 LONG_STATEMENT = {
@@ -57,7 +57,7 @@ RUNNING_SQL = {
 }
 
 
-def _wait_for_the_long_statement(proc: subprocess.Popen, db) -> str:  # noqa: ANN001
+def _wait_for_the_long_statement(proc: subprocess.Popen, db) -> str:
     """Return once the deploy runs LONG_STATEMENT (what it printed on stderr until then): the
     server lists the session running it; SQLite has no session list, so the deploy's own line
     saying it starts the long revision, whose only statement it is, marks it."""
@@ -67,7 +67,7 @@ def _wait_for_the_long_statement(proc: subprocess.Popen, db) -> str:  # noqa: AN
     return seen
 
 
-def _long_project(make_project, backend: str, template: str = "sync"):  # noqa: ANN202
+def _long_project(make_project, backend: str, template: str = "sync"):
     """alter_users plus a5 (the long statement) and a6, which must never run after a signal."""
     project = make_project("alter_users")
     if template == "async":

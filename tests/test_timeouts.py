@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import inspect
+
 from helpers import assert_failed_cleanly, run_cli, spawn_cli
 from lockscene import BLOCKER_MARKER, AppLoop, Blocker, write_revision
-from sqlalchemy import inspect
 
 SERVER_BACKENDS = ["pg_db", "mysql_db"]
 #: What the servers make of --ddl-lock-timeout 0.5: MySQL/MariaDB count whole seconds.
@@ -16,11 +17,11 @@ EFFECTIVE_LOCK_TIMEOUT = {"postgresql": 0.5, "mysql": 1.0}
 
 
 @pytest.fixture(params=SERVER_BACKENDS)
-def server_db(request: pytest.FixtureRequest):  # noqa: ANN201
+def server_db(request: pytest.FixtureRequest):
     return request.getfixturevalue(request.param)
 
 
-def _at_a3(db, make_project, template: str = "sync"):  # noqa: ANN202
+def _at_a3(db, make_project, template: str = "sync"):
     """The alter_users project with the database at a3_seed (users exists, a4 pending)."""
     project = make_project("alter_users")
     if template == "async":
@@ -214,9 +215,10 @@ def test_an_infinite_revision_timeout_is_refused_on_mariadb_too(mysql_db, make_p
 def test_mariadb_with_metadata_lock_info_names_the_holder_not_bystanders(make_project):
     """With the metadata_lock_info plugin (loaded by the throwaway server), only the session that
     holds a metadata lock on the altered table is named, not every open transaction."""
+    from sqlalchemy import text
+
     from helpers import Database
     from servers import mariadb_server
-    from sqlalchemy import text
 
     with mariadb_server() as server:
         db = Database(server.create_database("app"), "mysql")

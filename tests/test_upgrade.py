@@ -8,13 +8,14 @@ import json
 import os
 
 import pytest
+
 from helpers import Database, run_cli, set_ini_url
 from lockscene import write_revision
 
 SEED = "SELECT COUNT(*) FROM users WHERE email = 'seed@example.com'"
 
 
-def _report(run) -> dict:  # noqa: ANN001
+def _report(run) -> dict:
     assert run.returncode == 0, run.output
     return json.loads(run.stdout)
 
@@ -37,7 +38,9 @@ def test_a_long_plan_is_announced_in_one_short_line(sqlite_db, make_project):
     run = run_cli(project, "upgrade", url=sqlite_db.url)
     assert run.returncode == 0, run.output
     line = next(line for line in run.stderr.splitlines() if line.startswith("Applying"))
-    assert line == "Applying 9 revision(s): a1_users, a2_users_email_index, a3_seed, a4_noop, ... (3 more) ..., a8_noop, a9_noop"
+    assert line == (
+        "Applying 9 revision(s): a1_users, a2_users_email_index, a3_seed, a4_noop, ... (3 more) ..., a8_noop, a9_noop"
+    )
     assert all(f"applied a{n}_" in run.stderr for n in range(1, 10))
 
 
@@ -201,7 +204,8 @@ def test_explicit_revision_then_head(db, make_project):
 def test_heads_upgrades_every_branch(db, make_project):
     project = make_project("two_heads")
     first = _report(run_cli(project, "upgrade", "heads", "--json", url=db.url))
-    assert sorted(r["revision"] for r in first["applied"]) == ["a1_users", "a2_users_email_index", "a3_seed", "b2_audit"]
+    applied = sorted(r["revision"] for r in first["applied"])
+    assert applied == ["a1_users", "a2_users_email_index", "a3_seed", "b2_audit"]
     assert db.versions() == ["a3_seed", "b2_audit"] and db.has_table("audit")
 
 
@@ -295,8 +299,9 @@ def test_on_mariadb_the_fast_paths_session_serves_the_full_path_when_it_cannot_a
 
 
 def test_the_fast_paths_session_is_handed_over_only_to_an_identical_connect(mysql_db):
-    from alembic_deploy.fastpath.direct import DirectConnection
     from sqlalchemy.engine import make_url
+
+    from alembic_deploy.fastpath.direct import DirectConnection
 
     url = make_url(mysql_db.url)
     same = {"host": url.host, "port": url.port, "user": url.username, "database": url.database,
@@ -318,8 +323,9 @@ def test_pymysql_connections_without_tls_options_share_one_context_and_others_ke
 
     import pymysql
     import pymysql.connections
-    from alembic_deploy.drivers import share_pymysql_default_tls
     from sqlalchemy.engine import make_url
+
+    from alembic_deploy.drivers import share_pymysql_default_tls
 
     share_pymysql_default_tls()
     wrapper = pymysql.connections.Connection._create_ssl_ctx

@@ -93,7 +93,9 @@ def test_the_supported_releases_run_a_migration(sqlite_db: Database, make_projec
     assert sqlite_db.versions() == ["a3_seed"]
 
 
-@pytest.mark.parametrize(("scenario", "driver"), [("sync", "postgresql+psycopg"), ("async", "postgresql+psycopg_async")])
+@pytest.mark.parametrize(
+    ("scenario", "driver"), [("sync", "postgresql+psycopg"), ("async", "postgresql+psycopg_async")],
+)
 def test_the_fast_path_answers_only_with_a_dialect_the_installed_sqlalchemy_has(
     pg_db: Database, make_project, scenario: str, driver: str
 ) -> None:
