@@ -22,10 +22,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from helpers import Database, run_cli, schema_snapshot, spawn_cli
-from test_repair import latest_progress
 
 from alembic_deploy.steps.progress import Statement
+from helpers import Database, run_cli, schema_snapshot, spawn_cli
+from test_repair import latest_progress
 
 LEGACY = "CREATE TABLE legacy_audit (id INTEGER PRIMARY KEY, note VARCHAR(20))"
 LEGACY_ROWS = "INSERT INTO legacy_audit (id, note) VALUES (1, 'a'), (2, 'b'), (3, 'c')"
@@ -214,8 +214,8 @@ def test_a_plain_create_killed_between_already_exists_and_its_record_never_drops
 
     kept = run_cli(project, "repair", "--rollback-partial", "--keep", "legacy_audit", url=db.url)
     assert kept.returncode == 0, kept.output
-    assert "Plan (rollback-partial c1_risky): undo statement(s) 1 with 1 statement(s) of downgrade(), leaving " \
-           "what statement(s) 2 did as it is (--keep)." in kept.stderr
+    assert ("Plan (rollback-partial c1_risky): undo statement(s) 1 with 1 statement(s) of downgrade(), leaving "
+            "what statement(s) 2 did as it is (--keep).") in kept.stderr
     assert db.scalar("SELECT COUNT(*) FROM legacy_audit") == 3 and not db.has_table("audit_new")
     assert schema_snapshot(db.url) == before
 
