@@ -7,7 +7,7 @@ down_revision = None
 
 
 def upgrade():
-    op.add_column("users", sa.Column("age", sa.Integer, nullable=False))
+    op.add_column("users", sa.Column("score", sa.Integer, nullable=False))
 
 
 def downgrade():

@@ -7,7 +7,7 @@ down_revision = None
 
 
 def upgrade():
-    op.add_column("users", sa.Column("age", sa.Integer, nullable=False, server_default="0"))
+    op.add_column("users", sa.Column("score", sa.Integer, nullable=False, server_default="0"))
 
 
 def downgrade():

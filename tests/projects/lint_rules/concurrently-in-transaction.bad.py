@@ -6,7 +6,7 @@ down_revision = None
 
 
 def upgrade():
-    op.create_index("ix_users_name", "users", ["name"], postgresql_concurrently=True)
+    op.create_index("ix_users_email", "users", ["email"], postgresql_concurrently=True)
 
 
 def downgrade():

@@ -1,4 +1,5 @@
 """the safe counterpart of drop-schema-or-database"""
+import sqlalchemy as sa
 from alembic import op
 
 revision = "drop_schema_or_database_safe"
@@ -6,7 +7,7 @@ down_revision = None
 
 
 def upgrade():
-    op.execute("CREATE SCHEMA archive")
+    op.create_table("archive_items", sa.Column("id", sa.Integer, primary_key=True))
 
 
 def downgrade():

@@ -7,7 +7,7 @@ down_revision = None
 
 
 def upgrade():
-    op.create_table("audit", sa.Column("id", sa.Integer, primary_key=True))
+    op.create_table("audit_archive", sa.Column("id", sa.Integer, primary_key=True))
 
 
 def downgrade():
