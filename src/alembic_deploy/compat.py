@@ -103,6 +103,9 @@ def rollback(conn: Connection) -> None:
 
 #: The DBAPI module SQLAlchemy's dialect package uses when the URL names no driver.
 _DEFAULT_DRIVER: Final = {"sqlite": "pysqlite", "postgresql": "psycopg2", "mysql": "mysqldb"}
+#: Dialect names whose dialects live in another dialect's package of SQLAlchemy (MariaDB's drivers
+#: are MySQL's): SQLAlchemy's layout, not a difference between the backends.
+_DIALECT_PACKAGE: Final = {"mariadb": "mysql"}
 #: Drivers whose dialect lives in another driver's module.
 _DRIVER_MODULE: Final = {"psycopg_async": "psycopg"}
 
@@ -111,7 +114,7 @@ def has_dialect(dialect: str, driver: str) -> bool:
     """Whether the installed SQLAlchemy has the dialect ``dialect+driver`` (``driver`` empty: the
     default one), without importing SQLAlchemy: 1.4 has no ``postgresql+psycopg`` (psycopg 3),
     and ``mysql+asyncmy`` came in 1.4.29. Unknown dialects (third-party plugins) are False."""
-    folder = "mysql" if dialect == "mariadb" else dialect
+    folder = dialect_package(dialect)
     module = driver or _DEFAULT_DRIVER.get(folder, "")
     package = _sqlalchemy_folder()
     if not module or package is None:
@@ -119,6 +122,11 @@ def has_dialect(dialect: str, driver: str) -> bool:
     import os
 
     return os.path.isfile(os.path.join(package, "dialects", folder, f"{_DRIVER_MODULE.get(module, module)}.py"))
+
+
+def dialect_package(dialect: str) -> str:
+    """The ``sqlalchemy.dialects`` package that holds the dialect ``dialect`` and its drivers."""
+    return _DIALECT_PACKAGE.get(dialect, dialect)
 
 
 @functools.cache

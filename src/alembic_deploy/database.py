@@ -47,13 +47,11 @@ def make_engine(raw_url: str, lock_wait: float | None = None) -> tuple[Engine, B
     own = backend.own_driver(asked)
     if own != asked:
         url = url.set(drivername=f"{url.get_backend_name()}+{own}")
-    if "+" not in url.drivername and backend.name == "postgresql":
-        url = url.set(drivername=_default_pg_driver())
+    default = backend.default_drivername() if "+" not in url.drivername else None
+    if default is not None:
+        url = url.set(drivername=default)
     driver = url.get_driver_name()
-    if driver == "pymysql":
-        from .drivers import share_pymysql_default_tls
-
-        share_pymysql_default_tls()
+    backend.prepare_driver(driver)
     try:
         engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args(driver, lock_wait),
                                future=True)
@@ -62,7 +60,7 @@ def make_engine(raw_url: str, lock_wait: float | None = None) -> tuple[Engine, B
             f"No database driver for {url.drivername!r} ({exc})."
         ) from None
     if own != asked:
-        _require_driver(url.set(drivername=f"{backend.name}+{asked}"), backend)
+        _require_driver(url.set(drivername=f"{url.get_backend_name()}+{asked}"), backend)
     from sqlalchemy import event
 
     def connect(_dialect: object, _record: object, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> object:
@@ -84,11 +82,11 @@ def no_dialect(backend_name: str, driver: str) -> ConfigError:
     import importlib
     import types
 
-    from .compat import installed_version
+    from .compat import dialect_package, installed_version
 
-    # MariaDB's drivers are MySQL's. A dialect package imports each driver module, and a driver
-    # module names its dialect class ``dialect`` (SQLAlchemy's entry-point contract).
-    package = importlib.import_module(f"sqlalchemy.dialects.{'mysql' if backend_name == 'mariadb' else backend_name}")
+    # A dialect package imports each driver module, and a driver module names its dialect class
+    # ``dialect`` (SQLAlchemy's entry-point contract).
+    package = importlib.import_module(f"sqlalchemy.dialects.{dialect_package(backend_name)}")
     known = ", ".join(sorted(key for key, value in vars(package).items()
                              if isinstance(value, types.ModuleType) and hasattr(value, "dialect") and key != "base"))
     name = f"{backend_name}+{driver}"
@@ -208,18 +206,6 @@ def _require_driver(url: URL, backend: Backend) -> None:
         if error is None:
             raise
         raise error from None
-
-
-def _default_pg_driver() -> str:
-    # SQLAlchemy's bare "postgresql://" means psycopg2; the [postgresql] extra installs psycopg 3
-    # (which SQLAlchemy 1.4 has no dialect for).
-    import importlib.util
-
-    from .compat import has_dialect
-
-    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") and has_dialect("postgresql", "psycopg"):
-        return "postgresql+psycopg"
-    return "postgresql"
 
 
 def adopt(engine: Engine, spare: DirectConnection) -> None:

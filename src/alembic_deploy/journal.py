@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final
 
@@ -30,10 +29,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from .provenance import COLUMN_SIZES, journal_row, revision_columns
 from .masking import scrub
+from .provenance import COLUMN_SIZES, journal_row, revision_columns
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import Connection, Engine
 
     from .backends.base import Backend
@@ -86,18 +87,18 @@ def journal_table(name: str, metadata: MetaData | None = None) -> Table:
 VOLATILE_BYTES = 30000
 
 
-def volatile_table(journal: str, metadata: MetaData | None = None) -> Table:
-    """MySQL/MariaDB: beside the journal, a run's newest progress record while it is newer than
-    the one in the run's journal row (see :meth:`Journal.progress`). MEMORY engine: a write
-    commits without touching the disk; the rows are gone when the server restarts."""
+def volatile_table(journal: str, metadata: MetaData | None = None, **options: Any) -> Table:
+    """Beside the journal, where the backend has a table engine whose writes commit without
+    touching the disk (``options``: :attr:`~.backends.base.Backend.volatile_table_options`; MySQL's
+    MEMORY engine, whose rows are gone when the server restarts), a run's newest progress record
+    while it is newer than the one in the run's journal row (see :meth:`Journal.progress`)."""
     return Table(
         f"{journal}_progress",
         metadata or MetaData(),
         Column("journal_id", Integer, primary_key=True, autoincrement=False),
         Column("pid", Integer),
         Column("progress", VARBINARY(VOLATILE_BYTES)),
-        mysql_engine="MEMORY",
-        mariadb_engine="MEMORY",
+        **options,
     )
 
 
@@ -264,7 +265,8 @@ class Journal:
             self._volatile = self._run(self._create_volatile)
 
     def _create_volatile(self, conn: Connection) -> Table | None:
-        table = volatile_table(self.table.name)
+        assert self.backend is not None
+        table = volatile_table(self.table.name, **self.backend.volatile_table_options)
         if len(table.name) > conn.dialect.max_identifier_length:
             return None
         try:
@@ -273,10 +275,8 @@ class Journal:
             conn.execute(table.delete().where(table.c.journal_id == 0))
         except DBAPIError:
             return None
-        from sqlalchemy.dialects.mysql import insert as mysql_insert  # only MySQL has the table
-
-        upsert = mysql_insert(table).values(journal_id=bindparam("j"), pid=bindparam("p"), progress=bindparam("s"))
-        upsert = upsert.on_duplicate_key_update(pid=upsert.inserted.pid, progress=upsert.inserted.progress)
+        upsert = self.backend.upsert(
+            table, {"journal_id": bindparam("j"), "pid": bindparam("p"), "progress": bindparam("s")})
         self._volatile_sql = (self._compiled(upsert, conn), self._compiled(
             table.delete().where(table.c.journal_id == bindparam("j")), conn))
         return table
@@ -305,7 +305,7 @@ class Journal:
         be read."""
         if self.backend is None or not self.backend.volatile_progress or self._missing:
             return {}
-        table = volatile_table(self.table.name)
+        table = volatile_table(self.table.name, **self.backend.volatile_table_options)
 
         def read(conn: Connection) -> list[Any]:
             if not inspect(conn).has_table(table.name):
@@ -446,10 +446,11 @@ class Journal:
         if self._missing:
             return []
         try:
-            return self._run(lambda c: [dict(r._mapping) for r in c.execute(query)])
+            rows: list[dict[str, Any]] = self._run(lambda c: [dict(r._mapping) for r in c.execute(query)])
         except DBAPIError as exc:
             self._missing = self._refuse(exc)
             return []
+        return rows
 
     def mark_crashed(self, row_id: int, note: str) -> None:
         """Close a dead run's row; its end time is unknown, so ``finished_at`` stays empty."""

@@ -26,7 +26,9 @@ from ..masking import ANY_DIALECT, SQLLiterals
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from sqlalchemy import Table
     from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.sql import Executable
     from tenacity import Retrying
     from tenacity.stop import stop_base
 
@@ -140,6 +142,15 @@ class Backend:
             return {}
         return {known.connect_timeout_arg: CONNECT_TIMEOUT_SECONDS}
 
+    def default_drivername(self) -> str | None:
+        """The ``dialect+driver`` the tool's own engine uses for a URL that names no driver; None:
+        SQLAlchemy's default for the dialect."""
+        return None
+
+    def prepare_driver(self, driver: str) -> None:
+        """Called before the tool's own engine for ``driver`` is made: whatever that driver needs
+        set up once per process (nothing by default)."""
+
     def connect(self, driver: str, cparams: dict[str, Any]) -> Any:
         """One DBAPI connection of the tool's own made here (SQLAlchemy's ``do_connect`` event),
         for a driver whose connect cannot be bounded by a keyword alone; None: the driver's
@@ -228,6 +239,14 @@ class Backend:
     #: The server has a table engine whose writes commit without touching the disk (MySQL's
     #: MEMORY): progress records that need only survive this process go there (journal.py).
     volatile_progress: ClassVar[bool] = False
+    #: The ``Table`` keyword arguments that put a table in that engine (with volatile_progress).
+    volatile_table_options: ClassVar[dict[str, Any]] = {}
+
+    def upsert(self, table: Table, values: dict[str, Any]) -> Executable:
+        """An INSERT of one row into ``table`` that, when a row with the same primary key exists,
+        replaces that row's other columns instead (the volatile table's write; only backends with
+        volatile_progress need one)."""
+        raise NotImplementedError(f"{self.name} keeps no volatile table")
 
     def send_query(
         self, dbapi_connection: Any, sql: str, params: tuple[Any, ...] | dict[str, Any]

@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -16,7 +16,9 @@ from ..masking import SQLLiterals
 from .base import Backend, Driver, raw_query, register, sql_name
 
 if TYPE_CHECKING:
+    from sqlalchemy import Table
     from sqlalchemy.engine import Connection
+    from sqlalchemy.sql import Executable
 
 # Client error codes meaning "not reachable yet": can't connect, unknown host (DNS not ready),
 # gone away, lost connection, too many connections, server shutting down.
@@ -75,6 +77,21 @@ class MySQLBackend(Backend):
     sync_siblings = ("pymysql", "mysqldb")
     extra = "mysql"
     volatile_progress = True
+    volatile_table_options: ClassVar[dict[str, Any]] = {"mysql_engine": "MEMORY", "mariadb_engine": "MEMORY"}
+
+    def upsert(self, table: Table, values: dict[str, Any]) -> Executable:
+        from sqlalchemy.dialects.mysql import insert
+
+        statement = insert(table).values(**values)
+        key = {column.name for column in table.primary_key}
+        return statement.on_duplicate_key_update(
+            **{name: statement.inserted[name] for name in values if name not in key})
+
+    def prepare_driver(self, driver: str) -> None:
+        if driver == "pymysql":
+            from ..drivers import share_pymysql_default_tls
+
+            share_pymysql_default_tls()
 
     def is_transient(self, exc: BaseException) -> bool:
         code = _error_code(exc)

@@ -65,6 +65,18 @@ class PostgreSQLBackend(Backend):
     sync_siblings = ("psycopg", "psycopg2", "pg8000")
     extra = "postgresql"
 
+    def default_drivername(self) -> str | None:
+        # SQLAlchemy's bare "postgresql://" means psycopg2; the [postgresql] extra installs psycopg 3
+        # (which SQLAlchemy 1.4 has no dialect for).
+        import importlib.util
+
+        from ..compat import has_dialect
+
+        if (importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg")
+                and has_dialect("postgresql", "psycopg")):
+            return "postgresql+psycopg"
+        return None
+
     def connect(self, driver: str, cparams: dict[str, Any]) -> Any:
         # pg8000's ``timeout`` would also bound every later read of the session (a long repair
         # statement, a wait for a row lock). pg8000 takes a connected socket instead (``sock``):
