@@ -116,3 +116,12 @@ def test_severities_of_settings_and_lint_agree_and_the_schema_lists_them() -> No
     assert SCHEMA["$defs"]["severity"]["enum"] == list(SEVERITIES)
     for rule in RULES:
         jsonschema.validate(rule.id, SCHEMA["$defs"]["finding"]["properties"]["rule"])
+
+
+def test_independent_labelled_branches_are_not_a_problem(tmp_path: Path) -> None:
+    labelled = copy_project("depends_on", tmp_path / "labelled")  # heads b2 (branch main) and x1 (branch extra)
+    doc = checked(invoke_cli(labelled, "check", "--dialect", "mysql", "--json").stdout, "check", EXIT_OK)
+    assert doc["heads"] == ["b2", "x1"] and doc["problems"] == []
+    unlabelled = copy_project("depends_on_unlabelled", tmp_path / "unlabelled")
+    doc = checked(invoke_cli(unlabelled, "check", "--dialect", "mysql", "--json").stdout, "check", 5)
+    assert [p["kind"] for p in doc["problems"]] == ["multiple-heads"]

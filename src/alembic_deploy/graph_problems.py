@@ -5,7 +5,9 @@ env.py): every problem is named, where Alembic stops at the first.
 * ``duplicate-revision``: two files with one revision id (Alembic keeps one of them silently);
 * ``dangling-down-revision``: a ``down_revision`` (or ``depends_on``) naming no revision;
 * ``cycle``: revisions that are, through their ``down_revision``, below themselves;
-* ``multiple-heads``: more than one head, with the ``alembic merge`` command that joins them.
+* ``multiple-heads``: more than one head, with the ``alembic merge`` command that joins them, unless
+  each head is on a branch of its own: every head's history carries a ``branch_labels`` that no other
+  head's does (Alembic's independent branches, deployed with ``heads`` or ``label@head``).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def graph_problems(files: Sequence[RevisionFile], config: str = "alembic.ini") -
                 ))
     problems.extend(_cycles(loaded))
     heads = _heads(loaded)
-    if len(heads) > 1:
+    if len(heads) > 1 and not _separate_branches(loaded, heads):
         given = "" if config == "alembic.ini" else f" -c {shlex.quote(config)}"
         command = f"alembic{given} merge -m {shlex.quote('merge heads')} {' '.join(heads)}"
         problems.append(GraphProblem(
@@ -85,6 +87,24 @@ def heads_of(files: Sequence[RevisionFile]) -> list[str]:
 def _heads(loaded: Sequence[RevisionFile]) -> list[str]:
     below = {parent for f in loaded for parent in f.down_revisions}
     return sorted({str(f.revision) for f in loaded} - below)
+
+
+def _separate_branches(loaded: Sequence[RevisionFile], heads: Sequence[str]) -> bool:
+    by_id = {str(f.revision): f for f in loaded}
+    seen: list[set[str]] = []
+    for head in heads:
+        labels: set[str] = set()
+        stack, visited = [head], set()
+        while stack:
+            rev = stack.pop()
+            if rev in by_id and rev not in visited:
+                visited.add(rev)
+                labels |= _labels(by_id[rev])
+                stack.extend(by_id[rev].down_revisions)
+        if not labels or any(labels & other for other in seen):
+            return False
+        seen.append(labels)
+    return True
 
 
 def _labels(found: RevisionFile) -> set[str]:
