@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from alembic_deploy.errors import EXIT_OK, CheckRefused, ConfigError
 from helpers import invoke_cli
 from scenarios import copy_project
@@ -102,10 +104,8 @@ def test_the_author_comes_from_git(tmp_path: Path) -> None:
     assert [r["author"] for r in doc["revisions"]] == ["Ada Lovelace"]
 
 
-def test_plan_needs_from_and_a_known_revision(tmp_path: Path) -> None:
+def test_plan_needs_a_known_from_revision_and_format(tmp_path: Path) -> None:
     project = copy_project("sync", tmp_path / "p")
-    run = invoke_cli(project, "plan", "--dialect", "postgresql")
-    assert run.returncode == ConfigError.exit_code and "--from REV" in run.stderr
     assert invoke_cli(project, "plan", "--from", "zz", "--dialect", "mysql").returncode == ConfigError.exit_code
     assert invoke_cli(project, "plan", "--from", "base", "--dialect", "mysql",
                       "--format", "html").returncode == ConfigError.exit_code
@@ -131,3 +131,18 @@ def test_sarif_puts_each_finding_on_its_revision_files_line(tmp_path: Path) -> N
     assert location["artifactLocation"]["uri"].endswith("migrations/versions/a2_users_email_index.py")
     assert location["region"] == {"startLine": 16}
     assert by_rule["irreversible"]["suppressions"] == [{"kind": "inSource", "justification": "the seed row stays"}]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_without_from_the_plan_starts_where_the_database_is(backend: str, request: pytest.FixtureRequest,
+                                                            tmp_path: Path) -> None:
+    db = request.getfixturevalue("pg_db" if backend == "postgresql" else "mysql_db")
+    project = copy_project("sync", tmp_path / "p")
+    assert invoke_cli(project, "upgrade", "a1_users", url=db.url).returncode == EXIT_OK
+    run = invoke_cli(project, "plan", "--json", url=db.url)
+    doc = checked(run.stdout, "plan", CheckRefused.exit_code if backend == "postgresql" else EXIT_OK)
+    assert (doc["dialect"], doc["from_revision"]) == (backend, "a1_users")
+    assert [r["revision"] for r in doc["revisions"]] == ["a2_users_email_index", "a3_seed"]
+    assert invoke_cli(project, "upgrade", url=db.url).returncode == EXIT_OK
+    doc = checked(invoke_cli(project, "plan", "--json", url=db.url).stdout, "plan", EXIT_OK)
+    assert doc["revisions"] == [] and doc["from_revision"] == "a3_seed"

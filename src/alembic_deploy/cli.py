@@ -457,14 +457,14 @@ def check(settings: Settings) -> None:
 @settings_options(PLAN)
 @_run
 def plan(settings: Settings) -> None:
-    """What `upgrade` would run, before it runs: the revisions a database at --from REV has still to
-    apply, each with the SQL it renders for --dialect, whether it runs in a transaction, its
+    """What `upgrade` would run, before it runs: the revisions the database (or one at --from REV,
+    offline) has still to apply, each with the SQL it renders for --dialect, whether it runs in a transaction, its
     compatibility class (expand / contract / other), its author and the lint's findings. Exits 5 on
     a finding at or above --fail-on. --format markdown is for a pull-request comment (and is
     appended to $GITHUB_STEP_SUMMARY when set); --format sarif for GitHub code scanning."""
     from .plan import plan as plan_upgrade
 
-    report = plan_upgrade(settings)
+    report = plan_upgrade(settings, echo=_echo(settings))
     if settings.json or settings.output_format in ("json", "sarif"):
         from .report import to_json
 

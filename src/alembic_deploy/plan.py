@@ -2,8 +2,9 @@
 run for the dialect, whether that runs in a transaction, its compatibility class, its author and
 the lint's findings, before anything runs.
 
-Offline for now: ``--from REV`` says where the database is (``base``: empty) and ``--dialect`` what
-it is; the SQL is Alembic's offline rendering of each revision (what ``alembic upgrade --sql``
+Offline, ``--from REV`` says where the database is (``base``: empty) and ``--dialect`` what it is;
+without ``--from``, the database says both (its revision(s) read through env.py, as ``status`` does).
+The SQL is Alembic's offline rendering of each revision (what ``alembic upgrade --sql``
 prints), a revision that cannot render offline is listed as such, never left out. Output as text,
 markdown (for a pull-request comment; appended to ``$GITHUB_STEP_SUMMARY`` when set), JSON, or SARIF
 (GitHub code scanning annotations on the revision files' lines).
@@ -18,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 from .errors import EXIT_OK, CheckRefused, ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .alembic_offline import RevisionFile
     from .lint import Finding, RevisionLint
     from .settings import Settings
 
@@ -149,21 +153,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def plan(settings: Settings) -> PlanReport:
-    """The offline plan of the project ``settings`` names, from ``--from`` for ``--dialect``."""
+def plan(settings: Settings, echo: Callable[[str], None] | None = None) -> PlanReport:
+    """The plan of the project ``settings`` names: from ``--from`` for ``--dialect`` offline, else
+    from the revision(s) the database is at, read as ``status`` reads them (through env.py)."""
     from .alembic_env import revision_files
     from .check import dialect_for, require_known
-    from .git_authors import authors
     from .graph_problems import graph_problems, order, pending_from
-    from .lint.offline import lint_rendered, render
 
-    start = settings.from_revision
-    if not start:
-        raise ConfigError(
-            "plan runs offline for now: give --from REV, the revision the database is at (base for an "
-            "empty one), and --dialect."
-        )
-    dialect = dialect_for(settings)
     files = revision_files(settings.config_path, settings.name)
     broken = [p for p in graph_problems(files, settings.config) if p.kind != "multiple-heads"]
     if broken:
@@ -171,11 +167,34 @@ def plan(settings: Settings) -> PlanReport:
             f"The revision graph has {len(broken)} problem(s), e.g. {broken[0].kind}: {broken[0].message}. "
             "Run `alembic-deploy check` to see them all."
         )
-    require_known(files, start)
-    wanted = pending_from(files, start) if start != "base" else None
-    pending = [f for f in order(files) if wanted is None or f.revision in wanted]
+    start = settings.from_revision
+    if start:
+        dialect = dialect_for(settings)
+        require_known(files, start)
+        wanted = pending_from(files, start) if start != "base" else None
+        pending = [f for f in order(files) if wanted is None or f.revision in wanted]
+        return _report(files, pending, dialect, start, settings.fail_on)
+    from . import api
+
+    status = api.status(settings, echo)
+    if status.unknown:
+        raise CheckRefused(
+            f"The database is at {', '.join(status.unknown)}, which these migration scripts do not contain "
+            "(it is ahead of this code): there is no plan to make. Deploy the code that has those revisions."
+        )
+    dialect = dialect_for(settings.replace(dialect=settings.dialect or status.backend))
+    by_id = {f.revision: f for f in files}
+    pending = [by_id[rev] for rev, _doc in status.pending if rev in by_id]
+    return _report(files, pending, dialect, ",".join(status.current) or "base", settings.fail_on)
+
+
+def _report(files: list[RevisionFile], pending: list[RevisionFile], dialect: str, start: str,
+            fail_on: str) -> PlanReport:
+    from .git_authors import authors
+    from .lint.offline import lint_rendered, render
+
     by_author = authors(f.path for f in pending)
-    report = PlanReport(dialect, start, settings.fail_on)
+    report = PlanReport(dialect, start, fail_on)
     for found in pending:
         rendered = render(found, dialect)
         marker = next((m for m in ("expand_only", "contract") if found.options.get(m)), None)

@@ -39,8 +39,9 @@ PLAN: Final = "plan"
 EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO, CHECK, PLAN})
 #: Commands that lint revisions, from their files alone.
 LINTING: Final = frozenset({CHECK, PLAN})
-#: Commands that read a database (``demo`` makes its own; the linting ones read only the files).
-ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO} - LINTING
+#: Commands that read a database (``demo`` makes its own, ``check`` reads only the files; ``plan``
+#: reads one unless given ``--from``).
+ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO, CHECK}
 #: Commands that take the migration lock.
 LOCKING: Final = frozenset({UPGRADE, RUN, REPAIR})
 #: Commands that run the upgrade pipeline (``run --migrate`` runs ``upgrade``'s).
@@ -127,7 +128,8 @@ class Settings:
                            "Lowest finding severity that fails the check: error, warning or notice (default error).")
     from_revision: str | None = _option(
         None, LINTING, "The revision the database is at: lint (and plan) only what it has still to apply; "
-        "'base' for every revision (check's default; plan needs it).", "--from", metavar="REV")
+        "'base' for every revision (check's default; plan reads it from the database without it).", "--from",
+        metavar="REV")
     output_format: str = _option(
         "text", frozenset({PLAN}),
         "plan's output: text, markdown (also appended to $GITHUB_STEP_SUMMARY), json or sarif.", "--format")
