@@ -32,6 +32,8 @@ class CheckReport:
     heads: list[str]
     problems: list[GraphProblem] = field(default_factory=list)
     revisions: list[RevisionLint] = field(default_factory=list)
+    #: The environment policy applied (its name), None when there is none.
+    policy: str | None = None
 
     @property
     def blocking(self) -> list[Finding]:
@@ -63,14 +65,14 @@ class CheckReport:
         error = self.error()
         return document(
             "check", self.exit_code, error.to_dict() if error is not None else None,
-            config=self.config, dialect=self.dialect, fail_on=self.fail_on, heads=self.heads,
+            config=self.config, dialect=self.dialect, fail_on=self.fail_on, policy=self.policy, heads=self.heads,
             problems=[p.to_dict() for p in self.problems], revisions=[r.to_dict() for r in self.revisions],
             blocking=len(self.blocking),
         )
 
     def render_text(self) -> str:
         lines = [(f"check: {len(self.revisions)} revision(s) linted for {self.dialect}; heads: "
-                  f"{', '.join(self.heads) or '<none>'}")]
+                  f"{', '.join(self.heads) or '<none>'}" + (f"; policy: {self.policy}" if self.policy else ""))]
         for problem in self.problems:
             lines.append(f"{problem.kind}: {problem.message}")
             if problem.fix:
@@ -127,15 +129,18 @@ def check(settings: Settings) -> CheckReport:
     them, or those above ``settings.from_revision``), base first."""
     from .alembic_env import revision_files
     from .lint.offline import lint_revision_file
+    from .policy import apply, choose, fail_on
 
     dialect = dialect_for(settings)
     files = revision_files(settings.config_path, settings.name)
-    report = CheckReport(settings.config, dialect, settings.fail_on, heads_of(files),
-                         graph_problems(files, settings.config))
+    policy = choose(settings.policies, settings.env)
+    report = CheckReport(settings.config, dialect, fail_on(settings.fail_on, policy), heads_of(files),
+                         graph_problems(files, settings.config), policy=policy.name if policy else None)
     start = settings.from_revision
     wanted = pending_from(files, start) if start and start != "base" else None
     require_known(files, start)
     for found in order(files):
         if wanted is None or found.revision in wanted:
             report.revisions.append(lint_revision_file(found, dialect))
+    apply(policy, report.revisions)
     return report

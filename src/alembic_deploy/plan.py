@@ -63,6 +63,8 @@ class PlanReport:
     dialect: str
     from_revision: str
     fail_on: str
+    #: The environment policy applied (its name), None when there is none.
+    policy: str | None = None
     revisions: list[PlannedRevision] = field(default_factory=list)
 
     @property
@@ -89,7 +91,7 @@ class PlanReport:
         error = self.error()
         return document(
             "plan", self.exit_code, error.to_dict() if error is not None else None, dialect=self.dialect,
-            from_revision=self.from_revision, fail_on=self.fail_on, blocking=len(self.blocking),
+            from_revision=self.from_revision, fail_on=self.fail_on, policy=self.policy, blocking=len(self.blocking),
             revisions=[r.to_dict() for r in self.revisions],
         )
 
@@ -173,7 +175,7 @@ def plan(settings: Settings, echo: Callable[[str], None] | None = None) -> PlanR
         require_known(files, start)
         wanted = pending_from(files, start) if start != "base" else None
         pending = [f for f in order(files) if wanted is None or f.revision in wanted]
-        return _report(files, pending, dialect, start, settings.fail_on)
+        return _report(files, pending, dialect, start, settings)
     from . import api
 
     status = api.status(settings, echo)
@@ -185,16 +187,19 @@ def plan(settings: Settings, echo: Callable[[str], None] | None = None) -> PlanR
     dialect = dialect_for(settings.replace(dialect=settings.dialect or status.backend))
     by_id = {f.revision: f for f in files}
     pending = [by_id[rev] for rev, _doc in status.pending if rev in by_id]
-    return _report(files, pending, dialect, ",".join(status.current) or "base", settings.fail_on)
+    return _report(files, pending, dialect, ",".join(status.current) or "base", settings)
 
 
 def _report(files: list[RevisionFile], pending: list[RevisionFile], dialect: str, start: str,
-            fail_on: str) -> PlanReport:
+            settings: Settings) -> PlanReport:
     from .git_authors import authors
     from .lint.offline import lint_rendered, render
+    from .policy import apply, choose, fail_on
 
     by_author = authors(f.path for f in pending)
-    report = PlanReport(dialect, start, fail_on)
+    # plan is for one environment: its --env's policy, or none (check takes the strictest).
+    policy = choose(settings.policies, settings.env) if settings.env else None
+    report = PlanReport(dialect, start, fail_on(settings.fail_on, policy), policy=policy.name if policy else None)
     for found in pending:
         rendered = render(found, dialect)
         marker = next((m for m in ("expand_only", "contract") if found.options.get(m)), None)
@@ -203,4 +208,5 @@ def _report(files: list[RevisionFile], pending: list[RevisionFile], dialect: str
             found.down_revisions, rendered.transactional, [st.sql for st in rendered.statements or ()],
             rendered.error, lint_rendered(found, dialect, rendered), marker,
         ))
+    apply(policy, [r.lint for r in report.revisions])
     return report

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .errors import ConfigError
 from .masking import mask_url, register_url
+from .policy import SEVERITIES, Policy, parse_policies
 from .provenance import COLUMN_SIZES
 
 if TYPE_CHECKING:
@@ -86,8 +87,9 @@ class Settings:
     x: tuple[str, ...] = _option((), EVERY_COMMAND, "key=value passed to env.py, as with alembic -x.", "-x")
     database_url: str | None = _option(
         None, ON_A_DATABASE, "Database URL (default: DATABASE_URL, then sqlalchemy.url).", shown=False)
-    env: str | None = _option(None, ON_A_DATABASE,
-                              "Environment name recorded in the journal (dev, qa, beta, production).")
+    env: str | None = _option(None, ON_A_DATABASE | {CHECK},
+                              "Environment name recorded in the journal (dev, qa, beta, production); check and plan "
+                              "apply its policy.")
     wait_timeout: float = _option(60.0, ON_A_DATABASE, "Seconds to wait for the database (default 60).")
     lock_timeout_wait: float = _option(600.0, LOCKING, "Seconds to wait for the migration lock (default 600).")
     journal_table: str = _option("alembic_deploy_history", ON_A_DATABASE,
@@ -120,12 +122,15 @@ class Settings:
         metavar="KEY=VALUE")
     health_interval: float = _option(1.0, UPGRADING, "Seconds between two health requests (default 1).")
     run_mode: str | None = None  # migrate | wait-for-schema | no-migrate
+    #: The environment policies of [tool.alembic-deploy.env.NAME] (alembic_deploy.policy).
+    policies: tuple[Policy, ...] = ()
     # The lint (check, plan): which SQL dialect the revisions render for, what blocks, from where.
     dialect: str | None = _option(
         None, LINTING, "SQL dialect the revisions are rendered and linted for: postgresql, mysql or "
         "mariadb (default: the scheme of DATABASE_URL, then of sqlalchemy.url in the ini).")
-    fail_on: str = _option("error", LINTING,
-                           "Lowest finding severity that fails the check: error, warning or notice (default error).")
+    fail_on: str | None = _option(None, LINTING,
+                           "Lowest finding severity that fails: error, warning or notice (default: the environment "
+                                  "policy's, else error).")
     from_revision: str | None = _option(
         None, LINTING, "The revision the database is at: lint (and plan) only what it has still to apply; "
         "'base' for every revision (check's default; plan reads it from the database without it).", "--from",
@@ -167,8 +172,13 @@ class Settings:
         pyproject = pyproject or _find_pyproject(Path(config))
         file_values = _read_pyproject(pyproject)
         values: dict[str, Any] = {}
+        policies = file_values.pop("env", None) if isinstance(file_values.get("env"), dict) else None
+        if policies is not None:
+            values["policies"] = parse_policies(policies, str(pyproject))
         for f in fields(cls):
             key = f.name
+            if key == "policies":
+                continue
             if key in flags:
                 source = f"--{key.replace('_', '-')}"
                 value = flags[key]
@@ -230,8 +240,6 @@ COUNTS: Final = {"retries": (0, 10_000), "healthy_count": (1, 10_000)}
 #: known once alembic.ini or env.py is read, after the settings: the strictest limit holds for all.
 IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_IDENTIFIER: Final = 63
-#: The lint's severities, the most severe first (``fail_on`` takes one).
-SEVERITIES: Final = ("error", "warning", "notice")
 #: What ``plan --format`` takes.
 PLAN_FORMATS: Final = ("text", "markdown", "json", "sarif")
 #: Settings a person chooses that the journal stores in a column of its own.
@@ -294,7 +302,7 @@ def _read_pyproject(path: Path | None) -> dict[str, Any]:
     section = data.get("tool", {}).get("alembic-deploy", {})
     if not isinstance(section, dict):
         raise ConfigError(f"[tool.alembic-deploy] in {path} must be a table.")
-    known = {f.name.replace("_", "-") for f in fields(Settings)}
+    known = {f.name.replace("_", "-") for f in fields(Settings)} - {"policies"}
     unknown = sorted(set(section) - known)
     if unknown:
         raise ConfigError(

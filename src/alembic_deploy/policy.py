@@ -1,0 +1,106 @@
+"""Environment policies: what the lint blocks on, and what it lets through, per environment.
+
+In ``pyproject.toml``, one table per environment name (the names ``--env`` takes)::
+
+    [tool.alembic-deploy.env.dev]
+    fail-on = "error"                      # the lowest severity that blocks (error, warning, notice)
+    allow = ["drop-table", "truncate"]     # rules whose findings never block there
+
+    [tool.alembic-deploy.env.production]
+    fail-on = "warning"
+    backup-before = ["contract", "drop-column"]   # kept for the backup step: a class or rule ids
+
+``check`` and ``plan`` apply the policy of ``--env``; without ``--env``, ``check`` applies the
+strictest of them all (the lowest ``fail-on``, only the rules every environment allows), so a pull
+request fails on what would block in any environment. ``--fail-on`` on the command line wins over
+a policy's ``fail-on``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from .lint import RevisionLint
+
+#: The lint's severities, the most severe first (``--fail-on`` and ``fail-on`` take one).
+SEVERITIES: Final = ("error", "warning", "notice")
+KEYS: Final = frozenset({"fail-on", "allow", "backup-before"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    fail_on: str | None = None
+    allow: frozenset[str] = frozenset()
+    #: Compatibility classes or rule ids a backup must precede (read by the backup step).
+    backup_before: frozenset[str] = frozenset()
+
+
+def parse_policies(raw: Mapping[str, Any], source: str) -> tuple[Policy, ...]:
+    """The policies of ``[tool.alembic-deploy.env]`` (``raw``), checked for shape; ``source`` names
+    the file in errors. Rule ids are checked when the lint applies them (:func:`apply`)."""
+    policies = []
+    for name, table in raw.items():
+        where = f"[tool.alembic-deploy.env.{name}] of {source}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table with fail-on, allow and backup-before.")
+        unknown = sorted(set(table) - KEYS)
+        if unknown:
+            raise ConfigError(f"Unknown key(s) {', '.join(unknown)} in {where}. Known keys: {', '.join(sorted(KEYS))}.")
+        fail_on = table.get("fail-on")
+        if fail_on is not None and fail_on not in SEVERITIES:
+            raise ConfigError(f"fail-on in {where} must be one of {', '.join(SEVERITIES)}, got {fail_on!r}.")
+        lists = {}
+        for key in ("allow", "backup-before"):
+            value = table.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{key} in {where} must be a list of names, got {value!r}.")
+            lists[key] = frozenset(value)
+        policies.append(Policy(name, fail_on, lists["allow"], lists["backup-before"]))
+    return tuple(policies)
+
+
+def choose(policies: Sequence[Policy], env: str | None) -> Policy | None:
+    """The policy of ``env`` (None when it has none), or with no ``env`` the strictest of all."""
+    if env is not None:
+        return next((p for p in policies if p.name == env), None)
+    if not policies:
+        return None
+    floors = [p.fail_on or "error" for p in policies]
+    return Policy(
+        "strictest of " + ", ".join(p.name for p in policies),
+        max(floors, key=SEVERITIES.index),
+        frozenset.intersection(*(p.allow for p in policies)),
+        frozenset.union(*(p.backup_before for p in policies)),
+    )
+
+
+def apply(policy: Policy | None, lints: Sequence[RevisionLint]) -> None:
+    """Mark the findings of rules ``policy`` allows as allowed (kept, never blocking)."""
+    if policy is None or not policy.allow:
+        return
+    from .lint import BY_ID
+
+    unknown = sorted(policy.allow - set(BY_ID))
+    if unknown:
+        raise ConfigError(
+            f"The {policy.name} policy allows unknown rule(s) {', '.join(unknown)}. Rules: {', '.join(BY_ID)}."
+        )
+    for lint in lints:
+        lint.findings = [
+            dataclasses.replace(f, allowed=f"allowed in {policy.name} by its policy")
+            if f.rule in policy.allow and f.allowed is None else f
+            for f in lint.findings
+        ]
+
+
+def fail_on(given: str | None, policy: Policy | None) -> str:
+    """The severity that blocks: ``--fail-on`` if given, else the policy's, else error."""
+    return given or (policy.fail_on if policy is not None else None) or "error"

@@ -1,0 +1,78 @@
+"""Environment policies ([tool.alembic-deploy.env.NAME]): what blocks where, for check and plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alembic_deploy.errors import EXIT_OK, CheckRefused, ConfigError
+from helpers import invoke_cli
+from scenarios import copy_project
+from test_json_output import checked
+
+POLICIES = """
+[tool.alembic-deploy.env.dev]
+allow = ["index-not-concurrent"]
+
+[tool.alembic-deploy.env.production]
+fail-on = "warning"
+backup-before = ["contract"]
+"""
+BACKFILL = (
+    '"""backfill"""\nfrom alembic import op\nrevision = "a4_backfill"\ndown_revision = "a3_seed"\n'
+    "def upgrade():\n    op.execute(\"UPDATE users SET email = lower(email)\")\n"
+    "def downgrade():\n    op.execute('SELECT 1')\n"
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    project = copy_project("sync", tmp_path / "p")
+    (project / "pyproject.toml").write_text(POLICIES)
+    (project / "migrations" / "versions" / "a4_backfill.py").write_text(BACKFILL)
+    return project
+
+
+def test_the_policy_blocks_in_production_and_only_warns_in_dev(project: Path) -> None:
+    args = ("plan", "--from", "a2_users_email_index", "--dialect", "postgresql", "--json")
+    production = checked(invoke_cli(project, *args, "--env", "production").stdout, "plan", CheckRefused.exit_code)
+    assert (production["policy"], production["fail_on"], production["blocking"]) == ("production", "warning", 1)
+    dev = checked(invoke_cli(project, *args, "--env", "dev").stdout, "plan", EXIT_OK)
+    assert (dev["policy"], dev["fail_on"]) == ("dev", "error")
+    assert [f["rule"] for r in dev["revisions"] for f in r["findings"]] == ["unbounded-dml"]
+    # --fail-on on the command line wins over the policy's.
+    assert invoke_cli(project, *args, "--env", "production", "--fail-on", "error").returncode == EXIT_OK
+
+
+def test_a_rule_the_policy_allows_is_kept_but_does_not_block(project: Path) -> None:
+    doc = checked(invoke_cli(project, "check", "--dialect", "postgresql", "--env", "dev", "--json").stdout,
+                  "check", EXIT_OK)
+    (finding,) = [f for r in doc["revisions"] for f in r["findings"] if f["rule"] == "index-not-concurrent"]
+    assert finding["allowed"] == "allowed in dev by its policy"
+
+
+def test_check_without_env_applies_the_strictest_policy(project: Path) -> None:
+    doc = checked(invoke_cli(project, "check", "--dialect", "postgresql", "--json").stdout, "check",
+                  CheckRefused.exit_code)
+    assert doc["policy"] == "strictest of dev, production" and doc["fail_on"] == "warning"
+    assert sorted(f["rule"] for r in doc["revisions"] for f in r["findings"] if f["allowed"] is None) == [
+        "index-not-concurrent", "unbounded-dml"]
+
+
+@pytest.mark.parametrize(("table", "said"), [
+    ('[tool.alembic-deploy.env.qa]\nfail-on = "fatal"\n', "fail-on in [tool.alembic-deploy.env.qa]"),
+    ("[tool.alembic-deploy.env.qa]\nblock = 1\n", "Unknown key(s) block"),
+    ('[tool.alembic-deploy.env.qa]\nallow = "drop-table"\n', "allow in [tool.alembic-deploy.env.qa]"),
+    ('[tool.alembic-deploy.env.qa]\nallow = ["drop-tables"]\n', "allows unknown rule(s) drop-tables"),
+])
+def test_a_bad_policy_is_a_config_error_naming_it(project: Path, table: str, said: str) -> None:
+    (project / "pyproject.toml").write_text(table)
+    run = invoke_cli(project, "check", "--dialect", "mysql", "--env", "qa")
+    assert run.returncode == ConfigError.exit_code and said in run.stderr, run.stderr
+
+
+def test_env_as_a_name_in_pyproject_still_names_the_environment(project: Path) -> None:
+    (project / "pyproject.toml").write_text('[tool.alembic-deploy]\nenv = "dev"\n')
+    doc = checked(invoke_cli(project, "check", "--dialect", "mysql", "--json").stdout, "check", EXIT_OK)
+    assert doc["policy"] is None
