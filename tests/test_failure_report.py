@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from alembic_deploy.report import DeployReport, FailedRevision, RevisionResult
-from helpers import assert_failed_cleanly, run_cli
+from helpers import assert_failed_cleanly, invoke_cli
 
 
 @pytest.fixture(params=("sqlite", "postgresql"))
@@ -22,7 +22,7 @@ def _frames(stderr: str) -> list[str]:
 
 def test_debug_shows_the_failed_revisions_own_traceback(any_db, make_project):
     project = make_project("failing")
-    run = run_cli(project, "upgrade", "--debug", url=any_db.url)
+    run = invoke_cli(project, "upgrade", "--debug", url=any_db.url)
     assert run.returncode == 7, run.output
     frames = _frames(run.stderr)
     revision = str(project / "migrations" / "versions" / "a4_broken.py")
@@ -36,7 +36,7 @@ def test_debug_shows_the_failed_revisions_own_traceback(any_db, make_project):
 
 
 def test_without_debug_the_message_points_to_it_and_shows_no_traceback(sqlite_db, make_project):
-    run = run_cli(make_project("failing"), "upgrade", url=sqlite_db.url)
+    run = invoke_cli(make_project("failing"), "upgrade", url=sqlite_db.url)
     assert "run with --debug for the traceback" in assert_failed_cleanly(run, 7)
 
 
@@ -49,7 +49,7 @@ def test_debug_shows_env_pys_traceback_when_it_fails_before_any_revision(sqlite_
         "def tenant_url():\n    raise RuntimeError('no tenant configured')\n\n\ndef run_migrations_online() -> None:\n"
         "    tenant_url()",
     ))
-    run = run_cli(project, "upgrade", "--debug", url=sqlite_db.url)
+    run = invoke_cli(project, "upgrade", "--debug", url=sqlite_db.url)
     assert run.returncode == 7, run.output
     assert any(f'"{env_py}"' in f and "in tenant_url" in f for f in _frames(run.stderr)), run.stderr
     [error] = [line for line in run.stderr.splitlines() if line.startswith("error:")]
@@ -60,7 +60,7 @@ def test_json_lists_the_failed_revision_apart_from_the_applied_ones(any_db, make
     from test_json_output import checked
 
     project = make_project("failing")
-    run = run_cli(project, "upgrade", "--json", url=any_db.url)
+    run = invoke_cli(project, "upgrade", "--json", url=any_db.url)
     doc = checked(run.stdout, "upgrade", 7)
     assert "a4_broken" not in [r["revision"] for r in doc["applied"]]
     assert all(r["status"] in ("applied", "rolled-back") for r in doc["applied"])
@@ -75,7 +75,7 @@ def test_json_lists_the_failed_revision_apart_from_the_applied_ones(any_db, make
 def test_a_run_that_succeeds_has_no_failed_revision(sqlite_db, make_project):
     from test_json_output import checked
 
-    doc = checked(run_cli(make_project("sync"), "upgrade", "--json", url=sqlite_db.url).stdout, "upgrade", 0)
+    doc = checked(invoke_cli(make_project("sync"), "upgrade", "--json", url=sqlite_db.url).stdout, "upgrade", 0)
     assert doc["failed_revision"] is None and len(doc["applied"]) == 3
 
 
@@ -94,10 +94,10 @@ def test_debug_shows_the_lock_timeout_behind_retries_that_ran_out(pg_db, make_pr
     from lockscene import Blocker
 
     project = make_project("alter_users")
-    assert run_cli(project, "upgrade", "a3_seed", url=pg_db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", "a3_seed", url=pg_db.url).returncode == 0
     blocker = Blocker(pg_db.url, pg_db.backend)
     try:
-        run = run_cli(project, "upgrade", "--debug", "--ddl-lock-timeout", "0.3", "--retries", "0", url=pg_db.url)
+        run = invoke_cli(project, "upgrade", "--debug", "--ddl-lock-timeout", "0.3", "--retries", "0", url=pg_db.url)
     finally:
         blocker.release()
     assert run.returncode == 7, run.output
@@ -116,7 +116,7 @@ def test_the_journal_records_the_failed_revision_and_history_shows_it(any_db, ma
     from test_json_output import checked
 
     project = make_project("failing")
-    assert run_cli(project, "upgrade", url=any_db.url).returncode == 7
+    assert invoke_cli(project, "upgrade", url=any_db.url).returncode == 7
     [row] = any_db.journal()
     assert row["outcome"] == "failed"
     *applied, failed = json.loads(row["revisions"])
@@ -127,14 +127,14 @@ def test_the_journal_records_the_failed_revision_and_history_shows_it(any_db, ma
     )
     assert failed["duration"] > 0 and applied[1]["down_revisions"] == ["a1_users"]
 
-    [deploy] = checked(run_cli(project, "history", "--json", url=any_db.url).stdout, "history", 0)["deploys"]
+    [deploy] = checked(invoke_cli(project, "history", "--json", url=any_db.url).stdout, "history", 0)["deploys"]
     assert deploy["revisions"][-1] == failed
-    text = run_cli(project, "history", url=any_db.url)
+    text = invoke_cli(project, "history", url=any_db.url)
     assert text.returncode == 0, text.output
     _header, run, ended_in = text.stdout.strip().splitlines()
     assert "failed" in run and ended_in.strip().startswith("failed in a4_broken after ")
     assert ended_in.endswith(": add a column then fail")
-    status = run_cli(project, "status", url=any_db.url)
+    status = invoke_cli(project, "status", url=any_db.url)
     assert "failed in a4_broken" in status.stdout, status.output
 
 
@@ -171,12 +171,12 @@ def test_a_run_of_many_revisions_is_journaled_within_the_column_a_journal_may_ha
             "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n"
         )
         down = f"r{i:03d}"
-    run = run_cli(project, "upgrade", url=mysql_db.url)
+    run = invoke_cli(project, "upgrade", url=mysql_db.url)
     assert run.returncode == 0, run.output
     assert mysql_db.versions() == [f"r{count - 1:03d}"]
     [(text,)] = mysql_db.rows("SELECT revisions FROM alembic_deploy_history WHERE outcome = 'applied'")
     assert len(text.encode()) <= REVISIONS_BUDGET
-    [deploy] = checked(run_cli(project, "history", "--json", url=mysql_db.url).stdout, "history", 0)["deploys"]
+    [deploy] = checked(invoke_cli(project, "history", "--json", url=mysql_db.url).stdout, "history", 0)["deploys"]
     kept = deploy["revisions"]
     assert [e["revision"] for e in kept] == [f"r{i:03d}" for i in range(count - len(kept), count)]
     assert kept[-1]["description"].startswith("a long description")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from alembic_deploy.journal import journal_table
-from helpers import Database, assert_failed_cleanly, plain_alembic_upgrade, run_cli
+from helpers import Database, assert_failed_cleanly, invoke_cli, plain_alembic_upgrade
 
 COMMANDS = (("history",), ("status",), ("upgrade",), ("upgrade", "--no-fast-path"))
 
@@ -25,7 +25,7 @@ def _versions(db: Database) -> list[str]:
 def _assert_refused_everywhere(db: Database, project, *expected: str, commands=COMMANDS) -> None:
     before, versions = db.rows("SELECT * FROM alembic_deploy_history"), _versions(db)
     for command in commands:
-        run = run_cli(project, *command, url=db.url)
+        run = invoke_cli(project, *command, url=db.url)
         message = assert_failed_cleanly(run, 2)
         assert "'alembic_deploy_history' exists but is not an alembic-deploy journal" in message, command
         assert "--journal-table" in message and all(part in message for part in expected), message

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from alembic_deploy.masking import SQLLiterals, mask_literals
 from alembic_deploy.steps.progress import Progress, RevisionProgress, fingerprint, literal_syntax, record
-from helpers import Database, run_cli
+from helpers import Database, invoke_cli
 from test_partial import make_partial
 from test_repair_safety import write_revision
 
@@ -128,9 +128,9 @@ def assert_secrets_absent(project: Path, db: Database, *secrets: str) -> None:
     """Neither the raw journal rows nor ``history --json`` nor the exit-8 message holds them."""
     raw = json.dumps([{k: str(v) for k, v in row.items()} for row in db.journal()])
     assert ("c1_users" in raw and "'***'" in raw) or "$$***$$" in raw
-    history = run_cli(project, "history", "--json", url=db.url)
+    history = invoke_cli(project, "history", "--json", url=db.url)
     assert history.returncode == 0, history.output
-    refused = run_cli(project, "upgrade", url=db.url)
+    refused = invoke_cli(project, "upgrade", url=db.url)
     assert refused.returncode == 8, refused.output
     for secret in secrets:
         assert secret not in raw
@@ -174,8 +174,8 @@ def test_passwords_in_a_migration_are_never_stored(request, make_project, backen
     project = make_project("sync")
     write_revision(project, upgrade, revision="c1_users")
     try:
-        assert run_cli(project, "upgrade", "a3_seed", url=db.url).returncode == 0
-        failed = run_cli(project, "upgrade", url=db.url)
+        assert invoke_cli(project, "upgrade", "a3_seed", url=db.url).returncode == 0
+        failed = invoke_cli(project, "upgrade", url=db.url)
         assert failed.returncode == 7, failed.output
         assert_secrets_absent(project, db, *secrets)
         if backend == "mysql":
@@ -206,9 +206,9 @@ def test_a_migration_that_reflects_on_postgresql_prints_no_sqlalchemy_warning(pg
     project = make_project("sync")
     write_revision(project, REFLECTING, revision="c1_reflect")
     warn = {"PYTHONWARNINGS": "always"}
-    done = run_cli(project, "upgrade", url=pg_db.url, env=warn)
+    done = invoke_cli(project, "upgrade", url=pg_db.url, env=warn)
     assert done.returncode == 0, done.output
-    history = run_cli(project, "history", "--json", url=pg_db.url, env=warn)
+    history = invoke_cli(project, "history", "--json", url=pg_db.url, env=warn)
     assert history.returncode == 0, history.output
     assert "Warning" not in done.output + history.output, done.output + history.output
 
@@ -254,6 +254,6 @@ def test_rows_an_earlier_release_wrote_with_literals_are_shown_masked(sqlite_db,
         conn.exec_driver_sql("UPDATE alembic_deploy_history SET progress = ? WHERE id = ?",
                              (json.dumps(progress), row_id))
     for command in ("history", "status"):
-        shown = run_cli(project, command, "--json", url=sqlite_db.url)
+        shown = invoke_cli(project, command, "--json", url=sqlite_db.url)
         assert secret not in shown.output, shown.output
         assert "INSERT INTO api_keys VALUES ('***', '***')" in shown.stdout

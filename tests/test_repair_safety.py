@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Database, run_cli, schema_snapshot
+from helpers import Database, invoke_cli, schema_snapshot
 
 FAILING = "SELECT no_such_function_ad()"
 PLAIN_TABLE = "CREATE TABLE audit_new (id INTEGER PRIMARY KEY, note VARCHAR(20))"
@@ -47,11 +47,11 @@ def write_statements(project: Path, upgrade: list[str], downgrade: list[str]) ->
 def make_failed(project: Path, db: Database, before: list[str] = ()) -> None:  # type: ignore[assignment]
     """sync's revisions applied, ``before`` run by hand (what existed before the deploy), then the
     deploy that fails inside c1_risky (exit 7)."""
-    assert run_cli(project, "upgrade", "a3_seed", url=db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", "a3_seed", url=db.url).returncode == 0
     with db.engine().begin() as conn:
         for sql in before:
             conn.exec_driver_sql(sql)
-    failed = run_cli(project, "upgrade", url=db.url)
+    failed = invoke_cli(project, "upgrade", url=db.url)
     assert failed.returncode == 7, failed.output
 
 
@@ -76,7 +76,7 @@ def test_a_table_that_existed_with_rows_survives_rollback_partial(nontx_db, make
     ])
     before = schema_snapshot(db.url)
     for args in (("--rollback-partial", "--dry-run"), ("--rollback-partial",)):
-        refused = run_cli(project, "repair", *args, url=db.url)
+        refused = invoke_cli(project, "repair", *args, url=db.url)
         assert refused.returncode == 5, refused.output
         assert ("Cannot roll back revision c1_risky: undoing a statement is safe only when it provably made "
                 "the change in that run, and statement 1 (CREATE TABLE IF NOT EXISTS legacy_audit") in refused.stderr
@@ -85,7 +85,7 @@ def test_a_table_that_existed_with_rows_survives_rollback_partial(nontx_db, make
     assert db.scalar("SELECT COUNT(*) FROM legacy_audit") == 3
     assert schema_snapshot(db.url) == before
     # The exit-8 message offers the rollback as unavailable, for the same reason.
-    shown = run_cli(project, "upgrade", url=db.url)
+    shown = invoke_cli(project, "upgrade", url=db.url)
     assert shown.returncode == 8, shown.output
     assert "--rollback-partial (not available: undoing a statement is safe only when" in shown.stderr
 
@@ -131,7 +131,7 @@ def test_statements_that_complete_whether_or_not_they_changed_anything_are_never
     write_statements(project, [PLAIN_TABLE, statement], [undo, "DROP TABLE audit_new"])
     make_failed(project, db, existing)
     before = schema_snapshot(db.url)
-    refused = run_cli(project, "repair", "--rollback-partial", url=db.url)
+    refused = invoke_cli(project, "repair", "--rollback-partial", url=db.url)
     assert refused.returncode == 5, refused.output
     assert "Cannot roll back revision c1_risky" in refused.stderr
     assert f"statement 2 ({statement[:20]}" in refused.stderr, refused.stderr
@@ -151,7 +151,7 @@ def test_a_plain_create_table_that_ran_is_undone_after_a_printed_plan(nontx_db, 
     make_failed(project, db)
     before = schema_snapshot(db.url)
 
-    dry = run_cli(project, "repair", "--rollback-partial", "--dry-run", url=db.url)
+    dry = invoke_cli(project, "repair", "--rollback-partial", "--dry-run", url=db.url)
     assert dry.returncode == 0, dry.output
     assert "Plan (rollback-partial c1_risky): undo statement(s) 2, 1 with 2 statement(s) of downgrade()." in dry.stderr
     assert "  undo statement 2 (CREATE INDEX ix_audit_note ON audit_new (note)): DROP INDEX ix_audit_note" in dry.stderr
@@ -160,7 +160,7 @@ def test_a_plain_create_table_that_ran_is_undone_after_a_printed_plan(nontx_db, 
     assert "Dry run: nothing was changed." in dry.stderr
     assert schema_snapshot(db.url) == before
 
-    done = run_cli(project, "repair", "--rollback-partial", url=db.url)
+    done = invoke_cli(project, "repair", "--rollback-partial", url=db.url)
     assert done.returncode == 0, done.output
     assert done.stderr.index("Plan (rollback-partial c1_risky)") < done.stderr.index("Repaired c1_risky")
     assert not db.has_table("audit_new")
