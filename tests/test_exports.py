@@ -81,7 +81,8 @@ def test_nothing_public_is_missing_from_all(name):
 def test_the_package_exports_the_verbs_settings_reports_and_every_error():
     from alembic_deploy import errors, report
 
-    assert {"upgrade", "status", "history", "repair", "Settings", "StatusReport"} <= set(alembic_deploy.__all__)
+    assert {"upgrade", "status", "history", "repair", "check", "plan", "Settings", "StatusReport", "CheckReport",
+            "PlanReport"} <= set(alembic_deploy.__all__)
     reports = {name for name, value in vars(report).items()
                if isinstance(value, type) and value.__module__ == report.__name__}
     assert reports <= set(alembic_deploy.__all__)

@@ -102,3 +102,16 @@ def test_the_readme_lists_every_rule_as_the_code_defines_it() -> None:
 
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     assert markdown_table() in readme
+
+
+@pytest.mark.parametrize(("dialect", "package"), [("postgresql", "pglast"), ("mariadb", "sqlglot")])
+def test_a_missing_parser_says_which_extra_to_install(dialect: str, package: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from alembic_deploy.errors import ConfigError
+    from alembic_deploy.lint.parsers import parser
+
+    monkeypatch.setitem(sys.modules, package, None)  # import raises ImportError, as when not installed
+    with pytest.raises(ConfigError, match=r"pip install 'alembic-deploy\[lint\]'"):
+        parser(dialect)

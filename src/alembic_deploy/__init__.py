@@ -2,9 +2,10 @@
 
 The public API is what ``__all__`` lists:
 
-* the verbs, one per CLI command: :func:`upgrade`, :func:`status`, :func:`history`, :func:`repair`;
-  each takes a :class:`Settings` and returns its report (:class:`DeployReport`,
-  :class:`StatusReport`, the journal's rows), never exits, and raises an
+* the verbs, one per CLI command: :func:`upgrade`, :func:`status`, :func:`history`, :func:`repair`,
+  :func:`check`, :func:`plan`; each takes a :class:`Settings` and returns its report
+  (:class:`DeployReport`, :class:`StatusReport`, the journal's rows, :class:`CheckReport`,
+  :class:`PlanReport`), never exits, and raises an
   :class:`AlembicDeployError` subclass on failure, carrying the run's report as ``.report``
   (the CLI maps each class to its exit code);
 * :class:`Settings`: every setting, resolved from flags > ``ALEMBIC_DEPLOY_*`` > pyproject.toml;
@@ -39,14 +40,20 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .api import StatusReport, history, repair, status, upgrade
+    from .check import CheckReport, check
     from .guard import SchemaCheck
     from .guard import check as check_schema
+    from .plan import PlanReport, plan
     from .steps.health import wait_healthy
 
 # What loads on first use, as (module, attribute): the CLI imports this package on every run, and
 # the fast path must not pay for SQLAlchemy and Alembic.
 _LAZY = {
     "StatusReport": ("api", "StatusReport"),
+    "CheckReport": ("check", "CheckReport"),
+    "check": ("check", "check"),
+    "PlanReport": ("plan", "PlanReport"),
+    "plan": ("plan", "plan"),
     "history": ("api", "history"),
     "repair": ("api", "repair"),
     "status": ("api", "status"),
@@ -71,6 +78,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "AlembicDeployError",
     "CheckRefused",
+    "CheckReport",
     "ConfigError",
     "DatabaseUnreachable",
     "DeployReport",
@@ -80,14 +88,17 @@ __all__ = [
     "LockNotAcquired",
     "MigrationFailed",
     "PartialMigration",
+    "PlanReport",
     "RevisionResult",
     "SchemaCheck",
     "Settings",
     "StatusReport",
     "StepResult",
     "__version__",
+    "check",
     "check_schema",
     "history",
+    "plan",
     "repair",
     "status",
     "upgrade",
