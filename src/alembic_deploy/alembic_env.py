@@ -1,12 +1,16 @@
 """The only module that imports Alembic.
 
 Migrations run through Alembic's own API: the project's ``env.py`` executes exactly as under
-``alembic upgrade``, inside an :class:`EnvironmentContext` subclass that adds what a deploy needs
-without any change to ``env.py``:
+``alembic upgrade``, in an :class:`EnvironmentContext` whose ``fn`` (what alembic calls once env.py
+configured the context and called ``run_migrations``) adds what a deploy needs without any change
+to ``env.py``:
 
-* an ``on_version_apply`` callback (chained after the project's own) that times each revision;
-* a hook right after ``context.configure()`` that sees the migrating connection (to bound its lock
-  waits and to cancel it on SIGTERM) and the version table it uses (to verify afterwards).
+* it sees the migrating connection (to bound its lock waits and to cancel it on SIGTERM) and the
+  version table it uses (to verify afterwards);
+* it chains an ``on_version_apply`` callback after the project's own that times each revision;
+* it hands alembic the steps of the run, each announcing its start.
+
+The few Alembic internals this needs are in :mod:`alembic_deploy._private_api`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from alembic import util as alembic_util
 from alembic.config import Config
@@ -29,6 +33,13 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError, RevisionError
 
+from ._private_api import (
+    chain_version_apply,
+    downgrade_steps,
+    requires,
+    stamp_steps,
+    upgrade_steps,
+)
 from .alembic_offline import (
     RenderedStatement,
     RevisionFile,
@@ -97,43 +108,6 @@ class RunResult:
     version_table_schema: str | None = None
 
 
-class _DeployContext(EnvironmentContext):
-    observer: RunObserver
-    result: RunResult
-
-    def configure(self, *args: Any, **kw: Any) -> None:  # noqa: D401 - alembic's signature
-        own = kw.get("on_version_apply")
-        callbacks: tuple[Any, ...] = tuple(own) if isinstance(own, (list, tuple)) else ((own,) if own else ())
-        kw["on_version_apply"] = (*callbacks, self._on_version_apply)
-        super().configure(*args, **kw)
-        self._docs: dict[str, str] = {}
-        ctx = self.get_context()
-        self.result.version_table = ctx.version_table
-        self.result.version_table_schema = ctx.version_table_schema
-        self._last = time.time()
-
-    def run_migrations(self, **kw: Any) -> None:
-        self._last = time.time()
-        super().run_migrations(**kw)
-
-    def _on_version_apply(self, *, ctx: MigrationContext, step: MigrationInfo, heads: Any, run_args: Any) -> None:
-        now = time.time()
-        started, self._last = self._last, now
-        # For a downgrade step too, up_revision_id is the revision being applied or reverted.
-        rev = step.up_revision_id
-        self.result.applied.append(rev)
-        self.result.heads = tuple(sorted(heads))
-        if self.observer.on_revision:
-            docs = self._docs
-            if rev not in docs:  # the plan holds every revision's doc, read once
-                docs.update(self.result.planned)
-            doc = docs.get(rev)
-            if doc is None:
-                script = step.up_revision
-                doc = (script.doc or "") if script is not None else ""
-            self.observer.on_revision(rev, tuple(step.down_revision_ids), doc, started, now - started)
-
-
 def _announce_start(step: Any, options: dict[str, Any], on_start: Callable[[str, dict[str, Any]], None]) -> None:
     """Make ``step`` call ``on_start`` when alembic runs it. Alembic calls ``step.migration_fn``
     inside the step's transaction (a plain attribute of each freshly built RevisionStep)."""
@@ -149,11 +123,6 @@ def _announce_start(step: Any, options: dict[str, Any], on_start: Callable[[str,
     started.__name__ = migration_fn.__name__
 
     step.migration_fn = started
-
-
-# Alembic's `context` module proxies the EnvironmentContext class registered for it; let it proxy
-# this subclass the same way (the registry is keyed by class).
-EnvironmentContext._setups[_DeployContext] = EnvironmentContext._setups[EnvironmentContext]
 
 
 class AlembicProject:
@@ -234,7 +203,7 @@ class AlembicProject:
             return set(revisions)
 
     def upgrade_steps(self, target: str, current: Sequence[str]) -> list[tuple[str, str]]:
-        revs = self.script._upgrade_revs(target, tuple(current))
+        revs = upgrade_steps(self.script, target, tuple(current))
         return [(step.revision.revision, step.doc or "") for step in revs]
 
     # -- running env.py ----------------------------------------------------------------------
@@ -242,9 +211,32 @@ class AlembicProject:
         """Run env.py to move the database to ``target`` (``direction`` is upgrade/downgrade/inspect)."""
         result = self.last_run = RunResult()
         script = self.script
+        last = [time.time()]
+        docs: dict[str, str] = {}
+
+        def on_version_apply(*, ctx: MigrationContext, step: MigrationInfo, heads: Any, run_args: Any) -> None:
+            now = time.time()
+            started, last[0] = last[0], now
+            # For a downgrade step too, up_revision_id is the revision being applied or reverted.
+            rev = str(step.up_revision_id)
+            result.applied.append(rev)
+            result.heads = tuple(sorted(heads))
+            if observer.on_revision:
+                if rev not in docs:  # the plan holds every revision's doc, read once
+                    docs.update(result.planned)
+                doc = docs.get(rev)
+                if doc is None:
+                    doc = self.describe(rev)
+                observer.on_revision(rev, tuple(step.down_revision_ids), doc, started, now - started)
 
         def fn(rev: Any, context: MigrationContext) -> Any:
+            # env.py configured the context and called run_migrations; alembic read the current
+            # revision(s) and asks for the steps.
             result.configured = True
+            result.version_table = context.version_table
+            result.version_table_schema = context.version_table_schema
+            chain_version_apply(context, on_version_apply)
+            last[0] = time.time()
             result.current = tuple(rev) if isinstance(rev, (list, tuple)) else ((rev,) if rev else ())
             result.heads = tuple(sorted(result.current))
             if observer.on_configured:
@@ -253,15 +245,15 @@ class AlembicProject:
                 return []
             if direction == "stamp":  # record ``target`` as applied without running it (repair)
                 result.planned = [(target, self.describe(target))]
-                return script._stamp_revs(target, rev)
+                return stamp_steps(script, target, rev)
             if direction == "upgrade":
                 try:
-                    steps = script._upgrade_revs(target, rev)
+                    steps = upgrade_steps(script, target, rev)
                 except (ResolutionError, RevisionError, alembic_util.CommandError) as exc:
                     raise _unknown_target(target, exc, result.current) from None
                 result.planned = [(s.revision.revision, s.doc or "") for s in steps]
             else:
-                steps = script._downgrade_revs(target, rev)
+                steps = downgrade_steps(script, target, rev)
                 result.planned = [(s.revision.revision, s.doc or "") for s in steps]
             self._planned_options = {s.revision.revision: revision_options(s.revision.module) for s in steps}
             if observer.on_plan:
@@ -271,7 +263,7 @@ class AlembicProject:
                     _announce_start(step, self._planned_options[step.revision.revision], observer.on_revision_start)
             return steps
 
-        ctx = _DeployContext(
+        ctx = EnvironmentContext(
             self.config,
             script,
             fn=fn,
@@ -280,8 +272,6 @@ class AlembicProject:
             destination_rev=target,
             tag=None,
         )
-        ctx.observer = observer
-        ctx.result = result
         with ctx:
             try:
                 script.run_env()
@@ -299,7 +289,8 @@ class AlembicProject:
         included (callers filter). Raises whatever env.py or the revision raises offline, e.g. a
         revision that reads the database through ``op.get_bind()``."""
         script = self.script.get_revision(revision)
-        downs = tuple(script._versioned_down_revisions) if script is not None else ()
+        down = script.down_revision if script is not None else None
+        downs = tuple(down) if isinstance(down, (list, tuple)) else ((down,) if down else ())
         if direction == "downgrade" and len(downs) > 1:
             raise AlembicError(f"{revision} merges {', '.join(downs)}: its downgrade has no single target")
         chunks: list[str] = []
@@ -314,13 +305,13 @@ class AlembicProject:
 
         def fn(rev: Any, _context: MigrationContext) -> Any:
             if direction == "upgrade":
-                steps = self.script._upgrade_revs(revision, rev)
+                steps = upgrade_steps(self.script, revision, rev)
             else:
-                steps = self.script._downgrade_revs(below, rev)
+                steps = downgrade_steps(self.script, below, rev)
             return [s for s in steps if s.revision.revision == revision]
 
         start, destination = (downs or None, revision) if direction == "upgrade" else (revision, below)
-        saved, self.config.output_buffer = self.config.output_buffer, _Collect()
+        saved, self.config.output_buffer = self.config.output_buffer, cast("TextIO", _Collect())
         # Alembic's INFO lines ("Running upgrade ...") would read as if something ran.
         logging.disable(logging.INFO)
         try:
@@ -406,7 +397,7 @@ def revision_graph(location: str, section: str = "alembic") -> tuple[tuple[str, 
     except (alembic_util.CommandError, ResolutionError, RevisionError) as exc:
         raise ConfigError(f"Alembic could not load the migration scripts at {location}: {exc}.") from None
     nodes = tuple(
-        RevisionNode(s.revision, tuple(s._all_down_revisions), s.doc or "", revision_options(s.module))
+        RevisionNode(s.revision, requires(s), s.doc or "", revision_options(s.module))
         for s in reversed(scripts)
     )
     return heads, nodes
@@ -443,7 +434,7 @@ def open_scripts(config: Config) -> ScriptDirectory:
         ) from None
     try:
         script.get_heads()
-    except Exception as exc:  # noqa: BLE001 - any failure of the project's files or graph
+    except Exception as exc:
         raise _scripts_error(script, exc) from exc
     return script
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import click
 
 from .errors import EXIT_OK, AlembicDeployError, ConfigError, Interrupted
+from .heap import collector_managed, manage_collector
 from .masking import scrub
 from .settings import CHECK, DEMO, HISTORY, OPTION, PLAN, REPAIR, RUN, STATUS, UPGRADE, Option, Settings, kind
 from .settings import options as setting_options
@@ -167,7 +168,8 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
             _settle_streams()
             # The process ends next: spare the interpreter's last garbage collection a walk over
             # every object it is about to drop anyway (~0.1 s after loading 500 revisions).
-            gc.freeze()
+            if collector_managed():
+                gc.freeze()
 
     return wrapper
 
@@ -218,6 +220,8 @@ class _Main(click.Group):
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        if args is None:  # the alembic-deploy command itself, not a caller handing it arguments
+            manage_collector()
         argv = list(sys.argv[1:] if args is None else args)
         if not standalone_mode:
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)

@@ -1,21 +1,16 @@
 """What one SQLAlchemy connection tells its database: each statement, commit and rollback.
 
-Why not SQLAlchemy's connection events (``before_cursor_execute``, ``commit``...): once a
-Connection or its Engine has any listener, every execution on it dispatches all of the
-connection's event points (before and after the execution, before and after the cursor call),
-each a Python call through the event machinery whether or not anything listens there. Here a
-statement costs one dispatch instead. Measured with callgrind on a full upgrade of 500 revisions
-on SQLite, the same callbacks cost 29 M instructions less this way (3.719 G -> 3.690 G; plain
-alembic: 3.545 G).
-
 * statements: the dialect's ``do_execute`` / ``do_execute_no_params`` / ``do_executemany``
   events, which replace the DBAPI call. The listener runs the dialect's own method between the
-  ``before`` and ``after`` callbacks; other connections of the engine pass through untouched;
-* commits and rollbacks: at the pool's proxy of the DBAPI connection of this checkout only,
-  where the dialect's ``do_commit``/``do_rollback`` tell the driver. So they are the driver's own
-  commits and rollbacks, including the pool's rollback when the connection is returned;
+  ``before`` and ``after`` callbacks; other connections of the engine pass through untouched.
+  (SQLAlchemy's ``before_cursor_execute``/``after_cursor_execute`` would do as well, at the cost
+  of every execution point of the connection dispatching: these run once per statement.)
+* commits and rollbacks: the Connection's ``commit`` and ``rollback`` events (fired before the
+  driver is told), and the pool's ``reset`` event when the connection goes back to the pool
+  without the Connection having ended its transaction (the pool then rolls back);
 * errors: the dialect's ``handle_error`` event, for this connection's statements. A lost
-  connection is also a rollback (the server rolls back what the session had not committed).
+  connection is also a rollback (the server rolls back what the session had not committed), and
+  the Connection's own rollback after it is not reported again.
 
 Callbacks run in the order they were registered, ``before`` before the statement is sent,
 ``commit``/``rollback`` before the driver is told (as SQLAlchemy's events of those names).
@@ -91,14 +86,22 @@ class _Watch:
         self._hook()
 
     def _hook(self) -> None:
-        # An instance attribute of the proxy, found before its __getattr__ hands on the driver's.
-        self.proxy.commit = self._commit
-        self.proxy.rollback = self._rollback
+        from sqlalchemy import event
+
+        self.dbapi: Any = self.proxy.dbapi_connection
+        self.lost = False
+        event.listen(self.connection, "commit", self._commit)
+        event.listen(self.connection, "rollback", self._rollback)
+        event.listen(self.engine, "reset", self._reset, named=True)
 
     def _unhook(self) -> None:
-        for name, ours in (("commit", self._commit), ("rollback", self._rollback)):
-            if self.proxy.__dict__.get(name) == ours:
-                del self.proxy.__dict__[name]
+        from sqlalchemy import event
+
+        for target, name, fn in ((self.connection, "commit", self._commit),
+                                 (self.connection, "rollback", self._rollback),
+                                 (self.engine, "reset", self._reset)):
+            if event.contains(target, name, fn):
+                event.remove(target, name, fn)
 
     def follow(self, proxy: Any) -> None:
         """The Connection reconnected since (it was invalidated): watch its new DBAPI connection."""
@@ -119,7 +122,7 @@ class _Watch:
         return not self.registered
 
     def _index(self) -> None:
-        lists = (self.befores, self.afters, self.commits, self.rollbacks, self.errors)
+        lists: tuple[list[Any], ...] = (self.befores, self.afters, self.commits, self.rollbacks, self.errors)
         for position, target in enumerate(lists):
             target[:] = [c[position] for c in self.registered if c[position] is not None]
 
@@ -127,10 +130,8 @@ class _Watch:
         from sqlalchemy import event
 
         for name, fn in self._events:
-            try:
+            if event.contains(self.engine, name, fn):
                 event.remove(self.engine, name, fn)
-            except Exception:  # noqa: BLE001 - nothing left to remove
-                pass
         self._unhook()
 
     # -- the dialect's execution events: one of them runs each statement -------------------------
@@ -162,21 +163,33 @@ class _Watch:
     def _error(self, context: Any) -> None:
         if context.connection is not self.connection and not self._copy(context.connection):
             return
-        for fn in self.errors:
-            fn(context)
+        for on_error in self.errors:
+            on_error(context)
         if context.is_disconnect:
             # The session is gone, and with it what it had not committed: a rollback no driver
             # call will tell of (SQLAlchemy does not roll back an invalidated connection).
+            self.lost = True
             for fn in self.rollbacks:
                 fn()
 
     # -- the driver told to commit or roll back ----------------------------------------------------
-    def _commit(self) -> None:
+    def _commit(self, _connection: Any) -> None:
         for fn in self.commits:
             fn()
-        self.proxy.dbapi_connection.commit()
 
-    def _rollback(self) -> None:
+    def _rollback(self, connection: Any) -> None:
+        if self.lost and connection.invalidated:
+            return  # reported when the session was lost; no driver call follows
         for fn in self.rollbacks:
             fn()
-        self.proxy.dbapi_connection.rollback()
+
+    def _reset(self, dbapi_connection: Any, **kw: Any) -> None:
+        """The pool takes the connection back: it rolls back unless the Connection already ended
+        its transaction (``reset_state``: SQLAlchemy 2.0 and later; 1.4 always rolls back)."""
+        if dbapi_connection is not self.dbapi:
+            return
+        state = kw.get("reset_state")
+        if state is not None and (state.transaction_was_reset or not state.asyncio_safe):
+            return
+        for fn in self.rollbacks:
+            fn()

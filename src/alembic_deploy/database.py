@@ -51,7 +51,6 @@ def make_engine(raw_url: str, lock_wait: float | None = None) -> tuple[Engine, B
     if default is not None:
         url = url.set(drivername=default)
     driver = url.get_driver_name()
-    backend.prepare_driver(driver)
     try:
         engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args(driver, lock_wait),
                                future=True)

@@ -147,10 +147,6 @@ class Backend:
         SQLAlchemy's default for the dialect."""
         return None
 
-    def prepare_driver(self, driver: str) -> None:
-        """Called before the tool's own engine for ``driver`` is made: whatever that driver needs
-        set up once per process (nothing by default)."""
-
     def connect(self, driver: str, cparams: dict[str, Any]) -> Any:
         """One DBAPI connection of the tool's own made here (SQLAlchemy's ``do_connect`` event),
         for a driver whose connect cannot be bounded by a keyword alone; None: the driver's
@@ -375,7 +371,7 @@ class Backend:
             )
 
         try:
-            retrying.call(attempt, loop, accept=bool)
+            retrying.call(attempt, loop)
         except retrying.GaveUp:
             holder = describe()
             raise LockNotAcquired(

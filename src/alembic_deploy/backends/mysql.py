@@ -89,12 +89,6 @@ class MySQLBackend(Backend):
         return statement.on_duplicate_key_update(
             **{name: statement.inserted[name] for name in values if name not in key})
 
-    def prepare_driver(self, driver: str) -> None:
-        if driver == "pymysql":
-            from ..drivers import share_pymysql_default_tls
-
-            share_pymysql_default_tls()
-
     def is_transient(self, exc: BaseException) -> bool:
         code = _error_code(exc)
         if code in _PERMANENT_CODES:
@@ -161,14 +155,13 @@ class MySQLBackend(Backend):
         raw = getattr(dbapi_connection, "driver_connection", None) or dbapi_connection
         if not type(raw).__module__.startswith("pymysql."):
             return None
-        from pymysql.constants.COMMAND import COM_QUERY
+        from .._private_api import pymysql_send
 
         literals = (
             {k: raw.escape(v) for k, v in params.items()} if isinstance(params, dict)
             else tuple(raw.escape(v) for v in params)
         )
-        raw._execute_command(COM_QUERY, sql % literals)
-        return raw._read_query_result
+        return pymysql_send(raw, sql % literals)
 
     def object_exists(
         self, dbapi_connection: Any, kind: str, name: str, table: str | None, schema: str | None,

@@ -186,10 +186,6 @@ class DirectConnection:
         import pymysql
         from pymysql.constants.CLIENT import FOUND_ROWS
 
-        from ..drivers import share_pymysql_default_tls
-
-        share_pymysql_default_tls()
-
         # What SQLAlchemy's pymysql dialect passes (FOUND_ROWS included), so that the full path's
         # engine can take this session over (:meth:`hand_over`).
         args = {
