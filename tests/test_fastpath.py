@@ -148,7 +148,7 @@ def test_a_libpq_that_does_not_load_on_its_own_leaves_the_fast_path_to_psycopg(p
     """psycopg-binary 3.1.4's libpq finds its libssl only through psycopg's extension module, so
     loading it alone fails ("cannot open shared object file"): the fast path then connects through
     psycopg, on the same database, instead of declining."""
-    from alembic_deploy import libpq
+    from alembic_deploy.fastpath import libpq
     from alembic_deploy.fastpath.direct import DirectConnection
 
     unloadable = tmp_path / "libpq-0123abcd.so.5.15"
@@ -162,6 +162,47 @@ def test_a_libpq_that_does_not_load_on_its_own_leaves_the_fast_path_to_psycopg(p
         assert direct.query_column("SELECT current_database()") == [make_url(pg_db.url).database]
     finally:
         direct.close()
+
+
+def _read_through(url: str, libpq: bool = True) -> str:
+    """The module of the session the fast path reads PostgreSQL with, having checked it reads."""
+    from alembic_deploy.fastpath.direct import DirectConnection
+
+    direct = DirectConnection.open(url, libpq=libpq)
+    assert direct is not None
+    try:
+        assert direct.query_column("SELECT current_database()") == [make_url(url).database]
+        return type(direct.conn).__module__
+    finally:
+        direct.close()
+
+
+@pytest.mark.skipif(PG_DRIVER != "postgresql+psycopg", reason="SQLAlchemy 1.4 has no psycopg 3 dialect")
+def test_a_library_that_is_not_the_libpq_expected_leaves_the_fast_path_to_psycopg(pg_db, monkeypatch):
+    """A library that loads but lacks a function the fast path calls (here libssl, shipped beside
+    psycopg's libpq): psycopg reads the database instead, and the no-op is still proven."""
+    from alembic_deploy.fastpath import libpq
+
+    bundled = libpq._bundled_libpq()
+    if bundled is None:
+        pytest.skip("no psycopg[binary] libpq here")
+    [other] = bundled.parent.glob("libssl*")
+    monkeypatch.setattr(libpq, "_lib", None)
+    monkeypatch.setattr(libpq, "_bundled_libpq", lambda: other)
+    assert libpq.connect("postgresql://postgres@127.0.0.1:5432/postgres") is None
+    assert _read_through(pg_db.url).startswith("psycopg")
+
+
+@pytest.mark.skipif(PG_DRIVER != "postgresql+psycopg", reason="SQLAlchemy 1.4 has no psycopg 3 dialect")
+def test_the_libpq_reader_can_be_switched_off(pg_db, make_project, cache_env):
+    assert _read_through(pg_db.url) == "alembic_deploy.fastpath.libpq"
+    assert _read_through(pg_db.url, libpq=False).startswith("psycopg")
+    project = make_project("sync")
+    off = {**cache_env, "ALEMBIC_DEPLOY_FAST_PATH_LIBPQ": "0"}
+    code, report = upgrade_json(project, pg_db.url, env=off)
+    assert code == 0 and report["outcome"] == "applied", report
+    code, report = upgrade_json(project, pg_db.url, env=off)
+    assert code == 0 and report["outcome"] == "noop" and report["fast_path"] is True, report
 
 
 def test_declines_for_a_driver_it_does_not_know(sqlite_db, make_project, cache_env):

@@ -96,6 +96,8 @@ class Settings:
                                  "Journal table name (default alembic_deploy_history).")
     fast_path: bool = _option(True, UPGRADING, "Prove a no-op without loading Alembic (default on).",
                               "--fast-path/--no-fast-path")
+    # The fast path reads PostgreSQL through psycopg[binary]'s libpq (fastpath/libpq.py), not psycopg.
+    fast_path_libpq: bool = True
     json: bool = _option(False, ON_A_DATABASE | LINTING, "Print a JSON document on stdout.")
     debug: bool = _option(False, EVERY_COMMAND, "Show tracebacks (alembic's --raiseerr does the same).",
                           "--debug", "--raiseerr")

@@ -30,7 +30,7 @@ full pipeline runs) whenever any part of the proof is missing:
    file quotes (most likely as its ``down_revision``: the database is behind), declines before
    any revision file is parsed. It is read without SQLAlchemy: through the DBAPI driver env.py's
    URL names, which must be installed (env.py would fail without it), or for PostgreSQL through libpq itself
-   (:mod:`alembic_deploy.libpq`). Its ``alembic_version`` rows must equal exactly what ``upgrade``
+   (:mod:`.libpq`, unless the ``fast_path_libpq`` setting is off; psycopg where it does not load). Its ``alembic_version`` rows must equal exactly what ``upgrade``
    leaves there for the target: the heads no other revision names as its down revision or in its
    ``depends_on`` (Alembic's ``get_heads(consider_depends_on=True)``; a head another head depends
    on is merged away), and for ``head`` there must be one head by ``down_revision`` alone (else
@@ -124,7 +124,7 @@ def _try_noop(
     # more, and on PostgreSQL a server process the full path cannot reuse).
     if not env_py_is_plain(project.script_dir / "env.py", project.section, url):
         return False
-    db = DirectConnection.open(url)  # the URL the full path connects to as well
+    db = DirectConnection.open(url, libpq=settings.fast_path_libpq)  # the URL the full path connects to as well
     if db is None:
         return False
     try:

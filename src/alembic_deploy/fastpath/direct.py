@@ -1,4 +1,4 @@
-"""Step 4 of the fast path's proof: the database, read through the DBAPI driver (or libpq),
+"""Step 4 of the fast path's proof: the database, read through the DBAPI driver (or libpq: :mod:`.libpq`),
 never SQLAlchemy (see :mod:`alembic_deploy.fastpath`)."""
 
 from __future__ import annotations
@@ -119,8 +119,9 @@ class DirectConnection:
         self.connect_args = connect_args
 
     @classmethod
-    def open(cls, url: str) -> DirectConnection | None:
-        """A connection to the database env.py would migrate; None when unsure."""
+    def open(cls, url: str, libpq: bool = True) -> DirectConnection | None:
+        """A connection to the database env.py would migrate; None when unsure. ``libpq``: on
+        PostgreSQL through psycopg[binary]'s libpq (:mod:`.libpq`) where it loads, else psycopg."""
         try:
             parts = urlsplit(url)
             dialect, _, driver = parts.scheme.partition("+")
@@ -137,7 +138,7 @@ class DirectConnection:
                     return None
                 if env_driver == "asyncpg" and any(k.startswith("PG") for k in os.environ):
                     return None  # libpq honours PG* variables that asyncpg ignores (PGOPTIONS...)
-                return cls._postgresql(parts, query, psycopg2=env_driver == "psycopg2")
+                return cls._postgresql(parts, query, psycopg2=env_driver == "psycopg2", libpq=libpq)
             if set(query) - {"charset"}:
                 return None
             return cls._mysql(parts, query)
@@ -158,7 +159,7 @@ class DirectConnection:
         return cls("sqlite", sqlite3.connect(path, timeout=WAIT_SECONDS, isolation_level=None), "qmark")
 
     @classmethod
-    def _postgresql(cls, parts: Any, query: dict[str, str], psycopg2: bool) -> DirectConnection | None:
+    def _postgresql(cls, parts: Any, query: dict[str, str], psycopg2: bool, libpq: bool) -> DirectConnection | None:
         # The server ends any statement of this session that waits longer than WAIT_SECONDS (for a
         # lock on the version table, say), whether this process still waits for it or not; the
         # user's own options come first, so these win. The session never serves the full path.
@@ -168,13 +169,13 @@ class DirectConnection:
         connect_timeout = _connect_timeout(query)
         if psycopg2:
             return cls("postgresql", _Psycopg2(conninfo, options, connect_timeout), "format")
-        from .. import libpq
-
-        raw = libpq.connect(parts._replace(
-            scheme="postgresql", query=urlencode({**query, "client_encoding": "UTF8", "options": options}, quote_via=quote)
-        ).geturl(), connect_timeout)  # libpq decodes %20, not + (urlencode's default for a space)
-        if raw is not None:
-            return cls("postgresql", raw, "dollar")
+        if libpq:
+            raw = _libpq_connect(parts._replace(
+                scheme="postgresql", query=urlencode({**query, "client_encoding": "UTF8", "options": options},
+                                                     quote_via=quote),
+            ).geturl(), connect_timeout)  # libpq decodes %20, not + (urlencode's default for a space)
+            if raw is not None:
+                return cls("postgresql", raw, "dollar")
         import psycopg  # its waits run in Python: a signal interrupts them
 
         conn = psycopg.connect(conninfo, connect_timeout=max(2, round(connect_timeout)), autocommit=True,
@@ -348,6 +349,19 @@ class _Psycopg2:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _libpq_connect(conninfo: str, timeout: float) -> Any:
+    """A :mod:`.libpq` connection; None, for psycopg to connect instead, when that libpq is not
+    there or fails in any way but the server's refusal or a timeout (which psycopg would meet too)."""
+    from . import libpq
+
+    try:
+        return libpq.connect(conninfo, timeout)
+    except (libpq.LibpqError, AlembicDeployError):
+        raise  # refused, timed out, or interrupted by a signal
+    except Exception:  # noqa: BLE001 - anything unexpected of the ctypes layer: psycopg
+        return None
 
 
 def _connect_timeout(query: dict[str, str]) -> float:

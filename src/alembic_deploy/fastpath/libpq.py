@@ -1,11 +1,12 @@
 """The few libpq calls the fast path needs, through ctypes, on the libpq that psycopg[binary] ships.
 
-Why: importing psycopg costs ~250 ms (asyncio, typing_extensions, its type system), more than the
-rest of the fast path together, only to run two statements. libpq is what psycopg itself drives,
-so the same conninfo reaches the same server, database, role and search_path. When that libpq is
-not there or does not load on its own (psycopg built against the system's, no psycopg, or a wheel
-whose libpq needs libraries only psycopg's extension module locates), :func:`connect` returns None
-and the caller uses a driver instead.
+Why: importing psycopg (asyncio, typing_extensions, its type system) costs more than the rest of
+the fast path together, only to run two statements (benchmarks/README.md has the figures). libpq
+is what psycopg itself drives, so the same conninfo reaches the same server, database, role and
+search_path. When that libpq is not there or does not load on its own (psycopg built against the
+system's, no psycopg, or a wheel whose libpq needs libraries only psycopg's extension module
+locates), or lacks a function this needs, :func:`connect` returns None and the caller uses
+psycopg instead; so does a caller whose settings switch it off (``fast_path_libpq``).
 
 Every wait is in Python (``select`` on the connection's socket, libpq's non-blocking calls), never
 inside libpq, so a signal's handler runs at once (the SIGTERM handler raises), and every wait has
@@ -75,30 +76,39 @@ def _load() -> Any:
         if lib is None:
             _lib = False
             return _lib
-        ptr, text, num = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
-        for name, restype, argtypes in (
-            ("PQconnectStart", ptr, [text]),
-            ("PQconnectPoll", num, [ptr]),
-            ("PQstatus", num, [ptr]),
-            ("PQsocket", num, [ptr]),
-            ("PQerrorMessage", text, [ptr]),
-            ("PQfinish", None, [ptr]),
-            ("PQsendQueryParams", num, [ptr, text, num, ptr, ctypes.POINTER(text), ptr, ptr, num]),
-            ("PQconsumeInput", num, [ptr]),
-            ("PQisBusy", num, [ptr]),
-            ("PQgetResult", ptr, [ptr]),
-            ("PQresultStatus", num, [ptr]),
-            ("PQresultErrorMessage", text, [ptr]),
-            ("PQntuples", num, [ptr]),
-            ("PQnfields", num, [ptr]),
-            ("PQgetisnull", num, [ptr, num, num]),
-            ("PQgetvalue", text, [ptr, num, num]),
-            ("PQclear", None, [ptr]),
-        ):
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = restype, argtypes
+        try:
+            _declare(lib)
+        except AttributeError:  # not the libpq this was written for: psycopg instead
+            _lib = False
+            return _lib
         _lib = lib
     return _lib
+
+
+def _declare(lib: Any) -> None:
+    """Give each function this module calls its C signature (AttributeError: one is missing)."""
+    ptr, text, num = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
+    for name, restype, argtypes in (
+        ("PQconnectStart", ptr, [text]),
+        ("PQconnectPoll", num, [ptr]),
+        ("PQstatus", num, [ptr]),
+        ("PQsocket", num, [ptr]),
+        ("PQerrorMessage", text, [ptr]),
+        ("PQfinish", None, [ptr]),
+        ("PQsendQueryParams", num, [ptr, text, num, ptr, ctypes.POINTER(text), ptr, ptr, num]),
+        ("PQconsumeInput", num, [ptr]),
+        ("PQisBusy", num, [ptr]),
+        ("PQgetResult", ptr, [ptr]),
+        ("PQresultStatus", num, [ptr]),
+        ("PQresultErrorMessage", text, [ptr]),
+        ("PQntuples", num, [ptr]),
+        ("PQnfields", num, [ptr]),
+        ("PQgetisnull", num, [ptr, num, num]),
+        ("PQgetvalue", text, [ptr, num, num]),
+        ("PQclear", None, [ptr]),
+    ):
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = restype, argtypes
 
 
 class Connection:
