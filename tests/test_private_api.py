@@ -15,10 +15,10 @@ import pytest
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from helpers import Database
 from sqlalchemy import create_engine
 
 from alembic_deploy import _private_api
+from helpers import Database
 
 if sys.version_info >= (3, 11):
     import tomllib

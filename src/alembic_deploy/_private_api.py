@@ -17,10 +17,11 @@ release that test last passed on. Everything else in the package uses public API
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from alembic.runtime.migration import MigrationContext
     from alembic.script import Script, ScriptDirectory
 

@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
@@ -52,7 +51,10 @@ from .alembic_offline import version_dirs as _version_dirs
 from .errors import CheckRefused, ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from alembic.runtime.migration import MigrationContext, MigrationInfo
+    from alembic.script import Script
 
     from .settings import Settings
 
@@ -159,23 +161,28 @@ class AlembicProject:
         """Has a database at ``revisions`` applied ``target`` (itself or something above it)?
         False when ``target`` cannot be resolved without a database (a relative target)."""
         try:
-            wanted = {s.revision for s in self.script.get_revisions(target) if s is not None}
+            found: tuple[Script | None, ...] = tuple(self.script.get_revisions(target))
+            wanted = {s.revision for s in found if s is not None}
         except (ResolutionError, RevisionError, alembic_util.CommandError):
             return False
         return wanted <= self.ancestry(revisions)
 
+    def _script(self, revision: str) -> Script | None:
+        """The revision's Script; None for ``base`` or no revision (alembic's annotation omits it)."""
+        return self.script.get_revision(revision)
+
     def describe(self, revision: str) -> str:
-        script = self.script.get_revision(revision)
+        script = self._script(revision)
         return (script.doc or "") if script is not None else ""
 
     def path(self, revision: str) -> str | None:
         """The revision's file, for messages (None: not in these scripts)."""
-        script = self.script.get_revision(revision)
+        script = self._script(revision)
         return script.path if script is not None else None
 
     def down_revisions(self, revision: str) -> tuple[str, ...]:
         """The revision(s) ``revision`` follows (its ``down_revision``, as a tuple)."""
-        script = self.script.get_revision(revision)
+        script = self._script(revision)
         down = script.down_revision if script is not None else None
         return tuple(down) if isinstance(down, (list, tuple)) else ((down,) if down else ())
 
@@ -183,12 +190,12 @@ class AlembicProject:
         """The revision file's ``alembic_deploy`` dict ({} when it has none)."""
         if revision in self._planned_options:
             return self._planned_options[revision]
-        script = self.script.get_revision(revision)
+        script = self._script(revision)
         return revision_options(script.module) if script is not None else {}
 
     def knows(self, revision: str) -> bool:
         try:
-            return self.script.get_revision(revision) is not None
+            return self._script(revision) is not None
         # ScriptDirectory re-raises ResolutionError as CommandError ("Can't locate revision").
         except (ResolutionError, RevisionError, alembic_util.CommandError):
             return False
@@ -288,7 +295,7 @@ class AlembicProject:
         them: env.py runs in offline mode. Comments, BEGIN/COMMIT and version-table statements are
         included (callers filter). Raises whatever env.py or the revision raises offline, e.g. a
         revision that reads the database through ``op.get_bind()``."""
-        script = self.script.get_revision(revision)
+        script = self._script(revision)
         down = script.down_revision if script is not None else None
         downs = tuple(down) if isinstance(down, (list, tuple)) else ((down,) if down else ())
         if direction == "downgrade" and len(downs) > 1:
@@ -385,7 +392,9 @@ def revision_graph(location: str, section: str = "alembic") -> tuple[tuple[str, 
     """
     if location.endswith(".ini") or os.path.isfile(location):
         if not os.path.isfile(location):
-            raise ConfigError(f"No Alembic config at {location}. Pass the path of alembic.ini or of the migrations folder.")
+            raise ConfigError(
+                f"No Alembic config at {location}. Pass the path of alembic.ini or of the migrations folder."
+            )
         config = alembic_config(Path(location), section)
     else:
         config = Config()

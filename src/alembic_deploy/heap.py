@@ -24,8 +24,11 @@ an application (``alembic_deploy.upgrade(...)``), :class:`RunHeap` changes nothi
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 #: Allocations between two collections of the young generation while migrating (CPython: 700).
 MIGRATING_THRESHOLD = 20_000

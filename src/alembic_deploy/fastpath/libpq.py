@@ -21,10 +21,12 @@ import ctypes
 import select
 import sys
 import time
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _CONNECTION_BAD = 1
 _PGRES_COMMAND_OK = 1
@@ -53,7 +55,8 @@ def _bundled_libpq() -> Path | None:
     pattern = next((p for prefix, p in patterns.items() if sys.platform.startswith(prefix)), None)
     if pattern is None:
         return None
-    found = [p for folder in (package.parent / "psycopg_binary.libs", package / ".dylibs") for p in folder.glob(pattern)]
+    folders = (package.parent / "psycopg_binary.libs", package / ".dylibs")
+    found = [p for folder in folders for p in folder.glob(pattern)]
     return found[0] if len(found) == 1 else None
 
 
@@ -142,7 +145,9 @@ class Connection:
             raise LibpqError(f"timed out {doing}" if sock >= 0 else self._error())
         select.select([sock] if readable else [], [] if readable else [sock], [], remaining)
 
-    def execute(self, sql: str, params: Sequence[object] = (), timeout: float = WAIT_SECONDS) -> list[tuple[str | None, ...]]:
+    def execute(
+        self, sql: str, params: Sequence[object] = (), timeout: float = WAIT_SECONDS,
+    ) -> list[tuple[str | None, ...]]:
         lib = self._lib
         values = (ctypes.c_char_p * max(len(params), 1))(*(_text(p) for p in params))
         if not lib.PQsendQueryParams(self._conn, sql.encode(), len(params), None, values, None, None, 0):
