@@ -17,18 +17,20 @@ import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from .. import retrying
 from ..errors import LockNotAcquired
 from ..masking import ANY_DIALECT, SQLLiterals
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from datetime import datetime
+    from urllib.parse import SplitResult
 
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.sql import Executable
+    from sqlalchemy.sql.elements import TextClause
     from tenacity import Retrying
     from tenacity.stop import stop_base
 
@@ -337,6 +339,8 @@ class Backend:
         describe: Callable[[], dict[str, Any]],
         on_wait: Callable[[dict[str, Any]], None] | None,
     ) -> float:
+        from .. import retrying  # tenacity: not for the fast path, which has no lock to wait for
+
         started = time.monotonic()
         last_report = [-LOCK_REPORT_EVERY_SECONDS]
 
@@ -382,6 +386,59 @@ class Backend:
                 holder=holder or None,
             ) from None
         return time.monotonic() - started
+
+
+    # -- the fast path's own session: a DBAPI driver, no SQLAlchemy (fastpath/direct.py) ---------
+    #: The DBAPI module env.py's engine imports, by the driver a URL names ("" for none: the
+    #: dialect's default), for the drivers the fast path can read this database through. A URL
+    #: naming any other driver takes the full path.
+    direct_drivers: ClassVar[dict[str, str]] = {}
+    #: Quotes an identifier (an embedded one doubled).
+    identifier_quote: ClassVar[str] = '"'
+    #: An inserted row's id comes from ``INSERT ... RETURNING id``, not the cursor's ``lastrowid``.
+    returning_id: ClassVar[bool] = False
+
+    def open_direct(
+        self, url: str, parts: SplitResult, query: dict[str, str], module: str, libpq: bool,
+    ) -> DirectSession | None:
+        """A session to the database ``url`` names, through ``module`` (from :attr:`direct_drivers`,
+        installed) or a client that reaches the same database the same way (``libpq``: psycopg's
+        bundled libpq may serve PostgreSQL). Its statements wait at most ``WAIT_SECONDS`` of
+        fastpath/direct.py for a lock, its connect ``CONNECT_SECONDS`` unless the URL says. None
+        when the URL holds anything this cannot honour exactly as env.py's engine would."""
+        return None
+
+    def quote_identifier(self, name: str) -> str:
+        mark = self.identifier_quote
+        return f"{mark}{name.replace(mark, mark * 2)}{mark}"
+
+    def journal_timestamp(self, moment: datetime) -> Any:
+        """``moment`` (aware, UTC) as a DBAPI parameter, stored as SQLAlchemy's ``DateTime(timezone=True)``
+        column of the journal stores it."""
+        return moment
+
+    def bounded(self, sql: str, seconds: int, dbapi_connection: Any) -> str:
+        """``sql``, ended by the server once it waited ``seconds`` for a lock; unchanged where the
+        bound is the session's (set when it connects) or the driver's."""
+        return sql
+
+
+class DirectSession(NamedTuple):
+    """A DBAPI session the fast path opened without SQLAlchemy (:meth:`Backend.open_direct`)."""
+
+    conn: Any
+    #: "qmark" (sqlite3), "format" (pymysql, psycopg) or "dollar" (libpq's $1, $2...).
+    paramstyle: str
+    #: The DBAPI ``connect()`` keywords, when the session can serve the full path's engine.
+    connect_args: dict[str, Any] | None = None
+
+
+def text(sql: str) -> TextClause:
+    """SQLAlchemy's ``text()``, imported when first used: the backends are imported by the fast
+    path too, which proves a no-op without loading SQLAlchemy."""
+    from sqlalchemy import text as sql_text
+
+    return sql_text(sql)
 
 
 def _holder_text(holder: dict[str, Any]) -> str:

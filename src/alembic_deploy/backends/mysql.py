@@ -5,17 +5,17 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
-
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from urllib.parse import unquote
 
 from ..masking import SQLLiterals
-from .base import Backend, Driver, raw_query, register, sql_name
+from .base import Backend, DirectSession, Driver, raw_query, register, sql_name, text
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from urllib.parse import SplitResult
+
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection
     from sqlalchemy.sql import Executable
@@ -68,7 +68,7 @@ class MySQLBackend(Backend):
     literals = SQLLiterals()
     # DDL commits implicitly: a failed revision may leave earlier statements applied.
     transactional_ddl = False
-    drivers = {
+    drivers: ClassVar[dict[str, Driver]] = {
         "pymysql": Driver("pymysql", connect_timeout_arg="connect_timeout"),
         "mysqldb": Driver("MySQLdb", connect_timeout_arg="connect_timeout"),
         "aiomysql": Driver("aiomysql", is_async=True),
@@ -89,6 +89,43 @@ class MySQLBackend(Backend):
         return statement.on_duplicate_key_update(
             **{name: statement.inserted[name] for name in values if name not in key})
 
+    direct_drivers: ClassVar[dict[str, str]] = {d: d for d in ("pymysql", "aiomysql", "asyncmy")}
+    identifier_quote = "`"
+
+    def open_direct(
+        self, url: str, parts: SplitResult, query: dict[str, str], module: str, libpq: bool,
+    ) -> DirectSession | None:
+        if set(query) - {"charset"}:
+            return None
+        import pymysql
+        from pymysql.constants.CLIENT import FOUND_ROWS
+
+        from ..fastpath.direct import CONNECT_SECONDS
+
+        # What SQLAlchemy's pymysql dialect passes (FOUND_ROWS included), so that the full path's
+        # engine can take this session over (fastpath/direct.py ``hand_over``).
+        args: dict[str, Any] = {
+            "host": parts.hostname or "localhost",
+            "port": parts.port or 3306,
+            "user": unquote(parts.username or ""),
+            "password": unquote(parts.password or ""),
+            "database": unquote(parts.path.lstrip("/")),
+            "charset": query.get("charset", "utf8mb4"),
+            "connect_timeout": CONNECT_SECONDS,
+            "client_flag": FOUND_ROWS,
+        }
+        return DirectSession(pymysql.connect(**args, autocommit=True), "format", args)
+
+    def journal_timestamp(self, moment: datetime) -> Any:
+        return moment.replace(tzinfo=None)  # DATETIME has no zone: UTC, as SQLAlchemy writes it
+
+    def bounded(self, sql: str, seconds: int, dbapi_connection: Any) -> str:
+        # Set per statement, so a session the full path takes over keeps its own settings.
+        if _is_mariadb(dbapi_connection):
+            return f"SET STATEMENT max_statement_time={seconds}, lock_wait_timeout={seconds} FOR {sql}"
+        verb, _, rest = sql.partition(" ")  # MySQL: optimizer hints, ignored with a warning before 8.0
+        return f"{verb} /*+ SET_VAR(lock_wait_timeout={seconds}) MAX_EXECUTION_TIME({seconds * 1000}) */ {rest}"
+
     def is_transient(self, exc: BaseException) -> bool:
         code = _error_code(exc)
         if code in _PERMANENT_CODES:
@@ -99,10 +136,11 @@ class MySQLBackend(Backend):
 
     def session_id(self, dbapi_connection: Any) -> Any:
         raw = getattr(dbapi_connection, "driver_connection", dbapi_connection)
-        for probe in (
+        probes: tuple[Callable[[Any], Any], ...] = (
             lambda c: c.thread_id(),  # PyMySQL, mysqlclient, aiomysql, asyncmy
             lambda c: c.connection_id,  # Connector/Python, MariaDB Connector/Python
-        ):
+        )
+        for probe in probes:
             try:
                 return int(probe(raw))
             except (AttributeError, TypeError):
@@ -143,13 +181,15 @@ class MySQLBackend(Backend):
         if not names:
             return {}
         row = raw_query(dbapi_connection, "SELECT " + ", ".join(f"@@SESSION.{n}" for n in names))[0]
-        return {name: str(value) for name, value in zip(names, row)}
+        return {name: str(value) for name, value in zip(names, row, strict=True)}
 
     def write_settings(self, dbapi_connection: Any, values: dict[str, str]) -> None:
         if values:
             raw_query(dbapi_connection, "SET SESSION " + ", ".join(f"{k} = {v}" for k, v in values.items()))
 
-    def send_query(self, dbapi_connection: Any, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> Callable[[], Any] | None:
+    def send_query(
+        self, dbapi_connection: Any, sql: str, params: tuple[Any, ...] | dict[str, Any],
+    ) -> Callable[[], Any] | None:
         # PyMySQL (the sync driver of every async one here) sends a query and reads its reply in
         # two steps of Connection.query; other drivers wait.
         raw = getattr(dbapi_connection, "driver_connection", None) or dbapi_connection
@@ -239,7 +279,7 @@ class MySQLBackend(Backend):
                 pids.setdefault(int(r.pid), "open transaction (likely)")
         if not pids:
             return []
-        now = conn.execute(text("SELECT NOW()")).scalar()
+        now: datetime = conn.execute(text("SELECT NOW()")).scalar_one()
         described = []
         for pid, why in pids.items():
             row = conn.execute(
@@ -296,6 +336,8 @@ class MariaDBBackend(MySQLBackend):
 
 def _try_rows(conn: Connection, sql: str, sid: int) -> list[Any] | None:
     """Rows, or None when the server lacks the table (plugin not installed, other flavour)."""
+    from sqlalchemy.exc import DBAPIError
+
     try:
         return list(conn.execute(text(sql), {"sid": sid}))
     except DBAPIError:

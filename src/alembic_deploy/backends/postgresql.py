@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, ClassVar
-
-from sqlalchemy import text
+from urllib.parse import quote, urlencode
 
 from ..masking import SQLLiterals
-from .base import CONNECT_TIMEOUT_SECONDS, Backend, Driver, holder_label, raw_query, register, sql_name, stable_int64
+from .base import (
+    CONNECT_TIMEOUT_SECONDS,
+    Backend,
+    DirectSession,
+    Driver,
+    holder_label,
+    raw_query,
+    register,
+    sql_name,
+    stable_int64,
+    text,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from urllib.parse import SplitResult
 
     from sqlalchemy.engine import Connection, Engine
 
@@ -64,6 +76,42 @@ class PostgreSQLBackend(Backend):
     }
     sync_siblings = ("psycopg", "psycopg2", "pg8000")
     extra = "postgresql"
+    direct_drivers: ClassVar[dict[str, str]] = {
+        "": "psycopg2", "psycopg2": "psycopg2", "psycopg": "psycopg", "psycopg_async": "psycopg",
+        "asyncpg": "asyncpg",
+    }
+    returning_id = True  # psycopg and libpq have no lastrowid
+
+    def open_direct(
+        self, url: str, parts: SplitResult, query: dict[str, str], module: str, libpq: bool,
+    ) -> DirectSession | None:
+        from ..fastpath.direct import WAIT_SECONDS, Psycopg2Session, libpq_connect
+
+        if set(query) - _LIBPQ_PARAMS:
+            return None
+        if module == "asyncpg" and any(k.startswith("PG") for k in os.environ):
+            return None  # libpq honours PG* variables that asyncpg ignores (PGOPTIONS...)
+        # The server ends any statement of this session that waits longer than WAIT_SECONDS (for a
+        # lock on the version table, say), whether this process still waits for it or not; the
+        # user's own options come first, so these win. The session never serves the full path.
+        millis = int(WAIT_SECONDS * 1000)
+        options = f"{query.get('options', '')} -c statement_timeout={millis} -c lock_timeout={millis}".strip()
+        conninfo = parts._replace(scheme="postgresql").geturl()
+        connect_timeout = _connect_timeout(query)
+        if module == "psycopg2":
+            return DirectSession(Psycopg2Session(conninfo, options, connect_timeout), "format")
+        if libpq:
+            raw = libpq_connect(parts._replace(
+                scheme="postgresql", query=urlencode({**query, "client_encoding": "UTF8", "options": options},
+                                                     quote_via=quote),
+            ).geturl(), connect_timeout)  # libpq decodes %20, not + (urlencode's default for a space)
+            if raw is not None:
+                return DirectSession(raw, "dollar")
+        import psycopg  # its waits run in Python: a signal interrupts them
+
+        conn = psycopg.connect(conninfo, connect_timeout=max(2, round(connect_timeout)), autocommit=True,
+                               options=options)
+        return DirectSession(conn, "format")
 
     def default_drivername(self) -> str | None:
         # SQLAlchemy's bare "postgresql://" means psycopg2; the [postgresql] extra installs psycopg 3
@@ -244,3 +292,20 @@ class PostgreSQLBackend(Backend):
             "client": str(row.client_addr) if row.client_addr else "local socket",
             "since": row.backend_start.isoformat(timespec="seconds") if row.backend_start else None,
         }
+
+
+# libpq URI parameters that mean the same to libpq as to SQLAlchemy's psycopg dialects.
+_LIBPQ_PARAMS = {"sslmode", "sslrootcert", "sslcert", "sslkey", "application_name", "connect_timeout",
+                 "target_session_attrs", "options", "host", "port"}
+
+
+def _connect_timeout(query: dict[str, str]) -> float:
+    """The URL's ``connect_timeout`` (libpq's meaning: seconds, 0 or less for none), else the fast
+    path's CONNECT_SECONDS."""
+    from ..fastpath.direct import CONNECT_SECONDS
+
+    try:
+        seconds = float(query["connect_timeout"])
+    except (KeyError, ValueError):
+        return CONNECT_SECONDS
+    return seconds if 0 < seconds < float("inf") else CONNECT_SECONDS

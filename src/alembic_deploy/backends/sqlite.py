@@ -12,16 +12,19 @@ import importlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ConfigError, LockNotAcquired
 from ..masking import SQLLiterals
-from .base import Backend, Driver, MigrationLock, holder_label, raw_query, register, sql_name
+from .base import Backend, DirectSession, Driver, MigrationLock, holder_label, raw_query, register, sql_name
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from datetime import datetime
+    from urllib.parse import SplitResult
+
     from sqlalchemy.engine import Connection, Engine
 
 LOCK_SUFFIX = ".alembic-deploy.lock"
@@ -60,6 +63,24 @@ class SQLiteBackend(Backend):
         "pysqlcipher": Driver("sqlcipher3"),
     }
     sync_siblings = ("pysqlite",)
+    direct_drivers: ClassVar[dict[str, str]] = {"": "sqlite3", "pysqlite": "sqlite3", "aiosqlite": "aiosqlite"}
+
+    def open_direct(
+        self, url: str, parts: SplitResult, query: dict[str, str], module: str, libpq: bool,
+    ) -> DirectSession | None:
+        import sqlite3
+
+        from ..fastpath.direct import WAIT_SECONDS
+
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if query or not path or path == ":memory:" or path.startswith("file:") or not Path(path).is_file():
+            return None
+        # The busy wait runs inside SQLite, where no signal handler can run: kept short, and a
+        # database locked for longer declines to the full path, whose waits can be interrupted.
+        return DirectSession(sqlite3.connect(path, timeout=WAIT_SECONDS, isolation_level=None), "qmark")
+
+    def journal_timestamp(self, moment: datetime) -> Any:
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DateTime storage format
 
     def connect_args(self, driver: str, lock_wait: float | None = None) -> dict[str, Any]:
         # A statement waits up to ``lock_wait`` for another connection's lock on the database (the

@@ -29,13 +29,16 @@ full pipeline runs) whenever any part of the proof is missing:
 4. the database, read once env.py passed, so that an empty one, or one at a revision another
    file quotes (most likely as its ``down_revision``: the database is behind), declines before
    any revision file is parsed. It is read without SQLAlchemy: through the DBAPI driver env.py's
-   URL names, which must be installed (env.py would fail without it), or for PostgreSQL through libpq itself
-   (:mod:`.libpq`, unless the ``fast_path_libpq`` setting is off; psycopg where it does not load). Its ``alembic_version`` rows must equal exactly what ``upgrade``
-   leaves there for the target: the heads no other revision names as its down revision or in its
-   ``depends_on`` (Alembic's ``get_heads(consider_depends_on=True)``; a head another head depends
-   on is merged away), and for ``head`` there must be one head by ``down_revision`` alone (else
-   Alembic fails with "multiple heads"). The journal table must exist (the no-op row goes there) and hold nothing the full path's recovery
-   (steps/recovery.py) would act on: no ``running`` row (a crashed run, which the full path
+   URL names, which must be installed (env.py would fail without it), or for PostgreSQL through
+   libpq itself (:mod:`.libpq`, unless the ``fast_path_libpq`` setting is off; psycopg where it
+   does not load); how each database is opened, quoted and bounded is its backend's
+   (:meth:`~alembic_deploy.backends.base.Backend.open_direct` and what follows it). Its
+   ``alembic_version`` rows must equal exactly what ``upgrade`` leaves there for the target: the
+   heads no other revision names as its down revision or in its ``depends_on`` (Alembic's
+   ``get_heads(consider_depends_on=True)``; a head another head depends on is merged away), and
+   for ``head`` there must be one head by ``down_revision`` alone (else Alembic fails with
+   "multiple heads"). The journal table must exist (the no-op row goes there) and hold nothing
+   the full path's recovery (steps/recovery.py) would act on: no ``running`` row (a crashed run, which the full path
    reports), and no partly applied revision in the newest row with statement progress (which
    the full path refuses with exit 8 even when the version table is at the heads: a revision
    of a newer release failed or died halfway, then this older release is deployed). Its name
@@ -66,8 +69,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..compat import require_supported
-from ..project import ProjectIni, read_ini
 from ..masking import mask_url
+from ..project import ProjectIni, read_ini
 from ..signals import InterruptState, SignalInterrupt
 from .direct import DEFAULT_VERSION_TABLE, DirectConnection, plain_identifier
 from .env_py import env_py_is_plain
@@ -162,12 +165,13 @@ def _prove(
     if journal is None or journal.needs_recovery(graph.down):
         return False
     at = tuple(sorted(current))
-    proven = {"outcome": "noop", "fast_path": True, "from_revisions": at, "to_revisions": at,
-              "database": mask_url(url), "backend": db.backend, "finished_at": time.time()}
     # The report changes only once the no-op is journaled; if that fails the full path runs.
-    journal_id = db.insert_journal_row(settings, replace(report, **proven))
+    proven = replace(report, outcome="noop", fast_path=True, from_revisions=at, to_revisions=at,
+                     database=mask_url(url), backend=db.backend, finished_at=time.time())
+    journal_id = db.insert_journal_row(settings, proven)
     if journal_id is None:
         return False
-    for name, value in {**proven, "journal_id": journal_id}.items():
-        setattr(report, name, value)
+    for name in ("outcome", "fast_path", "from_revisions", "to_revisions", "database", "backend", "finished_at"):
+        setattr(report, name, getattr(proven, name))
+    report.journal_id = journal_id
     return True

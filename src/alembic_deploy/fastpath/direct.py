@@ -4,22 +4,23 @@ never SQLAlchemy (see :mod:`alembic_deploy.fastpath`)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from ..backends.base import for_dialect
 from ..compat import has_dialect
-from ..errors import AlembicDeployError
+from ..errors import AlembicDeployError, ConfigError
 from ..provenance import journal_row
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..backends.base import Backend, DirectSession
     from ..report import DeployReport
     from ..settings import Settings
 
@@ -33,24 +34,6 @@ WAIT_SECONDS = 1.0
 CONNECT_SECONDS = 5.0
 #: The version table the fast path reads (env.py's proof rules out any other).
 DEFAULT_VERSION_TABLE = "alembic_version"
-# libpq URI parameters that mean the same to libpq as to SQLAlchemy's psycopg dialects.
-_LIBPQ_PARAMS = {"sslmode", "sslrootcert", "sslcert", "sslkey", "application_name", "connect_timeout",
-                 "target_session_attrs", "options", "host", "port"}
-#: (dialect, driver in the URL) -> the DBAPI module env.py's engine imports (SQLAlchemy's defaults
-#: for a bare dialect). Env.py fails when it is missing, so the fast path must not answer then.
-_ENV_DRIVERS = {
-    ("sqlite", ""): "sqlite3",
-    ("sqlite", "pysqlite"): "sqlite3",
-    ("sqlite", "aiosqlite"): "aiosqlite",
-    ("postgresql", ""): "psycopg2",
-    ("postgresql", "psycopg2"): "psycopg2",
-    ("postgresql", "psycopg"): "psycopg",
-    ("postgresql", "psycopg_async"): "psycopg",
-    ("postgresql", "asyncpg"): "asyncpg",
-    **{(dialect, driver): driver for dialect in ("mysql", "mariadb") for driver in ("pymysql", "aiomysql", "asyncmy")},
-}
-
-
 #: Outcomes after which nothing a run did is left unsettled (steps/recovery.py ``SETTLED``,
 #: not imported from there: that module costs ~10 ms to import, a tenth of the fast path).
 SETTLED = ("applied", "noop", "rolled-back")
@@ -100,7 +83,8 @@ class JournalState:
         known = set(known)
         return any(
             statement.kind != READ and (
-                statement.applied or statement.state == "undoing" or (statement.state == "running" and statement.may_commit)
+                statement.applied or statement.state == "undoing"
+                or (statement.state == "running" and statement.may_commit)
             )
             for entry in progress.revisions if entry.revision not in known
             for statement in entry.statements
@@ -110,13 +94,16 @@ class JournalState:
 class DirectConnection:
     """The database, read and written without SQLAlchemy: a DBAPI driver, or libpq itself."""
 
-    def __init__(self, backend: str, conn: Any, paramstyle: str, connect_args: dict[str, Any] | None = None) -> None:
-        self.backend = backend
-        self.conn = conn
+    def __init__(self, backend: Backend, session: DirectSession) -> None:
+        #: What differs between databases (quoting, timestamps, bounds): the full path's backend.
+        self.dialect = backend
+        #: The backend's name, as the full path reports it.
+        self.backend = backend.name
+        self.conn = session.conn
         #: "qmark" (sqlite3), "format" (pymysql, psycopg) or "dollar" (libpq's $1, $2...).
-        self.paramstyle = paramstyle
+        self.paramstyle = session.paramstyle
         #: The DBAPI ``connect()`` keywords, when the session can serve another engine (:meth:`hand_over`).
-        self.connect_args = connect_args
+        self.connect_args = session.connect_args
 
     @classmethod
     def open(cls, url: str, libpq: bool = True) -> DirectConnection | None:
@@ -125,92 +112,32 @@ class DirectConnection:
         try:
             parts = urlsplit(url)
             dialect, _, driver = parts.scheme.partition("+")
-            env_driver = _ENV_DRIVERS.get((dialect, driver))
-            if env_driver is None or not _importable(env_driver):
-                return None
+            backend = for_dialect(dialect)
+            module = backend.direct_drivers.get(driver)
+            if module is None or not _importable(module):
+                return None  # env.py's engine fails without its driver: the fast path must not answer
             if not has_dialect(dialect, driver):
                 return None  # env.py fails without it (SQLAlchemy 1.4 has no psycopg 3 dialect)
             query = dict(parse_qsl(parts.query, keep_blank_values=True))
-            if dialect == "sqlite":
-                return None if query else cls._sqlite(url)
-            if dialect == "postgresql":
-                if set(query) - _LIBPQ_PARAMS:
-                    return None
-                if env_driver == "asyncpg" and any(k.startswith("PG") for k in os.environ):
-                    return None  # libpq honours PG* variables that asyncpg ignores (PGOPTIONS...)
-                return cls._postgresql(parts, query, psycopg2=env_driver == "psycopg2", libpq=libpq)
-            if set(query) - {"charset"}:
-                return None
-            return cls._mysql(parts, query)
-        except AlembicDeployError:
+            session = backend.open_direct(url, parts, query, module, libpq)
+            return None if session is None else cls(backend, session)
+        except AlembicDeployError as exc:
+            if isinstance(exc, ConfigError):
+                return None  # a dialect without a backend: the full path says so
             raise  # Interrupted, raised by the SIGTERM handler inside a blocking connect
         except Exception:  # noqa: BLE001 - any doubt (driver missing, server down): full path
             return None
 
-    @classmethod
-    def _sqlite(cls, url: str) -> DirectConnection | None:
-        import sqlite3
-
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if not path or path == ":memory:" or path.startswith("file:") or not Path(path).is_file():
-            return None
-        # The busy wait runs inside SQLite, where no signal handler can run: kept short, and a
-        # database locked for longer declines to the full path, whose waits can be interrupted.
-        return cls("sqlite", sqlite3.connect(path, timeout=WAIT_SECONDS, isolation_level=None), "qmark")
-
-    @classmethod
-    def _postgresql(cls, parts: Any, query: dict[str, str], psycopg2: bool, libpq: bool) -> DirectConnection | None:
-        # The server ends any statement of this session that waits longer than WAIT_SECONDS (for a
-        # lock on the version table, say), whether this process still waits for it or not; the
-        # user's own options come first, so these win. The session never serves the full path.
-        millis = int(WAIT_SECONDS * 1000)
-        options = f"{query.get('options', '')} -c statement_timeout={millis} -c lock_timeout={millis}".strip()
-        conninfo = parts._replace(scheme="postgresql").geturl()
-        connect_timeout = _connect_timeout(query)
-        if psycopg2:
-            return cls("postgresql", _Psycopg2(conninfo, options, connect_timeout), "format")
-        if libpq:
-            raw = _libpq_connect(parts._replace(
-                scheme="postgresql", query=urlencode({**query, "client_encoding": "UTF8", "options": options},
-                                                     quote_via=quote),
-            ).geturl(), connect_timeout)  # libpq decodes %20, not + (urlencode's default for a space)
-            if raw is not None:
-                return cls("postgresql", raw, "dollar")
-        import psycopg  # its waits run in Python: a signal interrupts them
-
-        conn = psycopg.connect(conninfo, connect_timeout=max(2, round(connect_timeout)), autocommit=True,
-                               options=options)
-        return cls("postgresql", conn, "format")
-
-    @classmethod
-    def _mysql(cls, parts: Any, query: dict[str, str]) -> DirectConnection | None:
-        import pymysql
-        from pymysql.constants.CLIENT import FOUND_ROWS
-
-        # What SQLAlchemy's pymysql dialect passes (FOUND_ROWS included), so that the full path's
-        # engine can take this session over (:meth:`hand_over`).
-        args = {
-            "host": parts.hostname or "localhost",
-            "port": parts.port or 3306,
-            "user": unquote(parts.username or ""),
-            "password": unquote(parts.password or ""),
-            "database": unquote(parts.path.lstrip("/")),
-            "charset": query.get("charset", "utf8mb4"),
-            "connect_timeout": CONNECT_SECONDS,
-            "client_flag": FOUND_ROWS,
-        }
-        return cls("mysql", pymysql.connect(**args, autocommit=True), "format", args)
-
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        if self.paramstyle == "dollar" or isinstance(self.conn, _Psycopg2):
-            return self.conn.execute(sql, params)
+        if self.paramstyle == "dollar" or isinstance(self.conn, Psycopg2Session):
+            rows: list[tuple[Any, ...]] = self.conn.execute(sql, params)
+            return rows
         cur = self._cursor(sql, params)
         return list(cur.fetchall()) if cur.description is not None else []
 
     def _cursor(self, sql: str, params: tuple[Any, ...]) -> Any:
         """A DBAPI cursor that ran ``sql``: on MySQL/MariaDB within the fast path's time bound."""
-        if self.backend == "mysql":
-            sql = _bounded_mysql(sql, self.conn.get_server_info())
+        sql = self.dialect.bounded(sql, int(WAIT_SECONDS), self.conn)
         cur = self.conn.cursor()
         cur.execute(sql, params) if params else cur.execute(sql)
         return cur
@@ -221,10 +148,9 @@ class DirectConnection:
         return ", ".join(["?" if self.paramstyle == "qmark" else "%s"] * count)
 
     def _quote(self, name: str) -> str:
-        """``name`` as a quoted identifier (an embedded quote doubled, the backend's escape);
-        :func:`plain_identifier` names only, so nothing but the quotes is ever needed."""
-        mark = "`" if self.backend == "mysql" else '"'
-        return f"{mark}{name.replace(mark, mark * 2)}{mark}"
+        """``name`` as a quoted identifier; :func:`plain_identifier` names only, so nothing but
+        the quotes is ever needed."""
+        return self.dialect.quote_identifier(name)
 
     def query_column(self, sql: str) -> list[str] | None:
         try:
@@ -258,19 +184,13 @@ class DirectConnection:
         row = journal_row(settings, report, "noop")
         now = datetime.fromtimestamp(report.started_at, timezone.utc)
         end = datetime.fromtimestamp(report.finished_at or time.time(), timezone.utc)
-        if self.backend == "sqlite":
-            # SQLAlchemy's SQLite DateTime storage format.
-            row["started_at"], row["finished_at"] = (d.strftime("%Y-%m-%d %H:%M:%S.%f") for d in (now, end))
-        elif self.backend == "mysql":
-            row["started_at"], row["finished_at"] = (d.replace(tzinfo=None) for d in (now, end))
-        else:
-            row["started_at"], row["finished_at"] = now, end
+        row["started_at"], row["finished_at"] = self.dialect.journal_timestamp(now), self.dialect.journal_timestamp(end)
         sql = (
             f"INSERT INTO {self._quote(settings.journal_table)} ({', '.join(row)}) "
             f"VALUES ({self._placeholders(len(row))})"
         )
         try:
-            if self.backend == "postgresql":
+            if self.dialect.returning_id:
                 (ident,), = self._execute(f"{sql} RETURNING id", tuple(row.values()))
                 return int(ident)
             return int(self._cursor(sql, tuple(row.values())).lastrowid)
@@ -307,7 +227,7 @@ class DirectConnection:
             _close(conn)
 
 
-class _Psycopg2:
+class Psycopg2Session:
     """A psycopg2 session in its asynchronous mode, so that each wait is a ``select`` in Python
     (a signal's handler runs) with a deadline; a blocking psycopg2 call waits inside libpq."""
 
@@ -351,7 +271,7 @@ class _Psycopg2:
         self.conn.close()
 
 
-def _libpq_connect(conninfo: str, timeout: float) -> Any:
+def libpq_connect(conninfo: str, timeout: float) -> Any:
     """A :mod:`.libpq` connection; None, for psycopg to connect instead, when that libpq is not
     there or fails in any way but the server's refusal or a timeout (which psycopg would meet too)."""
     from . import libpq
@@ -362,26 +282,6 @@ def _libpq_connect(conninfo: str, timeout: float) -> Any:
         raise  # refused, timed out, or interrupted by a signal
     except Exception:  # noqa: BLE001 - anything unexpected of the ctypes layer: psycopg
         return None
-
-
-def _connect_timeout(query: dict[str, str]) -> float:
-    """The URL's ``connect_timeout`` (libpq's meaning: seconds, 0 or less for none), else CONNECT_SECONDS."""
-    try:
-        seconds = float(query["connect_timeout"])
-    except (KeyError, ValueError):
-        return CONNECT_SECONDS
-    return seconds if 0 < seconds < float("inf") else CONNECT_SECONDS
-
-
-def _bounded_mysql(sql: str, server: str) -> str:
-    """``sql`` ended by the server once it has waited WAIT_SECONDS (for a metadata lock on the
-    version table, say): set per statement, so the session the full path may take over
-    (:meth:`DirectConnection.hand_over`) keeps its own settings."""
-    seconds = int(WAIT_SECONDS)
-    if "mariadb" in server.lower():
-        return f"SET STATEMENT max_statement_time={seconds}, lock_wait_timeout={seconds} FOR {sql}"
-    verb, _, rest = sql.partition(" ")  # MySQL: optimizer hints, ignored with a warning before 8.0
-    return f"{verb} /*+ SET_VAR(lock_wait_timeout={seconds}) MAX_EXECUTION_TIME({seconds * 1000}) */ {rest}"
 
 
 #: PyMySQL's defaults for what SQLAlchemy leaves out of ``connect()`` when the URL does.
