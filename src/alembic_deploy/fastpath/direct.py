@@ -35,7 +35,7 @@ CONNECT_SECONDS = 5.0
 #: The version table the fast path reads (env.py's proof rules out any other).
 DEFAULT_VERSION_TABLE = "alembic_version"
 #: Outcomes after which nothing a run did is left unsettled (steps/recovery.py ``SETTLED``,
-#: not imported from there: that module costs ~10 ms to import, a tenth of the fast path).
+#: not imported from there: that module is slow to import, for the fast path).
 SETTLED = ("applied", "noop", "rolled-back")
 #: Journal table names the fast path writes into: what needs no quoting on any backend and fits
 #: every backend's identifier limit (PostgreSQL silently truncates past 63 bytes, MySQL stops at
@@ -72,7 +72,7 @@ class JournalState:
             return True
         if self.last_progress is None or self.last_progress[0] in SETTLED:
             return False
-        from ..steps.progress import READ, Progress  # only on this rare path: it costs ~6 ms
+        from ..steps.progress import READ, Progress  # only on this rare path: slow to import
 
         try:
             progress = Progress.from_dict(json.loads(self.last_progress[1]))
