@@ -290,8 +290,10 @@ def test_only_plain_identifiers_are_written_by_the_fast_path(name, plain):
 
 @pytest.mark.parametrize(("backend", "quoted"), [("postgresql", '"a""b"'), ("sqlite", '"a""b"'), ("mysql", '`a"b`')])
 def test_identifiers_are_quoted_with_embedded_quotes_doubled(backend, quoted):
-    assert DirectConnection(backend, None, "qmark")._quote('a"b') == quoted
-    assert DirectConnection("mysql", None, "format")._quote("a`b") == "`a``b`"
+    from alembic_deploy.backends.base import DirectSession, for_dialect
+
+    assert DirectConnection(for_dialect(backend), DirectSession(None, "qmark"))._quote('a"b') == quoted
+    assert DirectConnection(for_dialect("mysql"), DirectSession(None, "format"))._quote("a`b") == "`a``b`"
 
 
 # -- what a declined proof costs ---------------------------------------------------------------------
@@ -307,9 +309,9 @@ def test_an_env_py_the_proof_does_not_take_declines_before_any_connect(pg_db, ma
     opened: list[str] = []
     real_open = DirectConnection.open.__func__  # type: ignore[attr-defined]
 
-    def counted(cls, url: str):
+    def counted(cls, url: str, **options):
         opened.append(url)
-        return real_open(cls, url)
+        return real_open(cls, url, **options)
 
     monkeypatch.setattr(DirectConnection, "open", classmethod(counted))
     monkeypatch.chdir(project)
