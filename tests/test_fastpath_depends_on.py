@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from alembic_deploy._private_api import upgrade_steps
 from alembic_deploy.fastpath.revisions import revision_files, static_graph
 from alembic_deploy.project import read_ini
 from helpers import run_cli
@@ -85,7 +86,7 @@ def test_the_fast_path_answers_only_where_alembic_upgrade_heads_does_nothing(tmp
             if sorted(state) != sorted(graph.effective_heads()):
                 continue
             answered.append(state)
-            plan = list(script._upgrade_revs("heads", state))  # what `alembic upgrade heads` runs
+            plan = upgrade_steps(script, "heads", state)  # what `alembic upgrade heads` runs
             assert plan == [], (state, plan)
     assert len(answered) == 1
     # What a real `upgrade heads` from an empty database leaves: its HeadMaintainer's rows.
@@ -107,7 +108,7 @@ def test_the_fast_path_answers_only_where_alembic_upgrade_heads_does_nothing(tmp
             self.heads.add(to_)
 
     rows = _Rows()
-    for step in script._upgrade_revs("heads", ()):
+    for step in upgrade_steps(script, "heads", ()):
         rows.update_to_step(step)
     assert sorted(heads) == sorted(graph.effective_heads())
 
@@ -146,7 +147,7 @@ def test_generated_graphs_the_fast_paths_heads_are_alembics(tmp_path, monkeypatc
     assert found is not None, graph
     assert (sorted(found.heads()), sorted(found.effective_heads())) == tuple(sorted(h) for h in expected), graph
     for target in ("heads", "head") if len(found.heads()) == 1 else ("heads",):
-        assert list(script._upgrade_revs(target, found.effective_heads())) == [], (graph, target)
+        assert upgrade_steps(script, target, found.effective_heads()) == [], (graph, target)
 
 
 def _rows(db, revisions: tuple[str, ...]) -> None:
