@@ -172,6 +172,8 @@ class RaceResult:
 
 #: XDG_CACHE_HOME of the runs: alembic-deploy's user-level cache stays in the scratch folder.
 CACHE_HOME = Path(tempfile.gettempdir()) / "ad-bench-cache"
+#: ``ALEMBIC_DEPLOY_*`` variables given with ``--setting`` (every other one is removed).
+SETTINGS: dict[str, str] = {}
 
 
 def child_env(folder: Path | None = None) -> dict[str, str]:
@@ -182,6 +184,7 @@ def child_env(folder: Path | None = None) -> dict[str, str]:
     for name in ("DATABASE_URL", "PYTHONDONTWRITEBYTECODE", "GITHUB_SHA", "GITHUB_RUN_ID"):
         env.pop(name, None)
     env["XDG_CACHE_HOME"] = str(CACHE_HOME)
+    env.update(SETTINGS)
     if folder is not None and (folder / "DATABASE_URL").is_file():
         env["DATABASE_URL"] = (folder / "DATABASE_URL").read_text(encoding="utf-8")
     return env
@@ -607,10 +610,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--race-processes", type=int, default=16)
     parser.add_argument("--race-trials", type=int, default=3)
     parser.add_argument("--cold", action="store_true", help="clear both tools' caches before each timed run")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="run alembic-deploy with ALEMBIC_DEPLOY_NAME=VALUE, e.g. fast_path_libpq=0")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     parser.add_argument("--save", metavar="FILE", help="also write the JSON document to FILE")
     parser.add_argument("--pool", nargs="+", metavar="FILE", help="run nothing: pool runs saved with --save")
     args = parser.parse_args(argv)
+    for setting in args.setting:
+        name, _, value = setting.partition("=")
+        SETTINGS["ALEMBIC_DEPLOY_" + name.upper()] = value
     if args.pool:
         documents = [json.loads(Path(name).read_text(encoding="utf-8")) for name in args.pool]
         sources = [f"  pooled: {d['environment']['command']} (load average at end {d['environment']['loadavg_at_end']})"
