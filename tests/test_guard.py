@@ -235,3 +235,16 @@ def test_bad_arguments_are_config_errors(sqlite_db, make_project):
         guard.check(sqlite_db.url, location, requires=["nope"])
     with pytest.raises(ConfigError, match="could not load"):
         guard.check(sqlite_db.url, str(project / "no-such-folder"))
+
+
+def test_the_guard_inside_an_application_changes_nothing_of_pymysql(mysql_db, make_project):
+    """The guard runs inside the user's application: it connects through the application's driver
+    as the driver is, and leaves it so (no class attribute of PyMySQL's connection replaced)."""
+    import pymysql.connections
+
+    project = make_project("expand_contract")
+    before = dict(vars(pymysql.connections.Connection))
+    stamp(mysql_db, "x4_merge")
+    status, body = guard.readiness(mysql_db.url, str(project / "migrations"))
+    assert (status, body["verdict"]) == (200, "behind-compatible")
+    assert dict(vars(pymysql.connections.Connection)) == before
