@@ -227,7 +227,8 @@ class PostgreSQLBackend(Backend):
             if owner is None:
                 return None
             sql = (relation.format(owner) + " AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE "
-                   f"a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND lower(a.attname) = lower({wanted}))")
+                   "a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+                   f"AND lower(a.attname) = lower({wanted}))")
         else:
             sql = (relation.format(wanted) + " UNION ALL SELECT 1 FROM pg_catalog.pg_constraint k JOIN "
                    "pg_catalog.pg_namespace n ON n.oid = k.connamespace "
