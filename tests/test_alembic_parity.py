@@ -75,26 +75,18 @@ def databases(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         yield [Database(dbs.create(), "postgresql") for _ in range(3)]
 
 
-# Plain alembic through its own API, to build a case's starting state in every database at once.
-_SETUP = """
-import sys
-from alembic import command
-from alembic.config import Config
-urls, targets = sys.argv[1].split(" "), sys.argv[2:]
-for url in urls:
-    config = Config("alembic.ini")
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    for target in targets:
-        command.upgrade(config, target)
-"""
-
-
 def _start_from(project: Path, databases: list[Database], targets: tuple[str, ...]) -> None:
+    """Every database emptied, then brought to ``targets`` by plain alembic through its own API, in
+    this process (the state a case starts from; the runs compared are real processes)."""
+    from alembic import command
+    from alembic.config import Config
+
     for db in databases:
         drop_all(db.url)
-    if targets:
-        subprocess.run([sys.executable, "-c", _SETUP, " ".join(db.url for db in databases), *targets],
-                       cwd=project, check=True, capture_output=True, timeout=120)
+        config = Config(str(project / "alembic.ini"))
+        config.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
+        for target in targets:
+            command.upgrade(config, target)
 
 
 def _alembic(project: Path, url: str, *args: str) -> subprocess.CompletedProcess:
