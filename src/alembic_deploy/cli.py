@@ -26,7 +26,7 @@ from .settings import CHECK, DEMO, HISTORY, OPTION, PLAN, REPAIR, RUN, STATUS, U
 from .settings import options as setting_options
 
 if TYPE_CHECKING:
-    from .api import StatusReport
+    from .report import StatusReport
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -341,24 +341,7 @@ def status(settings: Settings) -> None:
         out(to_json(st.to_dict()))
         _exit_unfinished(st)
         return
-    out(f"database: {st.database} ({st.backend})")
-    out(f"current:  {', '.join(st.current) or '<base>'}")
-    out(f"heads:    {', '.join(st.heads)}")
-    if st.unknown:
-        out(f"unknown:  {', '.join(st.unknown)} (the database is ahead of this code)")
-    if st.unfinished is not None:
-        u = st.unfinished
-        out(f"unfinished: revision {u['revision']} is partly applied (journal #{u['journal_id']}); a deploy "
-            "refuses (exit 8) until `alembic-deploy repair` settles it" if u["state"] == "partial" else
-            f"unfinished: journal #{u['journal_id']} crashed; the next deploy records it and migrates"
-            if u["state"] == "crashed" else
-            f"unfinished: journal #{u['journal_id']} has not recorded its end (a deploy running now)")
-    out(f"pending:  {len(st.pending)}")
-    for rev, doc in st.pending:
-        out(f"  {rev}  {doc}")
-    if st.last_deploys:
-        out("last deploys:")
-        out(_history_table(st.last_deploys))
+    out(st.render_text())
     _exit_unfinished(st)
 
 
@@ -392,46 +375,9 @@ def history(settings: Settings, limit: int) -> None:
     elif not rows:
         out("No deploys recorded yet.")
     else:
-        out(_history_table(rows))
+        from .report import history_table
 
-
-def _history_table(rows: list[dict[str, Any]]) -> str:
-    head = ("id", "started", "outcome", "from", "to", "secs", "env", "host:pid", "git")
-    body = [
-        (
-            str(r["id"]),
-            str(r["started_at"])[:19],
-            r["outcome"],
-            r["from_revisions"] or "-",
-            r["to_revisions"] or "-",
-            f"{r['duration_seconds']:.2f}" if r["duration_seconds"] is not None else "-",
-            r["environment"] or "-",
-            f"{r['host']}:{r['pid']}",
-            (r["git_sha"] or "-")[:10],
-        )
-        for r in rows
-    ]
-    widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths, strict=True)).rstrip()]
-    for row, cells in zip(rows, body, strict=True):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
-        lines.extend(_ended_in(row))
-    return scrub("\n".join(lines))
-
-
-def _ended_in(row: dict[str, Any]) -> list[str]:
-    """Under a run's line, the revision it failed (or was interrupted) in, from its journal row."""
-    from .report import journal_entry
-
-    revisions = journal_entry({"revisions": row.get("revisions")})["revisions"]
-    if not isinstance(revisions, list):
-        return []
-    lines = []
-    for r in revisions:
-        if isinstance(r, dict) and r.get("status") in ("failed", "interrupted"):
-            about = f": {r['description']}" if r.get("description") else ""
-            lines.append(f"  {r['status']} in {r.get('revision')} after {float(r.get('duration') or 0):.3f}s{about}")
-    return lines
+        out(history_table(rows))
 
 
 @main.command()
@@ -507,7 +453,7 @@ def demo(keep: str | None, **options: Any) -> None:
                 "apply to it; run `alembic-deploy demo --keep DIR`, then `alembic-deploy -c DIR/alembic.ini status`."
             )
         code = run_demo(keep)
-    except ConfigError as exc:
+    except AlembicDeployError as exc:
         _err(f"error: {exc.message}", fg="red")
         code = exc.exit_code
     _settle_streams()

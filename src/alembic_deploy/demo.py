@@ -83,9 +83,13 @@ def create_project(folder: Path) -> Path:
 
 
 def run_demo(keep: str | None) -> int:
+    """Create the sample project (in ``keep``, kept; else in a temporary folder, removed), deploy it
+    twice and show status and history; returns the exit code, 0. A step that fails raises its
+    :class:`~alembic_deploy.errors.AlembicDeployError` for the CLI to report."""
     from . import api
-    from .cli import _err, _history_table, out
-    from .errors import EXIT_OK, AlembicDeployError
+    from .cli import out
+    from .errors import EXIT_OK
+    from .report import history_table
     from .settings import Settings
 
     folder = Path(keep).absolute() if keep else Path(tempfile.mkdtemp(prefix="alembic-deploy-demo-"))
@@ -107,13 +111,10 @@ def run_demo(keep: str | None) -> int:
         st = api.status(settings)
         say(f"current: {', '.join(st.current)}  heads: {', '.join(st.heads)}  pending: {len(st.pending)}")
         say(click.style("\n$ alembic-deploy history", bold=True))
-        say(_history_table(api.history(settings)))
+        say(history_table(api.history(settings)))
         if keep:
             say(f"\nKept in {folder}: cd there and run `alembic-deploy status`.")
         return EXIT_OK
-    except AlembicDeployError as exc:
-        _err(f"error: {exc.message}", fg="red")
-        return exc.exit_code
     finally:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)

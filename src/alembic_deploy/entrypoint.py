@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Final, NoReturn
 from .errors import CheckRefused, ConfigError, DatabaseUnreachable
 
 if TYPE_CHECKING:
-    from .api import Deployment
+    from .deployment import Deployment
     from .guard import SchemaCheck
     from .settings import Settings
 
@@ -86,7 +86,7 @@ def run(settings: Settings, mode: str, command: Sequence[str], echo: Echo | None
     Raises an :class:`~alembic_deploy.errors.AlembicDeployError` (and never starts the app) when
     the preparation fails; returns never.
     """
-    from .api import shielded
+    from .deployment import shielded
 
     if health_gate and mode != MIGRATE:
         raise ConfigError(
@@ -113,7 +113,7 @@ def prepare(settings: Settings, mode: str, echo: Echo, health_gate: bool = False
         if report.outcome == "noop":
             echo(report.render_text())
         return None
-    from .api import Deployment
+    from .deployment import Deployment
     from .report import DeployReport
 
     deployment = Deployment.open(settings, echo)

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .errors import EXIT_OK
 from .masking import scrub
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 #: Raised when a field is removed or changes meaning; fields may be added within a version.
 SCHEMA_VERSION: Final = 1
@@ -174,3 +176,102 @@ class DeployReport:
     def _revision_lines(self) -> list[str]:
         width = max((len(r.revision) for r in self.applied), default=0)
         return [f"  {r.revision:<{width}}  {r.duration:7.3f}s  {r.description}" for r in self.applied]
+
+
+@dataclass
+class StatusReport:
+    """What ``status`` found: the database's revisions against the scripts', the last deploys, and
+    what a deploy would find unfinished."""
+
+    database: str
+    backend: str
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+    pending: list[tuple[str, str]]
+    unknown: list[str]
+    last_deploys: list[dict[str, Any]] = field(default_factory=list)
+    #: A partly applied revision or a run that has not ended (steps.unfinished.describe_unfinished).
+    unfinished: dict[str, Any] | None = None
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.pending and not self.unknown
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` document of ``status`` (:func:`document`)."""
+        unfinished = self.unfinished
+        refusing = unfinished is not None and unfinished["exit_code"] != 0
+        return document(
+            "status", database=self.database, backend=self.backend, current=list(self.current),
+            heads=list(self.heads), pending=[{"revision": rev, "description": doc} for rev, doc in self.pending],
+            unknown=list(self.unknown), up_to_date=self.up_to_date,
+            last_deploys=[journal_entry(row) for row in self.last_deploys],
+            # A partly applied revision: the exit code and error a deploy would give.
+            exit_code=unfinished["exit_code"] if refusing else EXIT_OK,  # type: ignore[index]
+            error=unfinished["error"] if refusing else None,  # type: ignore[index]
+            unfinished=None if unfinished is None else {k: v for k, v in unfinished.items() if k != "error"},
+        )
+
+    def render_text(self) -> str:
+        """``status`` for people: revisions, what is unfinished, pending revisions, last deploys."""
+        lines = [
+            f"database: {self.database} ({self.backend})",
+            f"current:  {', '.join(self.current) or '<base>'}",
+            f"heads:    {', '.join(self.heads)}",
+        ]
+        if self.unknown:
+            lines.append(f"unknown:  {', '.join(self.unknown)} (the database is ahead of this code)")
+        if self.unfinished is not None:
+            u = self.unfinished
+            lines.append(
+                f"unfinished: revision {u['revision']} is partly applied (journal #{u['journal_id']}); a deploy "
+                "refuses (exit 8) until `alembic-deploy repair` settles it" if u["state"] == "partial" else
+                f"unfinished: journal #{u['journal_id']} crashed; the next deploy records it and migrates"
+                if u["state"] == "crashed" else
+                f"unfinished: journal #{u['journal_id']} has not recorded its end (a deploy running now)"
+            )
+        lines.append(f"pending:  {len(self.pending)}")
+        lines.extend(f"  {rev}  {doc}" for rev, doc in self.pending)
+        if self.last_deploys:
+            lines.append("last deploys:")
+            lines.append(history_table(self.last_deploys))
+        return "\n".join(lines)
+
+
+def history_table(rows: list[dict[str, Any]]) -> str:
+    """Journal rows as a table for people, one line per run (and one under a run for the revision
+    it failed or was interrupted in)."""
+    head = ("id", "started", "outcome", "from", "to", "secs", "env", "host:pid", "git")
+    body = [
+        (
+            str(r["id"]),
+            str(r["started_at"])[:19],
+            r["outcome"],
+            r["from_revisions"] or "-",
+            r["to_revisions"] or "-",
+            f"{r['duration_seconds']:.2f}" if r["duration_seconds"] is not None else "-",
+            r["environment"] or "-",
+            f"{r['host']}:{r['pid']}",
+            (r["git_sha"] or "-")[:10],
+        )
+        for r in rows
+    ]
+    widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths, strict=True)).rstrip()]
+    for row, cells in zip(rows, body, strict=True):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+        lines.extend(_ended_in(row))
+    return scrub("\n".join(lines))
+
+
+def _ended_in(row: dict[str, Any]) -> list[str]:
+    """Under a run's line, the revision it failed (or was interrupted) in, from its journal row."""
+    revisions = journal_entry({"revisions": row.get("revisions")})["revisions"]
+    if not isinstance(revisions, list):
+        return []
+    lines = []
+    for r in revisions:
+        if isinstance(r, dict) and r.get("status") in ("failed", "interrupted"):
+            about = f": {r['description']}" if r.get("description") else ""
+            lines.append(f"  {r['status']} in {r.get('revision')} after {float(r.get('duration') or 0):.3f}s{about}")
+    return lines

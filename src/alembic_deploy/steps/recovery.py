@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from ..alembic_env import AlembicProject
-    from ..api import Deployment
+    from ..deployment import Deployment
     from ..backends import MigrationLock
     from ..journal import Journal
     from ..report import DeployReport

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from ..alembic_env import AlembicProject
-    from ..api import Deployment
+    from ..deployment import Deployment
     from ..journal import Journal
     from ..report import DeployReport
     from .recovery import Partial

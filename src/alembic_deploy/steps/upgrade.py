@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from tenacity import Retrying
 
     from ..alembic_env import AlembicProject, RunObserver, RunResult
-    from ..api import Deployment
+    from ..deployment import Deployment
     from ..backends import MigrationLock
     from ..report import DeployReport
     from ..signals import InterruptState
@@ -410,7 +410,7 @@ class _Attempts:
     # -- the error when no retry is left ------------------------------------------------------------
     def final_error(self, exc: BaseException) -> BaseException:
         """The exit-7 error when retries ran out; otherwise ``exc`` itself, after a line saying
-        why it was not retried: the pipeline (``api._migration_error``) explains what a failed
+        why it was not retried: :func:`alembic_deploy.aftermath.migration_error` explains what a failed
         revision left behind, partly applied or rolled back, in one place."""
         if isinstance(exc, AlembicDeployError) or self.kind is None or self.interrupt.interrupted:
             return exc

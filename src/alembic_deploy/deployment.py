@@ -1,0 +1,156 @@
+"""What every verb opens once: the project's ini, the database URL, the tool's own engine and
+backend, and the caller's progress output (:class:`Deployment`); the wait, lock and journal steps
+are reached through it."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .masking import mask_url
+from .project import ProjectIni, read_ini
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+    from .alembic_env import AlembicProject
+    from .backends import Backend, MigrationLock
+    from .fastpath.direct import DirectConnection
+    from .journal import Journal
+    from .report import DeployReport
+    from .settings import Settings
+
+Echo = Callable[[str], None]
+
+#: The connection that reached the database serves the migration lock when taken within this
+#: many seconds (a health gate in between may take minutes: an idle session may be cut by then).
+REUSE_CONNECTION_SECONDS = 10.0
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+def shielded(echo: Echo | None) -> Echo:
+    """The caller's ``echo`` (None: print nothing), unable to fail the work it reports: a line it
+    raises on (a closed stream, a logging handler that fails) is dropped, since a migration half
+    done or a journal row left ``running`` for want of a progress line is worse than the line
+    lost; the report returned holds the outcome all the same. Signals (KeyboardInterrupt) pass."""
+    if echo is None:
+        return _quiet
+    if getattr(echo, "shields", None) is not None:
+        return echo
+
+    def say(msg: str) -> None:
+        # Whatever the caller's output does, the work goes on.
+        with contextlib.suppress(Exception):
+            echo(msg)
+
+    say.shields = echo  # type: ignore[attr-defined]
+    return say
+
+
+@dataclass
+class Deployment:
+    """What every verb needs once: the project, the URL, the tool's own engine and backend."""
+
+    settings: Settings
+    ini: ProjectIni
+    url: str
+    engine: Engine
+    backend: Backend
+    echo: Echo
+    #: The fast path's session, until the engine takes it over (closed with the deployment if not).
+    _spare: DirectConnection | None = field(default=None, repr=False)
+    #: (connection, when): the session the wait step reached the database with, until taken.
+    _reached: tuple[Connection, float] | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, settings: Settings, echo: Echo | None = None, spare: DirectConnection | None = None) -> Deployment:
+        """``spare``: the fast path's session, for the engine to take over (:func:`.database.adopt`)."""
+        from .compat import require_supported
+        from .database import adopt, make_engine
+        from .database_url import resolve_url
+
+        try:
+            require_supported()
+            ini = read_ini(settings.config_path, settings.name)
+            url = resolve_url(settings, ini)
+            engine, backend = make_engine(url, settings.lock_timeout_wait)
+        except BaseException:
+            if spare is not None:
+                spare.close()
+            raise
+        if spare is not None:
+            adopt(engine, spare)
+        return cls(settings, ini, url, engine, backend, shielded(echo), spare)
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.engine.url.render_as_string(hide_password=True))
+
+    def wait(self, report: DeployReport) -> None:
+        from .steps.wait import wait_for_database
+
+        def on_retry(attempt: int, _exc: BaseException) -> None:
+            if attempt == 1:
+                self.echo(
+                    f"Waiting for the database at {self.masked_url} "
+                    f"(up to {self.settings.wait_timeout:g}s)..."
+                )
+
+        started = time.monotonic()
+        seconds, attempts, conn = wait_for_database(
+            self.engine, self.backend, self.settings.wait_timeout, on_retry=on_retry, hold=True
+        )
+        self._drop_reached()
+        self._reached = (conn, time.monotonic()) if conn is not None else None
+        report.db_wait_seconds = round(seconds, 4)
+        report.step("wait", started, f"{attempts} attempt(s)")
+
+    def alembic_project(self) -> AlembicProject:
+        from .alembic_env import AlembicProject
+
+        return AlembicProject(self.settings, self.url)
+
+    def lock(self, timeout: float | None = None) -> Any:
+        """The migration lock, waited for up to ``timeout`` (default ``--lock-timeout-wait``; 0:
+        one attempt) before :class:`~.errors.LockNotAcquired`."""
+        name = self.backend.lock_name(self.engine.url.database, "alembic_version", None)
+
+        def on_wait(holder: dict[str, Any]) -> None:
+            who = ", ".join(f"{k} {v}" for k, v in holder.items() if v) or "another deploy"
+            self.echo(f"Waiting for the migration lock held by {who}...")
+
+        wait = self.settings.lock_timeout_wait if timeout is None else timeout
+        return self.backend.lock(self.engine, name, wait, on_wait,
+                                 connection=self._take_reached())
+
+    def _take_reached(self) -> Connection | None:
+        """The wait step's connection while it is fresh (then the lock opens no session of its
+        own: a connect costs a server process on PostgreSQL, a TLS context with PyMySQL)."""
+        reached, self._reached = self._reached, None
+        if reached is not None and time.monotonic() - reached[1] <= REUSE_CONNECTION_SECONDS:
+            return reached[0]
+        if reached is not None:
+            reached[0].close()
+        return None
+
+    def _drop_reached(self) -> None:
+        conn = self._take_reached()
+        if conn is not None:
+            conn.close()
+
+    def journal(self, lock: MigrationLock | None = None) -> Journal:
+        from .journal import Journal
+
+        return Journal(self.engine, self.settings.journal_table, lock.connection if lock else None, self.backend)
+
+    def close(self) -> None:
+        self._drop_reached()
+        if self._spare is not None:
+            self._spare.close()  # nothing left to close once the engine took it over
+        self.engine.dispose()
