@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from alembic_deploy.fastpath.direct import SETTLED, DirectConnection, JournalState, plain_identifier
-from alembic_deploy.steps import recovery
+from alembic_deploy import partial as partial_revisions
 from alembic_deploy.steps.progress import DDL, READ, Progress, RevisionProgress, Statement
 from helpers import Database, run_cli, spawn_cli, url_text
 from lockscene import write_revision
@@ -48,7 +48,7 @@ def previous_release(project: Path, *revisions: str) -> None:
 
 
 def test_settled_outcomes_are_recoverys():
-    assert SETTLED == recovery.SETTLED
+    assert SETTLED == partial_revisions.SETTLED
 
 
 # -- the instances ----------------------------------------------------------------------------------

@@ -35,11 +35,11 @@ from .errors import (
     MigrationFailed,
     PartialMigration,
 )
-from .report import DeployReport, FailedRevision, RevisionResult, StepResult
+from .report import DeployReport, FailedRevision, RevisionResult, StatusReport, StepResult
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .api import StatusReport, history, repair, status, upgrade
+    from .api import history, repair, status, upgrade
     from .check import CheckReport, check
     from .guard import SchemaCheck
     from .guard import check as check_schema
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 # What loads on first use, as (module, attribute): the CLI imports this package on every run, and
 # the fast path must not pay for SQLAlchemy and Alembic.
 _LAZY = {
-    "StatusReport": ("api", "StatusReport"),
     "CheckReport": ("check", "CheckReport"),
     "check": ("check", "check"),
     "PlanReport": ("plan", "PlanReport"),

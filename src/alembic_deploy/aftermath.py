@@ -7,17 +7,24 @@ The steps find the facts (the pipeline, the retry loop in :mod:`.steps.upgrade`,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .errors import MigrationFailed
-from .masking import scrub_statement
+from .errors import MigrationFailed, PartialMigration
+from .masking import scrub, scrub_statement
+from .partial import describe, is_applied, read_progress, versions_of
+from .steps.progress import excerpt, literal_syntax, shorten
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .alembic_env import AlembicProject
+    from .backends import Backend
     from .deployment import Deployment
     from .journal import Journal
+    from .partial import Partial
     from .report import DeployReport
-    from .steps.progress import ProgressTracker
+    from .steps.migrating_session import StatementCounts
+    from .steps.progress import ProgressTracker, Statement
 
 
 def migration_error(
@@ -105,3 +112,230 @@ def pending_revisions(project: AlembicProject, target: str, versions: tuple[str,
         return [rev for rev, _ in project.upgrade_steps(target, versions)]
     except Exception:  # noqa: BLE001 - revisions these scripts do not know
         return []
+
+
+# -- a partly applied revision ----------------------------------------------------------------------
+def partial_error(partial: Partial, backend: Backend, options: Callable[[Partial], list[str]]) -> PartialMigration:
+    """The exit-8 refusal over a partly applied revision: what ran, what did not, why it is
+    partly applied on this backend, and ``options(partial)``: each repair option with what it would
+    do or why it is not available."""
+    row, rev = partial.row, partial.revision
+    if not partial.project.knows(rev):
+        return _foreign_error(partial)
+    try:
+        total: int | None = len(partial.statements())
+    except ValueError:
+        total = None
+    what = _durable(partial, f" of its {total}" if total is not None else "")
+    at = ", ".join(partial.versions) or "<base>"
+    unsure = (
+        f" Statement(s) {_numbers(partial.uncertain)} were running when that process died or lost its "
+        "connection, and the schema cannot tell whether they took effect."
+        if partial.uncertain else ""
+    )
+    fields: dict[str, Any] = {
+        "revision": f"{rev} ({describe(partial.project, rev)})",
+        "left by": _left_by(partial),
+        "ran": _listing(partial.applied) or "-",
+    }
+    if partial.uncertain:
+        fields["uncertain"] = _listing(partial.uncertain)
+    if partial.entry.failed is not None:
+        fields["failed"] = f"{_listing([partial.entry.failed])} (raised an error; not applied)"
+    fields["not run"] = _not_run(partial)
+    fields["options"] = "; ".join(options(partial))
+    return PartialMigration(
+        f"Revision {rev} is partly applied: {what} by an earlier "
+        f"run (journal #{row['id']}, {row['outcome']}) but the version table says {at}, because "
+        f"{backend.partial_cause} and nothing rolled them back. Running the revision again would apply them "
+        f"twice or fail on them, so nothing was migrated.{unsure} Resolve it with `alembic-deploy repair` and "
+        "one of --resume, --rollback-partial or --mark-applied (see options below), then deploy again.",
+        **fields,
+    )
+
+
+def _foreign_error(partial: Partial) -> PartialMigration:
+    """The revision is not in these scripts: another project migrating this database (its own
+    version table, the same lock and journal table) or newer code left it; only that code can
+    repair it."""
+    row, rev, table = partial.row, partial.revision, partial.progress.version_table
+    return PartialMigration(
+        f"Revision {rev} is partly applied: {_durable(partial)} by an earlier run (journal #{row['id']}, "
+        f"{row['outcome']}) whose version table {table} says {', '.join(partial.versions) or '<base>'}, "
+        f"but these migration scripts do not contain {rev}: it belongs to another Alembic project "
+        "that migrates this database and shares this journal table, or to newer code. Nothing was "
+        "migrated. Repair it with that code (`alembic-deploy repair` in its folder), then deploy "
+        "again; projects sharing a database should keep a journal table each (--journal-table).",
+        revision=rev,
+        **{"version table": table, "left by": _left_by(partial), "ran": _listing(partial.applied) or "-"},
+    )
+
+
+def _durable(partial: Partial, of: str = "") -> str:
+    """What of the revision is durable (``of``: " of its N" when its statements are known)."""
+    if partial.applied:
+        return f"statement(s) {_numbers(partial.applied)}{of} were committed"
+    return f"statement(s) {_numbers(partial.uncertain)}{of} may have been committed"
+
+
+def _left_by(partial: Partial) -> str:
+    row = partial.row
+    return f"journal #{row['id']}: {row['command']} on host {row['host']} (pid {row['pid']}), {row['outcome']}"
+
+
+def _not_run(partial: Partial) -> str:
+    try:
+        statements = partial.statements()
+    except ValueError as exc:
+        return f"cannot tell: {exc}"
+    # Each statement is listed once: the one that failed is under "failed".
+    done = {s.n for s in partial.applied} | {s.n for s in partial.uncertain}
+    if partial.entry.failed is not None:
+        done.add(partial.entry.failed.n)
+    syntax = literal_syntax(partial.progress.backend)
+    rest = [(n, sql) for n, sql in enumerate(statements, 1) if n not in done and n > partial.last_applied]
+    return "; ".join(f"{n}. {shorten(excerpt(sql, syntax))}" for n, sql in rest) or "-"
+
+
+def _numbers(statements: list[Statement]) -> str:
+    return ", ".join(str(s.n) for s in statements)
+
+
+def _listing(statements: list[Statement]) -> str:
+    return "; ".join(f"{s.n}. {shorten(s.sql)}" for s in statements)
+
+
+# -- a crashed run ----------------------------------------------------------------------------------
+def crash_summary(
+    deployment: Deployment, project: AlembicProject, row: dict[str, Any], partial: Partial | None,
+) -> str:
+    """What the crashed run of journal ``row`` was doing and what of it was kept, completing
+    "crashed ..." (``partial``: the partly applied revision found, if any)."""
+    progress = read_progress(row)
+    if progress is None:
+        return "before it started applying revisions"
+    if partial is not None and partial.row["id"] == row["id"]:
+        return f"while applying revision {partial.revision}, leaving it partly applied"
+    try:
+        versions = versions_of(deployment.engine, progress)
+    except Exception:  # noqa: BLE001 - the report matters less than the run
+        versions = ()
+    in_flight = [e.revision for e in progress.revisions if not is_applied(project, e.revision, versions)]
+    last = progress.planned_last
+    if in_flight:
+        current = in_flight[-1]
+        earlier = pending_revisions(project, current, versions)[:-1]
+    elif last is not None and not is_applied(project, last, versions):
+        # No statement of it was recorded: nothing committed by itself. Each revision commits with
+        # its version stamp (MySQL, SQLite, transaction_per_migration) and then the revision in
+        # flight is the first one not recorded; with one transaction for the whole run (PostgreSQL's
+        # default) it was one of them, and all of them went back together.
+        pending = pending_revisions(project, last, versions) or [last]
+        if deployment.backend.transactional_ddl and len(pending) > 1:
+            return (
+                f"while applying one of revisions {pending[0]} .. {pending[-1]} ({len(pending)} not in the "
+                "version table); nothing of them was kept (their transaction was rolled back)"
+            )
+        current, earlier = pending[0], []
+    else:
+        return f"after applying its {progress.planned_count} revision(s) (before recording its end)"
+    kept = (
+        "its transaction was rolled back" if deployment.backend.transactional_ddl
+        else "none of its statements had been committed"
+    )
+    with_it = f"; {', '.join(earlier)}, run in the same transaction, went with it" if earlier else ""
+    return f"while applying revision {current}; nothing of it was kept ({kept}){with_it}"
+
+
+# -- lock timeouts, lost connections, statement timeouts -------------------------------------------
+def lock_retry_notice(where: str, counts: StatementCounts | None, blockers: str, retry: str) -> str:
+    """Before a retry: the revision gave up waiting for its locks, and nothing of it was kept."""
+    return (f"{where} could not get its locks within {_seconds(counts)} ({blockers}); "
+            f"nothing of it was kept, {retry}.")
+
+
+def connection_retry_notice(where: str, exc: BaseException | None, retry: str) -> str:
+    """Before a retry: the connection was lost, and the server rolled back what was not committed."""
+    return (f"{where} lost its database connection ({first_line(exc)}); "
+            f"the server rolled back what was not committed, {retry} once the database is back.")
+
+
+def statement_timed_out(what: str, counts: StatementCounts | None) -> str:
+    """Why a revision cancelled by the statement timeout is not retried, and what to change."""
+    return (
+        f"{what} ran longer than the statement timeout of {_seconds(counts, 'statement')} and "
+        "was cancelled by the server; statement timeouts are not retried. If it is meant to be "
+        'long (a data migration, CREATE INDEX CONCURRENTLY), give it alembic_deploy = '
+        '{"statement_timeout": None} in its file, or raise --statement-timeout.'
+    )
+
+
+def not_retried(what: str, lock_timeout: bool, counts: StatementCounts | None, blockers: str,
+                exc: BaseException) -> str:
+    """Why a revision that hit the lock timeout or lost its connection was not retried: running it
+    again could apply part of it twice."""
+    cause = (
+        f"could not get its locks within {_seconds(counts)} ({blockers})"
+        if lock_timeout else f"lost its database connection ({first_line(exc)})"
+    )
+    return f"{what} {cause} and was not retried: {_unsafe(counts)}"
+
+
+def connection_lost(title: str, attempts: int, exc: BaseException, revision: str | None) -> MigrationFailed:
+    """The exit-7 error of a revision that lost its connection on every attempt."""
+    return MigrationFailed(
+        f"{title} lost its database connection {attempts} time(s) ({first_line(exc)}); each "
+        "time its transaction was rolled back by the server, so nothing of it was kept. Check "
+        "the database server's health and logs, then deploy again.",
+        revision=revision,
+    )
+
+
+def locks_not_granted(title: str, counts: StatementCounts | None, attempts: int, seconds: float,
+                      blockers: str, revision: str | None) -> MigrationFailed:
+    """The exit-7 error of a revision that hit the lock timeout until retries ran out."""
+    allowed = counts.timeouts.retries if counts is not None else 0
+    why = (
+        "the deadline (--retry-deadline) passed" if attempts <= allowed
+        else f"retries are set to {allowed}"
+    )
+    return MigrationFailed(
+        f"{title} could not get its locks within {_seconds(counts)} in {attempts} attempt(s) "
+        f"over {seconds:.1f}s ({blockers}); it gave up because {why}. "
+        "Each attempt gave up before changing anything, so nothing of it was kept, and the "
+        "application waited behind it no longer than the lock timeout. A long transaction "
+        "or query holds a lock on what this revision changes: end it or deploy at a quieter "
+        "time; or raise --ddl-lock-timeout / --retries, or give this revision its own values "
+        'with alembic_deploy = {"lock_timeout": 10, "retries": 10} in its file.',
+        revision=revision,
+        blocker=blockers,
+        attempts=attempts,
+    )
+
+
+def _seconds(counts: StatementCounts | None, which: str = "lock") -> str:
+    if counts is None:
+        return "the timeout"
+    value = counts.timeouts.lock_timeout if which == "lock" else counts.timeouts.statement_timeout
+    return f"{value:g}s" if value else "the server's timeout"
+
+
+def _unsafe(counts: StatementCounts | None) -> str:
+    if counts is not None and counts.outside_transaction:
+        return ("it ran statements outside a transaction (an autocommit block), so running it again "
+                "could apply part of it twice.")
+    done = counts.completed if counts is not None else 0
+    in_flight = " (and one was in flight)" if counts is not None and counts.sent > done else ""
+    return (
+        f"{done} of its statement(s) had completed{in_flight} on a database that commits DDL "
+        "statement by statement, so running it again could apply part of it twice."
+    )
+
+
+def first_line(exc: BaseException | None) -> str:
+    """The first line of the database's error (the driver's, under SQLAlchemy's wrapper), scrubbed."""
+    if exc is None:
+        return "unknown error"
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return scrub(f"{type(orig).__name__}: {lines[0] if lines else ''}")[:300]

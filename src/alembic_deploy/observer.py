@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from .journal import Journal
     from .report import DeployReport
     from .signals import InterruptState
+    from .steps.migrating_session import MigratingSession
     from .steps.progress import ProgressTracker
-    from .steps.upgrade import MigratingSession
 
 
 @dataclass

@@ -103,6 +103,13 @@ class Backend:
     extra: ClassVar[str] = ""
     #: How its SQL writes literals, so what the journal keeps of a statement masks them all.
     literals: ClassVar[SQLLiterals] = ANY_DIALECT
+    #: Why statements of a revision can be durable while the version table does not record it (a
+    #: partly applied revision): the end of a sentence "..., because <partial_cause> and nothing
+    #: rolled them back".
+    partial_cause: ClassVar[str] = "they ran outside a transaction"
+    #: Does :meth:`cancel` need a connection of the tool's own to the server? False where the
+    #: statement is cancelled through the migrating connection itself (SQLite's interrupt).
+    cancel_needs_connection: ClassVar[bool] = True
 
     # -- engines -----------------------------------------------------------------------------
     def own_driver(self, driver: str) -> str:

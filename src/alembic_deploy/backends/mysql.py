@@ -68,6 +68,7 @@ class MySQLBackend(Backend):
     literals = SQLLiterals()
     # DDL commits implicitly: a failed revision may leave earlier statements applied.
     transactional_ddl = False
+    partial_cause = "MySQL/MariaDB commits DDL statement by statement"
     drivers: ClassVar[dict[str, Driver]] = {
         "pymysql": Driver("pymysql", connect_timeout_arg="connect_timeout"),
         "mysqldb": Driver("MySQLdb", connect_timeout_arg="connect_timeout"),

@@ -66,6 +66,7 @@ class PostgreSQLBackend(Backend):
     name = "postgresql"
     literals = SQLLiterals(string_quotes="'", backslash_escapes=False, hash_comments=False)  # "x" is a name
     transactional_ddl = True
+    partial_cause = "they ran outside a transaction (an autocommit block)"
     drivers: ClassVar[dict[str, Driver]] = {
         "psycopg": Driver("psycopg", connect_timeout_arg="connect_timeout"),
         "psycopg_async": Driver("psycopg", is_async=True),

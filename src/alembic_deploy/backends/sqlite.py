@@ -57,6 +57,8 @@ class SQLiteBackend(Backend):
     literals = SQLLiterals(backslash_escapes=False, hash_comments=False)  # "x" is a string when no name matches
     # pysqlite issues no BEGIN before DDL, so alembic treats SQLite DDL as non-transactional.
     transactional_ddl = False
+    partial_cause = "alembic runs SQLite DDL outside a transaction (pysqlite opens one only before DML)"
+    cancel_needs_connection = False
     drivers: ClassVar[dict[str, Driver]] = {
         "pysqlite": Driver("sqlite3"),
         "aiosqlite": Driver("aiosqlite", is_async=True),

@@ -34,7 +34,7 @@ WAIT_SECONDS = 1.0
 CONNECT_SECONDS = 5.0
 #: The version table the fast path reads (env.py's proof rules out any other).
 DEFAULT_VERSION_TABLE = "alembic_version"
-#: Outcomes after which nothing a run did is left unsettled (steps/recovery.py ``SETTLED``,
+#: Outcomes after which nothing a run did is left unsettled (partial.py ``SETTLED``,
 #: not imported from there: that module is slow to import, for the fast path).
 SETTLED = ("applied", "noop", "rolled-back")
 #: Journal table names the fast path writes into: what needs no quoting on any backend and fits

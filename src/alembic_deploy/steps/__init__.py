@@ -1,1 +1,2 @@
-"""One module per pipeline step; ``api`` strings them together."""
+"""One module per pipeline step (and the parts of the upgrade step); :mod:`alembic_deploy.pipeline`
+strings them together."""

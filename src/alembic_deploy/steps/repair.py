@@ -1,6 +1,6 @@
 """``alembic-deploy repair``: settle a partly applied revision, explicitly, under the migration lock.
 
-A partly applied revision (see :mod:`.recovery`) blocks every deploy with exit 8 until a person
+A partly applied revision (see :mod:`alembic_deploy.partial`) blocks every deploy with exit 8 until a person
 chooses how to settle it. Each option is one ``repair`` run, journaled with its own row (command
 ``repair``; its ``progress`` names the action and tracks the statements it runs, so a repair that
 dies midway is itself detected and can be repaired again):
@@ -31,9 +31,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ..aftermath import partial_error
 from ..errors import CheckRefused, ConfigError, MigrationFailed
 from ..masking import scrub_statement
+from ..partial import describe, is_applied
 from ..report import RevisionResult
+from ..schema_lookup import took_effect
 from .progress import (
     READ,
     ProgressTracker,
@@ -45,7 +48,6 @@ from .progress import (
     literal_syntax,
     shorten,
 )
-from .recovery import describe, is_applied, took_effect
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -53,8 +55,8 @@ if TYPE_CHECKING:
     from ..alembic_env import AlembicProject
     from ..deployment import Deployment
     from ..journal import Journal
+    from ..partial import Partial
     from ..report import DeployReport
-    from .recovery import Partial
 
 #: The options and what each does, as messages and ``--help`` say it.
 OPTIONS: Final = {
@@ -210,7 +212,7 @@ def unprovable(statement: Statement, in_flight: bool = False) -> str | None:
     changes, several clauses): they are refused, for a person to undo.
 
     A statement the dead run was inside when it died (``in_flight``) is settled from the schema
-    (:mod:`.recovery`), and the schema cannot tell its doing from an object that was there before
+    (:mod:`alembic_deploy.partial`), and the schema cannot tell its doing from an object that was there before
     it: the process may have died between the server's "already exists" error and the record of
     it. Such a statement is undone only when the record made just before it ran
     (:attr:`Statement.before`) shows the object absent (for a drop: present) then."""
@@ -232,6 +234,16 @@ def unprovable(statement: Statement, in_flight: bool = False) -> str | None:
     return (f"was still running when that run ended, and {thing} "
             f"{'already existed' if effect.creates else 'was already gone'} just before it ran (looked up and "
             f"recorded then), so it did not {'create' if effect.creates else 'drop'} it: {undo}")
+
+
+def choices(partial: Partial) -> list[str]:
+    """Each option with what it would do, or why it is not available (for the exit-8 message)."""
+    options = []
+    for option, plan in (("--resume", plan_resume(partial)), ("--rollback-partial", plan_rollback(partial))):
+        options.append(f"{option} ({plan.summary})" if plan.refusal is None
+                       else f"{option} (not available: {plan.refusal})")
+    options.append(f"--mark-applied ({OPTIONS['mark-applied']})")
+    return options
 
 
 def describe_plan(partial: Partial, action: str, plan: Plan) -> list[str]:
@@ -270,7 +282,7 @@ def run(
     report.target = partial.revision
     report.from_revisions = report.to_revisions = partial.versions
     if action is None:
-        raise partial.error(deployment.backend.name)
+        raise partial_error(partial, deployment.backend, choices)
     planners: dict[str, Callable[[Partial], Plan]] = {
         "resume": plan_resume, "rollback-partial": lambda p: plan_rollback(p, keep), "mark-applied": lambda _p: Plan(),
     }

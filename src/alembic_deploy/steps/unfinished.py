@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..aftermath import partial_error
 from ..errors import EXIT_OK, AlembicDeployError, LockNotAcquired, PartialMigration
-from .recovery import find_partial
+from ..partial import find_partial
+from .repair import choices
 
 if TYPE_CHECKING:
     from ..alembic_env import AlembicProject
-    from ..api import Deployment
+    from ..deployment import Deployment
     from ..journal import Journal
-    from .recovery import Partial
+    from ..partial import Partial
 
 
 def describe_unfinished(deployment: Deployment, journal: Journal, project: AlembicProject) -> dict[str, Any] | None:
@@ -76,7 +78,7 @@ def _partial(deployment: Deployment, partial: Partial, crashed: str | None) -> d
     (its row still says ``running``; the next deploy closes it as ``crashed``)."""
     if crashed is not None:
         partial.row["outcome"] = "crashed"
-    error = partial.error(deployment.backend.name)
+    error = partial_error(partial, deployment.backend, choices)
     if crashed is not None:
         error = PartialMigration(
             f"The previous run crashed while applying revision {partial.revision} ({crashed}), leaving "
