@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from alembic_deploy.fastpath.direct import SETTLED, DirectConnection, JournalState, plain_identifier
 from alembic_deploy import partial as partial_revisions
+from alembic_deploy.fastpath.direct import SETTLED, DirectConnection, JournalState, plain_identifier
 from alembic_deploy.steps.progress import DDL, READ, Progress, RevisionProgress, Statement
 from helpers import Database, run_cli, spawn_cli, url_text
 from lockscene import write_revision
