@@ -25,11 +25,12 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
 
-# Two pytest-xdist workers (each test has databases, ports and folders of its own); WORKERS=0 runs
-# the suite in one process.
+# Two pytest-xdist workers (each test has databases, ports and folders of its own), an idle one
+# taking tests from the other (durations range from milliseconds to minutes); WORKERS=0 runs the
+# suite in one process.
 WORKERS ?= 2
 test: $(VENV)/.test
-	$(BIN)/pytest -n $(WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The whole suite in a venv of its own against the releases tests/<PINS>-versions.txt pins (run by
 # hand; CI runs `test` on the newest): `minimum` the oldest pyproject.toml admits (SQLAlchemy 1.4.29,
