@@ -76,3 +76,22 @@ def test_env_as_a_name_in_pyproject_still_names_the_environment(project: Path) -
     (project / "pyproject.toml").write_text('[tool.alembic-deploy]\nenv = "dev"\n')
     doc = checked(invoke_cli(project, "check", "--dialect", "mysql", "--json").stdout, "check", EXIT_OK)
     assert doc["policy"] is None
+
+
+def test_upgrade_refuses_what_the_env_policy_blocks_before_any_revision_runs(project: Path, pg_db) -> None:
+    (project / "migrations" / "versions" / "a4_backfill.py").unlink()
+    run = invoke_cli(project, "upgrade", "--env", "production", "--json", url=pg_db.url)
+    doc = checked(run.stdout, "upgrade", CheckRefused.exit_code)
+    assert doc["outcome"] == "refused" and doc["applied"] == [] and doc["to_revisions"] == []
+    assert "The production policy blocks 1 lint finding(s)" in run.stderr
+    assert "a2_users_email_index line 16: index-not-concurrent (error)" in run.stderr
+    # dev allows that rule: the same revisions migrate, the linted ones included.
+    run = invoke_cli(project, "upgrade", "--env", "dev", "--json", url=pg_db.url)
+    doc = checked(run.stdout, "upgrade", EXIT_OK)
+    assert [r["revision"] for r in doc["applied"]] == ["a1_users", "a2_users_email_index", "a3_seed"]
+
+
+def test_upgrade_without_a_policy_for_its_env_lints_nothing(project: Path, mysql_db) -> None:
+    (project / "pyproject.toml").write_text('[tool.alembic-deploy.env.production]\nfail-on = "notice"\n')
+    (project / "migrations" / "versions" / "a4_backfill.py").unlink()
+    assert invoke_cli(project, "upgrade", "--env", "staging", url=mysql_db.url).returncode == EXIT_OK

@@ -118,3 +118,23 @@ def test_a_pymysql_query_is_sent_then_its_reply_read(mysql_db: Database):
             assert cur.fetchone() == (1,)
     finally:
         conn.close()
+
+
+def test_op_proxy_kept_leaves_the_running_migrations_op_in_place() -> None:
+    import io
+
+    from alembic import op
+    from alembic.operations import Operations
+
+    def context() -> MigrationContext:
+        return MigrationContext.configure(dialect_name="postgresql",
+                                          opts={"as_sql": True, "output_buffer": io.StringIO()})
+
+    with Operations.context(context()) as running:
+        assert op._proxy is running
+        with _private_api.op_proxy_kept(), Operations.context(context()) as rendering:
+            assert op._proxy is rendering
+        assert op._proxy is running  # Operations.context's exit alone leaves None there
+        with Operations.context(context()):
+            pass
+        assert op._proxy is None

@@ -9,7 +9,9 @@ release that test last passed on. Everything else in the package uses public API
   env.py's ``run_migrations``; the tool needs them before they run, to plan, time and announce
   each revision), a revision's down revisions and dependencies with branch labels resolved
   (``Script._all_down_revisions``), and the migration context's ``on_version_apply`` callbacks
-  (chained after env.py's own, without changing env.py).
+  (chained after env.py's own, without changing env.py); the ``alembic.op`` module's proxy kept across
+  a revision rendered offline for the lint while env.py's own run is under way
+  (:func:`op_proxy_kept`: ``Operations.context`` does not nest, its exit removes the proxy).
 * PyMySQL: a query sent without waiting for its reply (``Connection._execute_command``), the
   reply read later (``_read_query_result``). The journal's progress records go ahead of the
   migration's statement this way instead of delaying it by a round trip each.
@@ -17,10 +19,11 @@ release that test last passed on. Everything else in the package uses public API
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from alembic.runtime.migration import MigrationContext
     from alembic.script import Script, ScriptDirectory
@@ -53,6 +56,22 @@ def chain_version_apply(context: MigrationContext, callback: Callable[..., None]
     callbacks = tuple(context.on_version_apply_callbacks)
     if callback not in callbacks:
         context.on_version_apply_callbacks = (*callbacks, callback)
+
+
+@contextmanager
+def op_proxy_kept() -> Iterator[None]:
+    """Put ``alembic.op`` back as it was on entry, when the block is left: the module-level
+    functions ``Operations.context`` installs (``op.create_table``, ...) and its ``_proxy``."""
+    from alembic import op as op_module
+
+    namespace = vars(op_module)
+    saved = dict(namespace)
+    try:
+        yield
+    finally:
+        for name in [n for n in namespace if n not in saved]:
+            del namespace[name]
+        namespace.update(saved)
 
 
 #: The MySQL protocol's command byte for a text query (``pymysql.constants.COMMAND.COM_QUERY``).

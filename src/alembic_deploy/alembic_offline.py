@@ -32,6 +32,8 @@ from alembic.operations import Operations
 from alembic.operations import ops as alembic_ops
 from alembic.runtime.migration import MigrationContext
 
+from ._private_api import op_proxy_kept
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import FrameType, ModuleType
@@ -233,7 +235,8 @@ def render_offline(found: RevisionFile, dialect: str, direction: str = "upgrade"
         dialect_name=dialect, opts={"as_sql": True, "output_buffer": recorder, "literal_binds": True},
     )
     migrate: Callable[[], Any] = getattr(found.module, direction)
-    with Operations.context(context) as operations:
+    # Inside env.py's own run (upgrade's preflight) alembic.op is that run's: keep it.
+    with op_proxy_kept(), Operations.context(context) as operations:
         # The op proxy calls invoke() on this instance for every operation: record which one
         # each statement comes from.
         operations.invoke = recorder.recording(operations.invoke)  # type: ignore[method-assign]

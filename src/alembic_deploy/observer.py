@@ -49,7 +49,7 @@ def observe(
     """The observer of one attempt: ``session`` is that attempt's migrating session."""
     from .aftermath import unjournaled
     from .alembic_env import RunObserver
-    from .steps.preflight import check_current
+    from .steps.preflight import check_current, check_lint
 
     echo = deployment.echo
 
@@ -68,6 +68,7 @@ def observe(
             # run (exit 8 and repair rely on it): refuse before anything is applied.
             raise ConfigError(unjournaled(journal, f"{len(planned)} revision(s) are pending "
                                           f"({plan_summary([r for r, _ in planned])}) and nothing was applied"))
+        check_lint(project, [rev for rev, _ in planned], deployment.settings, deployment.backend.name, echo)
         session.planned(planned)
         tracker.plan([rev for rev, _ in planned])
         if planned:
