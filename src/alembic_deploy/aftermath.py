@@ -115,10 +115,34 @@ def pending_revisions(project: AlembicProject, target: str, versions: tuple[str,
 
 
 # -- a partly applied revision ----------------------------------------------------------------------
-def partial_error(partial: Partial, backend: Backend, options: Callable[[Partial], list[str]]) -> PartialMigration:
+def partial_error(
+    partial: Partial, backend: Backend, options: Callable[[Partial], list[str]], crashed: str | None = None,
+) -> PartialMigration:
     """The exit-8 refusal over a partly applied revision: what ran, what did not, why it is
     partly applied on this backend, and ``options(partial)``: each repair option with what it would
-    do or why it is not available."""
+    do or why it is not available. ``crashed``: the dead run's description, when ``status`` finds
+    the revision left by a run that died and whose row the next deploy has still to close."""
+    error = _partial_error(partial, backend, options)
+    if crashed is None:
+        return error
+    return PartialMigration(
+        f"The previous run crashed while applying revision {partial.revision} ({crashed}), leaving "
+        f"it partly applied. The next deploy will refuse (exit 8) until it is repaired. {error.message}",
+        **error.fields,
+    )
+
+
+def crashed_cleanly(started: str) -> str:
+    """What ``status`` says of a run that died (``started``: which one) leaving no revision
+    partly applied."""
+    return (
+        f"The previous run crashed ({started}; its process is gone: nobody holds the migration "
+        "lock), and it left no revision partly applied. The next deploy records it as crashed and "
+        "migrates from what the version table says."
+    )
+
+
+def _partial_error(partial: Partial, backend: Backend, options: Callable[[Partial], list[str]]) -> PartialMigration:
     row, rev = partial.row, partial.revision
     if not partial.project.knows(rev):
         return _foreign_error(partial)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..aftermath import partial_error
-from ..errors import EXIT_OK, AlembicDeployError, LockNotAcquired, PartialMigration
+from ..aftermath import crashed_cleanly, partial_error
+from ..errors import EXIT_OK, AlembicDeployError, LockNotAcquired
 from ..partial import find_partial
 from .repair import choices
 
@@ -61,11 +61,7 @@ def describe_unfinished(deployment: Deployment, journal: Journal, project: Alemb
         return _partial(deployment, partial, started if crashed is not None else None)
     return {
         "state": "crashed", "exit_code": EXIT_OK, "journal_id": row["id"], "revision": None,
-        "message": (
-            f"The previous run crashed ({started}; its process is gone: nobody holds the migration "
-            "lock), and it left no revision partly applied. The next deploy records it as crashed and "
-            "migrates from what the version table says."
-        ),
+        "message": crashed_cleanly(started),
     }
 
 
@@ -78,13 +74,7 @@ def _partial(deployment: Deployment, partial: Partial, crashed: str | None) -> d
     (its row still says ``running``; the next deploy closes it as ``crashed``)."""
     if crashed is not None:
         partial.row["outcome"] = "crashed"
-    error = partial_error(partial, deployment.backend, choices)
-    if crashed is not None:
-        error = PartialMigration(
-            f"The previous run crashed while applying revision {partial.revision} ({crashed}), leaving "
-            f"it partly applied. The next deploy will refuse (exit 8) until it is repaired. {error.message}",
-            **error.fields,
-        )
+    error = partial_error(partial, deployment.backend, choices, crashed)
     return {
         "state": "partial", "exit_code": error.exit_code, "journal_id": partial.row["id"],
         "revision": partial.revision, "message": error.message, "error": error.to_dict(),
