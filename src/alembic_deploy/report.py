@@ -200,15 +200,15 @@ class StatusReport:
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` document of ``status`` (:func:`document`)."""
         unfinished = self.unfinished
-        refusing = unfinished is not None and unfinished["exit_code"] != 0
+        # A partly applied revision: the exit code and error a deploy would give.
+        refusal = unfinished if unfinished is not None and unfinished["exit_code"] != EXIT_OK else None
         return document(
             "status", database=self.database, backend=self.backend, current=list(self.current),
             heads=list(self.heads), pending=[{"revision": rev, "description": doc} for rev, doc in self.pending],
             unknown=list(self.unknown), up_to_date=self.up_to_date,
             last_deploys=[journal_entry(row) for row in self.last_deploys],
-            # A partly applied revision: the exit code and error a deploy would give.
-            exit_code=unfinished["exit_code"] if refusing else EXIT_OK,  # type: ignore[index]
-            error=unfinished["error"] if refusing else None,  # type: ignore[index]
+            exit_code=refusal["exit_code"] if refusal is not None else EXIT_OK,
+            error=refusal["error"] if refusal is not None else None,
             unfinished=None if unfinished is None else {k: v for k, v in unfinished.items() if k != "error"},
         )
 
