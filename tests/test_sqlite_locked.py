@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import assert_failed_cleanly, run_cli
+from helpers import assert_failed_cleanly, run_cli, spawn_cli
 
 #: A second process: takes the database with ``BEGIN <mode>``, says so, holds it until stdin closes.
 _WRITER = """
@@ -78,3 +78,66 @@ def test_the_json_document_reports_the_lock_error(sqlite_db, make_project, tmp_p
     assert document["exit_code"] == 6
     assert document["error"]["kind"] == "lock-not-acquired"
     assert document["error"]["fields"]["database"] == str(tmp_path / "app.db")
+
+
+#: a4_locked: its first run starts a second process that takes the database's write lock (readers
+#: go on) and keeps it until the file ``release`` exists; then the revision's statement waits, as
+#: env.py's connection waits (pysqlite's busy timeout), and gives up.
+_LOCKING_REVISION = '''"""a4_locked"""
+import os
+import subprocess
+import sys
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "a4_locked"
+down_revision = "a3_seed"
+branch_labels = None
+depends_on = None
+
+HOLDER = """
+import os, sqlite3, sys, time
+writer = sqlite3.connect(sys.argv[1], isolation_level=None)
+writer.execute("BEGIN IMMEDIATE")
+print("holding", flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.01)
+writer.execute("ROLLBACK")
+"""
+
+
+def upgrade() -> None:
+    if not os.path.exists({started!r}):
+        open({started!r}, "w").close()
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER, {database!r}, {release!r}],
+                                  stdout=subprocess.PIPE, text=True)
+        holder.stdout.readline()
+    op.create_table("after_the_writer", sa.Column("id", sa.Integer))
+
+
+def downgrade() -> None:
+    op.drop_table("after_the_writer")
+'''
+
+
+def test_a_writer_taking_the_database_mid_migration_is_waited_out_as_a_lock_timeout(sqlite_db, make_project, tmp_path):
+    """The revision's statement gives up after pysqlite's busy timeout; nothing of it ran, so it is
+    retried like any lock timeout, and once the writer is gone the deploy migrates."""
+    project = make_project("sync")
+    release = tmp_path / "release"
+    (project / "migrations" / "versions" / "a4_locked.py").write_text(_LOCKING_REVISION.format(
+        started=str(tmp_path / "started"), database=str(tmp_path / "app.db"), release=str(release)))
+    proc = spawn_cli(project, "upgrade", url=sqlite_db.url)
+    seen = []
+    for line in proc.stderr:  # type: ignore[union-attr]
+        seen.append(line)
+        if "retry 1/" in line:
+            release.touch()
+            break
+    release.touch()  # never leave the writer behind
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, "".join(seen) + err
+    assert "Revision a4_locked could not get its locks" in "".join(seen)
+    assert sqlite_db.versions() == ["a4_locked"] and sqlite_db.has_table("after_the_writer")
+    assert [row["outcome"] for row in sqlite_db.journal()] == ["applied"]

@@ -101,6 +101,11 @@ class SQLiteBackend(Backend):
     def is_transient(self, exc: BaseException) -> bool:
         return "database is locked" in str(exc).lower()
 
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        # SQLITE_BUSY: the busy timeout ran out while another connection held the database; the
+        # statement changed nothing (SQLite undoes a statement that fails).
+        return _is_busy(getattr(exc, "orig", None) or exc)
+
     def write_access_advice(self, table: str) -> str:
         return "let this user write the database file and its folder (SQLite creates its rollback journal there)"
 
