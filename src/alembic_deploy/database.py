@@ -55,7 +55,7 @@ def make_engine(raw_url: str, lock_wait: float | None = None) -> tuple[Engine, B
         engine = create_engine(url, poolclass=NullPool, connect_args=backend.connect_args(driver, lock_wait),
                                future=True)
     except (NoSuchModuleError, ImportError) as exc:
-        raise _dialect_missing(url) or missing_driver(exc, repr(url.drivername), backend) or ConfigError(
+        raise _dialect_missing(url, backend) or missing_driver(exc, repr(url.drivername), backend) or ConfigError(
             f"No database driver for {url.drivername!r} ({exc})."
         ) from None
     if own != asked:
@@ -165,17 +165,14 @@ def missing_driver(exc: BaseException, what: str, backend: Backend | None = None
     )
 
 
-def _dialect_missing(url: URL) -> ConfigError | None:
+def _dialect_missing(url: URL, backend: Backend) -> ConfigError | None:
     """Exit 2 when the installed SQLAlchemy has no dialect for ``url``'s driver."""
-    from .compat import has_dialect, installed_version
+    from .compat import has_dialect
 
     driver = url.get_driver_name()
-    if driver in ("psycopg", "psycopg_async") and not has_dialect("postgresql", "psycopg"):
-        return ConfigError(
-            f"SQLAlchemy {installed_version('sqlalchemy')} has no dialect {url.drivername!r}: psycopg 3's "
-            "came with SQLAlchemy 2.0. Use postgresql+psycopg2:// with psycopg2 installed, or upgrade "
-            "SQLAlchemy."
-        )
+    advice = backend.missing_dialect_advice(url.drivername, driver)
+    if advice is not None:
+        return ConfigError(advice)
     if not has_dialect(url.get_backend_name(), driver):
         return no_dialect(url.get_backend_name(), driver)
     return None
@@ -191,7 +188,7 @@ def _require_driver(url: URL, backend: Backend) -> None:
     try:
         dialect = url.get_dialect()
     except NoSuchModuleError:
-        error = _dialect_missing(url)
+        error = _dialect_missing(url, backend)
         if error is None:
             raise
         raise error from None

@@ -151,6 +151,12 @@ class Backend:
             return {}
         return {known.connect_timeout_arg: CONNECT_TIMEOUT_SECONDS}
 
+    def missing_dialect_advice(self, drivername: str, driver: str) -> str | None:
+        """The message for a URL naming ``drivername`` (``dialect+driver``) when the installed
+        SQLAlchemy lacks that dialect for a reason this backend knows (its dialect came with a
+        later release), saying what to use instead; None: the generic message."""
+        return None
+
     def default_drivername(self) -> str | None:
         """The ``dialect+driver`` the tool's own engine uses for a URL that names no driver; None:
         SQLAlchemy's default for the dialect."""

@@ -114,6 +114,17 @@ class PostgreSQLBackend(Backend):
                                options=options)
         return DirectSession(conn, "format")
 
+    def missing_dialect_advice(self, drivername: str, driver: str) -> str | None:
+        from ..compat import has_dialect, installed_version
+
+        if driver in ("psycopg", "psycopg_async") and not has_dialect("postgresql", "psycopg"):
+            return (
+                f"SQLAlchemy {installed_version('sqlalchemy')} has no dialect {drivername!r}: psycopg 3's "
+                "came with SQLAlchemy 2.0. Use postgresql+psycopg2:// with psycopg2 installed, or upgrade "
+                "SQLAlchemy."
+            )
+        return None
+
     def default_drivername(self) -> str | None:
         # SQLAlchemy's bare "postgresql://" means psycopg2; the [postgresql] extra installs psycopg 3
         # (which SQLAlchemy 1.4 has no dialect for).
