@@ -3,9 +3,9 @@
 The public API is what ``__all__`` lists:
 
 * the verbs, one per CLI command: :func:`upgrade`, :func:`status`, :func:`history`, :func:`repair`,
-  :func:`check`, :func:`plan`; each takes a :class:`Settings` and returns its report
+  :func:`check`, :func:`plan`, :func:`drift`; each takes a :class:`Settings` and returns its report
   (:class:`DeployReport`, :class:`StatusReport`, the journal's rows, :class:`CheckReport`,
-  :class:`PlanReport`), never exits, and raises an
+  :class:`PlanReport`, :class:`DriftReport`), never exits, and raises an
   :class:`AlembicDeployError` subclass on failure, carrying the run's report as ``.report``
   (the CLI maps each class to its exit code);
 * :class:`Settings`: every setting, resolved from flags > ``ALEMBIC_DEPLOY_*`` > pyproject.toml;
@@ -34,13 +34,15 @@ from .errors import (
     LockNotAcquired,
     MigrationFailed,
     PartialMigration,
+    ScratchUnavailable,
 )
 from .report import DeployReport, FailedRevision, RevisionResult, StatusReport, StepResult
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .api import history, repair, status, upgrade
+    from .api import drift, history, repair, status, upgrade
     from .check import CheckReport, check
+    from .drift import DriftReport
     from .guard import SchemaCheck
     from .guard import check as check_schema
     from .plan import PlanReport, plan
@@ -53,6 +55,8 @@ _LAZY = {
     "check": ("check", "check"),
     "PlanReport": ("plan", "PlanReport"),
     "plan": ("plan", "plan"),
+    "DriftReport": ("drift", "DriftReport"),
+    "drift": ("api", "drift"),
     "history": ("api", "history"),
     "repair": ("api", "repair"),
     "status": ("api", "status"),
@@ -81,6 +85,7 @@ __all__ = [
     "ConfigError",
     "DatabaseUnreachable",
     "DeployReport",
+    "DriftReport",
     "FailedRevision",
     "HealthCheckFailed",
     "Interrupted",
@@ -90,12 +95,14 @@ __all__ = [
     "PlanReport",
     "RevisionResult",
     "SchemaCheck",
+    "ScratchUnavailable",
     "Settings",
     "StatusReport",
     "StepResult",
     "__version__",
     "check",
     "check_schema",
+    "drift",
     "history",
     "plan",
     "repair",

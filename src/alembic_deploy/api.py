@@ -23,6 +23,7 @@ from .report import DeployReport, StatusReport
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from .drift import DriftReport
     from .fastpath.direct import DirectConnection
     from .settings import Settings
 
@@ -148,3 +149,14 @@ def history(settings: Settings, limit: int = 20, echo: Echo | None = None) -> li
         return remask_rows(deployment.journal().rows(limit=limit))
     finally:
         deployment.close()
+
+
+def drift(settings: Settings, echo: Echo | None = None) -> DriftReport:
+    """Replay the history up to the revision(s) the database is at into a scratch database of the
+    same dialect and compare the two schemas (see :mod:`alembic_deploy.drift`). The report's
+    ``differences`` are empty when they match (``exit_code`` 0, else 5). The scratch database is
+    dropped whatever happens; one that cannot be created raises
+    :class:`~alembic_deploy.errors.ScratchUnavailable`."""
+    from .drift import drift as compare_with_history
+
+    return compare_with_history(settings, echo)

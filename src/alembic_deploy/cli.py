@@ -22,10 +22,12 @@ import click
 from .errors import EXIT_OK, AlembicDeployError, ConfigError, Interrupted
 from .heap import collector_managed, manage_collector
 from .masking import scrub
-from .settings import CHECK, DEMO, HISTORY, OPTION, PLAN, REPAIR, RUN, STATUS, UPGRADE, Option, Settings, kind
+from .settings import CHECK, DEMO, DRIFT, HISTORY, OPTION, PLAN, REPAIR, RUN, STATUS, UPGRADE, Option, Settings, kind
 from .settings import options as setting_options
 
 if TYPE_CHECKING:
+    from .check import CheckReport
+    from .drift import DriftReport
     from .report import StatusReport
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -390,17 +392,7 @@ def check(settings: Settings) -> None:
     --fail-on that no `# alembic-deploy: allow RULE -- reason` line excuses."""
     from .check import check as check_project
 
-    report = check_project(settings)
-    if settings.json:
-        from .report import to_json
-
-        out(to_json(report.to_dict()))
-    else:
-        out(report.render_text())
-    error = report.error()
-    if error is not None:
-        _err(f"error: {error.message}", fg="red")
-        sys.exit(error.exit_code)
+    _show(settings, check_project(settings))
 
 
 @main.command()
@@ -429,6 +421,34 @@ def plan(settings: Settings) -> None:
                     stream.write(markdown)
             except OSError as exc:
                 _err(f"warning: could not append the plan to $GITHUB_STEP_SUMMARY ({summary}): {exc}")
+    else:
+        out(report.render_text())
+    error = report.error()
+    if error is not None:
+        _err(f"error: {error.message}", fg="red")
+        sys.exit(error.exit_code)
+
+
+@main.command()
+@settings_options(DRIFT)
+@_run
+def drift(settings: Settings) -> None:
+    """Does the database's schema match its migrations? Replays the history up to the revision(s)
+    the database is at into a scratch database on the same server (a temporary file for SQLite),
+    compares tables, columns, indexes and constraints, and drops the scratch database. Exits 5
+    with the list of differences, 0 when there are none."""
+    from . import api
+
+    _show(settings, api.drift(settings, echo=_echo(settings)))
+
+
+def _show(settings: Settings, report: CheckReport | DriftReport) -> None:
+    """A report on stdout (text, or its JSON document with --json); when it refuses, its error on
+    stderr and its exit code."""
+    if settings.json:
+        from .report import to_json
+
+        out(to_json(report.to_dict()))
     else:
         out(report.render_text())
     error = report.error()

@@ -10,7 +10,8 @@
     ├── LockNotAcquired ........... 6  migration lock not acquired within --lock-timeout-wait
     ├── MigrationFailed ........... 7  a revision failed (or the result did not verify)
     ├── PartialMigration .......... 8  a non-transactional revision is half applied
-    └── Interrupted ............... 9  SIGINT / SIGTERM
+    ├── Interrupted ............... 9  SIGINT / SIGTERM
+    └── ScratchUnavailable ....... 10  drift: no scratch database could be created
 
     (success) ..................... 0  EXIT_OK: migrated, nothing to do, or nothing unfinished
 
@@ -42,6 +43,7 @@ __all__ = [
     "LockNotAcquired",
     "MigrationFailed",
     "PartialMigration",
+    "ScratchUnavailable",
 ]
 
 #: The exit code of a command that did what it was asked.
@@ -111,3 +113,11 @@ class Interrupted(AlembicDeployError):
     exit_code = 9
     kind = "interrupted"
 
+
+
+class ScratchUnavailable(AlembicDeployError):
+    """``drift`` could not create the scratch database it replays the migrations into (the role
+    may not create databases, or the temporary file could not be written)."""
+
+    exit_code = 10
+    kind = "scratch-unavailable"

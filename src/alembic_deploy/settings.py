@@ -36,8 +36,9 @@ HISTORY: Final = "history"
 DEMO: Final = "demo"
 CHECK: Final = "check"
 PLAN: Final = "plan"
+DRIFT: Final = "drift"
 #: Every command: alembic's global options, also accepted before the command.
-EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO, CHECK, PLAN})
+EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO, CHECK, PLAN, DRIFT})
 #: Commands that lint revisions, from their files alone.
 LINTING: Final = frozenset({CHECK, PLAN})
 #: Commands that read a database (``demo`` makes its own, ``check`` reads only the files; ``plan``

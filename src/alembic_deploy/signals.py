@@ -151,3 +151,27 @@ def interruptible() -> Iterator[InterruptState]:
         canceller.join(timeout=2)
         reader.close()
         writer.close()
+
+
+@contextmanager
+def deferred(state: InterruptState) -> Iterator[None]:
+    """Run a block that must finish (dropping what a run created) without SIGTERM/SIGINT cutting
+    it short: a signal arriving meanwhile is recorded on ``state`` and raised as
+    :class:`SignalInterrupt` once the block is done (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+
+    def record(signum: int, _frame: FrameType | None) -> None:
+        state._record(signum)
+        arrived.append(signum)
+
+    previous = {sig: signal.signal(sig, record) for sig in _HANDLED}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    if arrived:
+        raise SignalInterrupt(arrived[0])

@@ -435,6 +435,32 @@ class Backend:
         bound is the session's (set when it connects) or the driver's."""
         return sql
 
+    # -- drift: a scratch database beside the live one (drift.py) ------------------------------
+    def create_scratch(self, engine: Engine, name: str) -> str:
+        """Create an empty database named ``name`` where ``engine``'s database lives, for the
+        migrations to be replayed into; return the database part of a URL that reaches it (the
+        live URL with this as its database). Raises the driver's error when the role may not
+        create databases. Servers: ``CREATE DATABASE`` on the same server."""
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql(f"CREATE DATABASE {self.quote_identifier(name)}{self._scratch_options(conn)}")
+        return name
+
+    def _scratch_options(self, conn: Connection) -> str:
+        """What follows ``CREATE DATABASE name`` so the scratch database is made like the live one."""
+        return ""
+
+    def drop_scratch(self, engine: Engine, database: str) -> None:
+        """Drop what :meth:`create_scratch` made (``database``, as it returned it), even while a
+        session (a replay cut short by a signal) is still connected to it; nothing if it is gone."""
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._end_sessions(conn, database)
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {self.quote_identifier(database)}")
+
+    def _end_sessions(self, conn: Connection, database: str) -> None:
+        """End the sessions still connected to ``database`` (one would hold the drop up)."""
+
 
 class DirectSession(NamedTuple):
     """A DBAPI session the fast path opened without SQLAlchemy (:meth:`Backend.open_direct`)."""

@@ -93,6 +93,25 @@ class MySQLBackend(Backend):
     direct_drivers: ClassVar[dict[str, str]] = {d: d for d in ("pymysql", "aiomysql", "asyncmy")}
     identifier_quote = "`"
 
+    def _scratch_options(self, conn: Connection) -> str:
+        # The live database's character set and collation: the replayed tables' columns then
+        # reflect the same, and only what the migrations really changed differs.
+        row = conn.exec_driver_sql("SELECT @@character_set_database, @@collation_database").one()
+        return f" CHARACTER SET {row[0]} COLLATE {row[1]}"
+
+    def _end_sessions(self, conn: Connection, database: str) -> None:
+        # A session whose transaction touched a table of the database (alembic's version row)
+        # holds a metadata lock DROP DATABASE would wait for, e.g. one cut short in SELECT SLEEP().
+        from sqlalchemy.exc import DBAPIError
+
+        found = conn.execute(text("SELECT id FROM information_schema.processlist "
+                                  "WHERE db = :name AND id <> CONNECTION_ID()"), {"name": database})
+        for (session,) in list(found):
+            try:
+                conn.exec_driver_sql(f"KILL {int(session)}")
+            except DBAPIError:
+                pass  # it ended meanwhile
+
     def open_direct(
         self, url: str, parts: SplitResult, query: dict[str, str], module: str, libpq: bool,
     ) -> DirectSession | None:

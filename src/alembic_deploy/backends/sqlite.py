@@ -5,6 +5,7 @@ The lock file also keeps the run's statement progress while it migrates (:class:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import functools
@@ -80,6 +81,19 @@ class SQLiteBackend(Backend):
         # The busy wait runs inside SQLite, where no signal handler can run: kept short, and a
         # database locked for longer declines to the full path, whose waits can be interrupted.
         return DirectSession(sqlite3.connect(path, timeout=WAIT_SECONDS, isolation_level=None), "qmark")
+
+    def create_scratch(self, engine: Engine, name: str) -> str:
+        """A temporary file (``name`` in its name), not a database beside the live one."""
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".db")
+        os.close(fd)
+        return path
+
+    def drop_scratch(self, engine: Engine, database: str) -> None:
+        for suffix in ("", "-journal", "-wal", "-shm", LOCK_SUFFIX):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(database + suffix)
 
     def journal_timestamp(self, moment: datetime) -> Any:
         return moment.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DateTime storage format

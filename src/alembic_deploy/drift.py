@@ -1,0 +1,299 @@
+"""``alembic-deploy drift``: does the live schema still match what its migrations make?
+
+The revision(s) the database is at are read as ``status`` reads them (through env.py); the history
+up to them is replayed, through env.py, into a scratch database of the same dialect (a temporary,
+uniquely named database on the same PostgreSQL or MySQL/MariaDB server, a temporary file for
+SQLite), and the two schemas are compared as SQLAlchemy's Inspector reflects them: tables,
+columns (type, nullability, server default), primary keys, indexes, unique, foreign-key and check
+constraints, each in a normalised form. The version table and the journal's tables are left out;
+so are schemas other than the connection's default one.
+
+The scratch database is always dropped: after the comparison, when the replay fails, and when
+SIGTERM or SIGINT arrives (the drop itself is not cut short by a signal: see
+:func:`alembic_deploy.signals.deferred`).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from .errors import EXIT_OK, CheckRefused, Interrupted, ScratchUnavailable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy.engine import Engine
+
+    from .deployment import Deployment, Echo
+    from .settings import Settings
+
+#: Every scratch database's name starts so (then 12 random hex digits): easy to spot and clean
+#: up by hand should a process be killed with SIGKILL while one exists.
+SCRATCH_PREFIX: Final = "alembic_deploy_scratch_"
+
+#: One table's objects: (kind, name) -> the object's normalised description.
+TableObjects = dict[tuple[str, str], dict[str, Any]]
+Schema = dict[str, TableObjects]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One object that differs: ``database`` is its description in the live database (None: it
+    is not there), ``migrations`` in the replayed history (None: the migrations do not make it)."""
+
+    table: str
+    #: table, column, primary key, index, unique constraint, foreign key, check constraint
+    kind: str
+    name: str
+    database: dict[str, Any] | None
+    migrations: dict[str, Any] | None
+
+    @property
+    def change(self) -> str:
+        """``unexpected`` (only in the database), ``missing`` (only in the migrations) or ``changed``."""
+        if self.migrations is None:
+            return "unexpected"
+        return "missing" if self.database is None else "changed"
+
+    def describe(self) -> str:
+        what = f"table {self.table}" if self.kind == "table" else f"{self.table}: {self.kind} {self.name}"
+        if self.database is None:
+            return f"{what} is missing from the database (the migrations make it: {_fields(self.migrations)})"
+        if self.migrations is None:
+            return f"{what} is in the database but no migration makes it ({_fields(self.database)})"
+        changed = [
+            f"{key} is {_value(self.database.get(key))} in the database, {_value(self.migrations.get(key))} "
+            "in the migrations"
+            for key in sorted(set(self.database) | set(self.migrations))
+            if self.database.get(key) != self.migrations.get(key)
+        ]
+        return f"{what} differs: {'; '.join(changed)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "kind": self.kind, "name": self.name, "change": self.change,
+                "database": self.database, "migrations": self.migrations}
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return "(" + ", ".join(str(v) for v in value) + ")"
+    return "none" if value is None else str(value)
+
+
+def _fields(description: dict[str, Any] | None) -> str:
+    return ", ".join(f"{k} {_value(v)}" for k, v in (description or {}).items()) or "-"
+
+
+@dataclass
+class DriftReport:
+    database: str
+    backend: str
+    #: The revision(s) the database is at, which the history was replayed up to.
+    revisions: list[str]
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return CheckRefused.exit_code if self.differences else EXIT_OK
+
+    def error(self) -> CheckRefused | None:
+        if not self.differences:
+            return None
+        return CheckRefused(
+            f"The database's schema differs from what its migrations make in {len(self.differences)} place(s): "
+            "a change was made outside the migrations (or a migration was edited after it ran). Write a "
+            "revision that makes the change, or undo it in the database, before the next deploy."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        from .report import document
+
+        error = self.error()
+        return document("drift", self.exit_code, error.to_dict() if error is not None else None,
+                        database=self.database, backend=self.backend, revisions=self.revisions,
+                        differences=[d.to_dict() for d in self.differences])
+
+    def render_text(self) -> str:
+        at = ", ".join(self.revisions) or "base"
+        if not self.differences:
+            return f"drift: none; the database ({self.database}) at {at} is as its migrations make it."
+        lines = [(f"drift: {len(self.differences)} difference(s) between the database ({self.database}) at {at} "
+                 "and its migrations replayed:")]
+        lines.extend(f"  {d.describe()}" for d in self.differences)
+        return "\n".join(lines)
+
+
+def drift(settings: Settings, echo: Echo | None = None) -> DriftReport:
+    """Replay the history into a scratch database and compare it with the live one (see the
+    module's docstring). Raises :class:`~alembic_deploy.errors.ScratchUnavailable` (exit 2)
+    when no scratch database can be created, :class:`~alembic_deploy.errors.Interrupted` on
+    SIGTERM/SIGINT, both after dropping the scratch database."""
+    from .alembic_env import RunObserver
+    from .deployment import Deployment
+    from .report import DeployReport
+    from .signals import interruptible
+
+    with interruptible() as interrupt:
+        try:
+            deployment = Deployment.open(settings, echo)
+            try:
+                deployment.wait(DeployReport(command="drift", environment=settings.env))
+                result = deployment.alembic_project().run("inspect", "heads", RunObserver())
+                current = list(result.current)
+                ignored = {result.version_table, settings.journal_table, f"{settings.journal_table}_progress"}
+                live = snapshot(deployment.engine, ignored)
+                with scratch_database(deployment, interrupt) as scratch_url:
+                    replay(settings, scratch_url, current)
+                    replayed = _snapshot_url(scratch_url, ignored)
+                return DriftReport(deployment.masked_url, deployment.backend.name, current, compare(live, replayed))
+            finally:
+                deployment.close()
+        except KeyboardInterrupt:
+            # signals.SignalInterrupt: the scratch database was dropped on the way out.
+            name = interrupt.error().fields.get("signal", "a signal")
+            raise Interrupted(
+                f"Interrupted by {name}: the drift check stopped and its scratch database was dropped; "
+                "the live database was only read. Run `alembic-deploy drift` again.", signal=name) from None
+
+
+@contextmanager
+def scratch_database(deployment: Deployment, interrupt: Any) -> Iterator[str]:
+    """A scratch database beside the live one (its URL, with the live URL's driver and
+    credentials), dropped when the block ends however it ends."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .signals import deferred
+
+    backend, engine = deployment.backend, deployment.engine
+    name = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+    with deferred(interrupt):
+        try:
+            database = backend.create_scratch(engine, name)
+        except (SQLAlchemyError, OSError) as exc:
+            raise ScratchUnavailable(
+                f"drift could not create its scratch database {name} on {deployment.masked_url}: "
+                f"{backend.error_text(exc)}. drift replays the migrations into a temporary database of its own "
+                "beside the live one and drops it afterwards: give the role the right to create databases "
+                "(PostgreSQL: ALTER ROLE ... CREATEDB; MySQL/MariaDB: GRANT CREATE, DROP ON "
+                f"`{SCRATCH_PREFIX}%`.* TO ...), or run drift with a role that has it.",
+            ) from None
+    try:
+        deployment.echo(f"Replaying the migrations into scratch database {database} (dropped afterwards)...")
+        url = make_url(deployment.url).set(database=database)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with deferred(interrupt):
+            backend.drop_scratch(engine, database)
+
+
+def replay(settings: Settings, url: str, revisions: list[str]) -> None:
+    """Upgrade the database at ``url`` to ``revisions`` through the project's env.py."""
+    from .alembic_env import AlembicProject, RunObserver
+
+    before = os.environ.get("DATABASE_URL")
+    try:
+        project = AlembicProject(settings, url)  # it points DATABASE_URL at ``url`` for env.py
+        for revision in revisions:
+            project.run("upgrade", revision, RunObserver())
+    finally:
+        if before is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = before
+
+
+def _snapshot_url(url: str, ignored: set[str]) -> Schema:
+    from .database import make_engine
+
+    engine, _backend = make_engine(url)
+    try:
+        return snapshot(engine, ignored)
+    finally:
+        engine.dispose()
+
+
+def snapshot(engine: Engine, ignored: set[str]) -> Schema:
+    """The default schema's tables (but ``ignored``) and their objects, normalised so that two
+    databases built alike on one server compare equal."""
+    from sqlalchemy import inspect
+
+    with engine.connect() as conn:
+        inspector = inspect(conn)
+        dialect = conn.dialect
+        schema: Schema = {}
+        for table in inspector.get_table_names():
+            if table in ignored:
+                continue
+            objects: TableObjects = {}
+            for column in inspector.get_columns(table):
+                objects[("column", column["name"])] = {
+                    "type": _type_text(column["type"], dialect), "nullable": bool(column["nullable"]),
+                    "default": _sql_text(column.get("default")),
+                }
+            pk = inspector.get_pk_constraint(table)
+            if pk.get("constrained_columns"):
+                objects[("primary key", "")] = {"columns": list(pk["constrained_columns"]), "name": pk.get("name")}
+            for index in inspector.get_indexes(table):
+                described = {"columns": [str(c) for c in index["column_names"]], "unique": bool(index["unique"])}
+                if index.get("expressions"):
+                    described["expressions"] = [_sql_text(e) for e in index.get("expressions") or ()]
+                objects[("index", str(index["name"]))] = described
+            for unique in inspector.get_unique_constraints(table):
+                columns = [str(c) for c in unique["column_names"]]
+                objects[("unique constraint", unique.get("name") or ",".join(columns))] = {"columns": columns}
+            for fk in inspector.get_foreign_keys(table):
+                columns = [str(c) for c in fk["constrained_columns"]]
+                objects[("foreign key", fk.get("name") or f"({','.join(columns)}) -> {fk['referred_table']}")] = {
+                    "columns": columns, "referred_table": fk["referred_table"],
+                    "referred_columns": [str(c) for c in fk["referred_columns"]],
+                    "options": ", ".join(f"{k}={v}" for k, v in sorted((fk.get("options") or {}).items())) or None,
+                }
+            try:
+                checks = inspector.get_check_constraints(table)
+            except NotImplementedError:
+                checks = []
+            for check in checks:
+                sqltext = _sql_text(check["sqltext"])
+                objects[("check constraint", check.get("name") or str(sqltext))] = {"sql": sqltext}
+            schema[table] = objects
+    return schema
+
+
+def _type_text(type_: Any, dialect: Any) -> str:
+    try:
+        return str(type_.compile(dialect=dialect))
+    except Exception:  # noqa: BLE001 - a type the dialect cannot render (NullType): its repr compares as well
+        return repr(type_)
+
+
+def _sql_text(sql: Any) -> str | None:
+    """SQL text with its whitespace collapsed (servers keep a default or check as written)."""
+    return " ".join(str(sql).split()) if sql is not None else None
+
+
+def compare(database: Schema, migrations: Schema) -> list[Difference]:
+    """What differs between the live schema and the replayed one, table by table, in name order."""
+    found: list[Difference] = []
+    for table in sorted(set(database) | set(migrations)):
+        if table not in migrations or table not in database:
+            here, there = database.get(table), migrations.get(table)
+            found.append(Difference(table, "table", table, _table_summary(here), _table_summary(there)))
+            continue
+        live, replayed = database[table], migrations[table]
+        for key in sorted(set(live) | set(replayed)):
+            if live.get(key) != replayed.get(key):
+                found.append(Difference(table, key[0], key[1], live.get(key), replayed.get(key)))
+    return found
+
+
+def _table_summary(objects: TableObjects | None) -> dict[str, Any] | None:
+    if objects is None:
+        return None
+    return {"columns": [name for kind, name in objects if kind == "column"]}

@@ -1,0 +1,174 @@
+"""``alembic-deploy drift`` on real PostgreSQL, MariaDB and SQLite: none on a clean database, the
+differences a manual ALTER TABLE made outside migrations, the scratch database always removed
+(also on a real SIGTERM), and a role that may not create databases."""
+
+from __future__ import annotations
+
+import re
+import signal
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from alembic_deploy.drift import SCRATCH_PREFIX
+from alembic_deploy.errors import EXIT_OK, CheckRefused, Interrupted, ScratchUnavailable
+from helpers import Database, invoke_cli, run_cli, spawn_cli, url_text
+from lockscene import write_revision
+from servers import ADMIN_URLS
+from test_json_output import checked
+from test_signals import _stop
+
+SCRATCH = re.compile(r"scratch database (\S+) \(dropped afterwards\)")
+
+#: A manual change outside the migrations, per backend: a column added, users.email made
+#: nullable, the index ix_users_email dropped. SQLite cannot change nullability in place: the
+#: table is rebuilt (as alembic's batch mode does).
+OUTSIDE_MIGRATIONS = {
+    "postgresql": ["ALTER TABLE users ADD COLUMN nickname VARCHAR(50)",
+                   "ALTER TABLE users ALTER COLUMN email DROP NOT NULL",
+                   "DROP INDEX ix_users_email"],
+    "mysql": ["ALTER TABLE users ADD COLUMN nickname VARCHAR(50)",
+              "ALTER TABLE users MODIFY email VARCHAR(255) NULL",
+              "DROP INDEX ix_users_email ON users"],
+    "sqlite": ["CREATE TABLE users_new (id INTEGER NOT NULL PRIMARY KEY, email VARCHAR(255), nickname VARCHAR(50))",
+               "INSERT INTO users_new (id, email) SELECT id, email FROM users",
+               "DROP TABLE users",
+               "ALTER TABLE users_new RENAME TO users"],
+}
+
+
+def _scratch_of(stderr: str) -> str:
+    found = SCRATCH.search(stderr)
+    assert found, stderr
+    return found.group(1)
+
+
+def _scratch_exists(db: Database, name: str) -> bool:
+    """Is the scratch database (a file for SQLite) still there? Listed as the server lists databases."""
+    if db.backend == "sqlite":
+        return Path(name).exists()
+    engine = create_engine(ADMIN_URLS[db.backend], poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            listed = (conn.execute(text("SELECT datname FROM pg_database")) if db.backend == "postgresql"
+                      else conn.execute(text("SHOW DATABASES")))
+            return name in {row[0] for row in listed}
+    finally:
+        engine.dispose()
+
+
+def _alter(db: Database, statements: list[str]) -> None:
+    engine = db.engine()
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+
+
+def test_drift_finds_nothing_on_a_database_its_migrations_made(make_project, db):
+    project = make_project("sync")
+    assert invoke_cli(project, "upgrade", url=db.url).returncode == EXIT_OK
+    run = invoke_cli(project, "drift", "--json", url=db.url)
+    doc = checked(run.stdout, "drift", EXIT_OK)
+    assert doc["differences"] == [] and doc["revisions"] == ["a3_seed"] and doc["backend"] in (db.backend, "mariadb")
+    assert not _scratch_exists(db, _scratch_of(run.stderr))
+    text_run = invoke_cli(project, "drift", url=db.url)
+    assert text_run.returncode == EXIT_OK and "drift: none" in text_run.stdout
+
+
+def test_drift_lists_what_an_alter_table_outside_migrations_changed(make_project, db):
+    project = make_project("sync")
+    assert invoke_cli(project, "upgrade", url=db.url).returncode == EXIT_OK
+    _alter(db, OUTSIDE_MIGRATIONS[db.backend])
+    run = invoke_cli(project, "drift", "--json", url=db.url)
+    doc = checked(run.stdout, "drift", CheckRefused.exit_code)
+    found = {(d["kind"], d["name"], d["change"]) for d in doc["differences"]}
+    assert {("column", "nickname", "unexpected"), ("column", "email", "changed"),
+            ("index", "ix_users_email", "missing")} <= found
+    email = next(d for d in doc["differences"] if d["name"] == "email")
+    assert (email["database"]["nullable"], email["migrations"]["nullable"]) == (True, False)
+    assert not _scratch_exists(db, _scratch_of(run.stderr))
+
+    text_run = invoke_cli(project, "drift", url=db.url)
+    assert text_run.returncode == CheckRefused.exit_code
+    assert "users: column nickname is in the database but no migration makes it" in text_run.stdout
+    assert "users: index ix_users_email is missing from the database" in text_run.stdout
+    assert "nullable is yes in the database, no in the migrations" in text_run.stdout
+    assert "differs from what its migrations make" in text_run.stderr
+
+
+def test_drift_ignores_the_journal_and_a_database_at_base(make_project, db):
+    """A database nothing migrated yet: the scratch database stays empty too; the journal tables
+    alembic-deploy created while reading it are not drift."""
+    project = make_project("sync")
+    assert invoke_cli(project, "status", url=db.url).returncode == EXIT_OK
+    doc = checked(invoke_cli(project, "drift", "--json", url=db.url).stdout, "drift", EXIT_OK)
+    assert doc["revisions"] == [] and doc["differences"] == []
+
+
+def test_a_failing_replay_still_drops_the_scratch_database(make_project, pg_db):
+    """A revision that fails when replayed (here: only in a scratch database) ends the run with
+    its error, and the scratch database is gone all the same."""
+    project = make_project("sync")
+    write_revision(project, "a4_scratch_only", "a3_seed",
+                   f"    if op.get_bind().engine.url.database.startswith({SCRATCH_PREFIX!r}):\n"
+                   "        op.execute('SELECT * FROM no_such_table')")
+    assert invoke_cli(project, "upgrade", url=pg_db.url).returncode == EXIT_OK
+    run = invoke_cli(project, "drift", url=pg_db.url)
+    assert run.returncode not in (EXIT_OK, CheckRefused.exit_code)
+    assert not _scratch_exists(pg_db, _scratch_of(run.stderr))
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_sigterm_during_the_replay_drops_the_scratch_database_and_exits_9(request, make_project, backend):
+    db: Database = request.getfixturevalue("pg_db" if backend == "postgresql" else "mysql_db")
+    sleep = "SELECT pg_sleep(60)" if backend == "postgresql" else "SELECT SLEEP(60)"
+    project = make_project("sync")
+    # Long only in the scratch database: the live upgrade is quick, the replay sleeps.
+    write_revision(project, "a4_long_in_scratch", "a3_seed",
+                   f"    if op.get_bind().engine.url.database.startswith({SCRATCH_PREFIX!r}):\n"
+                   f"        op.execute({sleep!r})")
+    assert invoke_cli(project, "upgrade", url=db.url).returncode == EXIT_OK
+    proc = spawn_cli(project, "drift", url=db.url)
+    seen = ""
+    while "a4_long_in_scratch" not in seen or SCRATCH.search(seen) is None:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        assert line, f"exited ({proc.wait()}) before replaying a4: {seen}"
+        seen += line
+    name = _scratch_of(seen)
+    assert _scratch_exists(db, name)
+    seconds, err = _stop(proc, signal.SIGTERM)
+    assert proc.returncode == Interrupted.exit_code, err
+    assert seconds < 10
+    assert "scratch database was dropped" in err
+    assert not _scratch_exists(db, name)
+
+
+def test_a_role_that_may_not_create_databases_gets_one_paragraph_and_exit_10(make_project, pg_db):
+    project = make_project("sync")
+    assert invoke_cli(project, "upgrade", url=pg_db.url).returncode == EXIT_OK
+    role = f"ad_nocreate_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(ADMIN_URLS["postgresql"], poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    database = make_url(pg_db.url).database
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN NOCREATEDB")
+    with pg_db.engine().begin() as conn:
+        conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    try:
+        run = run_cli(project, "drift", "--json", url=url_text(pg_db.url, username=role))
+        doc = checked(run.stdout, "drift", ScratchUnavailable.exit_code)
+        assert doc["error"]["kind"] == "scratch-unavailable"
+        message = doc["error"]["message"]
+        assert "could not create its scratch database" in message and "CREATEDB" in message
+        assert "Traceback" not in run.stderr and run.stderr.count("error:") == 1
+    finally:
+        with pg_db.engine().begin() as conn:
+            conn.exec_driver_sql(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"REVOKE ALL ON DATABASE {database} FROM {role}")
+            conn.exec_driver_sql(f"DROP ROLE {role}")
+        admin.dispose()
