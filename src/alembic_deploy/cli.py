@@ -423,6 +423,10 @@ def plan(settings: Settings) -> None:
                 _err(f"warning: could not append the plan to $GITHUB_STEP_SUMMARY ({summary}): {exc}")
     else:
         out(report.render_text())
+    promotion = report.promotion
+    if promotion is not None and not promotion.blocking and (settings.json or settings.output_format != "text"):
+        for problem in promotion.problems:  # the text view lists them itself
+            _err(f"warning: {problem}", fg="yellow")
     error = report.error()
     if error is not None:
         _err(f"error: {error.message}", fg="red")

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from .alembic_offline import RevisionFile
     from .lint import Finding, RevisionLint
+    from .promotion import Promotion
     from .settings import Settings
 
 #: The marker a revision of each class may declare (the schema guard reads it).
@@ -66,6 +67,8 @@ class PlanReport:
     #: The environment policy applied (its name), None when there is none.
     policy: str | None = None
     revisions: list[PlannedRevision] = field(default_factory=list)
+    #: Did the lower environments apply the pending revisions? None without ``--env`` in the order.
+    promotion: Promotion | None = None
 
     @property
     def blocking(self) -> list[Finding]:
@@ -75,15 +78,18 @@ class PlanReport:
 
     @property
     def exit_code(self) -> int:
-        return CheckRefused.exit_code if self.blocking else EXIT_OK
+        return CheckRefused.exit_code if self.error() is not None else EXIT_OK
 
     def error(self) -> CheckRefused | None:
-        if not self.blocking:
-            return None
-        return CheckRefused(
-            f"The plan has {len(self.blocking)} lint finding(s) at or above {self.fail_on}. Fix them, or allow "
-            "a finding in its revision file with `# alembic-deploy: allow RULE -- reason`."
-        )
+        reasons = []
+        if self.blocking:
+            reasons.append(
+                f"The plan has {len(self.blocking)} lint finding(s) at or above {self.fail_on}. Fix them, or allow "
+                "a finding in its revision file with `# alembic-deploy: allow RULE -- reason`."
+            )
+        if self.promotion is not None and self.promotion.blocking:
+            reasons.append(self.promotion.message())
+        return CheckRefused(" ".join(reasons)) if reasons else None
 
     def to_dict(self) -> dict[str, Any]:
         from .report import document
@@ -93,6 +99,7 @@ class PlanReport:
             "plan", self.exit_code, error.to_dict() if error is not None else None, dialect=self.dialect,
             from_revision=self.from_revision, fail_on=self.fail_on, policy=self.policy, blocking=len(self.blocking),
             revisions=[r.to_dict() for r in self.revisions],
+            promotion=self.promotion.to_dict() if self.promotion is not None else None,
         )
 
     def render_text(self) -> str:
@@ -111,6 +118,9 @@ class PlanReport:
                 state = f"allowed: {f.allowed}" if f.allowed is not None else f.severity.value
                 lines.append(f"  {f.rule} [{state}] line {f.line or '-'}: {f.message}")
                 lines.append(f"    help: {f.help}")
+        lines.append("")
+        if self.promotion is not None:
+            lines += ["", *self.promotion.text_lines()]
         lines.append("")
         lines.append(f"{len(self.blocking)} finding(s) at or above {self.fail_on} block.")
         return "\n".join(lines)
@@ -147,6 +157,8 @@ class PlanReport:
             for f in r.lint.findings:
                 state = f"allowed: {f.allowed}" if f.allowed is not None else f"**{f.severity.value}**"
                 out.append(f"- `{f.rule}` ({state}, line {f.line or '-'}): {f.message}. {f.help}")
+        if self.promotion is not None:
+            out += ["", *self.promotion.markdown_lines()]
         out += ["", f"{len(self.blocking)} finding(s) at or above `{self.fail_on}` block."]
         return "\n".join(out) + "\n"
 
@@ -195,6 +207,7 @@ def _report(files: list[RevisionFile], pending: list[RevisionFile], dialect: str
     from .git_authors import authors
     from .lint.offline import lint_rendered, render
     from .policy import apply, choose, fail_on
+    from .promotion import check_promotion
 
     by_author = authors(f.path for f in pending)
     # plan is for one environment: its --env's policy, or none (check takes the strictest).
@@ -209,4 +222,6 @@ def _report(files: list[RevisionFile], pending: list[RevisionFile], dialect: str
             rendered.error, lint_rendered(found, dialect, rendered), marker,
         ))
     apply(policy, [r.lint for r in report.revisions])
+    report.promotion = check_promotion(settings.env, settings.promotion_order, settings.policies, files,
+                                       [r.revision for r in report.revisions], settings.journal_table)
     return report

@@ -9,11 +9,18 @@ In ``pyproject.toml``, one table per environment name (the names ``--env`` takes
     [tool.alembic-deploy.env.production]
     fail-on = "warning"
     backup-before = ["contract", "drop-column"]   # kept for the backup step: a class or rule ids
+    require-promotion = true               # plan blocks on revisions a lower environment never applied
+
+    [tool.alembic-deploy.env.qa]
+    database-url-env = "QA_DATABASE_URL"   # or database-url = "...": where plan reads qa's journal
 
 ``check`` and ``plan`` apply the policy of ``--env``; without ``--env``, ``check`` applies the
 strictest of them all (the lowest ``fail-on``, only the rules every environment allows), so a pull
 request fails on what would block in any environment. ``--fail-on`` on the command line wins over
 a policy's ``fail-on``.
+
+``database-url`` (or ``database-url-env``, the name of an environment variable holding it) and
+``require-promotion`` are read by ``plan --env`` for the promotion order (:mod:`.promotion`).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from .errors import ConfigError
+from .masking import register_url
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -31,7 +39,9 @@ if TYPE_CHECKING:
 
 #: The lint's severities, the most severe first (``--fail-on`` and ``fail-on`` take one).
 SEVERITIES: Final = ("error", "warning", "notice")
-KEYS: Final = frozenset({"fail-on", "allow", "backup-before"})
+KEYS: Final = frozenset({
+    "fail-on", "allow", "backup-before", "database-url", "database-url-env", "require-promotion",
+})
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,12 @@ class Policy:
     allow: frozenset[str] = frozenset()
     #: Compatibility classes or rule ids a backup must precede (read by the backup step).
     backup_before: frozenset[str] = frozenset()
+    #: Where this environment's database is, for the promotion check of a higher one: a URL, or
+    #: the name of an environment variable holding it. Never shown.
+    database_url: str | None = dataclasses.field(default=None, repr=False)
+    database_url_env: str | None = None
+    #: Does ``plan`` block (rather than warn) on a revision a lower environment never applied?
+    require_promotion: bool = False
 
 
 def parse_policies(raw: Mapping[str, Any], source: str) -> tuple[Policy, ...]:
@@ -63,7 +79,20 @@ def parse_policies(raw: Mapping[str, Any], source: str) -> tuple[Policy, ...]:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{key} in {where} must be a list of names, got {value!r}.")
             lists[key] = frozenset(value)
-        policies.append(Policy(name, fail_on, lists["allow"], lists["backup-before"]))
+        texts = {}
+        for key in ("database-url", "database-url-env"):
+            value = table.get(key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"{key} in {where} must be a non-empty string.")
+            texts[key] = value
+        if texts["database-url"] is not None and texts["database-url-env"] is not None:
+            raise ConfigError(f"{where} gives both database-url and database-url-env: keep one.")
+        register_url(texts["database-url"])
+        required = table.get("require-promotion", False)
+        if not isinstance(required, bool):
+            raise ConfigError(f"require-promotion in {where} must be true or false, got {required!r}.")
+        policies.append(Policy(name, fail_on, lists["allow"], lists["backup-before"], texts["database-url"],
+                               texts["database-url-env"], required))
     return tuple(policies)
 
 

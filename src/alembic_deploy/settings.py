@@ -48,6 +48,8 @@ ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO, CHECK}
 LOCKING: Final = frozenset({UPGRADE, RUN, REPAIR})
 #: Commands that run the upgrade pipeline (``run --migrate`` runs ``upgrade``'s).
 UPGRADING: Final = frozenset({UPGRADE, RUN})
+#: The environments a revision is promoted through, lowest first (``promotion-order``).
+PROMOTION_ORDER: Final = ("dev", "qa", "beta", "production")
 #: Where a field's :class:`Option` is kept in its ``dataclasses.Field.metadata``.
 OPTION: Final = "alembic_deploy.option"
 
@@ -141,6 +143,11 @@ class Settings:
     output_format: str = _option(
         "text", frozenset({PLAN}),
         "plan's output: text, markdown (also appended to $GITHUB_STEP_SUMMARY), json or sarif.", "--format")
+    promotion_order: tuple[str, ...] = _option(
+        PROMOTION_ORDER, frozenset({PLAN}),
+        "Environments from lowest to highest (repeat, or comma-separated in ALEMBIC_DEPLOY_PROMOTION_ORDER); "
+        "plan --env lists pending revisions a lower one never applied (default dev, qa, beta, production).",
+        metavar="ENV")
     schema_timeout: float = _option(300.0, frozenset({RUN}), "Seconds --wait-for-schema waits (default 300).")
     accept_ahead: bool = _option(
         False, frozenset({RUN}),
@@ -273,6 +280,8 @@ def check(name: str, value: Any, source: str) -> Any:
             )
     elif name == "fail_on" and value not in SEVERITIES:
         raise ConfigError(f"{source} must be one of {', '.join(SEVERITIES)}, got {value!r}.")
+    elif name == "promotion_order" and (len(set(value)) != len(value) or not value):
+        raise ConfigError(f"{source} must name each environment once, lowest first; got {', '.join(value) or 'none'}.")
     elif name == "output_format" and value not in PLAN_FORMATS:
         raise ConfigError(f"{source} must be one of {', '.join(PLAN_FORMATS)}, got {value!r}.")
     elif name in JOURNALED and len(value) > COLUMN_SIZES[JOURNALED[name]]:
