@@ -172,3 +172,22 @@ def test_a_role_that_may_not_create_databases_gets_one_paragraph_and_exit_10(mak
             conn.exec_driver_sql(f"REVOKE ALL ON DATABASE {database} FROM {role}")
             conn.exec_driver_sql(f"DROP ROLE {role}")
         admin.dispose()
+
+
+def test_upgrade_check_drift_refuses_before_migrating_a_database_that_drifted(make_project, db):
+    project = make_project("sync")
+    assert invoke_cli(project, "upgrade", "a2_users_email_index", url=db.url).returncode == EXIT_OK
+    clean = checked(invoke_cli(project, "upgrade", "--check-drift", "--json", url=db.url).stdout, "upgrade", EXIT_OK)
+    assert clean["outcome"] == "applied" and "drift" in [step["name"] for step in clean["steps"]]
+
+    _alter(db, OUTSIDE_MIGRATIONS[db.backend])
+    write_revision(project, "a4_after", "a3_seed", "    op.create_table('after', sa.Column('id', sa.Integer))")
+    run = invoke_cli(project, "upgrade", "--check-drift", "--json", url=db.url)
+    doc = checked(run.stdout, "upgrade", CheckRefused.exit_code)
+    assert doc["outcome"] == "refused" and doc["applied"] == []
+    assert any("column nickname" in value for value in doc["error"]["fields"].values())
+    assert db.versions() == ["a3_seed"] and not db.has_table("after")
+    assert db.journal()[-1]["outcome"] == "refused"
+    assert not _scratch_exists(db, _scratch_of(run.stderr))
+    # Without the flag the same deploy migrates.
+    assert invoke_cli(project, "upgrade", url=db.url).returncode == EXIT_OK and db.has_table("after")

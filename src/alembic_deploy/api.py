@@ -43,10 +43,11 @@ def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) 
     report = DeployReport(command="upgrade", target=target, environment=settings.env)
     with interruptible() as interrupt, RunHeap() as heap:
         try:
-            # A health gate is asked for explicitly: it runs even when there is nothing to migrate.
+            # A health gate or a drift check is asked for explicitly: it runs even when there is nothing
+            # to migrate.
             spare: list[DirectConnection] = []
             with heap.loading():
-                if settings.fast_path and not settings.x and not settings.wait_healthy:
+                if settings.fast_path and not settings.x and not settings.wait_healthy and not settings.check_drift:
                     from .fastpath import try_noop
 
                     if try_noop(settings, target, report, keep=spare.append):

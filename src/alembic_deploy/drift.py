@@ -16,6 +16,7 @@ SIGTERM or SIGINT arrives (the drop itself is not cut short by a signal: see
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from .deployment import Deployment, Echo
+    from .report import DeployReport
     from .settings import Settings
+    from .signals import InterruptState
 
 #: Every scratch database's name starts so (then 12 random hex digits): easy to spot and clean
 #: up by hand should a process be killed with SIGKILL while one exists.
@@ -131,10 +134,9 @@ class DriftReport:
 
 def drift(settings: Settings, echo: Echo | None = None) -> DriftReport:
     """Replay the history into a scratch database and compare it with the live one (see the
-    module's docstring). Raises :class:`~alembic_deploy.errors.ScratchUnavailable` (exit 2)
+    module's docstring). Raises :class:`~alembic_deploy.errors.ScratchUnavailable` (exit 10)
     when no scratch database can be created, :class:`~alembic_deploy.errors.Interrupted` on
     SIGTERM/SIGINT, both after dropping the scratch database."""
-    from .alembic_env import RunObserver
     from .deployment import Deployment
     from .report import DeployReport
     from .signals import interruptible
@@ -144,14 +146,7 @@ def drift(settings: Settings, echo: Echo | None = None) -> DriftReport:
             deployment = Deployment.open(settings, echo)
             try:
                 deployment.wait(DeployReport(command="drift", environment=settings.env))
-                result = deployment.alembic_project().run("inspect", "heads", RunObserver())
-                current = list(result.current)
-                ignored = {result.version_table, settings.journal_table, f"{settings.journal_table}_progress"}
-                live = snapshot(deployment.engine, ignored)
-                with scratch_database(deployment, interrupt) as scratch_url:
-                    replay(settings, scratch_url, current)
-                    replayed = _snapshot_url(scratch_url, ignored)
-                return DriftReport(deployment.masked_url, deployment.backend.name, current, compare(live, replayed))
+                return compare_with_history(deployment, interrupt)
             finally:
                 deployment.close()
         except KeyboardInterrupt:
@@ -162,8 +157,38 @@ def drift(settings: Settings, echo: Echo | None = None) -> DriftReport:
                 "the live database was only read. Run `alembic-deploy drift` again.", signal=name) from None
 
 
+def compare_with_history(deployment: Deployment, interrupt: InterruptState) -> DriftReport:
+    """The drift of the database ``deployment`` reaches (waited for already). A signal raises
+    :class:`~alembic_deploy.signals.SignalInterrupt` once the scratch database is dropped."""
+    from .alembic_env import RunObserver
+
+    settings = deployment.settings
+    result = deployment.alembic_project().run("inspect", "heads", RunObserver())
+    current = list(result.current)
+    ignored = {result.version_table, settings.journal_table, f"{settings.journal_table}_progress"}
+    live = snapshot(deployment.engine, ignored)
+    with scratch_database(deployment, interrupt) as scratch_url:
+        replay(settings, scratch_url, current)
+        replayed = _snapshot_url(scratch_url, ignored)
+    return DriftReport(deployment.masked_url, deployment.backend.name, current, compare(live, replayed))
+
+
+def refuse_drift(deployment: Deployment, interrupt: InterruptState, report: DeployReport) -> None:
+    """``upgrade --check-drift``, under the migration lock before anything runs: refuse (exit 5,
+    journaled as refused) when the schema differs from what its migrations make."""
+    started = time.monotonic()
+    found = compare_with_history(deployment, interrupt)
+    report.step("drift", started, f"{len(found.differences)} difference(s)")
+    error = found.error()
+    if error is not None:
+        raise CheckRefused(
+            f"{error.message} Nothing was migrated (--check-drift); `alembic-deploy drift` lists them again.",
+            **{f"drift {n}": d.describe() for n, d in enumerate(found.differences, 1)},
+        )
+
+
 @contextmanager
-def scratch_database(deployment: Deployment, interrupt: Any) -> Iterator[str]:
+def scratch_database(deployment: Deployment, interrupt: InterruptState) -> Iterator[str]:
     """A scratch database beside the live one (its URL, with the live URL's driver and
     credentials), dropped when the block ends however it ends."""
     from sqlalchemy.engine import make_url

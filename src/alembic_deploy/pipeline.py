@@ -58,6 +58,10 @@ def run(
             journal.start(report, settings)
             # Report crashed runs; refuse (exit 8) over a partly applied revision.
             recovery.check(deployment, journal, project, report, lock)
+            if settings.check_drift:
+                from .drift import refuse_drift
+
+                refuse_drift(deployment, interrupt, report)
             tracker = ProgressTracker(backend.name, *_progress_writers(journal, lock, report))
             started = time.monotonic()
             ok = False
