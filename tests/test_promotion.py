@@ -66,19 +66,21 @@ def test_require_promotion_blocks_until_qa_applied_the_revision(tmp_path: Path, 
 
 
 def test_a_wrong_password_for_qa_warns_naming_qa_and_never_shows_the_password(
-        tmp_path: Path, password_pg_db: Database) -> None:
+        tmp_path: Path, password_db: Database) -> None:
+    """On PostgreSQL and MariaDB, each with a user whose password the server checks."""
     wrong = f"wrong-{uuid.uuid4().hex[:10]}"
-    url = url_text(make_url(password_pg_db.url), password=wrong)
+    url = url_text(make_url(password_db.url), password=wrong)
     project = _project(tmp_path, 'database-url-env = "QA_DATABASE_URL"')
     env = {"QA_DATABASE_URL": url}
     runs = [invoke_cli(project, *OFFLINE, *view, env=env) for view in ((), ("--json",), ("--format", "markdown"))]
     for run in runs:
         assert run.returncode == EXIT_OK
-        for secret in (wrong, make_url(password_pg_db.url).password, url):
+        for secret in (wrong, make_url(password_db.url).password, url):
             assert secret not in run.stdout + run.stderr
     assert "warning: qa's journal could not be read (" in runs[0].stdout
     qa = _lower(json.loads(runs[1].stdout), "qa")
-    assert qa["state"] == "unreachable" and "password authentication failed" in qa["problem"]
+    assert qa["state"] == "unreachable" and ("password authentication failed" in qa["problem"]
+                                             or "Access denied" in qa["problem"]), qa["problem"]
     # Required: the promotion cannot be shown, so the plan is refused, still without the password.
     project = _project(tmp_path / "required", f'database-url = "{url}"', required=True)
     run = invoke_cli(project, *OFFLINE, "--json")
@@ -95,7 +97,24 @@ def test_an_unset_variable_is_unreachable_and_check_reads_no_database(tmp_path: 
     assert "promotion" not in doc
 
 
+def test_a_missing_sqlite_file_is_unreachable_and_not_created(tmp_path: Path) -> None:
+    qa = tmp_path / "gone" / "qa.db"
+    (tmp_path / "gone").mkdir()
+    project = _project(tmp_path, f'database-url = "sqlite:///{qa}"')
+    doc = checked(invoke_cli(project, *OFFLINE, "--json").stdout, "plan", EXIT_OK)
+    assert _lower(doc, "qa") == {"environment": "qa", "state": "unreachable", "missing": [],
+                                 "problem": f"the file {qa} does not exist"}
+    assert not qa.exists()
+
+
+def test_an_unusable_url_for_qa_is_a_config_error_naming_qa(tmp_path: Path) -> None:
+    run = invoke_cli(_project(tmp_path, 'database-url = "nosuchdb://u:hidden-pw@h/x"'), *OFFLINE)
+    assert run.returncode == ConfigError.exit_code and "The database of qa in its policy" in run.stderr
+    assert "hidden-pw" not in run.stdout + run.stderr
+
+
 def test_the_promotion_order_is_a_setting(tmp_path: Path) -> None:
+    (tmp_path / "qa.db").touch()  # a database that has no journal: it applied nothing
     qa = f"sqlite:///{tmp_path / 'qa.db'}"
     project = _project(tmp_path, f'database-url = "{qa}"')
     table = (project / "pyproject.toml").read_text()

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from .errors import ConfigError
 from .masking import scrub
 
 if TYPE_CHECKING:
@@ -148,8 +149,14 @@ def _lower(name: str, policy: Policy | None, files: Sequence[RevisionFile], pend
 
     from .database import make_engine
 
-    engine, backend = make_engine(url)
     try:
+        engine, backend = make_engine(url)
+    except ConfigError as exc:
+        raise ConfigError(f"The database of {name} in its policy is not usable: {exc.message}") from None
+    try:
+        missing = backend.missing_database(engine)
+        if missing is not None:
+            return LowerEnvironment(name, UNREACHABLE, problem=missing)
         rows = _journal_rows(engine, journal)
     except (DBAPIError, OSError) as exc:
         text = " ".join(scrub(backend.error_text(exc)).split())

@@ -461,6 +461,12 @@ class Backend:
     def _end_sessions(self, conn: Connection, database: str) -> None:
         """End the sessions still connected to ``database`` (one would hold the drop up)."""
 
+    def missing_database(self, engine: Engine) -> str | None:
+        """Why ``engine``'s database is not there, where connecting would create it rather than
+        fail (a reader must not leave an empty database behind); None when it is there, or when
+        connecting to a missing one fails on its own (the servers: unknown database)."""
+        return None
+
 
 class DirectSession(NamedTuple):
     """A DBAPI session the fast path opened without SQLAlchemy (:meth:`Backend.open_direct`)."""

@@ -95,6 +95,14 @@ class SQLiteBackend(Backend):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(database + suffix)
 
+    def missing_database(self, engine: Engine) -> str | None:
+        """sqlite3 creates a missing file on connect: a path that names no file is missing."""
+        try:
+            path = database_path(engine)
+        except ConfigError:
+            return "it is an in-memory database"
+        return None if path.is_file() else f"the file {path} does not exist"
+
     def journal_timestamp(self, moment: datetime) -> Any:
         return moment.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DateTime storage format
 
