@@ -41,6 +41,21 @@ OUTSIDE_MIGRATIONS = {
 }
 
 
+#: env.py's models: users as the migrations make it, plus a column no migration adds yet.
+MODELS = """import sqlalchemy as sa
+
+target_metadata = sa.MetaData()
+sa.Table(
+    "users",
+    target_metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(255), nullable=False),
+    sa.Column("nickname", sa.String(50)),
+    sa.Index("ix_users_email", "email", unique=True),
+)
+"""
+
+
 def _scratch_of(stderr: str) -> str:
     found = SCRATCH.search(stderr)
     assert found, stderr
@@ -191,3 +206,27 @@ def test_upgrade_check_drift_refuses_before_migrating_a_database_that_drifted(ma
     assert not _scratch_exists(db, _scratch_of(run.stderr))
     # Without the flag the same deploy migrates.
     assert invoke_cli(project, "upgrade", url=db.url).returncode == EXIT_OK and db.has_table("after")
+
+
+def test_drift_reports_models_against_the_database_when_env_py_sets_target_metadata(make_project, db):
+    project = make_project("sync")
+    env_py = project / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text().replace("target_metadata = None\n", MODELS))
+    assert invoke_cli(project, "upgrade", url=db.url).returncode == EXIT_OK
+    run = invoke_cli(project, "drift", "--json", url=db.url)
+    doc = checked(run.stdout, "drift", CheckRefused.exit_code)
+    assert doc["differences"] == [] and doc["models"] == ["add_column users.nickname"]
+    assert "target_metadata" in run.stderr
+
+    _alter(db, ["ALTER TABLE users ADD COLUMN nickname VARCHAR(50)"])  # the models' column, added by hand
+    run = invoke_cli(project, "drift", url=db.url)
+    assert run.returncode == CheckRefused.exit_code
+    assert "users: column nickname is in the database but no migration makes it" in run.stdout
+    assert "models (env.py's target_metadata) against the database: 0 difference(s)." in run.stdout
+
+
+def test_a_project_without_target_metadata_has_no_models_report(make_project, sqlite_db):
+    project = make_project("sync")
+    assert invoke_cli(project, "upgrade", url=sqlite_db.url).returncode == EXIT_OK
+    doc = checked(invoke_cli(project, "drift", "--json", url=sqlite_db.url).stdout, "drift", EXIT_OK)
+    assert doc["models"] is None

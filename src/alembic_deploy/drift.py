@@ -27,6 +27,7 @@ from .errors import EXIT_OK, CheckRefused, Interrupted, ScratchUnavailable
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from alembic.runtime.migration import MigrationContext
     from sqlalchemy.engine import Engine
 
     from .deployment import Deployment, Echo
@@ -100,19 +101,28 @@ class DriftReport:
     #: The revision(s) the database is at, which the history was replayed up to.
     revisions: list[str]
     differences: list[Difference] = field(default_factory=list)
+    #: What alembic's autogenerate finds between env.py's ``target_metadata`` (the models) and
+    #: the database, as ``alembic check`` does; None when env.py sets no target_metadata.
+    models: list[str] | None = None
 
     @property
     def exit_code(self) -> int:
-        return CheckRefused.exit_code if self.differences else EXIT_OK
+        return CheckRefused.exit_code if self.differences or self.models else EXIT_OK
 
     def error(self) -> CheckRefused | None:
-        if not self.differences:
-            return None
-        return CheckRefused(
-            f"The database's schema differs from what its migrations make in {len(self.differences)} place(s): "
-            "a change was made outside the migrations (or a migration was edited after it ran). Write a "
-            "revision that makes the change, or undo it in the database, before the next deploy."
-        )
+        if self.differences:
+            return CheckRefused(
+                f"The database's schema differs from what its migrations make in {len(self.differences)} "
+                "place(s): a change was made outside the migrations (or a migration was edited after it ran). "
+                "Write a revision that makes the change, or undo it in the database, before the next deploy."
+            )
+        if self.models:
+            return CheckRefused(
+                f"The models (env.py's target_metadata) and the database differ in {len(self.models)} place(s), "
+                "as `alembic check` reports them: write the revision they call for (`alembic revision "
+                "--autogenerate`), or change the models."
+            )
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         from .report import document
@@ -120,15 +130,20 @@ class DriftReport:
         error = self.error()
         return document("drift", self.exit_code, error.to_dict() if error is not None else None,
                         database=self.database, backend=self.backend, revisions=self.revisions,
-                        differences=[d.to_dict() for d in self.differences])
+                        differences=[d.to_dict() for d in self.differences], models=self.models)
 
     def render_text(self) -> str:
         at = ", ".join(self.revisions) or "base"
         if not self.differences:
-            return f"drift: none; the database ({self.database}) at {at} is as its migrations make it."
-        lines = [(f"drift: {len(self.differences)} difference(s) between the database ({self.database}) at {at} "
-                 "and its migrations replayed:")]
-        lines.extend(f"  {d.describe()}" for d in self.differences)
+            lines = [f"drift: none; the database ({self.database}) at {at} is as its migrations make it."]
+        else:
+            lines = [(f"drift: {len(self.differences)} difference(s) between the database ({self.database}) at "
+                      f"{at} and its migrations replayed:")]
+            lines.extend(f"  {d.describe()}" for d in self.differences)
+        if self.models is not None:
+            lines.append(f"models (env.py's target_metadata) against the database: {len(self.models)} difference(s)"
+                         + (":" if self.models else "."))
+            lines.extend(f"  {m}" for m in self.models)
         return "\n".join(lines)
 
 
@@ -163,14 +178,53 @@ def compare_with_history(deployment: Deployment, interrupt: InterruptState) -> D
     from .alembic_env import RunObserver
 
     settings = deployment.settings
-    result = deployment.alembic_project().run("inspect", "heads", RunObserver())
+    ignored = {settings.journal_table, f"{settings.journal_table}_progress"}
+    models: list[str] | None = None
+
+    def on_configured(context: MigrationContext, _current: tuple[str, ...]) -> None:
+        nonlocal models
+        metadata = context.opts.get("target_metadata")
+        if metadata is not None:
+            models = models_against(context, metadata, ignored)
+
+    result = deployment.alembic_project().run("inspect", "heads", RunObserver(on_configured=on_configured))
     current = list(result.current)
-    ignored = {result.version_table, settings.journal_table, f"{settings.journal_table}_progress"}
+    ignored.add(result.version_table)
     live = snapshot(deployment.engine, ignored)
     with scratch_database(deployment, interrupt) as scratch_url:
         replay(settings, scratch_url, current)
         replayed = _snapshot_url(scratch_url, ignored)
-    return DriftReport(deployment.masked_url, deployment.backend.name, current, compare(live, replayed))
+    return DriftReport(deployment.masked_url, deployment.backend.name, current, compare(live, replayed), models)
+
+
+def models_against(context: MigrationContext, metadata: Any, ignored: set[str]) -> list[str]:
+    """What ``alembic check`` reports between ``metadata`` and the database ``context`` is
+    connected to (alembic's autogenerate ``compare_metadata``, with env.py's filters), one line
+    each; changes to the ``ignored`` tables left out."""
+    from alembic.autogenerate import compare_metadata
+
+    found: list[str] = []
+    for diff in compare_metadata(context, metadata):
+        for change in diff if isinstance(diff, list) else [diff]:
+            table, text = _autogenerate_text(tuple(change))
+            if table not in ignored:
+                found.append(text)
+    return found
+
+
+def _autogenerate_text(change: tuple[Any, ...]) -> tuple[str | None, str]:
+    """(table, one line) of one of autogenerate's diff tuples."""
+    kind = str(change[0])
+    if kind in ("add_table", "remove_table"):
+        return change[1].name, f"{kind} {change[1].name}"
+    if kind in ("add_column", "remove_column"):
+        return change[2], f"{kind} {change[2]}.{change[3].name}"
+    if kind.startswith("modify_"):
+        # (kind, schema, table, column, existing, database value, models value)
+        return change[2], f"{kind} {change[2]}.{change[3]}: {change[5]!r} in the database, {change[6]!r} in the models"
+    obj = change[1]
+    table = getattr(getattr(obj, "table", None), "name", None) or getattr(getattr(obj, "parent", None), "name", None)
+    return table, f"{kind} {getattr(obj, 'name', None) or obj} on {table}"
 
 
 def refuse_drift(deployment: Deployment, interrupt: InterruptState, report: DeployReport) -> None:
