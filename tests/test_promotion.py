@@ -132,6 +132,12 @@ def test_the_promotion_order_is_a_setting(tmp_path: Path) -> None:
     assert run.returncode == ConfigError.exit_code and "must name each environment once" in run.stderr
 
 
+def test_requiring_promotion_for_an_environment_the_order_does_not_rank_is_a_config_error(tmp_path: Path) -> None:
+    project = _project(tmp_path, 'database-url = "sqlite://"', required=True)
+    run = invoke_cli(project, *OFFLINE, "--promotion-order", "qa", "--promotion-order", "prod")
+    assert run.returncode == ConfigError.exit_code and "Add production to promotion-order" in run.stderr
+
+
 @pytest.mark.parametrize(("table", "said"), [
     ('require-promotion = "yes"', "must be true or false, got 'yes'"),
     ('database-url = "sqlite://"\ndatabase-url-env = "X"', "gives both database-url and database-url-env"),

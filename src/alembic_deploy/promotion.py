@@ -125,11 +125,17 @@ def check_promotion(environment: str | None, order: Sequence[str], policies: Seq
                     files: Sequence[RevisionFile], pending: Sequence[str], journal: str) -> Promotion | None:
     """The promotion check of a plan for ``environment`` whose ``pending`` revisions (in plan
     order) are to run; None when there is no ``environment`` or ``order`` does not rank it.
-    ``journal`` is the journal table's name, the same in every environment."""
-    if environment is None or environment not in order:
-        return None
+    ``journal`` is the journal table's name, the same in every environment. A policy that
+    requires promotion for an environment the order does not rank is a :class:`ConfigError`."""
     by_name = {p.name: p for p in policies}
-    own = by_name.get(environment)
+    own = by_name.get(environment) if environment is not None else None
+    if environment is None or environment not in order:
+        if own is not None and own.require_promotion:
+            raise ConfigError(
+                f"The {environment} policy says require-promotion, but promotion-order ({', '.join(order)}) does "
+                f"not name {environment}, so nothing is below it. Add {environment} to promotion-order."
+            )
+        return None
     lower = [_lower(name, by_name.get(name), files, pending, journal)
              for name in order[: list(order).index(environment)]]
     return Promotion(environment, tuple(order), bool(own and own.require_promotion), tuple(lower))
