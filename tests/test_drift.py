@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from alembic_deploy.drift import SCRATCH_PREFIX
-from alembic_deploy.errors import EXIT_OK, CheckRefused, Interrupted, ScratchUnavailable
+from alembic_deploy.errors import EXIT_OK, CheckRefused, ConfigError, Interrupted, ScratchUnavailable
 from helpers import Database, invoke_cli, run_cli, spawn_cli, url_text
 from lockscene import write_revision
 from servers import ADMIN_URLS
@@ -230,3 +230,29 @@ def test_a_project_without_target_metadata_has_no_models_report(make_project, sq
     assert invoke_cli(project, "upgrade", url=sqlite_db.url).returncode == EXIT_OK
     doc = checked(invoke_cli(project, "drift", "--json", url=sqlite_db.url).stdout, "drift", EXIT_OK)
     assert doc["models"] is None
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_plan_check_drift_shows_the_drift_after_the_revisions_and_exits_5(request, make_project, backend):
+    db: Database = request.getfixturevalue("pg_db" if backend == "postgresql" else "mysql_db")
+    project = make_project("sync")
+    assert invoke_cli(project, "upgrade", "a2_users_email_index", url=db.url).returncode == EXIT_OK
+    clean = checked(invoke_cli(project, "plan", "--check-drift", "--json", url=db.url).stdout, "plan", EXIT_OK)
+    assert [r["revision"] for r in clean["revisions"]] == ["a3_seed"] and clean["drift"]["differences"] == []
+    assert checked(invoke_cli(project, "plan", "--json", url=db.url).stdout, "plan", EXIT_OK)["drift"] is None
+
+    _alter(db, OUTSIDE_MIGRATIONS[backend])
+    doc = checked(invoke_cli(project, "plan", "--check-drift", "--json", url=db.url).stdout, "plan",
+                  CheckRefused.exit_code)
+    assert ("column", "nickname", "unexpected") in {(d["kind"], d["name"], d["change"])
+                                                    for d in doc["drift"]["differences"]}
+    assert "differs from what its migrations make" in doc["error"]["message"]
+    markdown = invoke_cli(project, "plan", "--check-drift", "--format", "markdown", url=db.url)
+    assert markdown.returncode == CheckRefused.exit_code
+    assert "### Drift" in markdown.stdout and "- users: column nickname is in the database" in markdown.stdout
+
+
+def test_plan_check_drift_needs_the_database(make_project):
+    project = make_project("sync")
+    run = invoke_cli(project, "plan", "--check-drift", "--from", "base", "--dialect", "postgresql")
+    assert run.returncode == ConfigError.exit_code and "--check-drift" in run.stderr

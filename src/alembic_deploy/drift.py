@@ -124,13 +124,27 @@ class DriftReport:
             )
         return None
 
+    def details(self) -> dict[str, Any]:
+        """The report's own fields (``drift`` in ``plan --check-drift``'s document)."""
+        return {"database": self.database, "backend": self.backend, "revisions": self.revisions,
+                "differences": [d.to_dict() for d in self.differences], "models": self.models}
+
     def to_dict(self) -> dict[str, Any]:
         from .report import document
 
         error = self.error()
-        return document("drift", self.exit_code, error.to_dict() if error is not None else None,
-                        database=self.database, backend=self.backend, revisions=self.revisions,
-                        differences=[d.to_dict() for d in self.differences], models=self.models)
+        return document("drift", self.exit_code, error.to_dict() if error is not None else None, **self.details())
+
+    def markdown_lines(self) -> list[str]:
+        lines = ["### Drift", ""]
+        if not self.differences:
+            lines.append("The database's schema is what its migrations make.")
+        lines.extend(f"- {d.describe()}" for d in self.differences)
+        if self.models is not None:
+            lines += ["", (f"Models (env.py's `target_metadata`) against the database: {len(self.models)} "
+                          "difference(s).")]
+            lines.extend(f"- `{m}`" for m in self.models)
+        return lines
 
     def render_text(self) -> str:
         at = ", ".join(self.revisions) or "base"

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .alembic_offline import RevisionFile
+    from .drift import DriftReport
     from .lint import Finding, RevisionLint
     from .promotion import Promotion
     from .settings import Settings
@@ -69,6 +70,8 @@ class PlanReport:
     revisions: list[PlannedRevision] = field(default_factory=list)
     #: Did the lower environments apply the pending revisions? None without ``--env`` in the order.
     promotion: Promotion | None = None
+    #: The database against its migrations (``--check-drift``); None when not asked.
+    drift: DriftReport | None = None
 
     @property
     def blocking(self) -> list[Finding]:
@@ -89,6 +92,9 @@ class PlanReport:
             )
         if self.promotion is not None and self.promotion.blocking:
             reasons.append(self.promotion.message())
+        drifted = self.drift.error() if self.drift is not None else None
+        if drifted is not None:
+            reasons.append(drifted.message)
         return CheckRefused(" ".join(reasons)) if reasons else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +106,7 @@ class PlanReport:
             from_revision=self.from_revision, fail_on=self.fail_on, policy=self.policy, blocking=len(self.blocking),
             revisions=[r.to_dict() for r in self.revisions],
             promotion=self.promotion.to_dict() if self.promotion is not None else None,
+            drift=self.drift.details() if self.drift is not None else None,
         )
 
     def render_text(self) -> str:
@@ -121,6 +128,8 @@ class PlanReport:
         lines.append("")
         if self.promotion is not None:
             lines += ["", *self.promotion.text_lines()]
+        if self.drift is not None:
+            lines += ["", self.drift.render_text()]
         lines.append("")
         lines.append(f"{len(self.blocking)} finding(s) at or above {self.fail_on} block.")
         return "\n".join(lines)
@@ -159,6 +168,8 @@ class PlanReport:
                 out.append(f"- `{f.rule}` ({state}, line {f.line or '-'}): {f.message}. {f.help}")
         if self.promotion is not None:
             out += ["", *self.promotion.markdown_lines()]
+        if self.drift is not None:
+            out += ["", *self.drift.markdown_lines()]
         out += ["", f"{len(self.blocking)} finding(s) at or above `{self.fail_on}` block."]
         return "\n".join(out) + "\n"
 
@@ -182,6 +193,11 @@ def plan(settings: Settings, echo: Callable[[str], None] | None = None) -> PlanR
             "Run `alembic-deploy check` to see them all."
         )
     start = settings.from_revision
+    if start and settings.check_drift:
+        raise ConfigError(
+            "--check-drift compares the database with its migrations, and --from plans without a database: "
+            "leave out --from (plan then reads the database's revision) or --check-drift."
+        )
     if start:
         dialect = dialect_for(settings)
         require_known(files, start)
@@ -199,7 +215,10 @@ def plan(settings: Settings, echo: Callable[[str], None] | None = None) -> PlanR
     dialect = dialect_for(settings.replace(dialect=settings.dialect or status.backend))
     by_id = {f.revision: f for f in files}
     pending = [by_id[rev] for rev, _doc in status.pending if rev in by_id]
-    return _report(files, pending, dialect, ",".join(status.current) or "base", settings)
+    report = _report(files, pending, dialect, ",".join(status.current) or "base", settings)
+    if settings.check_drift:
+        report.drift = api.drift(settings, echo)
+    return report
 
 
 def _report(files: list[RevisionFile], pending: list[RevisionFile], dialect: str, start: str,

@@ -117,8 +117,9 @@ class Settings:
                            "Retries of a revision that hit the lock timeout and was rolled back (default 5).")
     retry_deadline: float = _option(300.0, UPGRADING, "Seconds after which no further retry starts (default 300).")
     check_drift: bool = _option(
-        False, UPGRADING, "Under the migration lock, before migrating: refuse (exit 5) when the schema differs "
-        "from what its migrations make (as `alembic-deploy drift` compares them).")
+        False, UPGRADING | {PLAN}, "Compare the schema with what its migrations make, as `alembic-deploy drift` "
+        "does: upgrade refuses (exit 5) under the migration lock before migrating when they differ; plan "
+        "includes the comparison and exits 5.")
     # The health gate before migrating (upgrade --wait-healthy, run --migrate --wait-healthy).
     wait_healthy: tuple[str, ...] = _option(
         (), UPGRADING, "Before migrating, wait until URL answers 2xx (repeat for several; all must pass).",
