@@ -199,3 +199,24 @@ def test_the_revisions_column_keeps_the_newest_entries_whole_and_the_failed_one_
     assert kept[-2]["description"] == "x" * 40 and kept[0]["description"] == ""
     ids = [e["revision"] for e in kept[:-1]]
     assert ids == [f"r{i}" for i in range(3000 - len(ids), 3000)]
+
+
+def test_a_version_table_it_cannot_read_after_the_failure_is_said_so(sqlite_db, make_project):
+    """The revision replaces the version table with a view that raises when read, then fails: the
+    message says the table could not be read, and the revisions applied before it are not reported as rolled back (reading nothing
+    is not reading "<base>")."""
+    import json
+
+    project = make_project("failing")
+    broken = project / "migrations" / "versions" / "a4_broken.py"
+    broken.write_text(broken.read_text().replace(
+        'op.add_column("users", sa.Column("nickname", sa.String(50)))',
+        'op.execute("DROP TABLE alembic_version")\n'
+        '    op.execute("CREATE VIEW alembic_version AS SELECT abs(-9223372036854775808) AS version_num")',
+    ))
+    run = invoke_cli(project, "upgrade", "--json", url=sqlite_db.url)
+    assert run.returncode == 7, run.output
+    [error] = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert "the version table could not be read" in error and "<base>" not in error, error
+    applied = {r["revision"]: r["status"] for r in json.loads(run.stdout)["applied"]}
+    assert applied and "rolled-back" not in applied.values(), applied

@@ -51,25 +51,30 @@ def migration_error(
     applied = {r.revision for r in report.applied}
     try:
         run = project.last_run
-        now_at = read_versions(deployment.engine, run.version_table, run.version_table_schema)
+        now_at: tuple[str, ...] | None = read_versions(
+            deployment.engine, run.version_table, run.version_table_schema)
     except Exception:  # noqa: BLE001 - the message matters more than the revisions in it
-        now_at = ()
-    report.to_revisions = now_at
+        now_at = None
+    report.to_revisions = now_at or ()
     pending = [r for r in pending_revisions(project, report.target, report.from_revisions) if r not in applied]
     failing = in_flight or (pending[0] if pending else "unknown")
     # Revisions reported applied earlier in this run but absent from the database now went down
     # with the failing one (one transaction for the whole run, as alembic's env.py templates do).
-    kept = project.ancestry(now_at)
-    for result in report.applied:
-        if result.revision not in kept:
-            result.status = "rolled-back"
+    if now_at is not None:
+        kept = project.ancestry(now_at)
+        for result in report.applied:
+            if result.revision not in kept:
+                result.status = "rolled-back"
+    # An unreadable version table is said as such: "<base>" would claim the revisions went down.
+    at = ", ".join(now_at or ()) or "<base>"
+    versions = "could not be read" if now_at is None else f"says {at}"
     durable = tracker.applied(failing)
     unsure = tracker.unsettled(failing)
     if durable or unsure:
         committed = f"Statement(s) {', '.join(str(s.n) for s in durable) or 'none'} of it had been committed"
         lost = f" and statement(s) {', '.join(str(s.n) for s in unsure)} may have been" if unsure else ""
         state = (
-            f"{committed} one by one{lost}, and the version table says {', '.join(now_at) or '<base>'}: it is "
+            f"{committed} one by one{lost}, and the version table {versions}: it is "
             "partly applied. The next deploy will refuse (exit 8) until it is settled: run `alembic-deploy "
             "repair` to see the options (--rollback-partial undoes what ran, --resume runs the rest once "
             "the cause is fixed), then deploy again."
@@ -78,19 +83,20 @@ def migration_error(
         gone = [r.revision for r in report.applied if r.status == "rolled-back"]
         along = f" together with {', '.join(gone)} (same transaction)" if gone else ""
         state = (
-            f"Its transaction was rolled back{along}, so nothing of it was left behind; the database is at "
-            f"{', '.join(now_at) or '<base>'}. Fix the migration and deploy again."
+            f"Its transaction was rolled back{along}, so nothing of it was left behind; "
+            f"{'the version table could not be read' if now_at is None else 'the database is at ' + at}. "
+            "Fix the migration and deploy again."
         )
     else:
         state = (
             "None of its statements had been committed, so nothing of it was kept; the version table "
-            f"says {', '.join(now_at) or '<base>'}. Fix the migration and deploy again."
+            f"{versions}. Fix the migration and deploy again."
         )
     return MigrationFailed(
         f"Revision {failing} ({project.describe(failing) if failing != 'unknown' else '?'}) failed: "
         f"{kind}: {detail}. {state.rstrip('.')}{debug}.",
         revision=failing,
-        database_revisions=list(now_at),
+        database_revisions=list(now_at or ()),
     )
 
 
