@@ -203,8 +203,8 @@ def test_the_revisions_column_keeps_the_newest_entries_whole_and_the_failed_one_
 
 def test_a_version_table_it_cannot_read_after_the_failure_is_said_so(sqlite_db, make_project):
     """The revision replaces the version table with a view that raises when read, then fails: the
-    message says the table could not be read, and the revisions applied before it are not reported as rolled back (reading nothing
-    is not reading "<base>")."""
+    message says the table could not be read, and the revisions applied before it are not reported
+    as rolled back (reading nothing is not reading "<base>")."""
     import json
 
     project = make_project("failing")
