@@ -1,7 +1,7 @@
 """The schema guard: may this code run on the database as it is right now?
 
-The seed deploys new code first and migrates once it is healthy, so for a while new code runs on
-the old schema (and, after a rollback, old code on the new one). The guard makes that window
+A deploy that starts new code first and migrates once it is healthy runs new code on the old
+schema for a while (and, after a rollback, old code on the new one). The guard makes that window
 explicit. The application calls it at startup and from its readiness endpoint::
 
     from alembic_deploy import guard
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -54,6 +53,8 @@ from .masking import mask_url, scrub
 from .steps.verify import read_revisions
 
 if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable
+
     from sqlalchemy.engine import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -65,10 +66,10 @@ __all__ = [
     "BEHIND_INCOMPATIBLE",
     "DEFAULT_ACCEPT",
     "OK",
-    "PendingRevision",
-    "ScriptGraph",
-    "SchemaCheck",
     "VERDICTS",
+    "PendingRevision",
+    "SchemaCheck",
+    "ScriptGraph",
     "check",
     "check_async",
     "clear_cache",

@@ -279,8 +279,8 @@ _EFFECT_WORDS: Final = frozenset(_leading_word(p) for p, _, _ in _EFFECT_FORMS)
 @functools.cache
 def _effect_patterns(word: str) -> tuple[tuple[re.Pattern[str], str, bool], ...]:
     """The forms of statements that start with ``word``, in order, compiled on first use: a run
-    seldom meets all three words (a PostgreSQL run none), and compiling all eight costs ~18 M
-    instructions (callgrind), as much as matching ~1,400 statements against them."""
+    seldom meets all three words (a PostgreSQL run none), and compiling all eight costs as much as
+    matching ~1,400 statements against them."""
     return tuple((re.compile(p, re.I), kind, creates) for p, kind, creates in _EFFECT_FORMS
                  if _leading_word(p) == word)
 
