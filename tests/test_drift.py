@@ -256,3 +256,10 @@ def test_plan_check_drift_needs_the_database(make_project):
     project = make_project("sync")
     run = invoke_cli(project, "plan", "--check-drift", "--from", "base", "--dialect", "postgresql")
     assert run.returncode == ConfigError.exit_code and "--check-drift" in run.stderr
+
+
+def test_drift_replays_every_head_a_database_with_two_is_at(make_project, pg_db):
+    project = make_project("two_heads")
+    assert invoke_cli(project, "upgrade", "heads", url=pg_db.url).returncode == EXIT_OK
+    doc = checked(invoke_cli(project, "drift", "--json", url=pg_db.url).stdout, "drift", EXIT_OK)
+    assert len(doc["revisions"]) == 2 and doc["differences"] == []
