@@ -18,7 +18,8 @@ import pytest
 
 from alembic_deploy import partial as partial_revisions
 from alembic_deploy.fastpath.direct import SETTLED, DirectConnection, JournalState, plain_identifier
-from alembic_deploy.steps.progress import DDL, READ, Progress, RevisionProgress, Statement
+from alembic_deploy.progress.record import Progress, RevisionRecord, Statement
+from alembic_deploy.progress.sql_text import DDL, READ
 from helpers import Database, run_cli, spawn_cli, url_text
 from lockscene import write_revision
 
@@ -133,7 +134,7 @@ REVISIONS = {"known": "a2_users_email_index", "unknown": "z9_gone"}
 
 def progress_json(backend: str, revision: str, statements: list[Statement],
                   version_table: str = "alembic_version") -> str:
-    entry = RevisionProgress(revision=revision, statements=statements,
+    entry = RevisionRecord(revision=revision, statements=statements,
                              failed=statement(len(statements) + 1, "failed"))
     return Progress(backend=backend, version_table=version_table, revisions=[entry]).to_json()
 

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from alembic_deploy.masking import SQLLiterals, mask_literals
-from alembic_deploy.steps.progress import Progress, RevisionProgress, fingerprint, literal_syntax, record
+from alembic_deploy.progress.record import Progress, RevisionRecord, record
+from alembic_deploy.progress.sql_text import fingerprint, literal_syntax
 from helpers import Database, invoke_cli
 from test_partial import make_partial
 from test_repair_safety import write_revision
@@ -79,10 +80,10 @@ def test_no_secret_in_any_literal_syntax_reaches_the_stored_text(data, secret):
     # A secret that is part of the record's own text whatever the literal holds ("statemen" in
     # the key "statements") proves nothing either way.
     fixed = record(1, template.replace("{lit}", other), may_commit=True, syntax=SYNTAX[dialect])
-    fixed_state = Progress(dialect, revisions=[RevisionProgress("r1", [fixed])]).to_json()
+    fixed_state = Progress(dialect, revisions=[RevisionRecord("r1", [fixed])]).to_json()
     assume(secret not in fixed_state and hexed not in fixed_state.lower())
     stored = record(1, template.replace("{lit}", literal), may_commit=True, syntax=SYNTAX[dialect])
-    state = Progress(dialect, revisions=[RevisionProgress("r1", [stored])]).to_json()
+    state = Progress(dialect, revisions=[RevisionRecord("r1", [stored])]).to_json()
     for text in (stored.sql, state, json.loads(state)["revisions"][0]["statements"][0]["sql"]):
         assert secret not in text and hexed not in text.lower()
     # Nothing of the secret at all: the stored text is the same whatever the secret was (a
@@ -219,9 +220,10 @@ def test_each_recorded_statement_carries_its_own_values_not_those_of_a_cached_on
     values (and their fingerprint)."""
     import sqlalchemy as sa
 
-    from alembic_deploy.steps.progress import ProgressTracker
+    from alembic_deploy.backends import for_dialect
+    from alembic_deploy.progress.tracker import ProgressTracker
 
-    tracker = ProgressTracker("sqlite")
+    tracker = ProgressTracker(for_dialect("sqlite"))
     table = sa.table("notes", sa.column("body", sa.String))
     engine = sa.create_engine(sqlite_db.url)
     try:

@@ -13,19 +13,10 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from alembic_deploy.steps.progress import (
-    DDL,
-    DML,
-    READ,
-    Effect,
-    autocommit_probe,
-    classify,
-    commits_by_itself,
-    effect_of,
-    fingerprint,
-    record,
-    repeats_visibly,
-)
+from alembic_deploy.backends import for_dialect
+from alembic_deploy.progress.record import record
+from alembic_deploy.progress.sql_text import DDL, DML, READ, Effect, classify, effect_of, fingerprint
+from alembic_deploy.progress.tracker import commits_by_itself, repeats_visibly
 from helpers import assert_failed_cleanly, drop_all, plain_alembic_upgrade, run_cli, schema_snapshot
 
 
@@ -90,10 +81,10 @@ def test_a_record_skips_durability_only_when_a_rerun_would_stop_at_its_first_cha
     one may be the first to tell of earlier DML. Only when the first change a lost record alone
     knew of repeats visibly may it skip durability (the deferred journal write, the unsynced
     SQLite append)."""
-    from alembic_deploy.steps.progress import ProgressTracker
+    from alembic_deploy.progress.tracker import ProgressTracker
 
     writes: list[bool] = []
-    tracker = ProgressTracker("mysql", lambda _state, must_last: writes.append(must_last))
+    tracker = ProgressTracker(for_dialect("mysql"), lambda _state, must_last: writes.append(must_last))
     engine = sa.create_engine(mysql_db.url, future=True)
     try:
         with engine.connect() as conn:
@@ -113,11 +104,11 @@ def test_a_recorded_statement_is_journaled_as_its_masked_excerpt_never_its_text(
     """Statements keep their full text only until first read; the journal gets the excerpt."""
     from dataclasses import replace
 
-    from alembic_deploy.steps.progress import Progress, RevisionProgress
+    from alembic_deploy.progress.record import Progress, RevisionRecord
 
     secret = record(1, "CREATE USER app IDENTIFIED BY 'hunter2'", may_commit=True)
     column = record(2, "ALTER TABLE notes ADD COLUMN body TEXT", may_commit=True)
-    state = Progress("mysql", revisions=[RevisionProgress("r1", [secret, column])]).to_json()
+    state = Progress("mysql", revisions=[RevisionRecord("r1", [secret, column])]).to_json()
     assert "hunter2" not in state and "IDENTIFIED BY '***'" in state
     assert json.loads(state)["revisions"][0]["statements"][1]["effect"]["name"] == "body"
     settled = replace(column, state="done", committed=True)  # what recovery does with one
@@ -130,7 +121,7 @@ def test_progress_json_is_the_dataclass_dict_and_reads_back(session):
     itself); it must hold exactly what dataclasses.asdict holds, and from_dict must read it."""
     from dataclasses import asdict
 
-    from alembic_deploy.steps.progress import Progress, RevisionProgress, Statement
+    from alembic_deploy.progress.record import Progress, RevisionRecord, Statement
 
     running = record(1, "\nCREATE TABLE \"Notes\" (\n\tbody VARCHAR(20) DEFAULT 'é\\\"'\n)\n", may_commit=True)
     failed = record(2, "UPDATE notes SET body = 'x' WHERE id = 1")
@@ -140,8 +131,8 @@ def test_progress_json_is_the_dataclass_dict_and_reads_back(session):
     odd = Statement(2, "SELECT 1", "fp2", READ, effect={"kind": "table", "name": "x"})  # not Effect's keys
     progress = Progress(
         "mysql", "versions", "app", session=session, planned_count=3, planned_last="r2",
-        revisions=[RevisionProgress("r1", [done, odd], stamped=True),
-                   RevisionProgress("r2", [running, failed], failed=failed)],
+        revisions=[RevisionRecord("r1", [done, odd], stamped=True),
+                   RevisionRecord("r2", [running, failed], failed=failed)],
         repair={"action": "resume", "revision": "r2"},
     )
     text = progress.to_json()
@@ -171,7 +162,7 @@ def test_fingerprints_match_across_online_and_offline_renderings():
     ],
 )
 def test_which_statements_commit_by_themselves(backend, kind, in_transaction, autocommit, commits):
-    assert commits_by_itself(backend, kind, in_transaction, autocommit) is commits
+    assert commits_by_itself(for_dialect(backend), kind, in_transaction, autocommit) is commits
 
 
 def test_the_autocommit_probe_follows_the_sessions_mode_as_autocommit_block_changes_it(db):
@@ -181,7 +172,7 @@ def test_the_autocommit_probe_follows_the_sessions_mode_as_autocommit_block_chan
     try:
         with engine.connect() as conn:
             dbapi = conn.connection.dbapi_connection
-            probe = autocommit_probe(dbapi)
+            probe = for_dialect(db.backend).autocommit_probe(dbapi)
             assert probe() is False
             conn.execution_options(isolation_level="AUTOCOMMIT")
             assert probe() is True

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from alembic_deploy.steps.progress import Statement
+from alembic_deploy.progress.record import Statement
 from helpers import Database, run_cli, schema_snapshot, spawn_cli
 from test_repair import latest_progress
 
@@ -224,7 +224,7 @@ def test_only_the_record_made_before_a_statement_ran_proves_what_it_did_when_the
     """A run of an earlier release recorded no ``before``: the statement it died in is not undone."""
     from dataclasses import replace
 
-    from alembic_deploy.steps.progress import DDL, effect_of
+    from alembic_deploy.progress.sql_text import DDL, effect_of
     from alembic_deploy.steps.repair import unprovable
 
     def statement(sql: str, before: bool | None) -> Statement:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import MigrationFailed, PartialMigration
 from .masking import scrub, scrub_statement
 from .partial import describe, is_applied, read_progress, versions_of
-from .steps.progress import excerpt, literal_syntax, shorten
+from .progress.sql_text import excerpt, literal_syntax, shorten
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from .deployment import Deployment
     from .journal import Journal
     from .partial import Partial
+    from .progress.record import Statement
+    from .progress.tracker import ProgressTracker
     from .report import DeployReport
     from .steps.migrating_session import StatementCounts
-    from .steps.progress import ProgressTracker, Statement
 
 
 def migration_error(

@@ -115,7 +115,7 @@ def status(settings: Settings, echo: Echo | None = None) -> StatusReport:
     """Current revision(s) read through env.py, heads, pending revisions and the last deploys, and
     what a deploy would find unfinished (``unfinished``: its ``exit_code`` is the CLI's)."""
     from .alembic_env import RunObserver
-    from .steps.progress import remask_rows
+    from .progress.record import remask_rows
     from .steps.unfinished import describe_unfinished
 
     deployment = Deployment.open(settings, echo)
@@ -142,7 +142,7 @@ def status(settings: Settings, echo: Echo | None = None) -> StatusReport:
 
 def history(settings: Settings, limit: int = 20, echo: Echo | None = None) -> list[dict[str, Any]]:
     """The journal's most recent rows, newest first."""
-    from .steps.progress import remask_rows
+    from .progress.record import remask_rows
 
     deployment = Deployment.open(settings, echo)
     try:

@@ -353,7 +353,7 @@ class Journal:
         execution path costs as much again as the round trip).
 
         ``durable=False`` (the record need only survive a crash of this process, see
-        :func:`~.steps.progress.repeats_visibly`), on the lock session: the record goes to the
+        :func:`~.progress.tracker.repeats_visibly`), on the lock session: the record goes to the
         volatile table where there is one (MySQL's MEMORY engine: no disk write), else to the row;
         and where the driver sends a query apart from reading its reply
         (:meth:`~.backends.base.Backend.send_query`), it is sent and this returns, the reply being

@@ -17,10 +17,10 @@ if TYPE_CHECKING:
     from .alembic_env import AlembicProject, RunObserver
     from .deployment import Deployment
     from .journal import Journal
+    from .progress.tracker import ProgressTracker
     from .report import DeployReport
     from .signals import InterruptState
     from .steps.migrating_session import MigratingSession
-    from .steps.progress import ProgressTracker
 
 
 @dataclass
@@ -59,7 +59,7 @@ def observe(
         check_current(project, current)
         # Timeouts, statement counters, blocker watch, and interrupt.cancel for signals.
         session.configured(ctx)
-        if ctx.connection is not None:  # statement progress, journaled (steps/progress.py)
+        if ctx.connection is not None:  # statement progress, journaled (alembic_deploy.progress)
             tracker.attach(ctx.connection, session.session_id, ctx.version_table, ctx.version_table_schema)
 
     def on_plan(planned: list[tuple[str, str]]) -> None:

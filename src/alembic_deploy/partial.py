@@ -1,5 +1,5 @@
 """Partly applied revisions: a revision some of whose statements are durable while the version
-table does not record it, found from the journal's statement progress (:mod:`.steps.progress`),
+table does not record it, found from the journal's statement progress (:mod:`.progress`),
 the version table and the schema.
 
 When a run failed or died inside a revision, what happens next depends on what it left:
@@ -28,17 +28,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .masking import scrub
+from .progress.record import Progress, RevisionRecord, Statement
+from .progress.sql_text import READ, excerpt, is_noise, is_version_statement, literal_syntax
 from .schema_lookup import took_effect
-from .steps.progress import (
-    READ,
-    Progress,
-    RevisionProgress,
-    Statement,
-    excerpt,
-    is_noise,
-    is_version_statement,
-    literal_syntax,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -109,7 +101,7 @@ class Partial:
     engine: Engine
     row: dict[str, Any]
     progress: Progress
-    entry: RevisionProgress
+    entry: RevisionRecord
     versions: tuple[str, ...]
     #: Durable changes, in order (statements settled by looking at the schema included).
     applied: list[Statement]
@@ -172,7 +164,7 @@ def versions_of(engine: Engine, progress: Progress) -> tuple[str, ...]:
     return read_versions(engine, progress.version_table, progress.version_table_schema)
 
 
-def _settle(engine: Engine, entry: RevisionProgress) -> tuple[list[Statement], list[Statement]]:
+def _settle(engine: Engine, entry: RevisionRecord) -> tuple[list[Statement], list[Statement]]:
     """(durable statements, uncertain statements) of ``entry``; a statement the process died in
     is settled by the schema when its effect can be looked up there."""
     applied: list[Statement] = []

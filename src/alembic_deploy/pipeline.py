@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from .deployment import Deployment
     from .heap import RunHeap
     from .journal import Journal
+    from .progress.tracker import Writer
     from .report import DeployReport
     from .signals import InterruptState
-    from .steps.progress import Writer
 
 
 def run(
@@ -33,10 +33,10 @@ def run(
     ``report`` (its outcome recorded in the journal too) when the run fails."""
     from .aftermath import migration_error, unjournaled
     from .observer import InFlight, observe
+    from .progress.tracker import ProgressTracker
     from .steps import recovery
     from .steps.health import health_gate
     from .steps.preflight import check_heads
-    from .steps.progress import ProgressTracker
     from .steps.upgrade import run_upgrade
     from .steps.verify import read_versions, verify
 
@@ -62,7 +62,7 @@ def run(
                 from .drift import refuse_drift
 
                 refuse_drift(deployment, interrupt, report)
-            tracker = ProgressTracker(backend.name, *_progress_writers(journal, lock, report))
+            tracker = ProgressTracker(backend, *_progress_writers(journal, lock, report))
             started = time.monotonic()
             ok = False
             running = InFlight()

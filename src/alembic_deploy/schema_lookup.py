@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from .steps.progress import Effect
+    from .progress.sql_text import Effect
 
 
 def took_effect(engine: Engine, effect: Effect | None) -> bool | None:

@@ -11,7 +11,9 @@ then raises :class:`~alembic_deploy.errors.LockNotAcquired`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
 import os
 import socket
 import time
@@ -230,6 +232,60 @@ class Backend:
         transaction (changing what alembic decides about owning it) and would be counted as a
         statement of the revision by the progress listeners.
         """
+
+    # -- statement progress (:mod:`alembic_deploy.progress`) -------------------------------------
+    def commits_by_itself(self, ddl: bool, in_transaction: bool | None) -> bool:
+        """Is a change (``ddl``: a DDL statement, else DML) durable as soon as it completes,
+        outside autocommit mode? ``in_transaction``: the session is inside a transaction before
+        it runs (None: the driver cannot tell). A backend that does not say: assume it is (the
+        safe side, "may be applied")."""
+        return True
+
+    #: A DDL statement commits the transaction open before it (MySQL's implicit commit), so the
+    #: statements run in it are durable once the DDL starts.
+    ddl_commits_open_transaction: ClassVar[bool] = False
+    #: The journal's writes need the database write lock the migrating connection holds inside a
+    #: transaction (SQLite): a progress write then waits for the next chance, never blocking the
+    #: migration against itself.
+    journal_shares_write_lock: ClassVar[bool] = False
+    #: How this backend's drivers tell, with no round trip, whether the session is inside a
+    #: transaction: functions of the driver's own connection, tried in order; the first that
+    #: answers with a bool or an int is the one used (:meth:`transaction_probe`).
+    transaction_probes: ClassVar[tuple[Callable[[Any], Any], ...]] = ()
+
+    def transaction_probe(self, dbapi_connection: Any) -> Callable[[], bool | None]:
+        """A function telling whether this connection's session is inside a transaction, as its
+        driver knows it (no round trip; None when the driver cannot tell). Found once per
+        connection: it is asked around every statement of the migration."""
+        raw = driver_connection(dbapi_connection)
+        for probe in self.transaction_probes:
+            try:
+                value = probe(raw)
+            except Exception:  # noqa: BLE001 - not this driver (or a closed connection)
+                continue
+            if isinstance(value, (bool, int)):
+                return functools.partial(_probe_or_none, probe, raw)
+        return _unknown
+
+    def autocommit_probe(self, dbapi_connection: Any) -> Callable[[], bool]:
+        """A function telling whether this connection's session is in autocommit mode now
+        (alembic's ``autocommit_block``, an AUTOCOMMIT engine), read at each call: the mode
+        changes mid-run. Where the driver keeps it is found once (the search costs several
+        attribute misses): an ``autocommit`` attribute (psycopg 2 and 3, SQLAlchemy's asyncpg
+        adapter), ``get_autocommit()`` (PyMySQL, mysqlclient; a closed connection: False), else
+        sqlite3's ``isolation_level`` None."""
+        driver = driver_connection(dbapi_connection)
+        for obj in (dbapi_connection, driver):
+            if isinstance(getattr(obj, "autocommit", None), bool):
+                return functools.partial(_autocommit_attribute, obj)
+            if callable(getattr(obj, "get_autocommit", None)):
+                return functools.partial(_get_autocommit, obj)
+        return functools.partial(_no_isolation_level, driver)
+
+    def needs_autocommit(self, sql: str) -> bool:
+        """A statement that cannot run inside a transaction (alembic ran it in an autocommit
+        block): ``repair`` runs it in autocommit mode too."""
+        return False
 
     def object_exists(
         self, dbapi_connection: Any, kind: str, name: str, table: str | None, schema: str | None,
@@ -504,6 +560,37 @@ def raw_query(dbapi_connection: Any, sql: str) -> list[Any]:
         return list(cursor.fetchall()) if cursor.description else []
     finally:
         cursor.close()
+
+
+def driver_connection(dbapi_connection: Any) -> Any:
+    """The driver's own connection behind SQLAlchemy's adapter (async drivers), else itself."""
+    return getattr(dbapi_connection, "driver_connection", None) or dbapi_connection
+
+
+def _probe_or_none(probe: Callable[[Any], Any], raw: Any) -> bool | None:
+    try:
+        return bool(probe(raw))
+    except Exception:  # noqa: BLE001 - a closed connection
+        return None
+
+
+def _unknown() -> bool | None:
+    return None
+
+
+def _autocommit_attribute(connection: Any) -> bool:
+    return bool(connection.autocommit)
+
+
+def _get_autocommit(connection: Any) -> bool:
+    return _probe_or_none(_GET_AUTOCOMMIT, connection) is True
+
+
+_GET_AUTOCOMMIT = operator.methodcaller("get_autocommit")
+
+
+def _no_isolation_level(connection: Any) -> bool:
+    return getattr(connection, "isolation_level", "") is None
 
 
 def sql_name(name: str) -> str | None:

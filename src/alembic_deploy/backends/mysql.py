@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -46,6 +47,10 @@ def _error_code(exc: BaseException) -> int | None:
         return args[0]
     errno = getattr(orig, "errno", None)
     return errno if isinstance(errno, int) else None
+
+
+def _server_in_transaction(connection: Any) -> int:
+    return int(connection.server_status) & 1
 
 
 def _is_mariadb(dbapi_connection: Any) -> bool:
@@ -222,6 +227,15 @@ class MySQLBackend(Backend):
             else tuple(raw.escape(v) for v in params)
         )
         return pymysql_send(raw, sql % literals)
+
+    ddl_commits_open_transaction = True
+    #: Connector/Python and MariaDB Connector/Python: ``in_transaction``; PyMySQL, aiomysql:
+    #: SERVER_STATUS_IN_TRANS in the last reply's status flags.
+    transaction_probes = (operator.attrgetter("in_transaction"), _server_in_transaction)
+
+    def commits_by_itself(self, ddl: bool, in_transaction: bool | None) -> bool:
+        """DDL: the server commits before and after it; DML waits for a commit."""
+        return ddl
 
     def object_exists(
         self, dbapi_connection: Any, kind: str, name: str, table: str | None, schema: str | None,

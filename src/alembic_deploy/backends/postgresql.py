@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 import os
+import re
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode
 
@@ -55,6 +57,9 @@ def _sqlstate(exc: BaseException) -> str | None:
         if args and isinstance(args[0], dict):
             state = args[0].get("C")
     return state
+
+
+_CONCURRENTLY = re.compile(r"\bconcurrently\b", re.IGNORECASE)
 
 
 def _milliseconds(seconds: float | None) -> str | None:
@@ -225,6 +230,22 @@ class PostgreSQLBackend(Backend):
         calls = ", ".join(f"set_config('{name}', '{value}', false)" for name, value in values.items())
         if calls:
             raw_query(dbapi_connection, f"SELECT {calls}")
+
+    #: pg8000; asyncpg; psycopg 3 (transaction status 0: idle); psycopg2.
+    transaction_probes = (
+        operator.attrgetter("in_transaction"),
+        operator.methodcaller("is_in_transaction"),
+        lambda c: int(c.pgconn.transaction_status) != 0,
+        lambda c: c.get_transaction_status() != 0,
+    )
+
+    def commits_by_itself(self, ddl: bool, in_transaction: bool | None) -> bool:
+        """DDL runs inside the transaction, as everything outside autocommit mode."""
+        return False
+
+    def needs_autocommit(self, sql: str) -> bool:
+        """``CONCURRENTLY`` statements cannot run inside a transaction."""
+        return _CONCURRENTLY.search(sql) is not None
 
     def object_exists(
         self, dbapi_connection: Any, kind: str, name: str, table: str | None, schema: str | None,

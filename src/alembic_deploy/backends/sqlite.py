@@ -11,6 +11,7 @@ import fcntl
 import functools
 import importlib
 import json
+import operator
 import os
 import time
 from contextlib import contextmanager
@@ -130,6 +131,15 @@ class SQLiteBackend(Backend):
 
     def write_access_advice(self, table: str) -> str:
         return "let this user write the database file and its folder (SQLite creates its rollback journal there)"
+
+    journal_shares_write_lock = True
+    #: sqlite3 and aiosqlite connections: ``in_transaction``.
+    transaction_probes = (operator.attrgetter("in_transaction"),)
+
+    def commits_by_itself(self, ddl: bool, in_transaction: bool | None) -> bool:
+        """pysqlite opens a transaction only before DML, so DDL outside one commits on its own
+        (alembic treats SQLite DDL as non-transactional for this reason)."""
+        return ddl and in_transaction is False
 
     def object_exists(
         self, dbapi_connection: Any, kind: str, name: str, table: str | None, schema: str | None,
@@ -371,7 +381,7 @@ class ProgressLog:
     to the lock file, which the run holds open and locked anyway, costs a write (and ~0.3 ms for
     an fdatasync), and is as durable as the statement it precedes. The fdatasync is skipped only
     before a statement that cannot be applied twice unnoticed
-    (:func:`~alembic_deploy.steps.progress.repeats_visibly`): that record survives a kill -9, and
+    (:func:`~alembic_deploy.progress.tracker.repeats_visibly`): that record survives a kill -9, and
     were it lost with the machine, the statement's second run fails instead.
 
     Layout: the holder line, then one JSON record per line, the newest last. A last line torn by a

@@ -72,7 +72,8 @@ class JournalState:
             return True
         if self.last_progress is None or self.last_progress[0] in SETTLED:
             return False
-        from ..steps.progress import READ, Progress  # only on this rare path: slow to import
+        from ..progress.record import Progress  # only on this rare path: slow to import
+        from ..progress.sql_text import READ
 
         try:
             progress = Progress.from_dict(json.loads(self.last_progress[1]))

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from ..deployment import Deployment
     from ..journal import Journal
     from ..partial import Partial
+    from ..progress.record import Progress
     from ..report import DeployReport
-    from .progress import Progress
 
 #: How often to look whether a dead run's session still runs on the server.
 SESSION_POLL_SECONDS = 0.1

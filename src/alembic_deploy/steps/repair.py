@@ -35,27 +35,20 @@ from ..aftermath import partial_error
 from ..errors import CheckRefused, ConfigError, MigrationFailed
 from ..masking import scrub_statement
 from ..partial import describe, is_applied
+from ..progress.sql_text import READ, effect_of, excerpt, fingerprint, legacy_fingerprint, literal_syntax, shorten
+from ..progress.tracker import ProgressTracker
 from ..report import RevisionResult
 from ..schema_lookup import took_effect
-from .progress import (
-    READ,
-    ProgressTracker,
-    Statement,
-    effect_of,
-    excerpt,
-    fingerprint,
-    legacy_fingerprint,
-    literal_syntax,
-    shorten,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from ..alembic_env import AlembicProject
+    from ..backends.base import Backend
     from ..deployment import Deployment
     from ..journal import Journal
     from ..partial import Partial
+    from ..progress.record import Statement
     from ..report import DeployReport
 
 #: The options and what each does, as messages and ``--help`` say it.
@@ -298,7 +291,7 @@ def run(
     # From here on the repair row carries the revision's state: a repair that dies is found again.
     journal_id = report.journal_id
     assert journal_id is not None  # the repair's own row was written before recovery ran
-    tracker = ProgressTracker(deployment.backend.name, lambda state, _durable: journal.progress(journal_id, state))
+    tracker = ProgressTracker(deployment.backend, lambda state, _durable: journal.progress(journal_id, state))
     tracker.progress.version_table = partial.progress.version_table
     tracker.progress.version_table_schema = partial.progress.version_table_schema
     tracker.progress.repair = {"action": action, "revision": partial.revision}
@@ -332,7 +325,6 @@ def run(
     echo(f"Repaired {partial.revision} ({action}): {done}.")
 
 
-_CONCURRENTLY: Final = re.compile(r"\bconcurrently\b", re.IGNORECASE)
 _VERBS: Final = {"resume": "resume", "rollback-partial": "roll back", "mark-applied": "mark as applied"}
 
 
@@ -356,7 +348,7 @@ def _execute(deployment: Deployment, tracker: ProgressTracker, plan: Plan) -> No
         ok = False
         try:
             for n, sql in plan.statements:
-                _statement(conn, n, sql)
+                _statement(conn, deployment.backend, n, sql)
             conn.commit()
             ok = True
         finally:
@@ -376,7 +368,7 @@ def _undo(deployment: Deployment, tracker: ProgressTracker, plan: Plan) -> None:
             else:
                 statement.state = "undoing"
                 tracker.flush()
-                _statement(conn, n, sql)
+                _statement(conn, deployment.backend, n, sql)
                 conn.commit()
             statement.state, statement.committed = "undone", False
             tracker.flush()
@@ -398,13 +390,13 @@ def _warn_unfinished(deployment: Deployment, partial: Partial) -> None:
             )
 
 
-def _statement(conn: Any, n: int, sql: str) -> None:
-    """Run one statement (SQLAlchemy begins a transaction; the caller commits). PostgreSQL's
-    CONCURRENTLY statements cannot run in a transaction: alembic ran them in an autocommit block,
-    so they run in autocommit mode here too, after committing what came before."""
+def _statement(conn: Any, backend: Backend, n: int, sql: str) -> None:
+    """Run one statement (SQLAlchemy begins a transaction; the caller commits). One that cannot run
+    in a transaction (PostgreSQL's CONCURRENTLY: alembic ran it in an autocommit block) runs in
+    autocommit mode here too, after committing what came before."""
     text = sql.rstrip()
     text = text.removesuffix(";")
-    outside = conn.dialect.name == "postgresql" and _CONCURRENTLY.search(text) is not None
+    outside = backend.needs_autocommit(text)
     if outside:
         conn.commit()
         conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -412,11 +404,11 @@ def _statement(conn: Any, n: int, sql: str) -> None:
         conn.exec_driver_sql(text)
     except Exception as exc:  # noqa: BLE001 - the database said no: report which statement
         detail = scrub_statement(" ".join(str(getattr(exc, "orig", None) or exc).split()), text, None,
-                                 literal_syntax(conn.dialect.name))[:400]
+                                 backend.literals)[:400]
         raise MigrationFailed(
             f"Repair statement for statement {n} failed: {type(getattr(exc, 'orig', None) or exc).__name__}: "
             f"{detail}. What ran before it is journaled; fix the cause and run `alembic-deploy repair` again.",
-            statement=shorten(excerpt(sql, literal_syntax(conn.dialect.name))),
+            statement=shorten(excerpt(sql, backend.literals)),
         ) from None
     if outside:  # (after a failure the connection is discarded as it is)
         conn.commit()

@@ -1,0 +1,363 @@
+"""Statement progress of the revision in flight, journaled while it runs.
+
+Why: MySQL/MariaDB commit every DDL statement on its own, and pysqlite runs DDL outside any
+transaction unless a DML statement opened one, so a revision that fails, or whose process dies,
+midway can leave some of its statements committed while the version table still names the
+revision before it. Alembic cannot see that state and would run the revision again from its first
+statement. The :class:`ProgressTracker` records which statements of the revision in flight ran and
+which of them are durably committed, in the journal row's ``progress`` column, on the journal's
+own connection (the idle lock session, AUTOCOMMIT), so that the next run can tell a partly applied
+revision (exit 8, :mod:`~alembic_deploy.steps.recovery`) from one that was rolled back whole.
+
+How: the statements, commits, rollbacks and errors of the migrating connection (the one env.py
+configured), seen through :mod:`~alembic_deploy.connection_events`. Durability is read from the
+driver after each statement (:meth:`~alembic_deploy.backends.Backend.transaction_probe`): once the session is outside a
+transaction, everything it ran is committed. A statement that *commits by itself*
+(:func:`commits_by_itself`: MySQL DDL, pysqlite DDL outside a transaction, anything in autocommit
+mode) is journaled as ``running`` before it starts, so a process killed inside it is never
+mistaken for "not run". Statements inside a transaction are not journaled one by one: a crash
+rolls them back with their transaction.
+
+What is written, and when, is kept to what a crash needs, since each write is a committed
+transaction (an fsync) and the migration waits for it:
+
+* before a statement that commits by itself: always (the whole state, earlier statements
+  settled), the only write a crash cannot do without. It need not be durable when it returns,
+  only certain to survive a crash of this process, when the first change it alone tells of
+  repeats visibly (:meth:`ProgressTracker._may_defer`): then the migration does not wait for
+  it to reach the disk (an unsynced append on SQLite; on MySQL a row of a MEMORY table, sent
+  ahead: :meth:`~alembic_deploy.journal.Journal.progress`);
+* after it: only when the schema could not tell afterwards whether it ran (:func:`effect_of`
+  found no table, column, index or constraint it creates or drops). Otherwise the ``running``
+  record is settled by looking at the schema (:mod:`~alembic_deploy.steps.recovery`) or by the
+  next write;
+* never just because a revision started: the next statement that commits by itself names it,
+  and without one the revision commits as a whole (with its version stamp), so after a crash the
+  revision in flight is the first planned one the version table does not record, or, with one
+  transaction for the whole run (PostgreSQL's default), one of the planned revisions it rolled
+  back together (:mod:`~alembic_deploy.steps.recovery`);
+* the plan once, and the final state when the run ends.
+
+Where a write goes is the caller's choice (``write``, and ``final`` for the end state): the
+journal row, or on SQLite during an upgrade the lock file (:class:`~alembic_deploy.backends.sqlite.ProgressLog`).
+The journal table shares SQLite's write lock with the migration, so a write there is deferred
+while the migrating connection holds a write transaction, never blocking the migration against
+itself (every write a crash needs falls outside one).
+
+Before each statement that commits by itself, the object it creates or drops is looked up
+(:meth:`~alembic_deploy.backends.Backend.object_exists`) and recorded with it (``before``): after
+a crash inside it, only that tells the statement's doing from an object that was there before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from .record import Progress, RevisionRecord, Statement, record
+from .sql_text import DDL, READ, _effect_fields, _version_statement, classify, normalize
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from ..backends.base import Backend
+
+
+def commits_by_itself(backend: Backend, kind: str, inside_transaction: bool | None, auto: bool) -> bool:
+    """Would this statement be durable as soon as it completes, whatever happens next? Never a
+    read; every change in autocommit mode; otherwise as ``backend`` says
+    (:meth:`~alembic_deploy.backends.Backend.commits_by_itself`)."""
+    if kind == READ:
+        return False
+    return auto or backend.commits_by_itself(kind == DDL, inside_transaction)
+
+
+#: Takes the progress as JSON (:meth:`Progress.to_json`) and whether the write must be durable
+#: when it returns. When told it need not be (see :func:`repeats_visibly` and
+#: :meth:`ProgressTracker._may_defer`), it must still survive a crash of this process: the SQLite
+#: lock file skips its fdatasync; on MySQL the record goes to a MEMORY table, sent without waiting
+#: for its reply (:meth:`~alembic_deploy.journal.Journal.progress`).
+Writer = Callable[[str, bool], None]
+
+
+def repeats_visibly(statement: Statement) -> bool:
+    """Run a second time, would this statement fail or do nothing? True for DDL with one known
+    schema effect: the table, column, index or constraint it creates then exists (an error, or
+    nothing with ``IF NOT EXISTS``), the one it drops is gone. Its ``running`` record then needs
+    to survive a crash of this process (the OS page cache keeps a written file; the server runs
+    a query it received), not one of the machine or the server: were the record lost with them,
+    the next run repeats the statement and stops on its error, applying nothing twice."""
+    return statement.kind == DDL and statement.effect is not None
+
+
+class ProgressTracker:
+    """Follows the migrating connection and journals :class:`Progress` through ``write``.
+
+    The pipeline drives it: :meth:`attach` once env.py configured its connection, :meth:`plan`,
+    :meth:`revision_started` / :meth:`revision_applied` around each revision, :meth:`close` when
+    env.py returned or raised. Statements are seen through :mod:`~alembic_deploy.connection_events`.
+    """
+
+    def __init__(self, backend: Backend, write: Writer | None = None, final: Writer | None = None) -> None:
+        self.backend = backend
+        self.progress = Progress(backend=backend.name)
+        self._syntax = backend.literals
+        self._write = write
+        #: Where :meth:`close` writes the final state (the journal), when ``write`` goes elsewhere.
+        self._final = final or write
+        self._stop_listening: Callable[[], None] | None = None
+        self._dbapi: Any = None
+        self._current: RevisionRecord | None = None
+        self._commit_pending = False
+        self._in_transaction: Callable[[], bool | None] = lambda: None
+        self._autocommit: Callable[[], bool] = lambda: False
+        #: Matches alembic's own version-table statements (:func:`is_version_statement`).
+        self._is_version = _version_statement(self.progress.version_table).match
+        #: Records written since the last durable one (in the revision in flight) may be lost
+        #: with the machine or the server: True once the first change they alone know of
+        #: repeats visibly, None while there are none.
+        self._deferred: bool | None = None
+
+    # -- wiring ---------------------------------------------------------------------------------
+    def attach(
+        self,
+        connection: Connection,
+        session: Any = None,
+        version_table: str = "alembic_version",
+        version_table_schema: str | None = None,
+    ) -> None:
+        from ..connection_events import listen
+
+        self.detach()
+        self._dbapi = connection.connection.dbapi_connection
+        self._in_transaction = self.backend.transaction_probe(self._dbapi)
+        self._autocommit = self.backend.autocommit_probe(self._dbapi)
+        self.progress.session = session if isinstance(session, (int, str)) else None
+        self.progress.version_table = version_table
+        self.progress.version_table_schema = version_table_schema
+        self._is_version = _version_statement(version_table).match
+        self._stop_listening = listen(connection, self._before, self._after, self._on_commit, self._on_rollback,
+                                      self._on_error)
+
+    def detach(self) -> None:
+        stop, self._stop_listening = self._stop_listening, None
+        if stop is not None:
+            stop()
+
+    # -- driven by the pipeline ----------------------------------------------------------------------
+    def plan(self, planned: Sequence[str]) -> None:
+        self.progress.planned_count = len(planned)
+        self.progress.planned_last = planned[-1] if planned else None
+        self.flush()
+
+    def revision_started(self, revision: str) -> None:
+        self._settle_commit()
+        # Earlier entries stay only while something of theirs is durable but their version stamp
+        # is not (one transaction for the whole run, with autocommit statements inside).
+        self.progress.revisions = [r for r in self.progress.revisions if any(s.applied for s in r.statements)]
+        self._current = RevisionRecord(revision)
+        self.progress.revisions.append(self._current)
+        self._deferred = None
+
+    def revision_applied(self, revision: str) -> None:
+        for entry in self.progress.revisions:
+            if entry.revision == revision:
+                entry.stamped = True
+
+    def resume(self, revision: str, statements: Sequence[Statement]) -> RevisionRecord:
+        """Continue ``revision`` after the statements already applied (``repair --resume``)."""
+        self._current = RevisionRecord(revision, [Statement(**asdict(s)) for s in statements])
+        self.progress.revisions = [self._current]
+        self.flush()
+        return self._current
+
+    def applied(self, revision: str) -> list[Statement]:
+        """The statements of ``revision`` that are durable although its version stamp is not."""
+        return [s for r in self.progress.revisions if r.revision == revision for s in r.statements if s.applied]
+
+    def unsettled(self, revision: str) -> list[Statement]:
+        """Statements of ``revision`` that may have committed by themselves: the connection was
+        lost while they ran."""
+        return [s for r in self.progress.revisions if r.revision == revision for s in r.statements
+                if s.state == "running" and s.may_commit]
+
+    def close(self, ok: bool) -> None:
+        """The run ended (``ok``: without an exception, so a pending commit went through)."""
+        if ok:
+            self._settle_commit()
+        for entry in self.progress.revisions:
+            self._end_statements(entry)
+            entry.statements = [s for s in entry.statements if s.state != "failed"]
+        self.detach()
+        self._dbapi = None
+        try:
+            if self._final is not None:
+                self._final(self.progress.to_json(), True)
+        except Exception:  # after a failure, the failure being raised matters more
+            if ok:
+                raise
+
+    def flush(self, durable: bool = True) -> None:
+        """Journal the current state now, unless that could block the migration (SQLite, inside
+        the migrating connection's transaction): then the next write carries it."""
+        if self._write is None or not self._safe_to_write():
+            return
+        self._write(self.progress.to_json(), durable)
+        if durable:
+            self._deferred = None
+
+    # -- what the connection sends (connection_events) ---------------------------------------------
+    def _before(self, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if self._commit_pending:
+            self._settle_commit()
+        entry = self._current
+        if entry is not None and self._is_version(statement) is None:
+            self._see(entry, _literal(statement, parameters, context, executemany))
+
+    def _see(self, entry: RevisionRecord, text: str) -> None:
+        """``text``, a statement of the revision in flight, is about to run: record it."""
+        kind = classify(text)
+        may = commits_by_itself(self.backend, kind, self._in_transaction(), self._autocommit())
+        committed: list[Statement] = []
+        if may and kind == DDL and self.backend.ddl_commits_open_transaction:
+            committed = self._commit_done(entry)
+        statement = record(len(entry.statements) + 1, text, kind, may, self._syntax)
+        entry.statements.append(statement)
+        if may:
+            if kind == DDL:
+                statement.before = self._existed(text)
+            self.flush(durable=not self._may_defer(committed[0] if committed else statement))
+
+    def _existed(self, text: str) -> bool | None:
+        """Does the object the DDL statement ``text`` creates or drops exist now, before it runs?
+        None when the statement has no single such object or the backend cannot look it up."""
+        fields = _effect_fields(normalize(text), fold=False)
+        if fields is None or self._dbapi is None:
+            return None
+        try:
+            return self.backend.object_exists(self._dbapi, fields["kind"], fields["name"], fields["table"],
+                                              fields["schema"])
+        except Exception:  # noqa: BLE001 - not known then; the statement's own outcome is what matters
+            return None
+
+    def _after(self) -> None:
+        entry = self._current
+        if entry is None or not entry.statements or entry.statements[-1].state != "running":
+            return
+        last = entry.statements[-1]
+        last.state = "done"
+        if self._in_transaction() is False or last.may_commit:
+            # Outside a transaction now: everything this revision ran so far is durable. The
+            # journal must say so at once unless it already holds enough for a crash to be read
+            # right: ``last`` recorded as running, with an effect the schema shows.
+            committed = self._commit_done(entry)
+            if committed and (committed != [last] or not last.may_commit or last.effect is None):
+                self.flush()
+
+    def _on_commit(self) -> None:
+        # Fires before the COMMIT reaches the server: settled at the next statement or at close.
+        self._commit_pending = True
+
+    def _on_error(self, context: Any) -> None:
+        """The server answered a statement with an error: it did not take effect. A lost
+        connection is no answer: a statement that commits by itself stays ``running`` (unsettled)."""
+        entry = self._current
+        if context.is_disconnect or entry is None:
+            return
+        if entry.statements and entry.statements[-1].state == "running":
+            entry.statements[-1].state = "failed"
+            entry.failed = entry.statements[-1]
+            if entry.failed.may_commit:
+                # Its "running" record would be settled from the schema after a crash, where an
+                # object that was there before (why it failed) would pass for its doing.
+                try:
+                    self.flush()
+                except Exception:  # noqa: BLE001 - the statement's own error is the one to raise
+                    pass
+
+    def _on_rollback(self) -> None:
+        # A rollback after a commit is that of the next transaction: the commit went through.
+        self._settle_commit()
+        for entry in self.progress.revisions:
+            entry.stamped = False
+            self._end_statements(entry)
+            # What was not committed is gone: keep the durable prefix (and what may be durable),
+            # so numbering stays that of the revision's statements when it is retried or resumed.
+            entry.statements = [s for s in entry.statements if s.committed or s.state == "running"]
+
+    @staticmethod
+    def _end_statements(entry: RevisionRecord) -> None:
+        """After the run or its transaction ended: a statement still ``running`` returned with an
+        error unless it may have committed by itself (its outcome unknown: a lost connection)."""
+        for statement in entry.statements:
+            if statement.state == "running" and not statement.may_commit:
+                statement.state = "failed"
+                entry.failed = statement
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _may_defer(self, first: Statement) -> bool:
+        """May the record about to be written skip durability? ``first``: the earliest change it
+        tells of that no durable record holds (a statement committed by the one about to run, or
+        that one). Were the records since the last durable one lost with the machine or the
+        server, the next run would start this revision again from its first change they alone
+        know of: when that change repeats visibly, the run stops on it and applies nothing twice.
+        A revision's records are judged on their own: the version stamp of the one before may be
+        durable, so a run never goes back to it."""
+        if self._deferred is None:
+            self._deferred = repeats_visibly(first)
+        return self._deferred
+
+    def _settle_commit(self) -> None:
+        if not self._commit_pending:
+            return
+        self._commit_pending = False
+        # A revision committed with its version stamp needs no record; statements committed
+        # without one (a migration that commits midway) do, before anything else runs.
+        unrecorded = [s for entry in self.progress.revisions for s in self._commit_done(entry) if not entry.stamped]
+        durable = [r for r in self.progress.revisions if r.stamped]
+        if durable:
+            self.progress.revisions = [r for r in self.progress.revisions if not r.stamped]
+            if self._current in durable:
+                self._current = None
+        if unrecorded:
+            self.flush()
+
+    @staticmethod
+    def _commit_done(entry: RevisionRecord) -> list[Statement]:
+        """Mark the done statements committed; returns those with a durable change."""
+        changed = []
+        for statement in entry.statements:
+            if statement.state == "done" and not statement.committed:
+                statement.committed = True
+                if statement.kind != READ:
+                    changed.append(statement)
+        return changed
+
+    def _safe_to_write(self) -> bool:
+        return (not self.backend.journal_shares_write_lock or self._dbapi is None
+                or self._in_transaction() is not True)
+
+
+def _literal(statement: str, parameters: Any, context: Any, executemany: bool) -> str:
+    """The statement with its bound values rendered, when SQLAlchemy can (so it compares equal to
+    alembic's ``--sql`` rendering); otherwise the statement as sent.
+
+    Rendered from the statement the caller gave (``invoked_statement``: the compiled form may come
+    from SQLAlchemy's cache, holding the values of the first statement of that shape), and only
+    when that statement holds every value itself: a value given at execute time (SQLAlchemy's own
+    reflection queries pass ``filter_names`` so) is not in it, and rendering it would print NULL
+    and warn."""
+    if not parameters:
+        return statement
+    compiled = getattr(context, "compiled", None)
+    invoked = getattr(context, "invoked_statement", None)
+    if compiled is None or invoked is None or executemany:
+        return statement
+    binds = getattr(compiled, "binds", None) or {}
+    if any(getattr(bind, "required", True) for bind in binds.values()):
+        return statement
+    try:
+        return str(invoked.compile(dialect=context.dialect, compile_kwargs={"literal_binds": True}))
+    except Exception:  # noqa: BLE001 - a value of a type with no literal rendering
+        return statement
