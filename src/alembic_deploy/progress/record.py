@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 from ..masking import ANY_DIALECT, SQLLiterals, mask_literals
@@ -65,14 +65,22 @@ class Statement:
         """A durable change made by this statement (reads never count)."""
         return self.kind != READ and self.state == "done" and self.committed
 
+    def to_dict(self) -> dict[str, Any]:
+        """What :func:`dataclasses.asdict` returns, without its deep copy (the record is written
+        before every statement that commits by itself)."""
+        return {name: getattr(self, name) for name in _STATEMENT_FIELDS}
+
     def __eq__(self, other: object) -> bool:
         """Equal fields make equal statements, whether seen online (:class:`SeenStatement`) or read
         back from the journal."""
         if not isinstance(other, Statement):
             return NotImplemented
-        return asdict(self) == asdict(other)
+        return self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]  # mutable
+
+
+_STATEMENT_FIELDS: Final = tuple(f.name for f in fields(Statement))
 
 
 class SeenStatement(Statement):
@@ -134,6 +142,11 @@ class RevisionRecord:
     #: The statement that raised, if one did.
     failed: Statement | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """What :func:`dataclasses.asdict` returns (see :meth:`Statement.to_dict`)."""
+        return {"revision": self.revision, "statements": [s.to_dict() for s in self.statements],
+                "stamped": self.stamped, "failed": None if self.failed is None else self.failed.to_dict()}
+
 
 @dataclass
 class Progress:
@@ -155,8 +168,10 @@ class Progress:
     format: int = FORMAT
 
     def to_json(self) -> str:
-        """The column's JSON."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        """The column's JSON: :func:`dataclasses.asdict`'s dict, built without its deep copy."""
+        data = {name: getattr(self, name) for name in _PROGRESS_FIELDS}
+        data["revisions"] = [r.to_dict() for r in self.revisions]
+        return _encode(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Progress:
@@ -174,6 +189,11 @@ class Progress:
         ]
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "revisions"}
         return cls(**known, revisions=revisions)
+
+
+_PROGRESS_FIELDS: Final = tuple(f.name for f in fields(Progress))
+#: ``json.dumps(..., separators=(",", ":"))`` with its encoder made once.
+_encode: Final = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def remask_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
