@@ -15,7 +15,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from alembic_deploy.drift import SCRATCH_PREFIX
-from alembic_deploy.errors import EXIT_OK, CheckRefused, ConfigError, Interrupted, ScratchUnavailable
+from alembic_deploy.errors import (
+    EXIT_OK,
+    CheckRefused,
+    ConfigError,
+    Interrupted,
+    MigrationFailed,
+    ScratchUnavailable,
+)
 from helpers import Database, invoke_cli, run_cli, spawn_cli, url_text
 from lockscene import write_revision
 from servers import ADMIN_URLS
@@ -134,7 +141,9 @@ def test_a_failing_replay_still_drops_the_scratch_database(make_project, pg_db):
                    "        op.execute('SELECT * FROM no_such_table')")
     assert invoke_cli(project, "upgrade", url=pg_db.url).returncode == EXIT_OK
     run = invoke_cli(project, "drift", url=pg_db.url)
-    assert run.returncode not in (EXIT_OK, CheckRefused.exit_code)
+    assert run.returncode == MigrationFailed.exit_code, run.stderr
+    assert "Replaying the migrations into the scratch database failed in a4_scratch_only" in run.stderr
+    assert "no_such_table" in run.stderr
     assert not _scratch_exists(pg_db, _scratch_of(run.stderr))
 
 

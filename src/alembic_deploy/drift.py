@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from .errors import EXIT_OK, CheckRefused, Interrupted, ScratchUnavailable
+from .errors import EXIT_OK, AlembicDeployError, CheckRefused, Interrupted, MigrationFailed, ScratchUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -291,10 +291,22 @@ def replay(settings: Settings, url: str, revisions: list[str]) -> None:
     from .alembic_env import AlembicProject, RunObserver
 
     before = os.environ.get("DATABASE_URL")
+    running: list[str] = []
+    observer = RunObserver(on_revision_start=lambda revision, _options: running.append(revision))
     try:
         project = AlembicProject(settings, url)  # it points DATABASE_URL at ``url`` for env.py
         for revision in revisions:
-            project.run("upgrade", revision, RunObserver())
+            project.run("upgrade", revision, observer)
+    except AlembicDeployError:
+        raise
+    except Exception as exc:
+        failed = running[-1] if running else None
+        raise MigrationFailed(
+            f"Replaying the migrations into the scratch database failed{f' in {failed}' if failed else ''}: "
+            f"{type(exc).__name__}: {exc}. The live database was only read, and the scratch database is dropped. "
+            "drift needs every revision to run on an empty database: one that reads rows it expects, or "
+            "objects made outside the migrations, cannot be replayed.", revision=failed,
+        ) from exc
     finally:
         if before is None:
             os.environ.pop("DATABASE_URL", None)
