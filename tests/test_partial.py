@@ -117,8 +117,9 @@ def test_a_recorded_statement_is_journaled_as_its_masked_excerpt_never_its_text(
 
 @pytest.mark.parametrize("session", [None, 4711, "12:34"])
 def test_progress_json_is_the_dataclass_dict_and_reads_back(session):
-    """to_json assembles the JSON by hand (it runs before every statement that commits by
-    itself); it must hold exactly what dataclasses.asdict holds, and from_dict must read it."""
+    """to_json builds its dict without dataclasses.asdict's deep copy (it runs before every
+    statement that commits by itself); it must hold exactly what asdict holds, and from_dict
+    must read it."""
     from dataclasses import asdict
 
     from alembic_deploy.progress.record import Progress, RevisionRecord, Statement
