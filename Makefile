@@ -20,7 +20,8 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.core
 	$(BIN)/alembic-deploy demo
 
-# The lint gate: ruff on all Python, mypy --strict on src/ (settings in pyproject.toml).
+# The lint gate: ruff on all Python, mypy --strict on src/ (settings in pyproject.toml); `make test`
+# runs it first.
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
@@ -29,7 +30,7 @@ lint: $(VENV)/.test
 # taking tests from the other (durations range from milliseconds to minutes); WORKERS=0 runs the
 # suite in one process.
 WORKERS ?= 2
-test: $(VENV)/.test
+test: $(VENV)/.test lint
 	$(BIN)/pytest -n $(WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The whole suite in a venv of its own against the releases tests/<PINS>-versions.txt pins (run by
