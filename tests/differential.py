@@ -693,9 +693,22 @@ TRANSACTIONAL_DDL = {"sqlite": False, "postgresql": True, "mysql": False}
 
 
 def partly_applied(played: Played) -> bool:
+    """A run of alembic-deploy failed on a backend without transactional DDL and left a revision's
+    table behind while the version table does not record that revision: the failing revision's
+    own first statement (raise-after, kill-after), or an earlier revision of the same run whose
+    DDL committed by itself before the run's version-table transaction rolled back (any mode)."""
     failure = played.scenario.failure
-    return (failure is not None and failure.tool == "alembic-deploy" and failure.mode in ("raise-after", "kill-after")
-            and not TRANSACTIONAL_DDL[played.backend])
+    if failure is None or failure.tool != "alembic-deploy" or failure.mode == "ok" or TRANSACTIONAL_DDL[played.backend]:
+        return False
+    by_id = {r.id: r for r in played.scenario.revisions}
+    recorded: set[str] = set()
+    todo = [rev for rev in played.state.versions or () if rev in by_id]
+    while todo:  # what the version table records: its rows, their parents and what they depend on
+        current = todo.pop()
+        if current not in recorded:
+            recorded.add(current)
+            todo += [r for r in (*by_id[current].down, *by_id[current].depends) if r in by_id]
+    return any(f"t_{r.id}" in played.state.tables and r.id not in recorded for r in played.scenario.revisions)
 
 
 def problems(played: Played) -> list[str]:
