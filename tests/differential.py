@@ -184,13 +184,15 @@ def descendants(revisions: tuple[Revision, ...], root: str) -> set[str]:
     return found
 
 
-def ancestors(revisions: tuple[Revision, ...], rev_id: str) -> set[str]:
+def ancestors(revisions: tuple[Revision, ...], rev_id: str, *, depends: bool = False) -> set[str]:
+    """Every revision ``rev_id`` comes after: its down_revisions' closure (``depends``: also
+    through depends_on, i.e. what applying ``rev_id`` has applied)."""
     by_id = {r.id: r for r in revisions}
     found: set[str] = set()
     todo = [rev_id]
     while todo:
         current = todo.pop()
-        for parent in by_id[current].down:
+        for parent in (*by_id[current].down, *(by_id[current].depends if depends else ())):
             if parent not in found:
                 found.add(parent)
                 todo.append(parent)
@@ -700,15 +702,11 @@ def partly_applied(played: Played) -> bool:
     failure = played.scenario.failure
     if failure is None or failure.tool != "alembic-deploy" or failure.mode == "ok" or TRANSACTIONAL_DDL[played.backend]:
         return False
-    by_id = {r.id: r for r in played.scenario.revisions}
-    recorded: set[str] = set()
-    todo = [rev for rev in played.state.versions or () if rev in by_id]
-    while todo:  # what the version table records: its rows, their parents and what they depend on
-        current = todo.pop()
-        if current not in recorded:
-            recorded.add(current)
-            todo += [r for r in (*by_id[current].down, *by_id[current].depends) if r in by_id]
-    return any(f"t_{r.id}" in played.state.tables and r.id not in recorded for r in played.scenario.revisions)
+    revisions = played.scenario.revisions
+    known = {r.id for r in revisions}
+    recorded = {rev for rev in played.state.versions or () if rev in known}  # and all they applied:
+    recorded = recorded.union(*(ancestors(revisions, rev, depends=True) for rev in recorded))
+    return any(f"t_{r.id}" in played.state.tables and r.id not in recorded for r in revisions)
 
 
 def problems(played: Played) -> list[str]:
