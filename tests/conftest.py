@@ -19,6 +19,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
+from aws_server import MotoServer, moto_server
 from helpers import Database, url_text
 from scenarios import copy_project
 from servers import BACKENDS, MYSQL_ADMIN, PG_ADMIN, PostgresServer, databases
@@ -119,6 +120,18 @@ def db(request: pytest.FixtureRequest) -> Database:
     database: Database = request.getfixturevalue(
         {"sqlite": "sqlite_db", "postgresql": "pg_db", "mysql": "mysql_db"}[request.param])
     return database
+
+
+@pytest.fixture(scope="session")
+def _moto() -> Iterator[MotoServer]:
+    yield from moto_server()
+
+
+@pytest.fixture
+def aws(_moto: MotoServer) -> MotoServer:
+    """AWS for one test: a local moto server (:mod:`aws_server`), emptied before the test."""
+    _moto.reset()
+    return _moto
 
 
 @pytest.fixture
