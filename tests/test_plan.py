@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -109,28 +108,6 @@ def test_plan_needs_a_known_from_revision_and_format(tmp_path: Path) -> None:
     assert invoke_cli(project, "plan", "--from", "zz", "--dialect", "mysql").returncode == ConfigError.exit_code
     assert invoke_cli(project, "plan", "--from", "base", "--dialect", "mysql",
                       "--format", "html").returncode == ConfigError.exit_code
-
-
-def test_sarif_puts_each_finding_on_its_revision_files_line(tmp_path: Path) -> None:
-    project = copy_project("sync", tmp_path / "p")
-    path = project / VERSIONS / "a3_seed.py"
-    path.write_text(path.read_text().replace(
-        "def downgrade() -> None:\n    op.execute(\"DELETE FROM users WHERE id = 1\")",
-        "# alembic-deploy: allow irreversible -- the seed row stays\ndef downgrade() -> None:\n    pass"))
-    run = invoke_cli(project, "plan", "--from", "base", "--dialect", "postgresql", "--format", "sarif")
-    assert run.returncode == CheckRefused.exit_code
-    log = json.loads(run.stdout)
-    assert log["version"] == "2.1.0"
-    (sarif_run,) = log["runs"]
-    rules = [r["id"] for r in sarif_run["tool"]["driver"]["rules"]]
-    by_rule = {r["ruleId"]: r for r in sarif_run["results"]}
-    assert set(by_rule) == {"index-not-concurrent", "irreversible"}
-    index = by_rule["index-not-concurrent"]
-    assert rules[index["ruleIndex"]] == "index-not-concurrent" and index["level"] == "error"
-    location = index["locations"][0]["physicalLocation"]
-    assert location["artifactLocation"]["uri"].endswith("migrations/versions/a2_users_email_index.py")
-    assert location["region"] == {"startLine": 16}
-    assert by_rule["irreversible"]["suppressions"] == [{"kind": "inSource", "justification": "the seed row stays"}]
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mysql"])
