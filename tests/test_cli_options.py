@@ -145,6 +145,10 @@ def test_run_takes_config_on_either_side(project, db, tmp_path, order):
 
 
 # -- every command's options come from the settings that name it --------------------------------------
+#: Text settings that take one of a few words: a word each takes other than its default.
+CHOICES = {"lint": "warn", "fail_on": "warning", "output_format": "json"}
+
+
 def _sample(setting) -> tuple[list[str], object]:
     """Arguments giving ``setting`` a value other than its default, and the value Settings should hold."""
     spec = setting.metadata[OPTION]
@@ -158,6 +162,8 @@ def _sample(setting) -> tuple[list[str], object]:
     if value_type == "tuple":
         raw = "http://127.0.0.1:9/ready" if spec.metavar == "URL" else "key=value"
         return [flag, raw], (raw,)
+    if setting.name in CHOICES:
+        return [flag, CHOICES[setting.name]], CHOICES[setting.name]
     raw, value = {"float": ("7.5", 7.5), "int": ("3", 3), "str": ("deploy_log", "deploy_log")}[value_type]
     return [flag, raw], value
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from alembic_deploy.errors import EXIT_OK, CheckRefused, ConfigError
-from helpers import invoke_cli
+from helpers import invoke_cli, run_cli, without_modules
 from scenarios import copy_project
 from test_json_output import checked
 
@@ -95,3 +95,59 @@ def test_upgrade_without_a_policy_for_its_env_lints_nothing(project: Path, mysql
     (project / "pyproject.toml").write_text('[tool.alembic-deploy.env.production]\nfail-on = "notice"\n')
     (project / "migrations" / "versions" / "a4_backfill.py").unlink()
     assert invoke_cli(project, "upgrade", "--env", "staging", url=mysql_db.url).returncode == EXIT_OK
+
+
+# -- --lint: off / warn / enforce on upgrade -------------------------------------------------------
+def test_lint_warn_without_a_policy_reports_the_findings_and_migrates(project: Path, pg_db) -> None:
+    (project / "pyproject.toml").unlink()
+    (project / "migrations" / "versions" / "a4_backfill.py").unlink()
+    run = invoke_cli(project, "upgrade", "--lint", "warn", "--json", url=pg_db.url)
+    doc = checked(run.stdout, "upgrade", EXIT_OK)
+    assert [r["revision"] for r in doc["applied"]] == ["a1_users", "a2_users_email_index", "a3_seed"]
+    (warning,) = doc["warnings"]
+    assert warning.startswith("lint: a2_users_email_index line 16: index-not-concurrent (error) ")
+    assert "warning: lint: a2_users_email_index line 16: index-not-concurrent" in run.stderr
+
+
+def test_lint_enforce_without_a_policy_refuses_at_error(project: Path, pg_db) -> None:
+    (project / "pyproject.toml").write_text('[tool.alembic-deploy]\nlint = "enforce"\n')
+    (project / "migrations" / "versions" / "a4_backfill.py").unlink()
+    run = invoke_cli(project, "upgrade", "--json", url=pg_db.url)
+    doc = checked(run.stdout, "upgrade", CheckRefused.exit_code)
+    assert doc["outcome"] == "refused" and doc["applied"] == [] and doc["to_revisions"] == []
+    assert "--lint enforce blocks 1 lint finding(s) at or above error" in run.stderr
+    assert "--lint warn" in run.stderr  # the way to apply them anyway
+
+
+def test_lint_off_or_warn_overrides_the_environments_policy(project: Path, pg_db) -> None:
+    (project / "migrations" / "versions" / "a4_backfill.py").unlink()
+    run = invoke_cli(project, "upgrade", "--env", "production", "--json", url=pg_db.url,
+                     env={"ALEMBIC_DEPLOY_LINT": "warn"})
+    doc = checked(run.stdout, "upgrade", EXIT_OK)
+    assert [w.split(":")[1].strip() for w in doc["warnings"]] == ["a2_users_email_index line 16"]
+    assert invoke_cli(project, "upgrade", "--env", "production", "--lint", "off", url=pg_db.url).returncode == EXIT_OK
+
+
+def test_lint_warn_without_the_lint_extra_warns_and_migrates(project: Path, mysql_db, tmp_path: Path) -> None:
+    """A real process in which sqlglot cannot be imported, as in an install without the extra."""
+    (project / "pyproject.toml").unlink()
+    env = {**without_modules(tmp_path / "stubs", "sqlglot"), "ALEMBIC_DEPLOY_LINT": "warn"}
+    run = run_cli(project, "upgrade", "--json", url=mysql_db.url, env=env)
+    doc = checked(run.stdout, "upgrade", EXIT_OK)
+    assert mysql_db.versions() == ["a4_backfill"]
+    (warning,) = doc["warnings"]
+    assert warning.startswith("the lint did not run (") and "alembic-deploy[lint]" in warning
+    run = run_cli(project, "upgrade", "--lint", "enforce", url=mysql_db.url, env=env)
+    assert run.returncode == EXIT_OK  # nothing pending: nothing to lint
+
+
+def test_lint_enforce_on_sqlite_notes_that_it_reads_no_sqlite(project: Path, sqlite_db) -> None:
+    (project / "pyproject.toml").unlink()
+    run = invoke_cli(project, "upgrade", "--lint", "enforce", url=sqlite_db.url)
+    assert run.returncode == EXIT_OK
+    assert "note: --lint enforce was not applied: the lint does not read sqlite SQL." in run.stderr
+
+
+def test_a_bad_lint_mode_is_a_config_error(project: Path) -> None:
+    run = invoke_cli(project, "upgrade", "--lint", "strict", url="sqlite://")
+    assert run.returncode == ConfigError.exit_code and "--lint must be one of off, warn, enforce" in run.stderr

@@ -53,6 +53,10 @@ def observe(
 
     echo = deployment.echo
 
+    def warn(note: str) -> None:
+        report.warnings.append(note)
+        echo(f"warning: {note}")
+
     def on_configured(ctx: MigrationContext, current: tuple[str, ...]) -> None:
         if session.attempt == 1:  # a retry resumes from where the failed attempt left the database
             report.from_revisions = current
@@ -68,7 +72,9 @@ def observe(
             # run (exit 8 and repair rely on it): refuse before anything is applied.
             raise ConfigError(unjournaled(journal, f"{len(planned)} revision(s) are pending "
                                           f"({plan_summary([r for r, _ in planned])}) and nothing was applied"))
-        check_lint(project, [rev for rev, _ in planned], deployment.settings, deployment.backend.name, echo)
+        if session.attempt == 1:  # a retry plans what the first attempt linted, or less
+            check_lint(project, [rev for rev, _ in planned], deployment.settings, deployment.backend.name, echo,
+                       warn)
         session.planned(planned)
         tracker.plan([rev for rev, _ in planned])
         if planned:

@@ -137,7 +137,11 @@ class Settings:
     dialect: str | None = _option(
         None, LINTING, "SQL dialect the revisions are rendered and linted for: postgresql, mysql or "
         "mariadb (default: the scheme of DATABASE_URL, then of sqlalchemy.url in the ini).")
-    fail_on: str | None = _option(None, LINTING,
+    lint: str | None = _option(
+        None, UPGRADING, "Lint the revisions about to run, under the lock before the first: off, warn (print "
+        "the findings, apply anyway) or enforce (refuse, exit 5). Default: enforce when --env has a policy, "
+        "else off.", metavar="off|warn|enforce")
+    fail_on: str | None = _option(None, LINTING | UPGRADING,
                            "Lowest finding severity that fails: error, warning or notice (default: the environment "
                                   "policy's, else error).")
     from_revision: str | None = _option(
@@ -256,6 +260,8 @@ IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_IDENTIFIER: Final = 63
 #: What ``plan --format`` takes.
 PLAN_FORMATS: Final = ("text", "markdown", "json", "sarif")
+#: What ``--lint`` takes.
+LINT_MODES: Final = ("off", "warn", "enforce")
 #: Settings a person chooses that the journal stores in a column of its own.
 JOURNALED: Final = {"env": "environment"}
 
@@ -286,6 +292,8 @@ def check(name: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source} must be one of {', '.join(SEVERITIES)}, got {value!r}.")
     elif name == "promotion_order" and (len(set(value)) != len(value) or not value):
         raise ConfigError(f"{source} must name each environment once, lowest first; got {', '.join(value) or 'none'}.")
+    elif name == "lint" and value not in LINT_MODES:
+        raise ConfigError(f"{source} must be one of {', '.join(LINT_MODES)}, got {value!r}.")
     elif name == "output_format" and value not in PLAN_FORMATS:
         raise ConfigError(f"{source} must be one of {', '.join(PLAN_FORMATS)}, got {value!r}.")
     elif name in JOURNALED and len(value) > COLUMN_SIZES[JOURNALED[name]]:

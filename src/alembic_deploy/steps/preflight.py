@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from ..alembic_env import AlembicProject
+    from ..lint import RevisionLint
+    from ..policy import Policy
     from ..settings import Settings
 
 
@@ -41,25 +43,64 @@ def check_current(project: AlembicProject, current: tuple[str, ...]) -> None:
         )
 
 
-def check_lint(project: AlembicProject, planned: Sequence[str], settings: Settings, dialect: str,
-               echo: Callable[[str], None]) -> None:
-    """With an environment policy for ``--env`` (``[tool.alembic-deploy.env.NAME]``), lint the
-    revisions about to run as ``plan --env`` would, and refuse the deploy before the first of them
-    on a finding the policy blocks. Without such a policy nothing is linted (the parsers are the
-    ``lint`` extra, needed only then); SQLite, which the lint does not read, passes with a note."""
+def lint_mode(settings: Settings) -> tuple[str, Policy | None]:
+    """What upgrade does with the lint (``--lint``, ``ALEMBIC_DEPLOY_LINT``, ``lint`` in pyproject),
+    and the environment policy that applies: ``enforce`` by default when ``--env`` has a policy
+    (``[tool.alembic-deploy.env.NAME]``), ``off`` otherwise, so a project without policies deploys as
+    plain alembic does, without rendering every pending revision offline first."""
     from ..policy import choose
 
     policy = choose(settings.policies, settings.env) if settings.env else None
-    if policy is None or not planned:
+    return settings.lint or ("enforce" if policy is not None else "off"), policy
+
+
+def check_lint(project: AlembicProject, planned: Sequence[str], settings: Settings, dialect: str,
+               echo: Callable[[str], None], warn: Callable[[str], None]) -> None:
+    """Lint the revisions about to run as ``plan --env`` would, under the lock before the first of
+    them (:func:`lint_mode` says whether). ``enforce`` refuses the deploy (exit 5, nothing applied)
+    on a finding at or above the policy's ``fail-on`` (``--fail-on``; default error) that neither the
+    revision file nor the policy allows; ``warn`` passes each such finding to ``warn`` and goes on,
+    and a lint that cannot run at all (the ``lint`` extra missing) is one more warning, never a
+    failure. SQLite, which the lint does not read, passes with a note."""
+    mode, policy = lint_mode(settings)
+    if mode == "off" or not planned:
         return
     from ..lint import DIALECTS, blocking
 
+    who = f"the {policy.name} policy" if policy is not None else f"--lint {mode}"
     if dialect not in DIALECTS:
-        echo(f"note: the {policy.name} policy was not applied: the lint does not read {dialect} SQL.")
+        echo(f"note: {who} was not applied: the lint does not read {dialect} SQL.")
         return
+    from ..policy import apply, fail_on
+
+    try:
+        lints = _lint(project, planned, dialect)
+        apply(policy, lints)
+    except Exception as exc:  # warn must never fail a deploy plain alembic would run
+        if mode == "enforce":
+            raise
+        warn(f"the lint did not run ({exc}); the revisions were not linted")
+        return
+    floor = fail_on(settings.fail_on, policy)
+    found = blocking((f for lint in lints for f in lint.findings), floor)
+    lines = [f"{f.revision} line {f.line or '-'}: {f.rule} ({f.severity.value}) {f.message}" for f in found]
+    if mode == "warn":
+        for line in lines:
+            warn(f"lint: {line}")
+        return
+    if found:
+        raise CheckRefused(
+            f"{who[0].upper()}{who[1:]} blocks {len(found)} lint finding(s) at or above {floor} in the "
+            "revisions about to run; nothing was applied. See them with `alembic-deploy plan"
+            f"{f' --env {policy.name}' if policy is not None else ''}`; fix them, allow one in its revision file "
+            "with `# alembic-deploy: allow RULE -- reason`, or deploy with `--lint warn` to apply them anyway.",
+            findings=lines,
+        )
+
+
+def _lint(project: AlembicProject, planned: Sequence[str], dialect: str) -> list[RevisionLint]:
     from ..alembic_env import read_revision_file
     from ..lint.offline import lint_revision_file
-    from ..policy import apply, fail_on
 
     lints = []
     for rev in planned:
@@ -67,14 +108,4 @@ def check_lint(project: AlembicProject, planned: Sequence[str], settings: Settin
         found = read_revision_file(Path(path)) if path else None
         if found is not None and found.error is None:
             lints.append(lint_revision_file(found, dialect))
-    apply(policy, lints)
-    floor = fail_on(settings.fail_on, policy)
-    blocked = blocking((f for lint in lints for f in lint.findings), floor)
-    if blocked:
-        raise CheckRefused(
-            f"The {policy.name} policy blocks {len(blocked)} lint finding(s) at or above {floor} in the "
-            f"revisions about to run; nothing was applied. See them with `alembic-deploy plan --env "
-            f"{policy.name}`; fix them, or allow one in its revision file with "
-            "`# alembic-deploy: allow RULE -- reason`.",
-            findings=[f"{f.revision} line {f.line or '-'}: {f.rule} ({f.severity.value}) {f.message}" for f in blocked],
-        )
+    return lints
