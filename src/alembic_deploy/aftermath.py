@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     from .journal import Journal
     from .partial import Partial
     from .progress.record import Statement
-    from .progress.tracker import ProgressTracker
+    from .progress.tracker import ProgressTracker, StatementCounts
     from .report import DeployReport
-    from .steps.migrating_session import StatementCounts
+    from .steps.timeouts import RevisionTimeouts
 
 
 def migration_error(
@@ -279,9 +279,9 @@ def crash_summary(
 
 
 # -- lock timeouts, lost connections, statement timeouts -------------------------------------------
-def lock_retry_notice(where: str, counts: StatementCounts | None, blockers: str, retry: str) -> str:
+def lock_retry_notice(where: str, timeouts: RevisionTimeouts | None, blockers: str, retry: str) -> str:
     """Before a retry: the revision gave up waiting for its locks, and nothing of it was kept."""
-    return (f"{where} could not get its locks within {_seconds(counts)} ({blockers}); "
+    return (f"{where} could not get its locks within {_seconds(timeouts)} ({blockers}); "
             f"nothing of it was kept, {retry}.")
 
 
@@ -291,22 +291,22 @@ def connection_retry_notice(where: str, exc: BaseException | None, retry: str) -
             f"the server rolled back what was not committed, {retry} once the database is back.")
 
 
-def statement_timed_out(what: str, counts: StatementCounts | None) -> str:
+def statement_timed_out(what: str, timeouts: RevisionTimeouts | None) -> str:
     """Why a revision cancelled by the statement timeout is not retried, and what to change."""
     return (
-        f"{what} ran longer than the statement timeout of {_seconds(counts, 'statement')} and "
+        f"{what} ran longer than the statement timeout of {_seconds(timeouts, 'statement')} and "
         "was cancelled by the server; statement timeouts are not retried. If it is meant to be "
         'long (a data migration, CREATE INDEX CONCURRENTLY), give it alembic_deploy = '
         '{"statement_timeout": None} in its file, or raise --statement-timeout.'
     )
 
 
-def not_retried(what: str, lock_timeout: bool, counts: StatementCounts | None, blockers: str,
-                exc: BaseException) -> str:
+def not_retried(what: str, lock_timeout: bool, counts: StatementCounts | None,
+                timeouts: RevisionTimeouts | None, blockers: str, exc: BaseException) -> str:
     """Why a revision that hit the lock timeout or lost its connection was not retried: running it
-    again could apply part of it twice."""
+    again could apply part of it twice (``counts``: what this attempt sent for it)."""
     cause = (
-        f"could not get its locks within {_seconds(counts)} ({blockers})"
+        f"could not get its locks within {_seconds(timeouts)} ({blockers})"
         if lock_timeout else f"lost its database connection ({first_line(exc)})"
     )
     return f"{what} {cause} and was not retried: {_unsafe(counts)}"
@@ -322,16 +322,16 @@ def connection_lost(title: str, attempts: int, exc: BaseException, revision: str
     )
 
 
-def locks_not_granted(title: str, counts: StatementCounts | None, attempts: int, seconds: float,
+def locks_not_granted(title: str, timeouts: RevisionTimeouts | None, attempts: int, seconds: float,
                       blockers: str, revision: str | None) -> MigrationFailed:
     """The exit-7 error of a revision that hit the lock timeout until retries ran out."""
-    allowed = counts.timeouts.retries if counts is not None else 0
+    allowed = timeouts.retries if timeouts is not None else 0
     why = (
         "the deadline (--retry-deadline) passed" if attempts <= allowed
         else f"retries are set to {allowed}"
     )
     return MigrationFailed(
-        f"{title} could not get its locks within {_seconds(counts)} in {attempts} attempt(s) "
+        f"{title} could not get its locks within {_seconds(timeouts)} in {attempts} attempt(s) "
         f"over {seconds:.1f}s ({blockers}); it gave up because {why}. "
         "Each attempt gave up before changing anything, so nothing of it was kept, and the "
         "application waited behind it no longer than the lock timeout. A long transaction "
@@ -344,10 +344,10 @@ def locks_not_granted(title: str, counts: StatementCounts | None, attempts: int,
     )
 
 
-def _seconds(counts: StatementCounts | None, which: str = "lock") -> str:
-    if counts is None:
+def _seconds(timeouts: RevisionTimeouts | None, which: str = "lock") -> str:
+    if timeouts is None:
         return "the timeout"
-    value = counts.timeouts.lock_timeout if which == "lock" else counts.timeouts.statement_timeout
+    value = timeouts.lock_timeout if which == "lock" else timeouts.statement_timeout
     return f"{value:g}s" if value else "the server's timeout"
 
 

@@ -61,9 +61,9 @@ def observe(
         if session.attempt == 1:  # a retry resumes from where the failed attempt left the database
             report.from_revisions = current
         check_current(project, current)
-        # Timeouts, statement counters, blocker watch, and interrupt.cancel for signals.
+        # Timeouts, blocker watch, and interrupt.cancel for signals.
         session.configured(ctx)
-        if ctx.connection is not None:  # statement progress, journaled (alembic_deploy.progress)
+        if ctx.connection is not None:  # what the connection sends: counted, and journaled (alembic_deploy.progress)
             tracker.attach(ctx.connection, session.session_id, ctx.version_table, ctx.version_table_schema)
 
     def on_plan(planned: list[tuple[str, str]]) -> None:

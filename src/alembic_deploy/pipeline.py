@@ -72,6 +72,7 @@ def run(
                     deployment, project, target, report, lock, journal, interrupt,
                     lambda session: observe(deployment, project, report, interrupt, session, tracker, running,
                                             journal),
+                    tracker,
                 )
                 ok = True
             except AlembicDeployError:

@@ -44,6 +44,12 @@ The journal table shares SQLite's write lock with the migration, so a write ther
 while the migrating connection holds a write transaction, never blocking the migration against
 itself (every write a crash needs falls outside one).
 
+The tracker is the one model of what the migrating connection sends. Beside the record it
+journals, it counts the statements of the revision in flight as this attempt sent them
+(:class:`StatementCounts`): the record keeps only what a crash needs (a rollback forgets what it
+undid), while the retry loop (:mod:`~alembic_deploy.steps.upgrade`) asks what this attempt did
+before it failed.
+
 Before each statement that commits by itself, the object it creates or drops is looked up
 (:meth:`~alembic_deploy.backends.Backend.object_exists`) and recorded with it (``before``): after
 a crash inside it, only that tells the statement's doing from an object that was there before.
@@ -52,7 +58,7 @@ a crash inside it, only that tells the statement's doing from an object that was
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .record import Progress, RevisionRecord, Statement, record
@@ -62,6 +68,22 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from ..backends.base import Backend
+
+
+@dataclass
+class StatementCounts:
+    """What this attempt's migrating connection sent for the revision in flight (``revision``
+    None: before the first one), every statement counted (reads and alembic's version-table
+    statements too). Enough to tell whether running the revision again is safe
+    (:func:`~alembic_deploy.steps.upgrade.retry_safe`)."""
+
+    revision: str | None = None
+    sent: int = 0
+    completed: int = 0
+    #: A statement of this revision ran in autocommit mode (``autocommit_block``): alembic
+    #: committed the revision's earlier work when the block began, and the block's own
+    #: statements commit one by one.
+    outside_transaction: bool = False
 
 
 def commits_by_itself(backend: Backend, kind: str, inside_transaction: bool | None, auto: bool) -> bool:
@@ -102,6 +124,9 @@ class ProgressTracker:
     def __init__(self, backend: Backend, write: Writer | None = None, final: Writer | None = None) -> None:
         self.backend = backend
         self.progress = Progress(backend=backend.name)
+        #: This attempt's statements of the revision in flight (None: no connection attached in
+        #: this attempt yet).
+        self.counts: StatementCounts | None = None
         self._syntax = backend.literals
         self._write = write
         #: Where :meth:`close` writes the final state (the journal), when ``write`` goes elsewhere.
@@ -130,6 +155,7 @@ class ProgressTracker:
         from ..connection_events import listen
 
         self.detach()
+        self.counts = StatementCounts()
         self._dbapi = connection.connection.dbapi_connection
         self._in_transaction = self.backend.transaction_probe(self._dbapi)
         self._autocommit = self.backend.autocommit_probe(self._dbapi)
@@ -146,12 +172,17 @@ class ProgressTracker:
             stop()
 
     # -- driven by the pipeline ----------------------------------------------------------------------
+    def new_attempt(self) -> None:
+        """The retry loop starts another attempt: it has sent nothing yet."""
+        self.counts = None
+
     def plan(self, planned: Sequence[str]) -> None:
         self.progress.planned_count = len(planned)
         self.progress.planned_last = planned[-1] if planned else None
         self.flush()
 
     def revision_started(self, revision: str) -> None:
+        self.counts = StatementCounts(revision)
         self._settle_commit()
         # Earlier entries stay only while something of theirs is durable but their version stamp
         # is not (one transaction for the whole run, with autocommit statements inside).
@@ -209,6 +240,11 @@ class ProgressTracker:
 
     # -- what the connection sends (connection_events) ---------------------------------------------
     def _before(self, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        counts = self.counts
+        if counts is not None:
+            counts.sent += 1
+            if context.root_connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+                counts.outside_transaction = True
         if self._commit_pending:
             self._settle_commit()
         entry = self._current
@@ -242,6 +278,8 @@ class ProgressTracker:
             return None
 
     def _after(self) -> None:
+        if self.counts is not None:
+            self.counts.completed += 1
         entry = self._current
         if entry is None or not entry.statements or entry.statements[-1].state != "running":
             return

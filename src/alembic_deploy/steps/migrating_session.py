@@ -1,15 +1,16 @@
 """The migrating connection of one attempt (:class:`MigratingSession`): the timeouts imposed at
-each revision start, the statements counted per revision (:class:`StatementCounts`: enough to tell
-whether running a failed revision again is safe), the blocker watch, and the server-side cancel
-that signals use.
+each revision start, the blocker watch, and the server-side cancel that signals use. What the
+connection sends is followed by :class:`~alembic_deploy.progress.tracker.ProgressTracker` alone
+(its :class:`~alembic_deploy.progress.tracker.StatementCounts` tell the retry loop whether running
+a failed revision again is safe).
 
 Timeouts are set on the raw DBAPI connection (see ``Backend.write_settings``) so that alembic's
-view of the transaction and the statement counters never see them.
+view of the transaction and the tracker never see them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .blockers import BlockerWatch
@@ -25,27 +26,9 @@ if TYPE_CHECKING:
     from ..signals import InterruptState
 
 
-@dataclass
-class StatementCounts:
-    """What the migrating session did for the revision in flight (None: before the first one).
-
-    Enough to tell whether running the revision again is safe. Counts statements sent through
-    SQLAlchemy on the migrating connection (alembic's operations and ``op.execute``).
-    """
-
-    revision: str | None
-    timeouts: RevisionTimeouts
-    sent: int = 0
-    completed: int = 0
-    #: A statement of this revision ran in autocommit mode (``autocommit_block``): alembic
-    #: committed the revision's earlier work when the block began, and the block's own
-    #: statements commit one by one.
-    outside_transaction: bool = False
-
-
 class MigratingSession:
-    """The migrating connection of one attempt: timeouts at each revision start, statement
-    counters, the blocker watch and the server-side cancel for signals."""
+    """The migrating connection of one attempt: timeouts at each revision start, the blocker
+    watch, the interrupt check before each statement and the server-side cancel for signals."""
 
     def __init__(
         self, deployment: Deployment, project: AlembicProject, interrupt: InterruptState, attempt: int,
@@ -58,7 +41,9 @@ class MigratingSession:
         self.connection: Connection | None = None
         self.dbapi: Any = None
         self.session_id: Any = None
-        self.progress: StatementCounts | None = None
+        #: The timeouts of the revision in flight (None: before env.py configured its connection;
+        #: those of a revision that sets none until the first revision starts).
+        self.revision_timeouts: RevisionTimeouts | None = None
         self.watch: BlockerWatch | None = None
         self._original: dict[str, str] | None = None
         self._current: dict[str, str] = {}
@@ -79,7 +64,7 @@ class MigratingSession:
         self.dbapi = ctx.connection.connection.dbapi_connection
         self.session_id = self.backend.session_id(self.dbapi)
         self.watch = BlockerWatch(self.deployment.engine, self.backend, self.session_id)
-        self.progress = StatementCounts(None, self.timeouts(None, {}))
+        self.revision_timeouts = self.timeouts(None, {})
         self._stop_listening = listen(self.connection, self._before_statement, self._after_statement)
         self.interrupt.cancel = self.cancel
 
@@ -91,7 +76,7 @@ class MigratingSession:
     def revision_started(self, revision: str, options: dict[str, Any]) -> None:
         self.interrupt.raise_if_interrupted()
         timeouts = self.timeouts(revision, options)
-        self.progress = StatementCounts(revision, timeouts)
+        self.revision_timeouts = timeouts
         if self.dbapi is not None:
             self._impose(timeouts)
         if self.watch is not None:
@@ -148,16 +133,9 @@ class MigratingSession:
     def _before_statement(self, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         # A killed SELECT SLEEP() returns early without an error: stop before the next statement.
         self.interrupt.raise_if_interrupted()
-        progress = self.progress
-        if progress is not None:
-            progress.sent += 1
-            if context.root_connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-                progress.outside_transaction = True
         if self.watch is not None:
             self.watch.statement_started()
 
     def _after_statement(self) -> None:
-        if self.progress is not None:
-            self.progress.completed += 1
         if self.watch is not None:
             self.watch.statement_ended()

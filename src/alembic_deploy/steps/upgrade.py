@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .. import aftermath, retrying
 from ..errors import AlembicDeployError, DatabaseUnreachable
 from .blockers import describe_blockers
-from .migrating_session import MigratingSession, StatementCounts
+from .migrating_session import MigratingSession
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,8 +38,10 @@ if TYPE_CHECKING:
     from ..backends import MigrationLock
     from ..deployment import Deployment
     from ..journal import Journal
+    from ..progress.tracker import ProgressTracker, StatementCounts
     from ..report import DeployReport
     from ..signals import InterruptState
+    from .timeouts import RevisionTimeouts
 
 #: First pause before a retry; it doubles each time, plus up to RETRY_JITTER_SECONDS of jitter.
 RETRY_INITIAL_SECONDS = 0.5
@@ -51,7 +53,7 @@ CONNECTION_LOST = "connection-lost"
 STATEMENT_TIMEOUT = "statement-timeout"
 
 
-def retry_safe(transactional_ddl: bool, progress: StatementCounts | None, kind: str, applied: bool) -> bool:
+def retry_safe(transactional_ddl: bool, counts: StatementCounts | None, kind: str, applied: bool) -> bool:
     """May the failed revision run again without applying anything twice?
 
     * nothing of it reached the server: yes;
@@ -61,13 +63,13 @@ def retry_safe(transactional_ddl: bool, progress: StatementCounts | None, kind: 
       it changed nothing, and nothing before it ran. (Statement-level progress tracking can widen
       this on MySQL/MariaDB: a failed revision whose completed statements were all rolled back.)
     """
-    if progress is None or progress.sent == 0:
+    if counts is None or counts.sent == 0:
         return True
     if applied:
         return False
-    if transactional_ddl and not progress.outside_transaction:
+    if transactional_ddl and not counts.outside_transaction:
         return True
-    return kind == LOCK_TIMEOUT and progress.completed == 0 and not progress.outside_transaction
+    return kind == LOCK_TIMEOUT and counts.completed == 0 and not counts.outside_transaction
 
 
 class _Attempts:
@@ -83,9 +85,11 @@ class _Attempts:
         journal: Journal | None,
         interrupt: InterruptState,
         observe: Callable[[MigratingSession], RunObserver],
+        tracker: ProgressTracker,
     ) -> None:
         self.deployment, self.project, self.target, self.report = deployment, project, target, report
         self.lock, self.journal, self.interrupt, self.observe = lock, journal, interrupt, observe
+        self.tracker = tracker
         self.backend = deployment.backend
         self.started = time.monotonic()
         self.count = 0
@@ -101,6 +105,7 @@ class _Attempts:
             self._reconnect()
         self._forget_rolled_back()
         self.count += 1
+        self.tracker.new_attempt()
         self.session = session = MigratingSession(self.deployment, self.project, self.interrupt, self.count)
         try:
             return self.project.run("upgrade", self.target, self.observe(session))
@@ -113,13 +118,13 @@ class _Attempts:
     # -- after a failure ------------------------------------------------------------------------
     def _judge(self, exc: BaseException) -> None:
         self.kind = self._classify(exc)
-        progress = self.session.progress if self.session is not None else None
+        counts = self.tracker.counts
         self.safe = False
         if self.kind in (LOCK_TIMEOUT, CONNECTION_LOST):
-            applied = bool(progress and progress.sent) and self._applied(progress)
-            self.safe = retry_safe(self.backend.transactional_ddl, progress, self.kind, applied)
+            applied = bool(counts and counts.sent) and self._applied(counts)
+            self.safe = retry_safe(self.backend.transactional_ddl, counts, self.kind, applied)
         if self.safe:
-            key = progress.revision if progress is not None else None
+            key = counts.revision if counts is not None else None
             self.failures[key] = self.failures.get(key, 0) + 1
         self.reconnect = self.kind == CONNECTION_LOST
 
@@ -136,16 +141,16 @@ class _Attempts:
             return CONNECTION_LOST
         return None
 
-    def _applied(self, progress: StatementCounts | None) -> bool:
+    def _applied(self, counts: StatementCounts | None) -> bool:
         """Is the failed revision recorded in the version table? (Only asked where it matters:
         where a rolled-back transaction does not answer it already.)"""
-        if progress is None or progress.revision is None or self.backend.transactional_ddl:
+        if counts is None or counts.revision is None or self.backend.transactional_ddl:
             return False
         try:
             pending = self.project.upgrade_steps(self.target, self._versions())
         except Exception:  # noqa: BLE001 - cannot tell: treat as applied, i.e. do not retry
             return True
-        return progress.revision not in {rev for rev, _ in pending}
+        return counts.revision not in {rev for rev, _ in pending}
 
     def _versions(self) -> tuple[str, ...]:
         from .verify import read_versions
@@ -156,21 +161,32 @@ class _Attempts:
     def should_retry(self, _exc: BaseException) -> bool:
         if not self.safe or self.kind is None:
             return False
-        progress = self.session.progress if self.session is not None else None
-        key = progress.revision if progress is not None else None
-        allowed = progress.timeouts.retries if progress is not None else self.deployment.settings.retries
-        return self.failures.get(key, 0) <= allowed
+        return self.failures.get(self._revision, 0) <= self._retries
+
+    @property
+    def _revision(self) -> str | None:
+        """The revision the last attempt failed in (None: before the first one)."""
+        counts = self.tracker.counts
+        return counts.revision if counts is not None else None
+
+    @property
+    def _timeouts(self) -> RevisionTimeouts | None:
+        return self.session.revision_timeouts if self.session is not None else None
+
+    @property
+    def _retries(self) -> int:
+        timeouts = self._timeouts
+        return timeouts.retries if timeouts is not None else self.deployment.settings.retries
 
     def before_sleep(self, state: Any) -> None:
-        progress = self.session.progress if self.session is not None else None
-        allowed = progress.timeouts.retries if progress is not None else self.deployment.settings.retries
-        key = progress.revision if progress is not None else None
+        allowed = self._retries
+        key = self._revision
         where = f"Revision {key}" if key else "The migration"
         pause = state.next_action.sleep if state.next_action else 0.0
         retry = f"retry {self.failures.get(key, 0)}/{allowed} in {pause:.1f}s"
         if self.kind == LOCK_TIMEOUT:
             blockers = describe_blockers(self.session.blockers if self.session else [])
-            self.deployment.echo(aftermath.lock_retry_notice(where, progress, blockers, retry))
+            self.deployment.echo(aftermath.lock_retry_notice(where, self._timeouts, blockers, retry))
         else:
             self.deployment.echo(aftermath.connection_retry_notice(where, state.outcome.exception(), retry))
 
@@ -216,21 +232,21 @@ class _Attempts:
         revision left behind, partly applied or rolled back, in one place."""
         if isinstance(exc, AlembicDeployError) or self.kind is None or self.interrupt.interrupted:
             return exc
-        progress = self.session.progress if self.session is not None else None
-        rev = progress.revision if progress is not None else None
+        rev, timeouts = self._revision, self._timeouts
         what = f"Revision {rev}" if rev else "The migration"
         blocked = describe_blockers(self.session.blockers if self.session is not None else [])
         if self.kind == STATEMENT_TIMEOUT:
-            self.deployment.echo(aftermath.statement_timed_out(what, progress))
+            self.deployment.echo(aftermath.statement_timed_out(what, timeouts))
             return exc
         if not self.safe:
-            self.deployment.echo(aftermath.not_retried(what, self.kind == LOCK_TIMEOUT, progress, blocked, exc))
+            self.deployment.echo(aftermath.not_retried(what, self.kind == LOCK_TIMEOUT, self.tracker.counts, timeouts,
+                                                       blocked, exc))
             return exc
         attempts = self.failures.get(rev, 0)
         title = f"{what} ({self.project.describe(rev)})" if rev else what
         if self.kind == CONNECTION_LOST:
             return aftermath.connection_lost(title, attempts, exc, rev)
-        return aftermath.locks_not_granted(title, progress, attempts, time.monotonic() - self.started, blocked, rev)
+        return aftermath.locks_not_granted(title, timeouts, attempts, time.monotonic() - self.started, blocked, rev)
 
 
 def run_upgrade(
@@ -242,16 +258,19 @@ def run_upgrade(
     journal: Journal | None,
     interrupt: InterruptState,
     observe: Callable[[MigratingSession], RunObserver],
+    tracker: ProgressTracker,
 ) -> RunResult:
     """``project.run("upgrade", target)`` with timeouts on the migrating session and retries.
 
     ``observe`` builds the pipeline's RunObserver for one attempt; it must call the session's
-    ``configured``, ``planned`` and ``revision_started`` hooks. Failures that are not lock
+    ``configured``, ``planned`` and ``revision_started`` hooks, and ``tracker``'s ``attach`` and
+    ``revision_started`` (whose :class:`~alembic_deploy.progress.tracker.StatementCounts` tell
+    whether a failed revision may run again). Failures that are not lock
     timeouts, lost connections or statement timeouts are raised unchanged for the pipeline to
     explain; those are raised as :class:`~alembic_deploy.errors.MigrationFailed` (exit 7).
     """
     settings = deployment.settings
-    attempts = _Attempts(deployment, project, target, report, lock, journal, interrupt, observe)
+    attempts = _Attempts(deployment, project, target, report, lock, journal, interrupt, observe, tracker)
 
     def loop() -> Retrying:
         from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random
