@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, exc, text
+from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Engine
 
 from alembic_deploy.connection_events import listen
@@ -83,7 +83,16 @@ def test_a_failing_statement_reaches_error_and_not_after(engine: Engine) -> None
 
 
 def test_two_listeners_share_the_connection_and_stopping_the_last_restores_it(engine: Engine) -> None:
+    """Once the last listener stops, nothing of ours stands between the connection and its
+    driver: a ``do_execute`` listener added afterwards is the one asked to run each statement
+    (a listener left behind would run them itself first, and SQLAlchemy asks no further one)."""
     first, second = Seen("1:"), Seen("2:")
+    reached_the_dialect: list[str] = []
+
+    def dialect_listener(_cursor: Any, statement: str, *_rest: Any) -> bool:
+        reached_the_dialect.append(" ".join(statement.split()).lower())
+        return False  # not run here: the dialect runs it
+
     with engine.connect() as conn:
         stop_first = listen(conn, **first.callbacks())
         stop_second = listen(conn, **second.callbacks())
@@ -92,12 +101,18 @@ def test_two_listeners_share_the_connection_and_stopping_the_last_restores_it(en
         conn.execute(text("SELECT 2"))
         conn.commit()
         stop_second()
-        conn.execute(text("SELECT 3"))
-        conn.commit()
-        assert not engine.dialect.dispatch.do_execute_no_params and not engine.dialect.dispatch.do_execute
+        for name in ("do_execute", "do_execute_no_params"):
+            event.listen(engine, name, dialect_listener)
+        try:
+            conn.execute(text("SELECT 3"))
+            conn.commit()
+        finally:
+            for name in ("do_execute", "do_execute_no_params"):
+                event.remove(engine, name, dialect_listener)
     assert first.events == [("1:before", "select 1", False), "1:after"]
     assert second.events == [("2:before", "select 1", False), "2:after", ("2:before", "select 2", False),
                              "2:after", "2:commit"]
+    assert reached_the_dialect == ["select 3"]
 
 
 @pytest.fixture(params=("postgresql", "mysql"))

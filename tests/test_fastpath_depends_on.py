@@ -66,6 +66,12 @@ def _alembic(ini: Path):
         return ScriptDirectory.from_config(Config(str(ini)))
 
 
+def _upgrade_heads_targets(script) -> tuple[str, ...]:
+    """The revisions ``upgrade heads`` targets: what the symbol ``heads`` resolves to
+    (``ScriptDirectory.get_revisions``), a head another head depends on left out."""
+    return tuple(s.revision for s in script.get_revisions("heads"))
+
+
 @pytest.mark.parametrize("name", sorted(GRAPHS))
 def test_the_fast_path_answers_only_where_alembic_upgrade_heads_does_nothing(tmp_path, monkeypatch, name):
     """Every set of revisions the version table may hold: the fast path's answer ("the rows are
@@ -77,7 +83,7 @@ def test_the_fast_path_answers_only_where_alembic_upgrade_heads_does_nothing(tmp
     graph = static_graph(revision_files(read_ini(ini)))
     assert graph is not None
     assert sorted(graph.heads()) == sorted(script.get_heads())
-    assert sorted(graph.effective_heads()) == sorted(script.revision_map._real_heads)
+    assert sorted(graph.effective_heads()) == sorted(_upgrade_heads_targets(script))
 
     revisions = sorted(GRAPHS[name])
     answered = []
@@ -140,7 +146,7 @@ def test_generated_graphs_the_fast_paths_heads_are_alembics(tmp_path, monkeypatc
     found = static_graph(revision_files(read_ini(ini)))
     try:
         script = _alembic(ini)
-        expected = (script.get_heads(), script.revision_map._real_heads)
+        expected = (script.get_heads(), _upgrade_heads_targets(script))
     except Exception as exc:  # noqa: BLE001 - alembic refuses this graph: so must the fast path
         assert found is None, (graph, exc)  # noqa: PT017 - what alembic raised is the context, not the check
         return
