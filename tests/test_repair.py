@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import time
@@ -101,11 +100,6 @@ def nontx_db(request: pytest.FixtureRequest) -> Database:
     return request.getfixturevalue("mysql_db" if request.param == "mysql" else "sqlite_db")
 
 
-#: How long after a statement of the slow project is journaled as begun a kill lands in the ~0.2 s
-#: pause that follows it (the statement itself takes milliseconds).
-PAUSE_LANDING = 0.06
-
-
 def latest_progress(db: Database) -> tuple[dict, dict | None]:
     """The newest journal row and its progress (None before it has any)."""
     if not db.has_table("alembic_deploy_history"):
@@ -131,62 +125,73 @@ def latest_progress(db: Database) -> tuple[dict, dict | None]:
     return row, progress
 
 
-def kill_when(
-    proc, db: Database, done: int | None = None, timeout: float = 60, signum: int = signal.SIGKILL,
-    started: int | None = None, delay: float = 0.0, revision: str | None = None,
-) -> dict:
-    """Signal ``proc`` (SIGKILL) as soon as the journal shows ``done`` statements of the revision in
-    flight committed, or statement number ``started`` begun, then ``delay`` seconds later; returns
-    that row.
+def pause_gates(folder: Path, *opened: str) -> Path:
+    """A folder of gates for the slow project's pauses (env ``TEST_PAUSE_GATES``): the run stops in
+    pause k of a revision until ``<revision>.<k>`` exists; ``opened`` are let through at once."""
+    folder.mkdir(parents=True)
+    for gate in opened:
+        (folder / gate).touch()
+    return folder
 
-    A commit is journaled only with the next write (after the pause that follows it, or before the
-    next statement that commits by itself), so ``done`` is seen at most a few milliseconds before
-    the statement after it ends. ``started`` with a ``delay`` lands the signal inside the pause
-    that follows statement ``started`` (the slow project's pauses last ~0.2 s). ``revision``: only
-    once that revision is in flight (default: whichever is)."""
+
+def kill_at_pause(proc, gates: Path, gate: str, signum: int = signal.SIGKILL, timeout: float = 120) -> None:
+    """Signal (SIGKILL) ``proc`` once it is held in the pause ``gate`` names (``b1_accounts.2``): every
+    statement before that pause has run and been journaled, none after it has begun. A signal the
+    tool handles (SIGTERM) opens the gate after it is sent, so the run reaches its next statement."""
+    entered = gates / f"{gate}.entered"
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row, progress = latest_progress(db)
-        if progress and progress["revisions"] and revision in (None, progress["revisions"][0]["revision"]):
-            statements = progress["revisions"][0]["statements"]
-            committed = sum(1 for s in statements if s["committed"] and s["kind"] != "read")
-            if (done is not None and committed >= done) or (
-                started is not None and any(s["n"] >= started for s in statements)
-            ):
-                time.sleep(delay)
-                os.kill(proc.pid, signum)
-                proc.wait(timeout=30)
-                return row
+    while not entered.exists():
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.005)  # the kill must land before the next statement ends
-    raise AssertionError("the run never got that far")
+        assert time.monotonic() < deadline, f"the run never reached pause {gate}"
+        time.sleep(0.01)  # polling for the file, not a guess at a duration
+    os.kill(proc.pid, signum)
+    if signum != signal.SIGKILL:  # the tool acts on SIGTERM at the next statement: let it go on to it
+        (gates / gate).touch()
+    proc.wait(timeout=60)
 
 
-def test_sigterm_after_a_committed_statement_exits_9_and_the_next_run_exits_8(nontx_db, make_project):
+def kill_once_column_exists(proc, db: Database, table: str, column: str, timeout: float = 300) -> None:
+    """SIGKILL ``proc`` as soon as another connection sees ``table.column``: the statement adding it
+    has committed, and the run is in the pause after it."""
+    deadline = time.monotonic() + timeout
+    engine = sa.create_engine(db.url, poolclass=sa.pool.NullPool)
+    try:
+        while column not in {c["name"] for c in sa.inspect(engine).get_columns(table)}:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"the run never added {table}.{column}"
+            time.sleep(0.01)  # polling the schema, not a guess at a duration
+    finally:
+        engine.dispose()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def test_sigterm_after_a_committed_statement_exits_9_and_the_next_run_exits_8(nontx_db, make_project, tmp_path):
     project = make_project("slow")
-    upgrade = spawn_cli(project, "upgrade", url=nontx_db.url)
-    kill_when(upgrade, nontx_db, done=1, signum=signal.SIGTERM)
+    gates = pause_gates(tmp_path / "upgrade")
+    upgrade = spawn_cli(project, "upgrade", url=nontx_db.url, env={"TEST_PAUSE_GATES": str(gates)})
+    kill_at_pause(upgrade, gates, "b1_accounts.1", signum=signal.SIGTERM)
     assert upgrade.returncode == 9, upgrade.communicate()
     assert [r["outcome"] for r in nontx_db.journal()] == ["interrupted"]
     refused = run_cli(project, "upgrade", url=nontx_db.url)
     assert refused.returncode == 8, refused.output
-    # Statement 1's commit is journaled with the next self-committing statement (3, a fast ADD
-    # COLUMN), so the signal lands in statement 3 or in the pause after it.
-    assert re.search(r"Revision b1_accounts is partly applied: statement\(s\) 1(, 3)? of its 5 were committed",
-                     refused.stderr), refused.stderr
+    assert "Revision b1_accounts is partly applied: statement(s) 1 of its 5 were committed" in refused.stderr, (
+        refused.stderr)
     assert "(journal #1, interrupted)" in refused.stderr
 
 
-def test_after_a_kill_mid_revision_the_previous_release_refuses_rather_than_a_silent_noop(nontx_db, make_project):
+def test_after_a_kill_mid_revision_the_previous_release_refuses_rather_than_a_silent_noop(nontx_db, make_project,
+                                                                                        tmp_path):
     """The deploy is rolled back to the previous release, whose scripts end one revision earlier,
     after the new one was killed inside that revision: the database's version table says exactly
     the old release's head, so only the kill's progress record tells that the newer revision had
     started. The old release must refuse (exit 8), not report a no-op over a half-applied revision."""
     db = nontx_db
     project = make_project("slow")
-    # b2_orders: CREATE TABLE, pause, CREATE INDEX, pause, INSERT, pause. Killed after the first.
-    upgrade = spawn_cli(project, "upgrade", url=db.url)
-    kill_when(upgrade, db, started=1, delay=PAUSE_LANDING, revision="b2_orders")
+    # b2_orders: CREATE TABLE, pause, CREATE INDEX, pause, INSERT, pause. Killed in the first pause.
+    gates = pause_gates(tmp_path / "upgrade", "b1_accounts.1", "b1_accounts.2")
+    upgrade = spawn_cli(project, "upgrade", url=db.url, env={"TEST_PAUSE_GATES": str(gates)})
+    kill_at_pause(upgrade, gates, "b2_orders.1")
     assert db.versions() == ["b1_accounts"] and db.has_table("orders")
 
     versions = project / "migrations" / "versions"  # the previous release: b1_accounts is its head
@@ -203,7 +208,7 @@ def test_after_a_kill_mid_revision_the_previous_release_refuses_rather_than_a_si
     assert [r["outcome"] for r in db.journal()] == ["crashed", "refused"]
 
 
-def test_a_repair_killed_midway_is_found_and_repaired_again(nontx_db, make_project):
+def test_a_repair_killed_midway_is_found_and_repaired_again(nontx_db, make_project, tmp_path):
     db = nontx_db
     project = make_project("slow")
     plain_alembic_upgrade(project, db.url)
@@ -212,22 +217,28 @@ def test_a_repair_killed_midway_is_found_and_repaired_again(nontx_db, make_proje
 
     # b1_accounts: CREATE TABLE, pause, ADD COLUMN, pause, CREATE UNIQUE INDEX. Killed in the
     # pause after the first.
-    upgrade = spawn_cli(project, "upgrade", url=db.url)
-    kill_when(upgrade, db, started=1, delay=PAUSE_LANDING)
+    gates = pause_gates(tmp_path / "upgrade")
+    upgrade = spawn_cli(project, "upgrade", url=db.url, env={"TEST_PAUSE_GATES": str(gates)})
+    kill_at_pause(upgrade, gates, "b1_accounts.1")
     refused = run_cli(project, "upgrade", url=db.url)
     assert refused.returncode == 8, refused.output
     assert "crashed while applying revision b1_accounts, leaving it partly applied" in refused.stderr
 
     # The repair is killed too, in the pause after ADD COLUMN (the second change of the revision).
-    repair = spawn_cli(project, "repair", "--resume", url=db.url)
-    row = kill_when(repair, db, started=3, delay=PAUSE_LANDING)
+    # A repair runs the statements the revision renders, not its Python, so no gate holds it: its
+    # pauses last long enough (3 s) that the kill lands in the one after ADD COLUMN, seen done. The
+    # runs after it render the same pauses, or resuming would find statement 2 changed.
+    long_pauses = {"TEST_PAUSE_SECONDS": "3"}
+    repair = spawn_cli(project, "repair", "--resume", url=db.url, env=long_pauses)
+    kill_once_column_exists(repair, db, "accounts", "email")
+    row = db.journal()[-1]
     assert row["command"] == "repair"
 
-    again = run_cli(project, "repair", url=db.url)
+    again = run_cli(project, "repair", url=db.url, env=long_pauses)
     assert again.returncode == 8, again.output
     assert "Revision b1_accounts is partly applied: statement(s) 1, 3 of its 5" in again.stderr, again.stderr
     assert f"left by: journal #{row['id']}: repair on host" in again.stderr and "crashed" in again.stderr
-    resumed = run_cli(project, "repair", "--resume", url=db.url)
+    resumed = run_cli(project, "repair", "--resume", url=db.url, env=long_pauses)
     assert resumed.returncode == 0, resumed.output
     assert "ran statement(s) 4, 5 and recorded it as applied" in resumed.stderr
     final = run_cli(project, "upgrade", url=db.url)

@@ -3,23 +3,39 @@
 Revision ID: b1_accounts
 Revises: None
 """
+import os
+import time
+from pathlib import Path
+
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision = "b1_accounts"
 down_revision = None
 branch_labels = None
 depends_on = None
+_pauses: list[int] = []
 
 
 def pause() -> None:
+    seconds = float(os.environ.get("TEST_PAUSE_SECONDS", "0.2"))  # longer where a test must land a kill in it
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
-        op.execute("SELECT pg_sleep(0.2)")
+        op.execute(f"SELECT pg_sleep({seconds})")
     elif dialect in ("mysql", "mariadb"):
-        op.execute("SELECT SLEEP(0.2)")
+        op.execute(f"SELECT SLEEP({seconds})")
     else:  # SQLite has no sleep function: a recursive count of about the same length
-        op.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) SELECT COUNT(*) FROM c")
+        count = int(1_000_000 * seconds / 0.2)
+        op.execute(f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {count}) SELECT COUNT(*) FROM c")
+    gates = os.environ.get("TEST_PAUSE_GATES")
+    if gates and not context.is_offline_mode():
+        # A test that kills inside pause k holds the run here: <revision>.<k>.entered, then waits for <revision>.<k>.
+        _pauses.append(len(_pauses) + 1)
+        gate = Path(gates) / f"{revision}.{_pauses[-1]}"
+        Path(f"{gate}.entered").touch()
+        deadline = time.monotonic() + 120
+        while not gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def upgrade() -> None:
