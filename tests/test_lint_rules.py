@@ -115,3 +115,45 @@ def test_a_missing_parser_says_which_extra_to_install(dialect: str, package: str
     monkeypatch.setitem(sys.modules, package, None)  # import raises ImportError, as when not installed
     with pytest.raises(ConfigError, match=r"pip install 'alembic-deploy\[lint\]'"):
         parser(dialect)
+
+
+NOT_NULL_VIA_CHECK = '''from alembic import op
+revision = "n1"
+down_revision = None
+def upgrade():
+    op.execute("ALTER TABLE users ADD CONSTRAINT ck_name CHECK (name IS NOT NULL) NOT VALID")
+    with op.get_context().autocommit_block():
+        op.execute("ALTER TABLE users VALIDATE CONSTRAINT ck_name")
+    op.execute("ALTER TABLE users ALTER COLUMN name SET NOT NULL")
+    op.execute("ALTER TABLE users DROP CONSTRAINT ck_name")
+def downgrade():
+    op.execute("SELECT 1")
+'''
+
+
+@pytest.mark.parametrize(("edit", "flagged"), [
+    ((), False),                                                                   # the recommended pattern
+    (('CHECK (name IS NOT NULL) NOT VALID', 'CHECK (name IS NOT NULL)'), False),  # valid from the start
+    ((('    with op.get_context().autocommit_block():\n        op.execute("ALTER TABLE users VALIDATE '
+      'CONSTRAINT ck_name")\n'), ''), True),                                        # never validated
+    (('CHECK (name IS NOT NULL)', 'CHECK (nick IS NOT NULL)'), True),              # another column
+    (('CHECK (name IS NOT NULL)', 'CHECK (name <> \'\')'), True),                  # proves nothing about NULL
+    (('ALTER TABLE users VALIDATE', 'ALTER TABLE teams VALIDATE'), True),          # another table's check
+])
+def test_set_not_null_after_a_validated_not_null_check_is_not_flagged_on_postgresql(
+        tmp_path: Path, edit: tuple[str, ...], flagged: bool) -> None:
+    revision = tmp_path / "n1.py"
+    revision.write_text(NOT_NULL_VIA_CHECK.replace(*edit) if edit else NOT_NULL_VIA_CHECK)
+    assert ("set-not-null" in {f.rule for f in lint_file(revision, "postgresql").findings}) is flagged
+
+
+def test_add_enum_value_says_whether_the_revision_itself_uses_the_value(tmp_path: Path) -> None:
+    bad = next(f for f in lint_file(CASES / "add-enum-value.bad.py", "postgresql").findings
+               if f.rule == "add-enum-value")
+    assert "line 10 uses it in the same transaction" in bad.message
+    revision = tmp_path / "e1.py"
+    revision.write_text((CASES / "add-enum-value.bad.py").read_text().replace(
+        "    op.execute(\"UPDATE events SET mood = 'ecstatic' WHERE id = 1\")\n", ""))
+    (alone,) = [f for f in lint_file(revision, "postgresql").findings if f.rule == "add-enum-value"]
+    assert "a later revision of the same run" in alone.message
+    assert lint_file(revision, "postgresql").compatibility == "expand"

@@ -32,7 +32,8 @@ def upgrade():
     op.create_index("ix_users_name", "users", ["name"])
     op.create_table("orders", sa.Column("id", sa.Integer, primary_key=True), sa.Column("user_id", sa.Integer))
     op.create_table("audit", sa.Column("id", sa.Integer, primary_key=True), sa.Column("created_at", sa.DateTime))
-    op.create_table("events", sa.Column("id", sa.Integer, nullable=False), sa.Column("kind", sa.String(20)))
+    op.create_table("events", sa.Column("id", sa.Integer, nullable=False), sa.Column("kind", sa.String(20)),
+                    sa.Column("mood", sa.Enum("ok", "sad", name="mood")))
 
 
 def downgrade():
@@ -67,3 +68,10 @@ def test_postgresql_refuses_what_concurrently_in_transaction_flags(pg_db, tmp_pa
     run = invoke_cli(project, "upgrade", url=pg_db.url)
     assert run.returncode == MigrationFailed.exit_code
     assert "CREATE INDEX CONCURRENTLY cannot run inside a transaction block" in run.output
+
+
+def test_postgresql_refuses_the_new_enum_value_add_enum_value_flags(pg_db, tmp_path: Path) -> None:
+    project = project_with(CASES / "add-enum-value.bad.py", tmp_path)
+    run = invoke_cli(project, "upgrade", url=pg_db.url)
+    assert run.returncode == MigrationFailed.exit_code
+    assert 'UnsafeNewEnumValueUsage: unsafe use of new value' in run.output, run.output  # literals masked

@@ -17,7 +17,7 @@ KINDS: Final = frozenset({
     "add-column", "drop-column", "rename-column", "alter-type", "set-not-null", "drop-not-null",
     "set-default", "drop-default",
     "create-index", "drop-index", "add-constraint", "drop-constraint", "validate-constraint",
-    "drop-schema", "drop-database", "create-other", "drop-other", "alter-other", "rename-other",
+    "drop-schema", "drop-database", "add-enum-value", "create-other", "drop-other", "alter-other", "rename-other",
     "insert", "update", "delete", "other", "unparsed",
 })
 
@@ -41,8 +41,12 @@ class Change:
     #: The column, index, constraint, schema or database the change names.
     name: str | None = None
     flags: frozenset[str] = frozenset()
-    #: For ``unparsed``: what the parser said; for ``alter-other`` (MySQL): what it does.
+    #: For ``unparsed``: what the parser said; for ``alter-other`` (MySQL): what it does; for
+    #: ``add-enum-value``: the value added.
     detail: str = ""
+    #: For ``add-constraint`` of a ``CHECK (col IS NOT NULL)``: that column, which a valid such
+    #: check proves free of NULLs (PostgreSQL 12+ then sets NOT NULL without scanning the table).
+    not_null_column: str | None = None
 
     def has(self, flag: str) -> bool:
         return flag in self.flags

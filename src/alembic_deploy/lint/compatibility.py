@@ -25,7 +25,7 @@ _REMOVING: Final = frozenset({
 
 def additive(change: Change) -> bool:
     """Does ``change`` only add something the running code does not depend on?"""
-    if change.kind in ("create-table", "create-other", "drop-not-null", "set-default"):
+    if change.kind in ("create-table", "create-other", "add-enum-value", "drop-not-null", "set-default"):
         return True
     if change.kind == "create-index":
         return not change.has("unique") or change.on_new_table

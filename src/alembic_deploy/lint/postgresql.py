@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pglast
 from pglast import ast
-from pglast.enums import AlterTableType, ConstrType, ObjectType
+from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType
 
 from .change import Change
 
@@ -42,7 +42,7 @@ _SIMPLE_ALTERS: Final = {
 }
 _CREATES: Final = (
     ast.CreateSchemaStmt, ast.CreateSeqStmt, ast.CompositeTypeStmt, ast.CreateEnumStmt, ast.CreateFunctionStmt,
-    ast.ViewStmt, ast.CommentStmt, ast.CreateExtensionStmt, ast.AlterEnumStmt, ast.CreateTrigStmt,
+    ast.ViewStmt, ast.CommentStmt, ast.CreateExtensionStmt, ast.CreateTrigStmt,
     ast.CreateDomainStmt,
 )
 
@@ -85,6 +85,11 @@ def _read(node: Any, st: RenderedStatement) -> list[Change]:
         return [Change(kind, st, _relname(node.relation), flags=where)]
     if isinstance(node, ast.InsertStmt):
         return [Change("insert", st, _relname(node.relation))]
+    if isinstance(node, ast.AlterEnumStmt):
+        name = _dotted(node.typeName)
+        if node.oldVal is not None:
+            return [Change("rename-other", st, name=name)]
+        return [Change("add-enum-value", st, name=name, detail=str(node.newVal))]
     if isinstance(node, _CREATES):
         return [Change("create-other", st)]
     return [Change("other", st)]
@@ -114,7 +119,8 @@ def _alter(cmd: Any, table: str | None, st: RenderedStatement) -> Change:
             flags.add("not-valid")
         if con.indexname:
             flags.add("using-index")
-        return Change("add-constraint", st, table, con.conname, frozenset(flags))
+        return Change("add-constraint", st, table, con.conname, frozenset(flags),
+                      not_null_column=_not_null_column(con) if con.contype == ConstrType.CONSTR_CHECK else None)
     return Change("alter-other", st, table, cmd.name, detail=subtype.name)
 
 
@@ -141,6 +147,16 @@ def _add_column(col: Any, table: str | None, st: RenderedStatement) -> Change:
         elif con.contype == ConstrType.CONSTR_UNIQUE:
             flags.add("unique")
     return Change("add-column", st, table, col.colname, frozenset(flags))
+
+
+def _not_null_column(con: Any) -> str | None:
+    """The column of a ``CHECK (col IS NOT NULL)``, None for any other check."""
+    expr = con.raw_expr
+    if (isinstance(expr, ast.NullTest) and expr.nulltesttype == NullTestType.IS_NOT_NULL
+            and isinstance(expr.arg, ast.ColumnRef) and expr.arg.fields
+            and isinstance(expr.arg.fields[-1], ast.String)):
+        return str(expr.arg.fields[-1].sval)
+    return None
 
 
 def _calls(expr: Any) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from . import (
+    add_enum_value,
     add_primary_key,
     add_required_column,
     add_unique,
@@ -37,7 +38,7 @@ RULES: Final[tuple[Rule, ...]] = tuple(module.RULE for module in (
     drop_table, drop_column, drop_schema_or_database, rename_table, rename_column, add_required_column,
     set_not_null, change_column_type, index_not_concurrent, concurrently_in_transaction, fk_not_valid,
     check_not_valid, add_unique, add_primary_key, truncate, unbounded_dml, irreversible, unparsed_statement,
-    not_renderable, marker_violation, volatile_default, validate_same_transaction, mysql_table_copy,
+    not_renderable, marker_violation, volatile_default, validate_same_transaction, mysql_table_copy, add_enum_value,
 ))
 BY_ID: Final = {rule.id: rule for rule in RULES}
 

@@ -1,0 +1,48 @@
+"""`add-enum-value`: ALTER TYPE ... ADD VALUE inside the revision's transaction (PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..finding import Severity
+from ..rule import POSTGRESQL, Hit, Rule
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ..revision import LintInput
+
+
+def _check(revision: LintInput) -> Iterator[Hit]:
+    changes = list(zip(revision.changes, revision.transactions, strict=True))
+    for n, (change, tx) in enumerate(changes):
+        if change.kind != "add-enum-value" or tx is None:
+            continue
+        literal = "'" + change.detail.replace("'", "''") + "'"
+        used = next((c for c, t in changes[n + 1:] if t == tx and literal in c.statement.sql), None)
+        yield Hit(
+            f"value {change.detail!r} is added to enum {change.name} inside a transaction: PostgreSQL before 12 "
+            "refuses that, and 12+ refuses any use of the new value until the transaction commits"
+            + (f" (line {used.statement.line or '-'} uses it in the same transaction, so the revision fails)"
+               if used is not None else
+               "; with env.py's transaction_per_migration off (Alembic's default) that is the end of the whole "
+               "upgrade, so a later revision of the same run that uses it fails"),
+            change,
+        )
+
+
+RULE = Rule(
+    id="add-enum-value",
+    severity=Severity.WARNING,
+    dialects=POSTGRESQL,
+    why=(
+        "ALTER TYPE ... ADD VALUE cannot run inside a transaction block before PostgreSQL 12; from 12 on, the "
+        "new value cannot be used in the transaction that added it, which is the whole upgrade unless env.py "
+        "sets transaction_per_migration."
+    ),
+    safe=(
+        "Run it inside `with op.get_context().autocommit_block():` (committed at once, usable right after), "
+        "and use the new value only after it."
+    ),
+    check=_check,
+)
