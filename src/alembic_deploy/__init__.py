@@ -3,9 +3,9 @@
 The public API is what ``__all__`` lists:
 
 * the verbs, one per CLI command: :func:`upgrade`, :func:`status`, :func:`history`, :func:`repair`,
-  :func:`check`, :func:`plan`, :func:`drift`; each takes a :class:`Settings` and returns its report
-  (:class:`DeployReport`, :class:`StatusReport`, the journal's rows, :class:`CheckReport`,
-  :class:`PlanReport`, :class:`DriftReport`), never exits, and raises an
+  :func:`check`, :func:`plan`, :func:`drift`, :func:`ecs_run`; each takes a :class:`Settings` and
+  returns its report (:class:`DeployReport`, :class:`StatusReport`, the journal's rows,
+  :class:`CheckReport`, :class:`PlanReport`, :class:`DriftReport`, :class:`EcsRunResult`), never exits, and raises an
   :class:`AlembicDeployError` subclass on failure, carrying the run's report as ``.report``
   (the CLI maps each class to its exit code);
 * :class:`Settings`: every setting, resolved from flags > ``ALEMBIC_DEPLOY_*`` > pyproject.toml;
@@ -29,6 +29,7 @@ from .errors import (
     CheckRefused,
     ConfigError,
     DatabaseUnreachable,
+    EcsTaskFailed,
     HealthCheckFailed,
     Interrupted,
     LockNotAcquired,
@@ -40,11 +41,12 @@ from .report import DeployReport, FailedRevision, RevisionResult, StatusReport, 
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .api import drift, history, repair, status, upgrade
+    from .api import drift, ecs_run, history, repair, status, upgrade
     from .check import CheckReport, check
     from .drift import DriftReport
     from .guard import SchemaCheck
     from .guard import check as check_schema
+    from .integrations.aws.ecs_run import EcsRunResult
     from .plan import PlanReport, plan
     from .steps.health import wait_healthy
 
@@ -58,6 +60,8 @@ _LAZY = {
     "DriftReport": ("drift", "DriftReport"),
     "drift": ("api", "drift"),
     "history": ("api", "history"),
+    "ecs_run": ("api", "ecs_run"),
+    "EcsRunResult": ("integrations.aws.ecs_run", "EcsRunResult"),
     "repair": ("api", "repair"),
     "status": ("api", "status"),
     "upgrade": ("api", "upgrade"),
@@ -86,6 +90,8 @@ __all__ = [
     "DatabaseUnreachable",
     "DeployReport",
     "DriftReport",
+    "EcsRunResult",
+    "EcsTaskFailed",
     "FailedRevision",
     "HealthCheckFailed",
     "Interrupted",
@@ -103,6 +109,7 @@ __all__ = [
     "check",
     "check_schema",
     "drift",
+    "ecs_run",
     "history",
     "plan",
     "repair",

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from .drift import DriftReport
     from .fastpath.direct import DirectConnection
+    from .integrations.aws.ecs_run import EcsRunResult
     from .settings import Settings
 
 
@@ -161,3 +162,14 @@ def drift(settings: Settings, echo: Echo | None = None) -> DriftReport:
     from .drift import drift as compare_with_history
 
     return compare_with_history(settings, echo)
+
+
+def ecs_run(settings: Settings, command: Sequence[str], out: Echo, echo: Echo | None = None) -> EcsRunResult:
+    """Run ``command`` as a one-off ECS task (see :mod:`alembic_deploy.integrations.aws.ecs_run`):
+    the container's log lines go to ``out`` as they arrive, ecs-run's own lines to ``echo``. Returns
+    once the task stopped, with the exit code of the container that ran the command; raises
+    :class:`~alembic_deploy.errors.EcsTaskFailed` (exit 12) when there is none, and
+    :class:`~alembic_deploy.errors.Interrupted` (exit 9) after stopping the task on SIGTERM/SIGINT."""
+    from .integrations.aws.ecs_run import run
+
+    return run(settings, command, out, shielded(echo))

@@ -22,7 +22,22 @@ import click
 from .errors import EXIT_OK, AlembicDeployError, ConfigError, Interrupted
 from .heap import collector_managed, manage_collector
 from .masking import scrub
-from .settings import CHECK, DEMO, DRIFT, HISTORY, OPTION, PLAN, REPAIR, RUN, STATUS, UPGRADE, Option, Settings, kind
+from .settings import (
+    CHECK,
+    DEMO,
+    DRIFT,
+    ECS_RUN,
+    HISTORY,
+    OPTION,
+    PLAN,
+    REPAIR,
+    RUN,
+    STATUS,
+    UPGRADE,
+    Option,
+    Settings,
+    kind,
+)
 from .settings import options as setting_options
 
 if TYPE_CHECKING:
@@ -459,6 +474,55 @@ def _show(settings: Settings, report: CheckReport | DriftReport) -> None:
     if error is not None:
         _err(f"error: {error.message}", fg="red")
         sys.exit(error.exit_code)
+
+
+class _CommandAfterDashes(click.Command):
+    """A command whose arguments after ``--`` are kept whole as ``ctx.meta["command"]`` (a command
+    line for somewhere else), instead of joining its own positional arguments."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            ctx.meta["command"] = tuple(args[args.index("--") + 1:])
+            args = args[: args.index("--")]
+        return super().parse_args(ctx, args)
+
+
+@main.command("ecs-run", cls=_CommandAfterDashes, context_settings={"ignore_unknown_options": True})
+@settings_options(ECS_RUN)
+@click.argument("upgrade_args", nargs=-1, type=click.UNPROCESSED, metavar="[UPGRADE ARGS]... [-- CMD [ARGS]...]")
+@_run
+def ecs_run(settings: Settings, upgrade_args: tuple[str, ...]) -> None:
+    """Run `alembic-deploy upgrade UPGRADE ARGS` (or CMD, after --) as a one-off ECS task, like a local
+    command: the container's CloudWatch log lines on stdout as they come, and its exit code as
+    ecs-run's. Exits 12 when the task stopped without one (why, from ECS), and 9 after stopping the
+    task on SIGTERM/SIGINT. Options it does not know are the upgrade's (e.g. --env production)."""
+    from . import api
+
+    ctx = click.get_current_context()
+    command: tuple[str, ...] | None = ctx.meta.get("command")
+    if command is not None and upgrade_args:
+        raise ConfigError(
+            f"ecs-run got both upgrade arguments ({' '.join(upgrade_args)}) and a command after --; give one: "
+            "options before -- are passed to `alembic-deploy upgrade`, a command after -- replaces it.")
+    if command is None:
+        command = ("alembic-deploy", "upgrade", *_given_globals(ctx), *upgrade_args)
+    elif not command:
+        raise ConfigError("ecs-run got -- without a command after it: give the command, or drop the --.")
+    result = api.ecs_run(settings, command, out=out, echo=_echo(settings))
+    sys.exit(result.exit_code)
+
+
+def _given_globals(ctx: click.Context) -> list[str]:
+    """alembic's global options given before ``ecs-run`` (``alembic-deploy -c x.ini ecs-run``), as
+    arguments of the upgrade it runs in the task."""
+    given = ctx.meta.get(_GLOBAL_KEY, {})
+    args: list[str] = []
+    for key, flag in (("config", "-c"), ("name", "-n")):
+        if given.get(key):
+            args += [flag, given[key]]
+    for item in given.get("x") or ():
+        args += ["-x", item]
+    return args
 
 
 @main.command()

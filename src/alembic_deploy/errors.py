@@ -11,7 +11,9 @@
     ├── MigrationFailed ........... 7  a revision failed (or the result did not verify)
     ├── PartialMigration .......... 8  a non-transactional revision is half applied
     ├── Interrupted ............... 9  SIGINT / SIGTERM
-    └── ScratchUnavailable ....... 10  drift: no scratch database could be created
+    ├── ScratchUnavailable ....... 10  drift: no scratch database could be created
+    └── EcsTaskFailed ............ 12  ecs-run: the task stopped without its container's exit code,
+                                        could not be placed, or outlived --timeout
 
     (success) ..................... 0  EXIT_OK: migrated, nothing to do, or nothing unfinished
 
@@ -38,6 +40,7 @@ __all__ = [
     "CheckRefused",
     "ConfigError",
     "DatabaseUnreachable",
+    "EcsTaskFailed",
     "HealthCheckFailed",
     "Interrupted",
     "LockNotAcquired",
@@ -121,3 +124,14 @@ class ScratchUnavailable(AlembicDeployError):
 
     exit_code = 10
     kind = "scratch-unavailable"
+
+
+class EcsTaskFailed(AlembicDeployError):
+    """``ecs-run``: the one-off ECS task gave no exit code for the named container (it never started:
+    capacity, image pull, secrets fetch; or ECS stopped it: another essential container exited,
+    out of memory, Spot reclaimed), ECS could not place it, or it outlived ``--timeout`` and was
+    stopped. A container that ran and exited non-zero is not this error: ``ecs-run`` exits with
+    that container's own code."""
+
+    exit_code = 12
+    kind = "ecs-task-failed"

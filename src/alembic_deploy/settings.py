@@ -37,6 +37,9 @@ DEMO: Final = "demo"
 CHECK: Final = "check"
 PLAN: Final = "plan"
 DRIFT: Final = "drift"
+#: ``ecs-run`` runs a command as an ECS task: it takes only the settings of that task; the options of
+#: the ``upgrade`` it runs there are passed through (see :mod:`alembic_deploy.integrations.aws.ecs_run`).
+ECS_RUN: Final = "ecs-run"
 #: Every command: alembic's global options, also accepted before the command.
 EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO, CHECK, PLAN, DRIFT})
 #: Commands that lint revisions, from their files alone.
@@ -160,6 +163,35 @@ class Settings:
     accept_ahead: bool = _option(
         False, frozenset({RUN}),
         "--wait-for-schema: start even when the database is at a revision this code lacks.")
+    # ecs-run: where the one-off ECS task runs (alembic_deploy.integrations.aws.ecs_run).
+    ecs_cluster: str | None = _option(None, frozenset({ECS_RUN}), "ECS cluster to run the task in.", "--cluster")
+    ecs_service: str | None = _option(
+        None, frozenset({ECS_RUN}), "ECS service whose current task definition, network configuration and "
+        "launch type or capacity provider strategy the task takes (NAME, or CLUSTER/NAME).", "--service")
+    ecs_task_definition: str | None = _option(
+        None, frozenset({ECS_RUN}), "Task definition (family, family:revision or ARN); overrides the service's.",
+        "--task-definition")
+    ecs_container: str | None = _option(
+        None, frozenset({ECS_RUN}), "Container that runs the command and whose exit code ecs-run exits with "
+        "(default: the task definition's only container).", "--container")
+    ecs_subnets: tuple[str, ...] = _option((), frozenset({ECS_RUN}),
+                                           "Subnet for an awsvpc task (repeat; default: the service's).",
+                                           "--subnet", metavar="SUBNET_ID")
+    ecs_security_groups: tuple[str, ...] = _option(
+        (), frozenset({ECS_RUN}), "Security group for an awsvpc task (repeat; default: the service's).",
+        "--security-group", metavar="SG_ID")
+    ecs_assign_public_ip: bool | None = _option(
+        None, frozenset({ECS_RUN}), "Give the awsvpc task a public IP (default: as the service does, else no).",
+        "--assign-public-ip/--no-assign-public-ip")
+    ecs_launch_type: str | None = _option(
+        None, frozenset({ECS_RUN}), "FARGATE, EC2 or EXTERNAL (default: the service's launch type or capacity "
+        "provider strategy, else FARGATE).", "--launch-type")
+    ecs_timeout: float = _option(
+        3600.0, frozenset({ECS_RUN}), "Seconds the task may run before it is stopped and ecs-run exits 12 "
+        "(default 3600).", "--timeout")
+    ecs_poll_interval: float = _option(
+        5.0, frozenset({ECS_RUN}), "Seconds between two looks at the task and its log stream (default 5).",
+        "--poll-interval")
 
     @property
     def config_path(self) -> Path:
@@ -248,7 +280,7 @@ class Settings:
 MAX_SECONDS: Final = 2_147_483.0
 SECONDS: Final = frozenset({
     "wait_timeout", "lock_timeout_wait", "ddl_lock_timeout", "statement_timeout", "retry_deadline",
-    "health_timeout", "health_interval", "schema_timeout",
+    "health_timeout", "health_interval", "schema_timeout", "ecs_timeout", "ecs_poll_interval",
 })
 #: Inclusive ranges of the whole-number settings.
 COUNTS: Final = {"retries": (0, 10_000), "healthy_count": (1, 10_000)}

@@ -175,3 +175,38 @@ def deferred(state: InterruptState) -> Iterator[None]:
             signal.signal(sig, old)
     if arrived:
         raise SignalInterrupt(arrived[0])
+
+
+class Received:
+    """SIGTERM/SIGINT recorded by :func:`recorded`: ``event`` is set by the first one."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else "signal"
+
+
+@contextmanager
+def recorded() -> Iterator[Received]:
+    """Record SIGTERM/SIGINT instead of raising, for a loop that waits on ``received.event``
+    between polls and reacts itself (``ecs-run`` stops its task, waits for it, then exits 9): a
+    second signal does not cut that short. Main thread only; elsewhere nothing is recorded."""
+    received = Received()
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def record(signum: int, _frame: FrameType | None) -> None:
+        if received.signum is None:
+            received.signum = signum
+        received.event.set()
+
+    previous = {sig: signal.signal(sig, record) for sig in _HANDLED}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,55 @@
+"""boto3 clients for the AWS integrations: imported lazily, configured once.
+
+Every client follows boto3's own configuration chain (``AWS_REGION``/``AWS_DEFAULT_REGION``,
+``AWS_PROFILE``, the container or OIDC credentials, ``AWS_ENDPOINT_URL``), so what works for the
+AWS CLI in a GitHub job or an ECS task works here; tests reach a local moto server the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ...errors import ConfigError
+
+#: botocore's "standard" retry mode: throttling and transient errors are retried with backoff.
+RETRIES: Final = {"mode": "standard", "max_attempts": 5}
+
+
+def client(service: str, region: str | None = None) -> Any:
+    """A boto3 client for ``service`` (in ``region``, else boto3's configured region).
+
+    Raises :class:`ConfigError` when boto3 is not installed or no region is configured.
+    """
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise ConfigError(
+            "This command talks to AWS through boto3, which is not installed. "
+            "Install the extra: pip install 'alembic-deploy[aws]'."
+        ) from None
+    session = boto3.session.Session()
+    region = region or session.region_name
+    if not region:
+        raise ConfigError(
+            "No AWS region is configured. Set AWS_REGION (aws-actions/configure-aws-credentials sets it "
+            "in GitHub Actions) or a region in the AWS profile."
+        )
+    return session.client(service, region_name=region,
+                          config=Config(retries=RETRIES, user_agent_extra="alembic-deploy"))
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``ClusterNotFoundException``, ...), else
+    the exception's class name (a connection or credentials error)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code") or type(exc).__name__)
+    return type(exc).__name__
+
+
+def aws_errors() -> tuple[type[BaseException], ...]:
+    """What a boto3 call raises for an AWS or transport failure (botocore is imported by then)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError)

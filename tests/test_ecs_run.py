@@ -1,0 +1,361 @@
+"""``alembic-deploy ecs-run`` against ECS and CloudWatch Logs served by moto (a local server reached
+through boto3's ``AWS_ENDPOINT_URL``, :mod:`aws_server`), as real subprocesses.
+
+moto runs no containers. What a container does is done by the test, each time said in the test:
+
+* its task is held RUNNING through moto's state manager (``/moto-api/state-manager/set-transition``
+  for model ``ecs::task``, manual progression that never advances on its own);
+* its log lines are written into its awslogs stream with the CloudWatch Logs API, as the awslogs
+  driver writes them;
+* its end (the container's exit code, ``stopCode``, ``stoppedReason``, the container's ``reason``,
+  which moto cannot express through its API) is set on moto's own backend objects
+  (``moto.ecs.models.ecs_backends``): the server runs in a thread of this process
+  (``ThreadedMotoServer``), so the test reaches them directly.
+
+Every wait is on a line of the process's output or its exit, never on a duration.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alembic_deploy.integrations.aws.ecs_run import failure, run_tags, started_by
+from aws_server import REGION, MotoServer
+from helpers import invoke_cli, spawn_cli
+
+ACCOUNT = "123456789012"  # moto's default account
+CLUSTER = "apps"
+LOG_GROUP = "/ecs/shop"
+DEADLINE = 120.0
+GITHUB = {"GITHUB_RUN_ID": "4242", "GITHUB_RUN_ATTEMPT": "2", "GITHUB_REPOSITORY": "acme/shop",
+          "GITHUB_WORKFLOW": "Deploy", "GITHUB_JOB": "deploy", "GITHUB_SHA": "0123abcd",
+          "GITHUB_ACTOR": "octo-cat", "GITHUB_REF": "refs/heads/main"}
+
+
+class Lines:
+    """Lines a process writes to one of its pipes, collected by a thread as they arrive."""
+
+    def __init__(self, stream: Any) -> None:
+        self.lines: list[str] = []
+        self.done = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self.done = True
+            self._changed.notify_all()
+
+    def wait_for(self, text: str) -> str:
+        """The first line containing ``text``, once written (fails when the stream ends without it)."""
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: self.done or any(text in line for line in self.lines), timeout=DEADLINE)
+            match = next((line for line in self.lines if text in line), None)
+        assert found and match is not None, f"no line with {text!r} in {self.lines}"
+        return match
+
+    @property
+    def text(self) -> str:
+        self._thread.join(DEADLINE)
+        return "\n".join(self.lines)
+
+
+@dataclass
+class Scene:
+    """A VPC, a cluster, the app's service and its task definition (container ``app`` logging to
+    awslogs, optionally a sidecar), in moto."""
+
+    aws: MotoServer
+    subnet: str = ""
+    security_group: str = ""
+    task_definition: str = ""
+    started: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def build(self, sidecar: bool = False) -> Scene:
+        ec2 = self.aws.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        # Fargate VPCs have DNS hostnames on; moto's awsvpc task needs it (it names the ENI's DNS name).
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        self.subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        self.security_group = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
+        ecs = self.aws.client("ecs")
+        ecs.create_cluster(clusterName=CLUSTER)
+        containers = [{"name": "app", "image": "acme/shop:1", "essential": True, "memory": 256,
+                       "logConfiguration": {"logDriver": "awslogs", "options": {
+                           "awslogs-group": LOG_GROUP, "awslogs-region": REGION, "awslogs-stream-prefix": "shop"}}}]
+        if sidecar:
+            containers.append({"name": "datadog", "image": "datadog/agent", "essential": False, "memory": 128})
+        self.task_definition = ecs.register_task_definition(
+            family="shop", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
+            containerDefinitions=containers)["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(
+            cluster=CLUSTER, serviceName="web", taskDefinition=self.task_definition, desiredCount=1,
+            launchType="FARGATE", networkConfiguration={"awsvpcConfiguration": {
+                "subnets": [self.subnet], "securityGroups": [self.security_group], "assignPublicIp": "ENABLED"}})
+        self.aws.client("logs").create_log_group(logGroupName=LOG_GROUP)
+        return self
+
+    def spawn(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[
+            subprocess.Popen[str], Lines, Lines]:
+        proc = spawn_cli(tmp_path, "ecs-run", "--poll-interval", "0.2", *args,
+                         env={**self.aws.env, **GITHUB, **(env or {})})
+        self.started.append(proc)
+        return proc, Lines(proc.stdout), Lines(proc.stderr)
+
+    def task(self, task_arn: str) -> Any:
+        """moto's own object for the task (its backend, in this process)."""
+        from moto.ecs.models import ecs_backends
+
+        return ecs_backends[ACCOUNT][REGION].tasks[CLUSTER][task_arn]
+
+    def log(self, task_arn: str, *messages: str, container: str = "app") -> None:
+        """Write lines into the task's awslogs stream, as the awslogs driver does."""
+        logs = self.aws.client("logs")
+        stream = f"shop/{container}/{task_arn.rsplit('/', 1)[-1]}"
+        try:
+            logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        now = int(time.time() * 1000)
+        logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream,
+                            logEvents=[{"timestamp": now, "message": m} for m in messages])
+
+    def exit(self, task_arn: str, code: int | None, **stopped: Any) -> None:
+        """End the task as ECS would once its container exited: the container's exit code (or
+        none), the task's stop fields, lastStatus STOPPED; on moto's backend objects."""
+        task = self.task(task_arn)
+        task.containers[0].exitCode = code
+        for name, value in stopped.items():
+            setattr(task, name, value)
+        task.last_status = "STOPPED"
+        task.desired_status = "STOPPED"
+
+
+def _state_manager(aws: MotoServer, action: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(f"{aws.endpoint}/moto-api/state-manager/{action}",
+                                     data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
+@pytest.fixture
+def scene(aws: MotoServer) -> Iterator[Scene]:
+    """The ECS scene, with tasks held RUNNING (moto's state manager: manual progression that needs
+    far more describes than any test makes) until the test ends them."""
+    _state_manager(aws, "set-transition", {"model_name": "ecs::task",
+                                           "transition": {"progression": "manual", "times": 10**9}})
+    built = Scene(aws)
+    try:
+        yield built
+    finally:
+        for proc in built.started:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        _state_manager(aws, "unset-transition", {"model_name": "ecs::task"})
+
+
+def _started(stderr: Lines) -> str:
+    """The task's ARN, from ecs-run's 'started task' line."""
+    return stderr.wait_for("ecs-run: started task").split("started task ", 1)[1].split(" ", 1)[0]
+
+
+def test_runs_upgrade_in_the_services_task_streams_its_logs_and_exits_with_its_code(scene: Scene,
+                                                                                     tmp_path: Path) -> None:
+    """The service's task definition, network configuration and launch type; the container command
+    ``alembic-deploy upgrade`` plus the options ecs-run does not know; startedBy and tags naming the
+    GitHub run; log lines shown while the task runs and after it stopped; exit code 7 is the
+    container's. The container's lines are written with the Logs API; its exit code and STOPPED
+    are set on moto's backend objects."""
+    scene.build()
+    proc, out, err = scene.spawn(tmp_path, "--service", "web", "--cluster", CLUSTER, "--env", "production",
+                                 "--ddl-lock-timeout", "5")
+    task_arn = _started(err)
+    described = scene.aws.client("ecs").describe_tasks(cluster=CLUSTER, tasks=[task_arn], include=["TAGS"])
+    task = described["tasks"][0]
+    assert task["overrides"]["containerOverrides"] == [
+        {"name": "app", "command": ["alembic-deploy", "upgrade", "--env", "production", "--ddl-lock-timeout", "5"]}]
+    assert task["taskDefinitionArn"] == scene.task_definition
+    assert task["launchType"] == "FARGATE"
+    assert task["startedBy"] == "alembic-deploy/gh/4242/2"
+    tags = {t["key"]: t["value"] for t in task["tags"]}
+    assert tags["github:repository"] == "acme/shop" and tags["github:run-id"] == "4242"
+    assert tags["alembic-deploy"] == "ecs-run"
+    assert scene.task(task_arn).network_configuration == {"awsvpcConfiguration": {
+        "subnets": [scene.subnet], "securityGroups": [scene.security_group], "assignPublicIp": "ENABLED"}}
+
+    scene.log(task_arn, "Upgrading to head", "applied 1a2b3c")
+    out.wait_for("applied 1a2b3c")  # shown while the task still runs
+    assert proc.poll() is None
+    scene.log(task_arn, "revision 4d5e6f failed: lock timeout")
+    scene.exit(task_arn, 7)
+    assert proc.wait(DEADLINE) == 7
+    assert out.text.splitlines() == ["Upgrading to head", "applied 1a2b3c", "revision 4d5e6f failed: lock timeout"]
+    assert "Traceback" not in err.text
+
+
+def test_flags_give_the_task_without_a_service_and_a_command_after_dashes_replaces_upgrade(
+        scene: Scene, tmp_path: Path) -> None:
+    """--task-definition, --subnet, --security-group and --no-assign-public-ip instead of a service;
+    the command after ``--`` runs as is; exit 0 is the container's (set on moto's backend)."""
+    scene.build()
+    proc, _out, err = scene.spawn(
+        tmp_path, "--cluster", CLUSTER, "--task-definition", "shop", "--subnet", scene.subnet,
+        "--security-group", scene.security_group, "--no-assign-public-ip", "--", "python", "-m", "app.migrate")
+    task_arn = _started(err)
+    task = scene.task(task_arn)
+    assert task.overrides == {"containerOverrides": [{"name": "app", "command": ["python", "-m", "app.migrate"]}]}
+    assert task.network_configuration["awsvpcConfiguration"] == {
+        "subnets": [scene.subnet], "securityGroups": [scene.security_group], "assignPublicIp": "DISABLED"}
+    scene.exit(task_arn, 0)
+    assert proc.wait(DEADLINE) == 0, err.text
+
+
+def test_exit_code_is_the_named_containers_not_the_sidecars(scene: Scene, tmp_path: Path) -> None:
+    """A task with a sidecar that exited 0: ecs-run exits with --container app's 3. moto describes
+    only a task definition's first container, so the test adds the sidecar's container to moto's
+    task object and sets both exit codes there."""
+    scene.build(sidecar=True)
+    proc, _out, err = scene.spawn(tmp_path, "--service", f"{CLUSTER}/web", "--container", "app")
+    task_arn = _started(err)
+    task = scene.task(task_arn)
+    sidecar = type(task.containers[0]).__new__(type(task.containers[0]))
+    sidecar.__dict__.update(task.containers[0].__dict__, name="datadog", exitCode=0)
+    task.containers.insert(0, sidecar)
+    task.containers[1].exitCode = 3
+    task.last_status = "STOPPED"
+    assert proc.wait(DEADLINE) == 3, err.text
+
+
+def test_a_task_with_two_containers_needs_container(scene: Scene, tmp_path: Path) -> None:
+    """Without --container, a two-container task definition is refused before any task starts."""
+    scene.build(sidecar=True)
+    run = invoke_cli(tmp_path, "ecs-run", "--service", "web", "--cluster", CLUSTER, env=scene.aws.env)
+    assert run.returncode == 2
+    assert "app, datadog" in run.stderr and "--container" in run.stderr
+    assert scene.aws.client("ecs").list_tasks(cluster=CLUSTER)["taskArns"] == []
+
+
+@pytest.mark.parametrize(("stopped", "expected"), [
+    ({"stop_code": "TaskFailedToStart", "stopped_reason": "CannotPullContainerError: pull image manifest has been "
+      "retried 5 time(s): failed to resolve ref docker.io/acme/shop:1: not found"}, "image could not be pulled"),
+    ({"stop_code": "TaskFailedToStart", "stopped_reason": "ResourceInitializationError: unable to pull secrets or "
+      "registry auth: execution resource retrieval failed: unable to retrieve secret from asm"},
+     "secretsmanager:GetSecretValue"),
+    ({"stop_code": "EssentialContainerExited", "stopped_reason": "Essential container in task exited"},
+     "Another essential container"),
+], ids=["image-pull", "secrets-fetch", "essential-container-exited"])
+def test_a_task_that_stopped_without_an_exit_code_exits_12_saying_why(scene: Scene, tmp_path: Path,
+                                                                      stopped: dict[str, str], expected: str) -> None:
+    """The container's exit code null, the task's stopCode and stoppedReason as ECS reports them
+    (set on moto's backend objects: moto's API cannot express them): exit 12 with what ECS said and
+    what to do, in one paragraph."""
+    scene.build()
+    proc, _out, err = scene.spawn(tmp_path, "--service", "web", "--cluster", CLUSTER)
+    task_arn = _started(err)
+    scene.exit(task_arn, None, **stopped)
+    assert proc.wait(DEADLINE) == 12
+    error = next(line for line in err.text.splitlines() if line.startswith("error:"))
+    assert stopped["stopped_reason"] in error and stopped["stop_code"] in error and expected in error
+    assert "Traceback" not in err.text
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_task_waits_for_it_and_exits_9(scene: Scene, tmp_path: Path, signum: int) -> None:
+    """A cancelled GitHub job: ecs-run calls StopTask with a reason naming the run, waits until the
+    task is STOPPED (moto's StopTask stops it), shows the lines it wrote meanwhile, exits 9."""
+    scene.build()
+    proc, out, err = scene.spawn(tmp_path, "--service", "web", "--cluster", CLUSTER)
+    task_arn = _started(err)
+    scene.log(task_arn, "applying 1a2b3c")
+    out.wait_for("applying 1a2b3c")
+    proc.send_signal(signum)
+    assert proc.wait(DEADLINE) == 9
+    name = signal.Signals(signum).name
+    task = scene.aws.client("ecs").describe_tasks(cluster=CLUSTER, tasks=[task_arn])["tasks"][0]
+    assert task["lastStatus"] == "STOPPED"
+    assert task["stoppedReason"] == f"alembic-deploy ecs-run cancelled by {name} (GitHub run acme/shop#4242)"
+    assert f"Interrupted by {name}: stopped ECS task {task_arn.rsplit('/', 1)[-1]}" in err.text
+    assert "Traceback" not in err.text
+
+
+def test_timeout_stops_the_task_and_exits_12(scene: Scene, tmp_path: Path) -> None:
+    """--timeout reached while the task (held RUNNING by the state manager) still runs: StopTask,
+    then exit 12 naming the timeout."""
+    scene.build()
+    proc, _out, err = scene.spawn(tmp_path, "--service", "web", "--cluster", CLUSTER, "--timeout", "1")
+    task_arn = _started(err)
+    assert proc.wait(DEADLINE) == 12
+    assert "still running after --timeout 1 s" in err.text
+    task = scene.aws.client("ecs").describe_tasks(cluster=CLUSTER, tasks=[task_arn])["tasks"][0]
+    assert task["lastStatus"] == "STOPPED" and "--timeout of 1 s reached" in task["stoppedReason"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--service", "web"], "needs the cluster"),
+    (["--cluster", CLUSTER, "--service", "nope"], "ECS service nope was not found on cluster apps"),
+    (["--cluster", CLUSTER], "needs a task definition"),
+    (["--cluster", CLUSTER, "--task-definition", "shop"], "needs subnets"),
+    (["--cluster", CLUSTER, "--service", "web", "heads", "--", "echo"], "give one"),
+    (["--cluster", CLUSTER, "--service", "web", "--launch-type", "LAMBDA"], "--launch-type must be"),
+], ids=["no-cluster", "unknown-service", "no-task-definition", "awsvpc-without-subnets", "args-and-command",
+        "bad-launch-type"])
+def test_bad_input_is_refused_with_exit_2_before_a_task_starts(scene: Scene, tmp_path: Path, args: list[str],
+                                                               message: str) -> None:
+    scene.build()
+    run = invoke_cli(tmp_path, "ecs-run", *args, env=scene.aws.env)
+    assert run.returncode == 2, run.stderr
+    assert message in run.stderr and "Traceback" not in run.stderr
+    assert scene.aws.client("ecs").list_tasks(cluster=CLUSTER)["taskArns"] == []
+
+
+def test_without_boto3_ecs_run_says_which_extra_to_install(tmp_path: Path) -> None:
+    """boto3 missing: exit 2 naming the extra (the module hidden from the subprocess)."""
+    from helpers import run_cli, without_modules
+
+    run = run_cli(tmp_path, "ecs-run", "--cluster", "c", "--service", "web",
+                  env=without_modules(tmp_path / "stubs", "boto3"))
+    assert run.returncode == 2, run.stderr
+    assert "pip install 'alembic-deploy[aws]'" in run.stderr
+
+
+def test_started_by_and_tags_fit_what_ecs_accepts() -> None:
+    environ = {"GITHUB_RUN_ID": "1" * 200, "GITHUB_REPOSITORY": "acme/shop", "GITHUB_REF": "refs/pull/7/merge",
+               "GITHUB_WORKFLOW": "Deploy (prod) #1 <main>"}
+    assert len(started_by(environ)) == 128 and started_by({}) == "alembic-deploy"
+    tags = {t["key"]: t["value"] for t in run_tags(environ)}
+    assert tags["github:workflow"] == "Deploy _prod_ _1 _main_"
+    assert len(tags["github:run-id"]) == 200
+
+
+@pytest.mark.parametrize(("task", "expected"), [
+    ({"stopCode": "TaskFailedToStart", "stoppedReason": "RESOURCE:MEMORY"}, "no capacity"),
+    ({"stopCode": "SpotInterruption", "stoppedReason": "Your Spot Task was interrupted."}, "Fargate Spot"),
+    ({"stopCode": "EssentialContainerExited", "stoppedReason": "Essential container in task exited",
+      "containers": [{"name": "app", "reason": "OutOfMemoryError: Container killed due to memory usage"}]},
+     "ran out of memory"),
+], ids=["capacity", "spot", "oom"])
+def test_failure_explains_what_ecs_reported(task: dict[str, Any], expected: str) -> None:
+    """The reasons of DescribeTasks answers as the ECS documentation shows them ("stopped tasks
+    errors"), turned into one paragraph with what to do."""
+    task = {"taskArn": "arn:aws:ecs:us-east-1:1:task/apps/abc", **task}
+    container = next(iter(task.get("containers", [])), None)
+    error = failure(task, "app", container)
+    assert expected in error.message and task["stoppedReason"] in error.message and error.exit_code == 12
