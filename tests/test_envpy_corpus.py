@@ -433,3 +433,21 @@ def test_an_async_env_py_given_a_sync_url_ends_as_without_the_fast_path(make_pro
     full = run_cli(project, "upgrade", "--json", "--no-fast-path", url=db.url, env=env)
     assert full.returncode != 0, full.output  # the full path runs env.py, which refuses the URL
     assert (fast.returncode, json.loads(fast.stdout)["fast_path"]) == (full.returncode, False), fast.output
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="except* is new in Python 3.11")
+@pytest.mark.parametrize("handler", ["except", "except*"])
+def test_a_try_statement_is_judged_by_its_blocks_whether_it_catches_with_except_or_except_star(tmp_path, handler):
+    """``try``/``except`` and ``try``/``except*`` hold the same blocks: the template's run wrapped in
+    either is taken, and either declines once its handler calls into the application."""
+    source = (CORPUS / "template_generic.py").read_text()
+    run = "if context.is_offline_mode():\n    run_migrations_offline()\nelse:\n    run_migrations_online()\n"
+    assert source.endswith(run)
+    wrapped = "try:\n" + "".join(f"    {line}\n" for line in run.splitlines())
+    plain = tmp_path / "plain.py"
+    plain.write_text(source.replace(run, wrapped + f"{handler} ValueError:\n    raise\n"))
+    assert env_py_is_plain(plain), why_not_plain(plain)
+    calling = tmp_path / "calling.py"
+    calling.write_text("from app import unknown_call\n"
+                       + source.replace(run, wrapped + f"{handler} ValueError:\n    unknown_call()\n    raise\n"))
+    assert not env_py_is_plain(calling)

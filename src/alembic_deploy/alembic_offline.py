@@ -238,7 +238,8 @@ def render_offline(found: RevisionFile, dialect: str, direction: str = "upgrade"
     # Inside env.py's own run (upgrade's preflight) alembic.op is that run's: keep it.
     with op_proxy_kept(), Operations.context(context) as operations:
         # The op proxy calls invoke() on this instance for every operation: record which one
-        # each statement comes from.
+        # each statement comes from. Wrapped on the instance: Operations.context() builds a plain
+        # Operations (not cls), so a subclass overriding invoke() could not take its place.
         operations.invoke = recorder.recording(operations.invoke)  # type: ignore[method-assign]
         with context.begin_transaction():
             migrate()

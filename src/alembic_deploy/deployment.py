@@ -41,16 +41,23 @@ def shielded(echo: Echo | None) -> Echo:
     lost; the report returned holds the outcome all the same. Signals (KeyboardInterrupt) pass."""
     if echo is None:
         return _quiet
-    if getattr(echo, "shields", None) is not None:
+    if isinstance(echo, _Shielded):
         return echo
+    return _Shielded(echo)
 
-    def say(msg: str) -> None:
+
+class _Shielded:
+    """``echo`` with whatever it raises dropped (see :func:`shielded`)."""
+
+    __slots__ = ("echo",)
+
+    def __init__(self, echo: Echo) -> None:
+        self.echo = echo
+
+    def __call__(self, msg: str) -> None:
         # Whatever the caller's output does, the work goes on.
         with contextlib.suppress(Exception):
-            echo(msg)
-
-    say.shields = echo  # type: ignore[attr-defined]
-    return say
+            self.echo(msg)
 
 
 @dataclass

@@ -395,7 +395,7 @@ class Journal:
             if read is not None:
                 self._unread = (dbapi, read)
                 return
-        cursor = dbapi.cursor()  # type: ignore[union-attr]
+        cursor = conn.connection.cursor()
         try:
             cursor.execute(text, params)
         finally:

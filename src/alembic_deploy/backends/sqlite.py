@@ -286,6 +286,8 @@ def _sliced_connection(module_name: str, wait: float) -> type:
                 if now - started >= wait:
                     raise _locked_out(connection.database, now - started) from None
 
+    # The driver module is only known at run time (the one the URL's dialect loads), so its classes
+    # are bases mypy cannot see.
     class Cursor(module.Cursor):  # type: ignore[name-defined,misc]
         def execute(self, *args: Any) -> Any:
             return patient(self.connection, super().execute, *args)

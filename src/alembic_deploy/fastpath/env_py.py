@@ -36,7 +36,8 @@ subscripted or read an attribute of.
 from __future__ import annotations
 
 import ast
-from typing import TYPE_CHECKING, Any, TypeAlias
+import sys
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeGuard
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -83,6 +84,11 @@ _POOLS = frozenset({"NullPool", "StaticPool", "QueuePool", "SingletonThreadPool"
 # Drivers of the URL (after "+") SQLAlchemy runs only under create_async_engine, or under both.
 _ASYNC_DRIVERS = frozenset({"asyncpg", "aiosqlite", "aiomysql", "asyncmy", "aioodbc", "psycopg_async"})
 _DUAL_DRIVERS = frozenset({"psycopg"})
+#: ``try`` statements; from Python 3.11 also ``try``/``except*``, with the same fields.
+if sys.version_info >= (3, 11):
+    _TRY_NODES = (ast.Try, ast.TryStar)
+else:
+    _TRY_NODES = (ast.Try,)
 _SYNC_FACTORIES = frozenset({
     f"sqlalchemy.{m}{f}" for m in ("", "engine.", "engine.create.") for f in ("create_engine", "engine_from_config")
 })
@@ -285,9 +291,9 @@ class _EnvChecker:
                 if item.optional_vars is not None:
                     self.check_target(item.optional_vars, UNKNOWN)
             self.check_body(stmt.body)
-        elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
-            self.check_body(stmt.body, stmt.orelse, stmt.finalbody)  # type: ignore[attr-defined]
-            for handler in stmt.handlers:  # type: ignore[attr-defined]
+        elif isinstance(stmt, _TRY_NODES):
+            self.check_body(stmt.body, stmt.orelse, stmt.finalbody)
+            for handler in stmt.handlers:
                 if handler.type is not None:
                     ev(handler.type)
                 self.check_body(handler.body)
@@ -685,7 +691,7 @@ class _EnvChecker:
                 return False
         return True
 
-    def _skipped(self, node: ast.AST) -> bool:
+    def _skipped(self, node: ast.AST) -> TypeGuard[ast.FunctionDef | ast.AsyncFunctionDef]:
         return isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in self.hooks
 
     def _walk(self) -> Iterator[ast.AST]:
@@ -695,7 +701,7 @@ class _EnvChecker:
             node = stack.pop()
             yield node
             if self._skipped(node):
-                stack.extend([*node.decorator_list, node.args])  # type: ignore[attr-defined]
+                stack.extend([*node.decorator_list, node.args])
                 continue
             stack.extend(ast.iter_child_nodes(node))
 

@@ -65,12 +65,7 @@ class SchemaGuard:
     def init_app(self, app: Flask) -> None:
         self.engine_or_url = self.engine_or_url or app.config.get("SQLALCHEMY_DATABASE_URI")
         self.script_location = self.script_location or app.config.get("ALEMBIC_DEPLOY_SCRIPT_LOCATION")
-        if not self.engine_or_url or not self.script_location:
-            raise ConfigError(
-                "SchemaGuard needs a database (engine_or_url=, or SQLALCHEMY_DATABASE_URI in the app "
-                "config) and the migration scripts (script_location=, or "
-                "ALEMBIC_DEPLOY_SCRIPT_LOCATION): a folder or the path of alembic.ini."
-            )
+        self._checked_against()
         try:
             outcome: guard.SchemaCheck | Exception = self.check()
         except (DatabaseUnreachable, ConfigError) as exc:
@@ -82,8 +77,18 @@ class SchemaGuard:
         app.extensions["alembic_deploy"] = self
 
     def check(self) -> guard.SchemaCheck:
-        self.latest = guard.check(self.engine_or_url, self.script_location, **self.options)  # type: ignore[arg-type]
+        self.latest = guard.check(*self._checked_against(), **self.options)
         return self.latest
+
+    def _checked_against(self) -> tuple[Engine | str, str]:
+        """The database and the migration scripts; a ConfigError when either is not known."""
+        if not self.engine_or_url or not self.script_location:
+            raise ConfigError(
+                "SchemaGuard needs a database (engine_or_url=, or SQLALCHEMY_DATABASE_URI in the app "
+                "config) and the migration scripts (script_location=, or "
+                "ALEMBIC_DEPLOY_SCRIPT_LOCATION): a folder or the path of alembic.ini."
+            )
+        return self.engine_or_url, self.script_location
 
     def readiness(self) -> tuple[Response, int]:
         try:

@@ -77,8 +77,6 @@ class Statement:
             return NotImplemented
         return self.to_dict() == other.to_dict()
 
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
 
 _STATEMENT_FIELDS: Final = tuple(f.name for f in fields(Statement))
 
@@ -111,8 +109,10 @@ class SeenStatement(Statement):
         plain = None if masked.literals or masked.text is not masked.skeleton else text
         return _excerpt(masked, plain), _fingerprint(masked, plain), _effect_fields(text)
 
+    # The fields below are worked out on first read. A cached_property stores its value in the
+    # instance as the field would (and __init__ may set it), but mypy takes it for read-only.
     @functools.cached_property
-    def sql(self) -> str:  # type: ignore[override]  # worked out on first read
+    def sql(self) -> str:  # type: ignore[override]
         return self._worked_out[0]
 
     @functools.cached_property

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sqlalchemy.engine import Connection, Engine
-    from tenacity import Retrying
+    from tenacity import RetryCallState, Retrying
 
     from ..backends import Backend
 
@@ -59,9 +59,11 @@ def wait_for_database(
     def transient(exc: BaseException) -> bool:
         return isinstance(exc, DBAPIError) and backend.is_transient(exc)
 
-    def before_sleep(state: object) -> None:
-        if on_retry is not None:
-            on_retry(attempts, state.outcome.exception())  # type: ignore[attr-defined]
+    def before_sleep(state: RetryCallState) -> None:
+        # Only a failed attempt is retried: its outcome holds the exception.
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if on_retry is not None and exc is not None:
+            on_retry(attempts, exc)
 
     def loop() -> Retrying:
         from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
