@@ -123,3 +123,57 @@ def test_without_from_the_plan_starts_where_the_database_is(backend: str, reques
     assert invoke_cli(project, "upgrade", url=db.url).returncode == EXIT_OK
     doc = checked(invoke_cli(project, "plan", "--json", url=db.url).stdout, "plan", EXIT_OK)
     assert doc["revisions"] == [] and doc["from_revision"] == "a3_seed"
+
+
+ENUM_VALUE = '''"""a new mood"""
+from alembic import op
+
+revision = "a4_mood"
+down_revision = "a3_seed"
+
+
+def upgrade():
+    op.execute("ALTER TYPE mood ADD VALUE 'meh'")
+    op.create_index("ix_users_email_lower", "users", ["email"], postgresql_concurrently=True)
+
+
+def downgrade():
+    pass
+'''
+
+
+def _with_online_configure(project: Path, keywords: str) -> None:
+    env_py = project / "migrations" / "env.py"
+    online = "connection=connection, target_metadata=target_metadata"
+    env_py.write_text(env_py.read_text().replace(online, f"{online}, {keywords}"))
+
+
+@pytest.mark.parametrize(("keywords", "transactional", "per_migration", "rules"), [
+    ("", "yes", False, {"add-enum-value", "concurrently-in-transaction"}),
+    ("transaction_per_migration=True", "yes", True, {"add-enum-value", "concurrently-in-transaction"}),
+    ("transactional_ddl=False", "no", False, set()),
+    ("transaction_per_migration=PER_MIGRATION", "yes", None, {"add-enum-value", "concurrently-in-transaction"}),
+])
+def test_plan_honours_what_env_py_configures_about_transactions(tmp_path: Path, keywords: str, transactional: str,
+                                                                per_migration: bool | None, rules: set[str]) -> None:
+    """transactional_ddl=False: nothing runs in a transaction, so neither rule about transactions fires;
+    transaction_per_migration says when the new enum value commits."""
+    project = copy_project("sync", tmp_path / "p")
+    (project / VERSIONS / "a4_mood.py").write_text(ENUM_VALUE)
+    _with_online_configure(project, keywords)
+    doc = checked(invoke_cli(project, "plan", "--from", "a3_seed", "--dialect", "postgresql", "--json").stdout,
+                  "plan", CheckRefused.exit_code if rules else EXIT_OK)
+    assert doc["env_py"]["transaction_per_migration"] is per_migration
+    (revision,) = doc["revisions"]
+    assert revision["transactional"] == transactional
+    found = {f["rule"]: f["message"] for f in revision["findings"]}
+    assert set(found) - {"index-not-concurrent", "irreversible"} == rules
+    if per_migration:
+        assert "commits with this revision" in found["add-enum-value"]
+    elif rules:
+        assert "the end of the whole upgrade" in found["add-enum-value"]
+    # check reads env.py the same way.
+    checked_doc = checked(invoke_cli(project, "check", "--from", "a3_seed", "--dialect", "postgresql",
+                                     "--json").stdout, "check", CheckRefused.exit_code if rules else EXIT_OK)
+    assert {f["rule"] for r in checked_doc["revisions"] for f in r["findings"]} - {
+        "index-not-concurrent", "irreversible"} == rules

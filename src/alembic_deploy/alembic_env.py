@@ -428,6 +428,11 @@ def revision_files(ini: Path, section: str = "alembic") -> list[RevisionFile]:
         ) from None
 
 
+def env_py_location(ini: Path, section: str = "alembic") -> Path:
+    """The env.py of the project ``ini`` configures (read as text by the lint, never run)."""
+    return Path(ScriptDirectory.from_config(alembic_config(ini, section)).env_py_location)
+
+
 # -- opening the scripts: what fails there is the project's to fix (exit 2) -------------------------
 def open_scripts(config: Config) -> ScriptDirectory:
     """Alembic's ScriptDirectory for ``config``, every revision file loaded and the graph built

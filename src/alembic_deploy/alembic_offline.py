@@ -221,19 +221,22 @@ def _facts(operation: alembic_ops.MigrateOperation | None) -> dict[str, Any]:
     return {}
 
 
-def render_offline(found: RevisionFile, dialect: str, direction: str = "upgrade") -> list[RenderedStatement]:
+def render_offline(found: RevisionFile, dialect: str, direction: str = "upgrade",
+                   transactional_ddl: bool | None = None) -> list[RenderedStatement]:
     """The statements ``found``'s ``upgrade()`` (or ``downgrade()``) emits in Alembic's offline mode
     for ``dialect`` (a SQLAlchemy dialect name: postgresql, mysql, mariadb, sqlite), literal values
     inlined as ``alembic upgrade --sql`` does, inside one transaction where the dialect has
-    transactional DDL. Raises what the revision raises offline (e.g. it reads the database through
+    transactional DDL (``transactional_ddl`` overrides the dialect's, as env.py's ``context.configure``
+    keyword of that name does). Raises what the revision raises offline (e.g. it reads the database through
     ``op.get_bind()``); the version-table statements env.py would add are not included.
     """
     if found.module is None:
         raise ValueError(f"{found.path} did not import")
     recorder = _Recorder(found.path)
-    context = MigrationContext.configure(
-        dialect_name=dialect, opts={"as_sql": True, "output_buffer": recorder, "literal_binds": True},
-    )
+    opts: dict[str, Any] = {"as_sql": True, "output_buffer": recorder, "literal_binds": True}
+    if transactional_ddl is not None:
+        opts["transactional_ddl"] = transactional_ddl
+    context = MigrationContext.configure(dialect_name=dialect, opts=opts)
     migrate: Callable[[], Any] = getattr(found.module, direction)
     # Inside env.py's own run (upgrade's preflight) alembic.op is that run's: keep it.
     with op_proxy_kept(), Operations.context(context) as operations:

@@ -127,12 +127,14 @@ def require_known(files: Sequence[RevisionFile], start: str | None) -> None:
 def check(settings: Settings) -> CheckReport:
     """Check the project ``settings`` names: its graph, then the lint of its revisions (all of
     them, or those above ``settings.from_revision``), base first."""
-    from .alembic_env import revision_files
+    from .alembic_env import env_py_location, revision_files
+    from .lint.env_options import read_env_options
     from .lint.offline import lint_revision_file
     from .policy import apply, choose, fail_on
 
     dialect = dialect_for(settings)
     files = revision_files(settings.config_path, settings.name)
+    env = read_env_options(env_py_location(settings.config_path, settings.name))
     policy = choose(settings.policies, settings.env)
     report = CheckReport(settings.config, dialect, fail_on(settings.fail_on, policy), heads_of(files),
                          graph_problems(files, settings.config), policy=policy.name if policy else None)
@@ -141,6 +143,6 @@ def check(settings: Settings) -> CheckReport:
     require_known(files, start)
     for found in order(files):
         if wanted is None or found.revision in wanted:
-            report.revisions.append(lint_revision_file(found, dialect))
+            report.revisions.append(lint_revision_file(found, dialect, env))
     apply(policy, report.revisions)
     return report

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .alembic_offline import RevisionFile
     from .drift import DriftReport
     from .lint import Finding, RevisionLint
+    from .lint.env_options import EnvOptions
     from .promotion import Promotion
     from .settings import Settings
 
@@ -72,6 +73,17 @@ class PlanReport:
     promotion: Promotion | None = None
     #: The database against its migrations (``--check-drift``); None when not asked.
     drift: DriftReport | None = None
+    #: What env.py's ``context.configure`` says about transactions (read from its source).
+    env_py: EnvOptions | None = None
+
+    def transactions_line(self) -> str:
+        """How the revisions' transactions group, as env.py configures them."""
+        options = self.env_py.to_dict() if self.env_py is not None else {}
+        ddl = {True: "on", False: "off", None: "the dialect's"}[options.get("transactional_ddl")]
+        per = {True: "one per revision", False: "one for the whole upgrade (Alembic's default)",
+               None: "unknown (env.py sets transaction_per_migration from a variable)"}[
+            options.get("transaction_per_migration")]
+        return f"env.py: transactional DDL {ddl}; transactions: {per}"
 
     @property
     def blocking(self) -> list[Finding]:
@@ -107,10 +119,12 @@ class PlanReport:
             revisions=[r.to_dict() for r in self.revisions],
             promotion=self.promotion.to_dict() if self.promotion is not None else None,
             drift=self.drift.details() if self.drift is not None else None,
+            env_py=self.env_py.to_dict() if self.env_py is not None else None,
         )
 
     def render_text(self) -> str:
-        lines = [f"plan: {len(self.revisions)} revision(s) to apply from {self.from_revision} ({self.dialect})"]
+        lines = [f"plan: {len(self.revisions)} revision(s) to apply from {self.from_revision} ({self.dialect})",
+                 self.transactions_line()]
         for r in self.revisions:
             lines.append("")
             lines.append(f"{r.revision}  {r.message}")
@@ -145,6 +159,8 @@ class PlanReport:
         out = [
             (f"## alembic-deploy plan: {len(self.revisions)} revision(s) from `{self.from_revision}` "
              f"({self.dialect})"),
+            "",
+            self.transactions_line(),
             "",
             "| revision | message | class | transaction | findings |",
             "|---|---|---|---|---|",
@@ -223,7 +239,9 @@ def plan(settings: Settings, echo: Callable[[str], None] | None = None) -> PlanR
 
 def _report(files: list[RevisionFile], pending: list[RevisionFile], dialect: str, start: str,
             settings: Settings) -> PlanReport:
+    from .alembic_env import env_py_location
     from .git_authors import authors
+    from .lint.env_options import read_env_options
     from .lint.offline import lint_rendered, render
     from .policy import apply, choose, fail_on
     from .promotion import check_promotion
@@ -231,14 +249,16 @@ def _report(files: list[RevisionFile], pending: list[RevisionFile], dialect: str
     by_author = authors(f.path for f in pending)
     # plan is for one environment: its --env's policy, or none (check takes the strictest).
     policy = choose(settings.policies, settings.env) if settings.env else None
-    report = PlanReport(dialect, start, fail_on(settings.fail_on, policy), policy=policy.name if policy else None)
+    env = read_env_options(env_py_location(settings.config_path, settings.name))
+    report = PlanReport(dialect, start, fail_on(settings.fail_on, policy), policy=policy.name if policy else None,
+                        env_py=env)
     for found in pending:
-        rendered = render(found, dialect)
+        rendered = render(found, dialect, env)
         marker = next((m for m in ("expand_only", "contract") if found.options.get(m)), None)
         report.revisions.append(PlannedRevision(
             str(found.revision), found.doc, str(found.path), by_author.get(Path(found.path).resolve()),
             found.down_revisions, rendered.transactional, [st.sql for st in rendered.statements or ()],
-            rendered.error, lint_rendered(found, dialect, rendered), marker,
+            rendered.error, lint_rendered(found, dialect, rendered, env), marker,
         ))
     apply(policy, [r.lint for r in report.revisions])
     report.promotion = check_promotion(settings.env, settings.promotion_order, settings.policies, files,

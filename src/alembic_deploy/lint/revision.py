@@ -29,6 +29,9 @@ class LintInput:
     #: Why the revision could not be rendered offline (its changes are then empty), and where.
     render_error: str | None = None
     render_error_line: int | None = None
+    #: env.py's ``transaction_per_migration`` (None: not known): off, the revision's transaction
+    #: goes on through every later revision of the same upgrade.
+    transaction_per_migration: bool | None = None
 
     @cached_property
     def tree(self) -> ast.Module | None:

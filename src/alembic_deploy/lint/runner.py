@@ -57,13 +57,15 @@ def lint_revision(
     options: dict[str, Any] | None = None,
     render_error: str | None = None,
     render_error_line: int | None = None,
+    transaction_per_migration: bool | None = None,
 ) -> RevisionLint:
     """Lint one revision rendered for ``dialect`` (``statements`` is None when it could not be
-    rendered: ``render_error`` says why). Findings an ``allow`` comment names keep its reason."""
+    rendered: ``render_error`` says why). Findings an ``allow`` comment names keep its reason.
+    ``transaction_per_migration`` is env.py's (None: not known; Alembic's default is off)."""
     dialect = dialect_of(dialect)
     changes = read_changes(statements or [], dialect)
     given = LintInput(revision, file, source, dialect, changes, dict(options or {}), render_error,
-                      render_error_line)
+                      render_error_line, transaction_per_migration)
     allowed = given.allowed
     findings: list[Finding] = []
     for rule in RULES:

@@ -100,12 +100,14 @@ def check_lint(project: AlembicProject, planned: Sequence[str], settings: Settin
 
 def _lint(project: AlembicProject, planned: Sequence[str], dialect: str) -> list[RevisionLint]:
     from ..alembic_env import read_revision_file
+    from ..lint.env_options import read_env_options
     from ..lint.offline import lint_revision_file
 
+    env = read_env_options(Path(project.script.env_py_location))
     lints = []
     for rev in planned:
         path = project.path(rev)
         found = read_revision_file(Path(path)) if path else None
         if found is not None and found.error is None:
-            lints.append(lint_revision_file(found, dialect))
+            lints.append(lint_revision_file(found, dialect, env))
     return lints
