@@ -138,6 +138,7 @@ class AlembicProject:
         # env.py reads the URL either way: from the config or from DATABASE_URL.
         self.config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
         os.environ["DATABASE_URL"] = url
+        self.url = url
         self.last_run = RunResult()
         #: The ``alembic_deploy`` dicts of the last run's planned revisions, read once per step.
         self._planned_options: dict[str, dict[str, Any]] = {}
@@ -279,7 +280,9 @@ class AlembicProject:
             destination_rev=target,
             tag=None,
         )
-        with ctx:
+        from .credentials import while_env_py_runs
+
+        with ctx, while_env_py_runs(self.url):
             try:
                 script.run_env()
             except Exception as exc:

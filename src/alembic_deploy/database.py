@@ -62,9 +62,17 @@ def make_engine(raw_url: str, lock_wait: float | None = None) -> tuple[Engine, B
         _require_driver(url.set(drivername=f"{url.get_backend_name()}+{asked}"), backend)
     from sqlalchemy import event
 
+    from . import credentials
+
     def connect(_dialect: object, _record: object, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> object:
         return None if cargs else backend.connect(driver, cparams)
 
+    def make(dialect: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> object:
+        return connect(dialect, None, cargs, cparams) or dialect.connect(*cargs, **cparams)
+
+    # A login read at every connect (a rotated secret, an IAM token) connects itself, so that a
+    # refused login can be read again (alembic_deploy.credentials); else the listener below.
+    credentials.install(engine, raw_url, make)
     event.listen(engine, "do_connect", connect)
     return engine, backend
 

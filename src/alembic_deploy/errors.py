@@ -12,8 +12,9 @@
     ├── PartialMigration .......... 8  a non-transactional revision is half applied
     ├── Interrupted ............... 9  SIGINT / SIGTERM
     ├── ScratchUnavailable ....... 10  drift: no scratch database could be created
-    └── EcsTaskFailed ............ 12  ecs-run: the task stopped without its container's exit code,
-                                        could not be placed, or outlived --timeout
+    ├── EcsTaskFailed ............ 12  ecs-run: the task stopped without its container's exit code,
+    │                                   could not be placed, or outlived --timeout
+    └── CredentialsUnavailable ... 13  AWS: the database secret or IAM token could not be obtained
 
     (success) ..................... 0  EXIT_OK: migrated, nothing to do, or nothing unfinished
 
@@ -39,6 +40,7 @@ __all__ = [
     "AlembicDeployError",
     "CheckRefused",
     "ConfigError",
+    "CredentialsUnavailable",
     "DatabaseUnreachable",
     "EcsTaskFailed",
     "HealthCheckFailed",
@@ -135,3 +137,14 @@ class EcsTaskFailed(AlembicDeployError):
 
     exit_code = 12
     kind = "ecs-task-failed"
+
+
+class CredentialsUnavailable(AlembicDeployError):
+    """The database credentials could not be obtained from AWS: the secret of ``--database-secret``
+    is not there, this role may not read it (or decrypt it), no AWS credentials or region are
+    configured, or the endpoint did not answer; or an RDS IAM token could not be signed. A secret
+    that was read but holds something unusable (a key missing, an unknown engine) is a
+    :class:`ConfigError` (exit 2): the secret has to change, not the access to it."""
+
+    exit_code = 13
+    kind = "credentials-unavailable"

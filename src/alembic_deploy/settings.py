@@ -93,6 +93,15 @@ class Settings:
     x: tuple[str, ...] = _option((), EVERY_COMMAND, "key=value passed to env.py, as with alembic -x.", "-x")
     database_url: str | None = _option(
         None, ON_A_DATABASE, "Database URL (default: DATABASE_URL, then sqlalchemy.url).", shown=False)
+    # The login from AWS (alembic-deploy[aws]): read again at every connect (alembic_deploy.credentials).
+    database_secret: str | None = _option(
+        None, ON_A_DATABASE, "AWS Secrets Manager secret (name or ARN) holding the database login: RDS's JSON "
+        "(engine, host, port, username, password, dbname) or a URL; what it lacks comes from DATABASE_URL. Read "
+        "again at every connect, so a rotation mid-deploy is followed (needs alembic-deploy[aws]).",
+        metavar="NAME_OR_ARN")
+    rds_iam: bool = _option(
+        False, ON_A_DATABASE, "Log in with an RDS IAM token signed for every connect instead of a password; the URL "
+        "must require TLS (sslmode=require / ssl_ca=...) (needs alembic-deploy[aws]).")
     env: str | None = _option(None, ON_A_DATABASE | {CHECK},
                               "Environment name recorded in the journal (dev, qa, beta, production); check and plan "
                               "apply its policy.")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from urllib.parse import SplitResult
 
     from sqlalchemy import Table
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import URL, Connection, Engine
     from sqlalchemy.sql import Executable
     from sqlalchemy.sql.elements import TextClause
     from tenacity import Retrying
@@ -109,6 +109,8 @@ class Backend:
     #: partly applied revision): the end of a sentence "..., because <partial_cause> and nothing
     #: rolled them back".
     partial_cause: ClassVar[str] = "they ran outside a transaction"
+    #: The server's port when the URL names none (None: no server).
+    default_port: ClassVar[int | None] = None
     #: Does :meth:`cancel` need a connection of the tool's own to the server? False where the
     #: statement is cancelled through the migrating connection itself (SQLite's interrupt).
     cancel_needs_connection: ClassVar[bool] = True
@@ -175,6 +177,16 @@ class Backend:
         """True when the error means "not reachable yet" (retry), False for "wrong" (fail now)."""
         text = str(exc).lower()
         return any(marker in text for marker in _TRANSIENT_MARKERS)
+
+    def is_auth_failure(self, exc: BaseException) -> bool:
+        """The server refused the login (a wrong password or IAM token), raised by a driver's
+        ``connect()`` (SQLAlchemy's wrapper or not): a rotated secret is read again once."""
+        return False
+
+    def tls_required_problem(self, url: URL) -> str | None:
+        """Why ``url`` does not make the driver refuse an unencrypted connection (RDS IAM tokens
+        are accepted over TLS only); None when it does."""
+        return "this database is not reached over a network"
 
     def error_text(self, exc: BaseException) -> str:
         """The driver's error message, as one would read it (``orig`` of SQLAlchemy's wrapper)."""

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from urllib.parse import SplitResult
 
     from sqlalchemy import Table
-    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine import URL, Connection
     from sqlalchemy.sql import Executable
 
 # Client error codes meaning "not reachable yet": can't connect, unknown host (DNS not ready),
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 _TRANSIENT_CODES = {2002, 2003, 2005, 2006, 2013, 1040, 1053, 1927}
 # Access denied (1044/1045), unknown database (1049): wrong, not "not yet".
 _PERMANENT_CODES = {1044, 1045, 1049, 1698}
+#: ER_ACCESS_DENIED_ERROR: the server refused the login.
+ER_ACCESS_DENIED = 1045
+#: URL query keys that give the driver TLS settings (and so make it require TLS).
+_TLS_KEYS = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_capath")
 #: MySQL rejects lock names longer than this.
 MAX_LOCK_NAME = 64
 #: ER_LOCK_WAIT_TIMEOUT (row locks and, with lock_wait_timeout, metadata locks) and ER_LOCK_NOWAIT.
@@ -83,6 +87,7 @@ class MySQLBackend(Backend):
         "mysqlconnector": Driver("mysql.connector", connect_timeout_arg="connection_timeout"),
     }
     sync_siblings = ("pymysql", "mysqldb")
+    default_port = 3306
     extra = "mysql"
     volatile_progress = True
     volatile_table_options: ClassVar[dict[str, Any]] = {"mysql_engine": "MEMORY", "mariadb_engine": "MEMORY"}
@@ -150,6 +155,19 @@ class MySQLBackend(Backend):
             return f"SET STATEMENT max_statement_time={seconds}, lock_wait_timeout={seconds} FOR {sql}"
         verb, _, rest = sql.partition(" ")  # MySQL: optimizer hints, ignored with a warning before 8.0
         return f"{verb} /*+ SET_VAR(lock_wait_timeout={seconds}) MAX_EXECUTION_TIME({seconds * 1000}) */ {rest}"
+
+    def is_auth_failure(self, exc: BaseException) -> bool:
+        return _error_code(exc) == ER_ACCESS_DENIED
+
+    def tls_required_problem(self, url: URL) -> str | None:
+        # SQLAlchemy's MySQL dialects turn ssl_* query keys into the driver's ssl settings, which
+        # make PyMySQL and mysqlclient connect over TLS or not at all; ssl_mode is mysqlclient's.
+        if any(key in url.query for key in _TLS_KEYS):
+            return None
+        if str(url.query.get("ssl_mode", "")).upper() in ("REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"):
+            return None
+        return ("no ssl_ca (nor ssl_cert, ssl_key, ssl_capath, or ssl_mode=REQUIRED) in its query; add "
+                "?ssl_ca=/path/to/the RDS CA bundle (global-bundle.pem)")
 
     def is_transient(self, exc: BaseException) -> bool:
         code = _error_code(exc)

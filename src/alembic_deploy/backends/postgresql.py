@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from urllib.parse import SplitResult
 
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import URL, Connection, Engine
 
 # SQLSTATEs that mean "wrong", not "not yet": retrying them only hides the problem.
 _PERMANENT_SQLSTATES = {"28P01", "28000", "3D000", "42501"}
@@ -34,6 +34,10 @@ _PERMANENT_SQLSTATES = {"28P01", "28000", "3D000", "42501"}
 _TRANSIENT_SQLSTATES = {"57P03", "53300", "08006", "08001"}
 #: lock_timeout expired (also NOWAIT): the statement got none of the locks it waited for.
 SQLSTATE_LOCK_NOT_AVAILABLE = "55P03"
+#: invalid_password: the server refused the login.
+SQLSTATE_INVALID_PASSWORD = "28P01"
+#: The sslmode (libpq) / ssl (asyncpg) values that refuse an unencrypted connection.
+_TLS_REQUIRED = frozenset({"require", "verify-ca", "verify-full"})
 #: insufficient_privilege, read_only_sql_transaction (a standby, default_transaction_read_only).
 SQLSTATES_REFUSED_WRITE = frozenset({"42501", "25006"})
 #: statement_timeout, pg_cancel_backend and a client cancel.
@@ -87,6 +91,7 @@ class PostgreSQLBackend(Backend):
         "asyncpg": "asyncpg",
     }
     returning_id = True  # psycopg and libpq have no lastrowid
+    default_port = 5432
 
     def _end_sessions(self, conn: Connection, database: str) -> None:
         # DROP DATABASE refuses while anyone is connected (it waits a few seconds for sessions
@@ -178,6 +183,22 @@ class PostgreSQLBackend(Backend):
         if state in _TRANSIENT_SQLSTATES:
             return True
         return super().is_transient(exc)
+
+    def is_auth_failure(self, exc: BaseException) -> bool:
+        # libpq reports a failed login without a SQLSTATE (psycopg's sqlstate is None): its text.
+        state = _sqlstate(exc)
+        return state == SQLSTATE_INVALID_PASSWORD or (
+            state is None and "authentication failed" in self.error_text(exc))
+
+    def tls_required_problem(self, url: URL) -> str | None:
+        # libpq's sslmode (psycopg, psycopg2); asyncpg's ssl; pg8000 takes an ssl_context only.
+        for key in ("sslmode", "ssl"):
+            value = str(url.query.get(key, "")).lower()
+            if value in _TLS_REQUIRED:
+                return None
+        given = ", ".join(f"{k}={url.query[k]}" for k in ("sslmode", "ssl") if k in url.query)
+        return (f"{given or 'no sslmode'} in its query (libpq's default, prefer, falls back to an unencrypted "
+                "connection); add ?sslmode=require, or verify-full with sslrootcert= the RDS CA bundle")
 
     def error_text(self, exc: BaseException) -> str:
         # pg8000 passes the server's error fields as a dict: M(essage), C(ode), D(etail)...

@@ -118,6 +118,10 @@ def _try_noop(
     require_supported()  # the full path would refuse an unsupported SQLAlchemy or Alembic: so does this
     project = read_ini(settings.config_path, settings.name)
     url = settings.database_url or project.ini_url
+    if settings.database_secret or settings.rds_iam:  # the login from AWS, as the full path connects
+        from ..database_url import resolve_url
+
+        url = resolve_url(settings, project)
     if not url or project.script_dir is None or project.unsupported or project.sourceless:
         return False
     if set(project.engine_options) - _HARMLESS_ENGINE_OPTIONS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ...errors import ConfigError
+from ...errors import ConfigError, CredentialsUnavailable
 
 #: botocore's "standard" retry mode: throttling and transient errors are retried with backoff.
 RETRIES: Final = {"mode": "standard", "max_attempts": 5}
@@ -53,3 +53,23 @@ def aws_errors() -> tuple[type[BaseException], ...]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     return (BotoCoreError, ClientError)
+
+
+def unavailable(exc: BaseException, what: str, advice: str) -> CredentialsUnavailable | ConfigError:
+    """The error (exit 13) for an AWS call about the database login, ``what``, that failed with
+    ``exc``; ``advice`` says what lets it succeed. No region: exit 2, the setup is missing."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
+
+    if isinstance(exc, NoRegionError):
+        return ConfigError(f"{what}: no AWS region is configured. Set AWS_REGION (or AWS_DEFAULT_REGION).")
+    if isinstance(exc, NoCredentialsError):
+        return CredentialsUnavailable(
+            f"{what}: no AWS credentials were found. Run with a role (the ECS task role, the instance "
+            "profile, GitHub's OIDC role through aws-actions/configure-aws-credentials) or set AWS_PROFILE.")
+    if isinstance(exc, EndpointConnectionError):
+        advice = ("Check the network route to AWS (a VPC endpoint or NAT for a task in a private subnet) and "
+                  "AWS_ENDPOINT_URL if one is set.")
+    elif isinstance(exc, ClientError):
+        text = exc.response.get("Error", {}).get("Message", "")
+        return CredentialsUnavailable(f"{what}: AWS answered {error_code(exc)}{f' ({text})' if text else ''}. {advice}")
+    return CredentialsUnavailable(f"{what}: {exc}. {advice}")
