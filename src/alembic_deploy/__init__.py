@@ -3,9 +3,11 @@
 The public API is what ``__all__`` lists:
 
 * the verbs, one per CLI command: :func:`upgrade`, :func:`status`, :func:`history`, :func:`repair`,
-  :func:`check`, :func:`plan`, :func:`drift`, :func:`ecs_run`; each takes a :class:`Settings` and
+  :func:`check`, :func:`plan`, :func:`drift`, :func:`ecs_run` and :func:`deploys_report` (``report``:
+  ``api.report``, whose name is the :mod:`.report` module's here); each takes a :class:`Settings` and
   returns its report (:class:`DeployReport`, :class:`StatusReport`, the journal's rows,
-  :class:`CheckReport`, :class:`PlanReport`, :class:`DriftReport`, :class:`EcsRunResult`), never exits, and raises an
+  :class:`CheckReport`, :class:`PlanReport`, :class:`DriftReport`, :class:`EcsRunResult`,
+  :class:`HistoryReport`), never exits, and raises an
   :class:`AlembicDeployError` subclass on failure, carrying the run's report as ``.report``
   (the CLI maps each class to its exit code);
 * :class:`Settings`: every setting, resolved from flags > ``ALEMBIC_DEPLOY_*`` > pyproject.toml;
@@ -38,15 +40,17 @@ from .errors import (
     PartialMigration,
     ScratchUnavailable,
 )
-from .report import DeployReport, FailedRevision, RevisionResult, StatusReport, StepResult
+from .report import DeployReport, FailedRevision, RetryResult, RevisionResult, StatusReport, StepResult
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .api import drift, ecs_run, history, repair, status, upgrade
+    from .api import report as deploys_report
     from .check import CheckReport, check
     from .drift import DriftReport
     from .guard import SchemaCheck
     from .guard import check as check_schema
+    from .history_report import HistoryReport
     from .integrations.aws.ecs_run import EcsRunResult
     from .plan import PlanReport, plan
     from .steps.health import wait_healthy
@@ -60,6 +64,8 @@ _LAZY = {
     "plan": ("plan", "plan"),
     "DriftReport": ("drift", "DriftReport"),
     "drift": ("api", "drift"),
+    "HistoryReport": ("history_report", "HistoryReport"),
+    "deploys_report": ("api", "report"),
     "history": ("api", "history"),
     "ecs_run": ("api", "ecs_run"),
     "EcsRunResult": ("integrations.aws.ecs_run", "EcsRunResult"),
@@ -96,11 +102,13 @@ __all__ = [
     "EcsTaskFailed",
     "FailedRevision",
     "HealthCheckFailed",
+    "HistoryReport",
     "Interrupted",
     "LockNotAcquired",
     "MigrationFailed",
     "PartialMigration",
     "PlanReport",
+    "RetryResult",
     "RevisionResult",
     "SchemaCheck",
     "ScratchUnavailable",
@@ -110,6 +118,7 @@ __all__ = [
     "__version__",
     "check",
     "check_schema",
+    "deploys_report",
     "drift",
     "ecs_run",
     "history",

@@ -22,9 +22,11 @@ from .report import DeployReport, StatusReport
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import timedelta
 
     from .drift import DriftReport
     from .fastpath.direct import DirectConnection
+    from .history_report import HistoryReport
     from .integrations.aws.ecs_run import EcsRunResult
     from .settings import Settings
 
@@ -173,3 +175,16 @@ def ecs_run(settings: Settings, command: Sequence[str], out: Echo, echo: Echo | 
     from .integrations.aws.ecs_run import run
 
     return run(settings, command, out, shielded(echo))
+
+
+def report(settings: Settings, urls: Sequence[str] = (), environments: Sequence[str] = (),
+           since: timedelta | str = "30d") -> HistoryReport:
+    """The deploy journals of several environments over the last ``since`` (a timedelta, or
+    ``30d``, ``12h``, ``2w``) summed up: per environment, per revision, the latest failures (see
+    :mod:`alembic_deploy.history_report`). ``urls`` (``NAME=URL`` or a URL) replace the policy's
+    environments; ``environments`` picks some of those. Only reads: an environment that cannot be
+    read is listed with why (``warnings``), and ``error()`` is exit 3 only when none could be."""
+    from .history_report import build, parse_since, sources
+
+    window = parse_since(since) if isinstance(since, str) else since
+    return build(settings, sources(settings, urls, environments), window)

@@ -31,6 +31,7 @@ from .settings import (
     OPTION,
     PLAN,
     REPAIR,
+    REPORT,
     RUN,
     STATUS,
     UPGRADE,
@@ -439,10 +440,14 @@ def plan(settings: Settings) -> None:
     else:
         out(report.render_text())
     promotion = report.promotion
-    if promotion is not None and not promotion.blocking and (settings.json or settings.output_format != "text"):
-        for problem in promotion.problems:  # the text view lists them itself
-            _err(f"warning: {problem}", fg="yellow")
-    error = report.error()
+    shown = promotion is not None and not promotion.blocking and (settings.json or settings.output_format != "text")
+    _finish(promotion.problems if shown and promotion is not None else [], report.error())
+
+
+def _finish(warnings: list[str], error: AlembicDeployError | None) -> None:
+    """After a report: ``warnings`` its view did not show (in yellow), then its error and exit code."""
+    for warning in warnings:
+        _err(f"warning: {warning}", fg="yellow")
     if error is not None:
         _err(f"error: {error.message}", fg="red")
         sys.exit(error.exit_code)
@@ -459,6 +464,46 @@ def drift(settings: Settings) -> None:
     from . import api
 
     _show(settings, api.drift(settings, echo=_echo(settings)))
+
+
+@main.command()
+@click.option("--database-url", "urls", multiple=True, metavar="[NAME=]URL",
+              help="A database whose journal to read, named NAME in the report (default: the environments of "
+                   "[tool.alembic-deploy.env.NAME] with a database-url, else DATABASE_URL / sqlalchemy.url). "
+                   "Repeatable.")
+@click.option("--env", "environments", multiple=True, metavar="NAME",
+              help="Only this environment of the policy (repeatable; default: every one with a database).")
+@click.option("--since", default="30d", show_default=True, metavar="N[h|d|w]",
+              help="The window: runs started in the last N hours, days or weeks.")
+@click.option("--format", "report_format", type=click.Choice(["text", "json", "html"]), default="text",
+              show_default=True, help="text for a terminal, json (as --json), html: one self-contained page.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file, not stdout.")
+@settings_options(REPORT)
+@_run
+def report(settings: Settings, urls: tuple[str, ...], environments: tuple[str, ...], since: str,
+           report_format: str, output: str | None) -> None:
+    """Deploys of one or several environments over a window: per environment the number of deploys,
+    success rate, failures by outcome, duration p50/p95/max and lock-wait p95; per revision where
+    and when it was applied and how long it took, the slowest, retries and blockers; the latest
+    failures with their messages. An environment that cannot be read is a warning; exit 3 only
+    when none can."""
+    from . import api
+
+    result = api.report(settings, urls, environments, since)
+    chosen = "json" if settings.json else report_format
+    text = result.to_json() if chosen == "json" else result.render_html() if chosen == "html" else result.render_text()
+    if output is None:
+        out(text)
+    else:
+        from pathlib import Path
+
+        try:
+            Path(output).write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"Could not write the report to {output}: {exc.strerror}. Give a path in a "
+                              "folder that exists and can be written.") from None
+    # The text view on stdout lists the warnings itself.
+    _finish(result.warnings if chosen != "text" or output is not None else [], result.error())
 
 
 def _show(settings: Settings, report: CheckReport | DriftReport) -> None:

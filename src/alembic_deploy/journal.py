@@ -33,7 +33,7 @@ from .masking import scrub
 from .provenance import COLUMN_SIZES, journal_row, revision_columns
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from sqlalchemy.engine import Connection, Engine
 
@@ -108,7 +108,7 @@ def journal_revisions(report: DeployReport) -> list[dict[str, Any]]:
     only inside the error text."""
     entries = [
         {"revision": r.revision, "down_revisions": list(r.down_revisions), "description": r.description,
-         "duration": round(r.duration, 4), "status": r.status}
+         "duration": round(r.duration, 4), "status": r.status, **_retried(report, r.revision, r.attempts)}
         for r in report.applied
     ]
     failed = report.failed_revision
@@ -117,8 +117,19 @@ def journal_revisions(report: DeployReport) -> list[dict[str, Any]]:
             "revision": failed.revision, "down_revisions": list(failed.down_revisions),
             "description": failed.description, "duration": round(failed.duration, 4),
             "status": "interrupted" if report.outcome == "interrupted" else "failed",
+            **_retried(report, failed.revision, None),
         })
     return entries
+
+
+def _retried(report: DeployReport, revision: str, attempts: int | None) -> dict[str, Any]:
+    """``attempts`` and the ``blockers`` named at each retry, for a revision that was retried
+    (nothing for one that ran once, so most rows stay as they were)."""
+    blockers = [r.blockers for r in report.retries if r.revision == revision]
+    attempts = attempts if attempts is not None else len(blockers) + 1
+    if attempts <= 1:
+        return {}
+    return {"attempts": attempts, "blockers": [scrub(b) for b in blockers if b]}
 
 
 #: Bytes the ``revisions`` column holds on every backend: MySQL's TEXT takes 65,535, and a journal
@@ -473,6 +484,24 @@ class Journal:
             query = query.where(self.table.c.id != exclude)
         rows = self._read(query)
         return rows[0] if rows else None
+
+    def since(self, moment: datetime, columns: Sequence[str] | None = None) -> list[dict[str, Any]] | None:
+        """Every row that started at or after ``moment`` (aware), oldest first, with ``columns``
+        (default: all but ``progress``, a dead run's statement record, which is for ``repair``,
+        not for reading history); None when the database has no journal table (never deployed
+        with alembic-deploy). Only reads: a driver's error, a refused read included, is raised."""
+        if not self.exists():
+            return None
+        chosen = [c for c in self.table.columns if (c.name in columns if columns is not None else c.name != "progress")]
+        query = select(*chosen).where(self.table.c.started_at >= moment).order_by(self.table.c.id)
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            result = conn.execute(query)
+            keys = list(result.keys())
+            return [dict(zip(keys, row, strict=True)) for row in result]
+
+        rows: list[dict[str, Any]] = self._run(read)
+        return rows
 
     def rows(self, limit: int = 20, outcome: str | None = None) -> list[dict[str, Any]]:
         if not self.exists():

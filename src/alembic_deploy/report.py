@@ -99,6 +99,17 @@ class FailedRevision:
 
 
 @dataclass
+class RetryResult:
+    """One retry of a revision (or of the migration, before any revision began: ``revision``
+    empty): why (``kind``: lock-timeout, connection-lost) and who blocked it, as the retry line
+    named them ("" when nobody could be named)."""
+
+    revision: str
+    kind: str
+    blockers: str = ""
+
+
+@dataclass
 class StepResult:
     name: str
     duration: float
@@ -123,6 +134,7 @@ class DeployReport:
     journal_id: int | None = None
     environment: str | None = None
     warnings: list[str] = field(default_factory=list)
+    retries: list[RetryResult] = field(default_factory=list)
     error: dict[str, Any] | None = None
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None

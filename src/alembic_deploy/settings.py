@@ -40,13 +40,14 @@ DRIFT: Final = "drift"
 #: ``ecs-run`` runs a command as an ECS task: it takes only the settings of that task; the options of
 #: the ``upgrade`` it runs there are passed through (see :mod:`alembic_deploy.integrations.aws.ecs_run`).
 ECS_RUN: Final = "ecs-run"
+REPORT: Final = "report"
 #: Every command: alembic's global options, also accepted before the command.
-EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO, CHECK, PLAN, DRIFT})
+EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO, CHECK, PLAN, DRIFT, REPORT})
 #: Commands that lint revisions, from their files alone.
 LINTING: Final = frozenset({CHECK, PLAN})
 #: Commands that read a database (``demo`` makes its own, ``check`` reads only the files; ``plan``
-#: reads one unless given ``--from``).
-ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO, CHECK}
+#: reads one unless given ``--from``; ``report`` reads several, each given its own way).
+ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO, CHECK, REPORT}
 #: Commands that take the migration lock.
 LOCKING: Final = frozenset({UPGRADE, RUN, REPAIR})
 #: Commands that run the upgrade pipeline (``run --migrate`` runs ``upgrade``'s).
@@ -107,13 +108,13 @@ class Settings:
                               "apply its policy.")
     wait_timeout: float = _option(60.0, ON_A_DATABASE, "Seconds to wait for the database (default 60).")
     lock_timeout_wait: float = _option(600.0, LOCKING, "Seconds to wait for the migration lock (default 600).")
-    journal_table: str = _option("alembic_deploy_history", ON_A_DATABASE,
+    journal_table: str = _option("alembic_deploy_history", ON_A_DATABASE | {REPORT},
                                  "Journal table name (default alembic_deploy_history).")
     fast_path: bool = _option(True, UPGRADING, "Prove a no-op without loading Alembic (default on).",
                               "--fast-path/--no-fast-path")
     # The fast path reads PostgreSQL through psycopg[binary]'s libpq (fastpath/libpq.py), not psycopg.
     fast_path_libpq: bool = True
-    json: bool = _option(False, ON_A_DATABASE | LINTING, "Print a JSON document on stdout.")
+    json: bool = _option(False, ON_A_DATABASE | LINTING | {REPORT}, "Print a JSON document on stdout.")
     debug: bool = _option(False, EVERY_COMMAND, "Show tracebacks (alembic's --raiseerr does the same).",
                           "--debug", "--raiseerr")
     git_sha: str | None = None
@@ -164,7 +165,7 @@ class Settings:
         "text", frozenset({PLAN}),
         "plan's output: text, markdown (also appended to $GITHUB_STEP_SUMMARY), json or sarif.", "--format")
     promotion_order: tuple[str, ...] = _option(
-        PROMOTION_ORDER, frozenset({PLAN}),
+        PROMOTION_ORDER, frozenset({PLAN, REPORT}),
         "Environments from lowest to highest (repeat, or comma-separated in ALEMBIC_DEPLOY_PROMOTION_ORDER); "
         "plan --env lists pending revisions a lower one never applied (default dev, qa, beta, production).",
         metavar="ENV")

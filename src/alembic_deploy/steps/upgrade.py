@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import aftermath, retrying
 from ..errors import AlembicDeployError, DatabaseUnreachable
+from ..report import RetryResult
 from .blockers import describe_blockers
 from .migrating_session import MigratingSession
 
@@ -184,8 +185,9 @@ class _Attempts:
         where = f"Revision {key}" if key else "The migration"
         pause = state.next_action.sleep if state.next_action else 0.0
         retry = f"retry {self.failures.get(key, 0)}/{allowed} in {pause:.1f}s"
+        blockers = describe_blockers(self.session.blockers if self.session else []) if self.kind == LOCK_TIMEOUT else ""
+        self.report.retries.append(RetryResult(key or "", self.kind or "", blockers))
         if self.kind == LOCK_TIMEOUT:
-            blockers = describe_blockers(self.session.blockers if self.session else [])
             self.deployment.echo(aftermath.lock_retry_notice(where, self._timeouts, blockers, retry))
         else:
             self.deployment.echo(aftermath.connection_retry_notice(where, state.outcome.exception(), retry))
