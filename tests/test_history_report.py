@@ -241,3 +241,20 @@ def test_since_units():
     assert parse_since("12h").total_seconds() == 12 * 3600
     assert parse_since("30d").days == 30
     assert parse_since(" 2W ").days == 14
+
+
+def test_a_database_secret_is_an_environment_and_one_that_cannot_be_read_a_warning(make_project, password_pg_db, aws):
+    from test_aws_credentials import rds_secret, store
+
+    project = make_project("sync")
+    assert run_cli(project, "upgrade", "--env", "production", url=password_pg_db.url).returncode == 0
+    name = store(aws, rds_secret(password_pg_db.url, "postgresql"))
+    done = invoke_cli(project, "report", "--json", "--database-secret", name,
+                      "--database-secret", "beta=db/no-such-secret", env=aws.env)
+    assert done.returncode == 0, done.output
+    doc = checked(done.stdout, "report", 0)
+    production, beta = doc["environments"]
+    assert (production["environment"], production["state"], production["deploys"]) == ("production", "read", 1)
+    assert (beta["environment"], beta["state"]) == ("beta", "no-database")
+    assert "db/no-such-secret" in beta["problem"]
+    assert password_pg_db.password not in done.output

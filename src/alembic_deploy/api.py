@@ -178,13 +178,14 @@ def ecs_run(settings: Settings, command: Sequence[str], out: Echo, echo: Echo | 
 
 
 def report(settings: Settings, urls: Sequence[str] = (), environments: Sequence[str] = (),
-           since: timedelta | str = "30d") -> HistoryReport:
+           since: timedelta | str = "30d", secrets: Sequence[str] = ()) -> HistoryReport:
     """The deploy journals of several environments over the last ``since`` (a timedelta, or
     ``30d``, ``12h``, ``2w``) summed up: per environment, per revision, the latest failures (see
-    :mod:`alembic_deploy.history_report`). ``urls`` (``NAME=URL`` or a URL) replace the policy's
-    environments; ``environments`` picks some of those. Only reads: an environment that cannot be
+    :mod:`alembic_deploy.history_report`). ``urls`` (``NAME=URL`` or a URL) and ``secrets``
+    (``NAME=SECRET``, AWS Secrets Manager) replace the policy's environments; ``environments``
+    picks some of those. Only reads: an environment that cannot be
     read is listed with why (``warnings``), and ``error()`` is exit 3 only when none could be."""
     from .history_report import build, parse_since, sources
 
     window = parse_since(since) if isinstance(since, str) else since
-    return build(settings, sources(settings, urls, environments), window)
+    return build(settings, sources(settings, urls, environments, secrets), window)

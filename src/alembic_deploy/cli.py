@@ -471,6 +471,9 @@ def drift(settings: Settings) -> None:
               help="A database whose journal to read, named NAME in the report (default: the environments of "
                    "[tool.alembic-deploy.env.NAME] with a database-url, else DATABASE_URL / sqlalchemy.url). "
                    "Repeatable.")
+@click.option("--database-secret", "secrets", multiple=True, metavar="[NAME=]SECRET",
+              help="An AWS Secrets Manager secret (name or ARN) holding a database login, as for every command; "
+                   "its journal is read as a --database-url's (needs alembic-deploy[aws]). Repeatable.")
 @click.option("--env", "environments", multiple=True, metavar="NAME",
               help="Only this environment of the policy (repeatable; default: every one with a database).")
 @click.option("--since", default="30d", show_default=True, metavar="N[h|d|w]",
@@ -480,8 +483,8 @@ def drift(settings: Settings) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file, not stdout.")
 @settings_options(REPORT)
 @_run
-def report(settings: Settings, urls: tuple[str, ...], environments: tuple[str, ...], since: str,
-           report_format: str, output: str | None) -> None:
+def report(settings: Settings, urls: tuple[str, ...], secrets: tuple[str, ...], environments: tuple[str, ...],
+           since: str, report_format: str, output: str | None) -> None:
     """Deploys of one or several environments over a window: per environment the number of deploys,
     success rate, failures by outcome, duration p50/p95/max and lock-wait p95; per revision where
     and when it was applied and how long it took, the slowest, retries and blockers; the latest
@@ -489,7 +492,7 @@ def report(settings: Settings, urls: tuple[str, ...], environments: tuple[str, .
     when none can."""
     from . import api
 
-    result = api.report(settings, urls, environments, since)
+    result = api.report(settings, urls, environments, since, secrets)
     chosen = "json" if settings.json else report_format
     text = result.to_json() if chosen == "json" else result.render_html() if chosen == "html" else result.render_text()
     if output is None:

@@ -3,7 +3,8 @@ summed up as data (:class:`HistoryReport`) that renders to text, JSON and HTML
 (:mod:`.report_html`).
 
 Where the journals come from (:func:`sources`): ``--database-url`` (repeatable, ``NAME=URL`` to
-name the environment), else every environment of the policy with a ``database-url`` or
+name the environment) and ``--database-secret`` (``NAME=SECRET``: the login in AWS Secrets
+Manager, as for every command), else every environment of the policy with a ``database-url`` or
 ``database-url-env`` (``[tool.alembic-deploy.env.NAME]``, see :mod:`.policy`), else the project's
 own database (``DATABASE_URL``, then the ini's ``sqlalchemy.url``). Each is read once, through
 :meth:`.journal.Journal.since`, on one connection attempt: an environment that cannot be read is a
@@ -80,15 +81,17 @@ class Source:
     problem: str | None = None
 
 
-def sources(settings: Settings, urls: Sequence[str] = (), environments: Sequence[str] = ()) -> list[Source]:
-    """The journals a report reads (see the module docstring). ``environments`` keeps only the
-    policy's environments of those names (each must have a policy). Later sources (AWS secrets)
-    add their own list here."""
-    if urls:
+def sources(settings: Settings, urls: Sequence[str] = (), environments: Sequence[str] = (),
+            secrets: Sequence[str] = ()) -> list[Source]:
+    """The journals a report reads (see the module docstring): ``urls`` and ``secrets`` (AWS
+    Secrets Manager secrets holding a login, ``[NAME=]SECRET``), else the policy's environments,
+    ``environments`` keeping only those of that name (each must have a policy), else the
+    project's own database."""
+    if urls or secrets:
         if environments:
-            raise ConfigError("Give either --database-url or --env, not both: --env picks environments of the "
-                              "policy in pyproject.toml, each with its own database-url.")
-        return [_named_url(text) for text in urls]
+            raise ConfigError("Give either --database-url / --database-secret or --env, not both: --env picks "
+                              "environments of the policy in pyproject.toml, each with its own database-url.")
+        return [_named_url(text) for text in urls] + [_secret_source(settings, text) for text in secrets]
     policies = {p.name: p for p in settings.policies}
     unknown = [name for name in environments if name not in policies]
     if unknown:
@@ -121,6 +124,21 @@ def _named_url(text: str) -> Source:
         return Source(name.strip() or None, rest)
     register_url(text)
     return Source(None, text)
+
+
+def _secret_source(settings: Settings, text: str) -> Source:
+    """``[NAME=]SECRET``: the URL the secret's login makes (read again at every connect, as for
+    every command: :mod:`.integrations.aws.login`), or why it cannot be read."""
+    from .errors import AlembicDeployError
+    from .integrations.aws.login import resolve
+
+    name, sep, secret = text.partition("=")
+    if not sep or not name or ":" in name or "/" in name:
+        name, secret = "", text
+    try:
+        return Source(name or None, resolve(settings.replace(database_secret=secret, rds_iam=False), None))
+    except AlembicDeployError as exc:
+        return Source(name or secret, problem=_short(exc.message))
 
 
 def _policy_source(name: str, url: str | None, url_env: str | None) -> Source:
