@@ -4,8 +4,10 @@ differences a manual ALTER TABLE made outside migrations, the scratch database a
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -14,7 +16,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from alembic_deploy.drift import SCRATCH_PREFIX
 from alembic_deploy.errors import (
     EXIT_OK,
     CheckRefused,
@@ -23,6 +24,7 @@ from alembic_deploy.errors import (
     MigrationFailed,
     ScratchUnavailable,
 )
+from alembic_deploy.scratch import SCRATCH_PREFIX, host_tag, owner_of, scratch_name
 from helpers import Database, invoke_cli, run_cli, spawn_cli, url_text
 from lockscene import write_revision
 from servers import ADMIN_URLS
@@ -81,6 +83,16 @@ def _scratch_exists(db: Database, name: str) -> bool:
             return name in {row[0] for row in listed}
     finally:
         engine.dispose()
+
+
+def _wait_for_the_replay_of_a4(proc: subprocess.Popen[str]) -> str:
+    """Read ``proc``'s stderr until it replays a4 into its scratch database; what it said so far."""
+    seen = ""
+    while "a4_long_in_scratch" not in seen or SCRATCH.search(seen) is None:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        assert line, f"exited ({proc.wait()}) before replaying a4: {seen}"
+        seen += line
+    return seen
 
 
 def _alter(db: Database, statements: list[str]) -> None:
@@ -159,11 +171,7 @@ def test_sigterm_during_the_replay_drops_the_scratch_database_and_exits_9(reques
                    f"        op.execute({sleep!r})")
     assert invoke_cli(project, "upgrade", url=db.url).returncode == EXIT_OK
     proc = spawn_cli(project, *command, url=db.url)
-    seen = ""
-    while "a4_long_in_scratch" not in seen or SCRATCH.search(seen) is None:
-        line = proc.stderr.readline()  # type: ignore[union-attr]
-        assert line, f"exited ({proc.wait()}) before replaying a4: {seen}"
-        seen += line
+    seen = _wait_for_the_replay_of_a4(proc)
     name = _scratch_of(seen)
     assert _scratch_exists(db, name)
     seconds, err = _stop(proc, signal.SIGTERM)
@@ -286,3 +294,64 @@ def test_a_mariadb_user_granted_only_its_database_gets_exit_10(make_project, pas
     assert run.returncode == ScratchUnavailable.exit_code, run.stderr
     assert "could not create its scratch database" in run.stderr and "GRANT CREATE, DROP" in run.stderr
     assert db.password not in run.output and "Traceback" not in run.stderr
+
+
+def _admin(db: Database, sql: str) -> None:
+    """Run ``sql`` as the server's admin (names of [a-z0-9_] need no quoting on either server)."""
+    engine = create_engine(ADMIN_URLS[db.backend], poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(sql)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_a_scratch_database_a_sigkill_left_is_swept_at_the_next_start(request, make_project, backend, tmp_path):
+    """kill -9 during the replay leaves the scratch database, named after its host and process; the
+    next drift drops it (its process is gone), and leaves alone one whose process still runs here
+    and one made on another host."""
+    db: Database = request.getfixturevalue("pg_db" if backend == "postgresql" else "mysql_db")
+    sleep = "SELECT pg_sleep(60)" if backend == "postgresql" else "SELECT SLEEP(60)"
+    project = make_project("sync")
+    write_revision(project, "a4_long_in_scratch", "a3_seed",
+                   "    import os\n"
+                   f"    if os.environ.get('SLEEP_IN_SCRATCH') and op.get_bind().engine.url.database.startswith("
+                   f"{SCRATCH_PREFIX!r}):\n"
+                   f"        op.execute({sleep!r})")
+    assert invoke_cli(project, "upgrade", url=db.url).returncode == EXIT_OK
+    proc = spawn_cli(project, "drift", url=db.url, env={"SLEEP_IN_SCRATCH": "1"})
+    seen = _wait_for_the_replay_of_a4(proc)
+    name = _scratch_of(seen)
+    owner = owner_of(name)
+    assert owner is not None and owner.pid == proc.pid and owner.host == host_tag()
+    proc.kill()
+    assert proc.wait() == -signal.SIGKILL
+    proc.stderr.close()  # type: ignore[union-attr]
+    assert _scratch_exists(db, name)  # nothing could drop it
+    alive, elsewhere = scratch_name(pid=os.getpid()), scratch_name(pid=proc.pid).replace(host_tag(), "otherhost0000")
+    for other in (alive, elsewhere):
+        _admin(db, f"CREATE DATABASE {other}")
+    try:
+        run = run_cli(project, "drift", url=db.url)
+        assert run.returncode == EXIT_OK, run.stderr
+        said = f"Dropped stale scratch database {name}: its owner, process {proc.pid} of this host, is gone"
+        assert said in run.stderr
+        assert not _scratch_exists(db, name) and not _scratch_exists(db, _scratch_of(run.stderr))
+        assert _scratch_exists(db, alive) and _scratch_exists(db, elsewhere)
+    finally:
+        for other in (alive, elsewhere):
+            _admin(db, f"DROP DATABASE IF EXISTS {other}")
+
+
+def test_scratch_names_fit_every_server_and_read_back():
+    for host in ("h", "a-very-long-host-name.example.internal", "ÜBER_host:1", ""):
+        tag = host_tag(host)
+        assert re.fullmatch(r"[a-z0-9]{4,16}", tag)
+    assert host_tag("web-1") != host_tag("web1")  # same letters, another host
+    name = scratch_name(now=4_102_444_800, pid=4_194_304)  # 2100-01-01, Linux's highest pid
+    assert len(name) <= 63 and re.fullmatch(r"[a-z0-9_]+", name)
+    owner = owner_of(name)
+    assert owner is not None and (owner.pid, owner.created) == (4_194_304, 4_102_444_800)
+    assert owner_of(f"/tmp/{name}-k2j3.db") == owner  # a SQLite scratch file
+    assert owner_of(f"{SCRATCH_PREFIX}0123456789ab") is None  # an older release's name: left alone

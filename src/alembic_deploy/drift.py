@@ -10,22 +10,21 @@ so are schemas other than the connection's default one.
 
 The scratch database is always dropped: after the comparison, when the replay fails, and when
 SIGTERM or SIGINT arrives (the drop itself is not cut short by a signal: see
-:func:`alembic_deploy.signals.deferred`).
+:func:`alembic_deploy.signals.deferred`); one a SIGKILL left behind is swept at the next start
+(:mod:`alembic_deploy.scratch`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from .errors import EXIT_OK, AlembicDeployError, CheckRefused, Interrupted, MigrationFailed, ScratchUnavailable
+from .errors import EXIT_OK, AlembicDeployError, CheckRefused, Interrupted, MigrationFailed
+from .scratch import scratch_database
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
 
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy.engine import Engine
@@ -34,10 +33,6 @@ if TYPE_CHECKING:
     from .report import DeployReport
     from .settings import Settings
     from .signals import InterruptState
-
-#: Every scratch database's name starts so (then 12 random hex digits): easy to spot and clean
-#: up by hand should a process be killed with SIGKILL while one exists.
-SCRATCH_PREFIX: Final = "alembic_deploy_scratch_"
 
 #: One table's objects: (kind, name) -> the object's normalised description.
 TableObjects = dict[tuple[str, str], dict[str, Any]]
@@ -253,37 +248,6 @@ def refuse_drift(deployment: Deployment, interrupt: InterruptState, report: Depl
             f"{error.message} Nothing was migrated (--check-drift); `alembic-deploy drift` lists them again.",
             **{f"drift {n}": d.describe() for n, d in enumerate(found.differences, 1)},
         )
-
-
-@contextmanager
-def scratch_database(deployment: Deployment, interrupt: InterruptState) -> Iterator[str]:
-    """A scratch database beside the live one (its URL, with the live URL's driver and
-    credentials), dropped when the block ends however it ends."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from .signals import deferred
-
-    backend, engine = deployment.backend, deployment.engine
-    name = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
-    with deferred(interrupt):
-        try:
-            database = backend.create_scratch(engine, name)
-        except (SQLAlchemyError, OSError) as exc:
-            raise ScratchUnavailable(
-                f"drift could not create its scratch database {name} on {deployment.masked_url}: "
-                f"{backend.error_text(exc)}. drift replays the migrations into a temporary database of its own "
-                "beside the live one and drops it afterwards: give the role the right to create databases "
-                "(PostgreSQL: ALTER ROLE ... CREATEDB; MySQL/MariaDB: GRANT CREATE, DROP ON "
-                f"`{SCRATCH_PREFIX}%`.* TO ...), or run drift with a role that has it.",
-            ) from None
-    try:
-        deployment.echo(f"Replaying the migrations into scratch database {database} (dropped afterwards)...")
-        url = make_url(deployment.url).set(database=database)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with deferred(interrupt):
-            backend.drop_scratch(engine, database)
 
 
 def replay(settings: Settings, url: str, revisions: list[str]) -> None:

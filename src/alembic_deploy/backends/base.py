@@ -529,6 +529,18 @@ class Backend:
     def _end_sessions(self, conn: Connection, database: str) -> None:
         """End the sessions still connected to ``database`` (one would hold the drop up)."""
 
+    #: The server's list of databases whose name is LIKE ``:pattern`` (one column: the name).
+    databases_like: ClassVar[str] = ""
+
+    def scratch_databases(self, engine: Engine, prefix: str) -> list[str]:
+        """Every scratch database whose name starts with ``prefix`` that ``engine``'s role can see,
+        as :meth:`drop_scratch` takes them (the server's database names)."""
+        from sqlalchemy import text
+
+        with engine.connect() as conn:
+            rows = conn.execute(text(self.databases_like), {"pattern": prefix.replace("_", "%") + "%"})
+            return sorted(str(name) for (name,) in rows if str(name).startswith(prefix))
+
     def missing_database(self, engine: Engine) -> str | None:
         """Why ``engine``'s database is not there, where connecting would create it rather than
         fail (a reader must not leave an empty database behind); None when it is there, or when

@@ -102,6 +102,7 @@ class MySQLBackend(Backend):
 
     direct_drivers: ClassVar[dict[str, str]] = {d: d for d in ("pymysql", "aiomysql", "asyncmy")}
     identifier_quote = "`"
+    databases_like = "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :pattern"
 
     def _scratch_options(self, conn: Connection) -> str:
         # The live database's character set and collation: the replayed tables' columns then

@@ -92,6 +92,7 @@ class PostgreSQLBackend(Backend):
     }
     returning_id = True  # psycopg and libpq have no lastrowid
     default_port = 5432
+    databases_like = "SELECT datname FROM pg_database WHERE datname LIKE :pattern"
 
     def _end_sessions(self, conn: Connection, database: str) -> None:
         # DROP DATABASE refuses while anyone is connected (it waits a few seconds for sessions

@@ -91,6 +91,12 @@ class SQLiteBackend(Backend):
         os.close(fd)
         return path
 
+    def scratch_databases(self, engine: Engine, prefix: str) -> list[str]:
+        """The temporary files :meth:`create_scratch` made (in this machine's temporary folder)."""
+        import tempfile
+
+        return sorted(str(p) for p in Path(tempfile.gettempdir()).glob(f"{prefix}*.db"))
+
     def drop_scratch(self, engine: Engine, database: str) -> None:
         for suffix in ("", "-journal", "-wal", "-shm", LOCK_SUFFIX):
             with contextlib.suppress(FileNotFoundError):

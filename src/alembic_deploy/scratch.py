@@ -1,0 +1,149 @@
+"""The scratch database ``drift`` replays the migrations into: named after its owner, dropped when
+the replay ends however it ends, and swept up at the next start when its owner was SIGKILLed.
+
+A scratch database is named ``alembic_deploy_scratch_<host><hash>_<pid>_<time>_<random>`` (at most 62
+characters, within PostgreSQL's 63): the host it was made from (its first letters and digits, then
+four hex digits of a hash of the full name, so two hosts never share a tag), the process id that
+owns it, and the time it was made (seconds, base 36). Everything but SIGKILL drops it on the way out;
+a SIGKILL leaves it behind. So each start first lists the scratch databases the role can see and
+drops those made from this host by a process that is no longer running here. One made on another
+host, or by a process still running (or a new process that took the same id), is left alone; so is
+a name of another form (an older release's ``alembic_deploy_scratch_<12 hex>``): drop those by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from .errors import ScratchUnavailable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from .deployment import Deployment
+    from .signals import InterruptState
+
+#: Every scratch database's name starts so: easy to spot, and to grant (``GRANT ... ON
+#: `alembic_deploy_scratch_%`.*``).
+SCRATCH_PREFIX: Final = "alembic_deploy_scratch_"
+_NAME: Final = re.compile(rf"{SCRATCH_PREFIX}([a-z0-9]+)_([0-9]+)_([0-9a-z]+)_([0-9a-f]{{4}})\Z")
+_DIGITS: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who made a scratch database, read back from its name."""
+
+    host: str
+    pid: int
+    created: int
+
+    def is_dead_here(self) -> bool:
+        """Made on this host by a process that no longer runs."""
+        if self.host != host_tag():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # running, as another user
+            return False
+        return False
+
+
+def host_tag(hostname: str | None = None) -> str:
+    """This host in a scratch database's name: up to 12 of its letters and digits, lower-cased,
+    then 4 hex digits of a hash of the whole name."""
+    name = hostname if hostname is not None else socket.gethostname()
+    letters = re.sub(r"[^a-z0-9]", "", name.lower())[:12]
+    return letters + hashlib.sha1(name.encode("utf-8"), usedforsecurity=False).hexdigest()[:4]
+
+
+def scratch_name(now: float | None = None, pid: int | None = None) -> str:
+    """A fresh scratch database name owned by this process (see the module's docstring)."""
+    seconds = int(time.time() if now is None else now)
+    stamp = ""
+    while True:
+        seconds, digit = divmod(seconds, 36)
+        stamp = _DIGITS[digit] + stamp
+        if not seconds:
+            break
+    return f"{SCRATCH_PREFIX}{host_tag()}_{os.getpid() if pid is None else pid}_{stamp}_{uuid.uuid4().hex[:4]}"
+
+
+def owner_of(database: str) -> Owner | None:
+    """The owner a scratch database's name records (a SQLite scratch file's path works too);
+    None for a name of any other form."""
+    base = os.path.basename(database).split("-", 1)[0].removesuffix(".db")
+    found = _NAME.match(base)
+    if found is None:
+        return None
+    return Owner(found.group(1), int(found.group(2)), int(found.group(3), 36))
+
+
+def sweep_stale(deployment: Deployment) -> list[str]:
+    """Drop the scratch databases a process of this host left behind when it was SIGKILLed (its
+    process is gone); returns their names. A sweep that cannot list or drop one says so and goes
+    on: it never fails the run that found it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    backend, engine = deployment.backend, deployment.engine
+    try:
+        found = backend.scratch_databases(engine, SCRATCH_PREFIX)
+    except (SQLAlchemyError, OSError) as exc:
+        deployment.echo(f"note: could not list stale scratch databases: {backend.error_text(exc)}")
+        return []
+    dropped = []
+    for database in found:
+        owner = owner_of(database)
+        if owner is None or not owner.is_dead_here():
+            continue
+        try:
+            backend.drop_scratch(engine, database)
+        except (SQLAlchemyError, OSError) as exc:
+            deployment.echo(f"note: could not drop stale scratch database {database}: {backend.error_text(exc)}")
+            continue
+        dropped.append(database)
+        deployment.echo(f"Dropped stale scratch database {database}: its owner, process {owner.pid} of this host, "
+                        "is gone (killed before it could drop it).")
+    return dropped
+
+
+@contextmanager
+def scratch_database(deployment: Deployment, interrupt: InterruptState) -> Iterator[str]:
+    """A scratch database beside the live one (its URL, with the live URL's driver and
+    credentials), dropped when the block ends however it ends; stale ones are swept first."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .signals import deferred
+
+    backend, engine = deployment.backend, deployment.engine
+    name = scratch_name()
+    with deferred(interrupt):
+        sweep_stale(deployment)
+        try:
+            database = backend.create_scratch(engine, name)
+        except (SQLAlchemyError, OSError) as exc:
+            raise ScratchUnavailable(
+                f"drift could not create its scratch database {name} on {deployment.masked_url}: "
+                f"{backend.error_text(exc)}. drift replays the migrations into a temporary database of its own "
+                "beside the live one and drops it afterwards: give the role the right to create databases "
+                "(PostgreSQL: ALTER ROLE ... CREATEDB; MySQL/MariaDB: GRANT CREATE, DROP ON "
+                f"`{SCRATCH_PREFIX}%`.* TO ...), or run drift with a role that has it.",
+            ) from None
+    try:
+        deployment.echo(f"Replaying the migrations into scratch database {database} (dropped afterwards)...")
+        url = make_url(deployment.url).set(database=database)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with deferred(interrupt):
+            backend.drop_scratch(engine, database)
