@@ -23,11 +23,13 @@ from .report import DeployReport, StatusReport
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import timedelta
+    from pathlib import Path
 
     from .drift import DriftReport
     from .fastpath.direct import DirectConnection
     from .history_report import HistoryReport
     from .integrations.aws.ecs_run import EcsRunResult
+    from .integrations.github.workflows import WorkflowValues, Written
     from .settings import Settings
 
 
@@ -189,3 +191,12 @@ def report(settings: Settings, urls: Sequence[str] = (), environments: Sequence[
 
     window = parse_since(since) if isinstance(since, str) else since
     return build(settings, sources(settings, urls, environments, secrets), window)
+
+
+def init_github_actions(root: Path, values: WorkflowValues, force: bool = False) -> list[Written]:
+    """Write the deploy workflows into ``root/.github/workflows`` (see
+    :mod:`alembic_deploy.integrations.github.workflows`): what was done with each file. A file the
+    user changed since it was generated is kept unless ``force``."""
+    from .integrations.github.workflows import render, write
+
+    return write(root, render(values), force)

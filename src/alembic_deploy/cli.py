@@ -573,6 +573,54 @@ def _given_globals(ctx: click.Context) -> list[str]:
     return args
 
 
+@main.group()
+def init() -> None:
+    """Write files that wire alembic-deploy into a platform (see `init github-actions`)."""
+
+
+@init.command("github-actions")
+@click.option("--dir", "root", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Repository root: the workflows go into DIR/.github/workflows.")
+@click.option("--app", help="Name the defaults derive from (default: the repository folder's name).")
+@click.option("--region", help="AWS region (default: AWS_REGION, else us-east-1).")
+@click.option("--ecr-repository", help="ECR repository of the image (default: the app name).")
+@click.option("--container", help="Container that runs the app and the migration (default: the app name).")
+@click.option("--task-definition", help="Task definition family (default: the app name).")
+@click.option("--role-arn", multiple=True, metavar="[ENV=]ARN",
+              help="IAM role the deploy job assumes through OIDC, per environment (repeat) or for all. Required.")
+@click.option("--cluster", multiple=True, metavar="[ENV=]NAME", help="ECS cluster (default: APP-ENV).")
+@click.option("--service", multiple=True, metavar="[ENV=]NAME", help="ECS service (default: the app name).")
+@click.option("--health-url", multiple=True, metavar="[ENV=]URL",
+              help="URL the health gate waits for (2xx) before migrating (default: none).")
+@click.option("--migrate-when", type=click.Choice(["post-deploy", "pre-deploy"]), default="post-deploy",
+              show_default=True, help="Migrate after the new release is healthy, or before the service update.")
+@click.option("--branch", default="main", show_default=True, help="The default branch: a push to it deploys dev.")
+@click.option("--build-context", default=".", show_default=True, help="docker build's context folder.")
+@click.option("--force", is_flag=True, help="Overwrite generated files you changed since.")
+@_run
+def github_actions(settings: Settings, root: str, app: str | None, force: bool, **given: Any) -> None:
+    """Write a reusable deploy workflow (.github/workflows/alembic-deploy.yml) and its caller
+    (promote.yml): dev on push, qa -> beta -> production on a version tag, any one by hand; the
+    migration as `alembic-deploy ecs-run`. Values missing from the flags are asked for on a
+    terminal (with defaults); a re-run rewrites only files still as generated, unless --force."""
+    from pathlib import Path
+
+    from . import api
+    from .integrations.github.workflows import values_from
+
+    folder = Path(root).absolute()
+    ask = _ask if sys.stdin.isatty() else None
+    values = values_from(given, app or folder.name, ask)
+    for written in api.init_github_actions(folder, values, force=force):
+        note = " (you changed it since it was generated; --force overwrites it)" if written.action == "kept" else ""
+        out(f"{written.action:<11} {written.path}{note}")
+
+
+def _ask(question: str, default: str | None) -> str:
+    answer: str = click.prompt(question, default=default, show_default=bool(default), err=True)
+    return answer
+
+
 @main.command()
 @click.option("--keep", type=click.Path(file_okay=False), help="Create the sample project here and keep it.")
 @settings_options(DEMO)
