@@ -269,7 +269,8 @@ def test_every_text_setting_is_checked_or_clipped_on_purpose():
     checked_elsewhere = {"config", "name", "database_url", "run_mode", "dialect", "from_revision",
                          # ecs-run looks each up in ECS, or checks it (--launch-type) before a task starts
                          "ecs_cluster", "ecs_service", "ecs_task_definition", "ecs_container", "ecs_launch_type",
-                         "database_secret"}  # ... and a secret Secrets Manager looks up
+                         # ... and what Secrets Manager or ECS look up
+                         "database_secret", "wait_ecs_service", "wait_ecs_task_definition"}
     clipped = {"git_sha", "actor", "run_url"}  # provenance.clip
     text = {f.name for f in fields(Settings) if str(f.type).split(" ")[0] == "str"}
     assert text == checked_here | checked_elsewhere | clipped

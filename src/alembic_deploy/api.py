@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .drift import DriftReport
     from .fastpath.direct import DirectConnection
     from .history_report import HistoryReport
+    from .integrations.aws.ecs_health import ServiceHealth
     from .integrations.aws.ecs_run import EcsRunResult
     from .integrations.github.workflows import WorkflowValues, Written
     from .settings import Settings
@@ -52,7 +53,8 @@ def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) 
             # to migrate.
             spare: list[DirectConnection] = []
             with heap.loading():
-                if settings.fast_path and not settings.x and not settings.wait_healthy and not settings.check_drift:
+                if (settings.fast_path and not settings.x and not settings.wait_healthy
+                        and settings.wait_ecs_service is None and not settings.check_drift):
                     from .fastpath import try_noop
 
                     if try_noop(settings, target, report, keep=spare.append):
@@ -200,3 +202,25 @@ def init_github_actions(root: Path, values: WorkflowValues, force: bool = False)
     from .integrations.github.workflows import render, write
 
     return write(root, render(values), force)
+
+
+def wait_ecs(settings: Settings, echo: Echo | None = None) -> ServiceHealth:
+    """The health gates alone: the ECS service of ``--wait-ecs-service`` runs its new task definition
+    healthy (:mod:`alembic_deploy.integrations.aws.ecs_health`), then the ``--wait-healthy`` URLs
+    answer healthy, each gate within ``--health-timeout``, as ``upgrade``'s; raises
+    :class:`~alembic_deploy.errors.HealthCheckFailed` (exit 4) saying what was not healthy."""
+    from .errors import ConfigError
+    from .integrations.aws.ecs_health import wait_ecs_healthy
+    from .steps.health import wait_healthy
+
+    if settings.wait_ecs_service is None:
+        raise ConfigError("wait-ecs needs the service: --wait-ecs-service CLUSTER/SERVICE "
+                          "(or ALEMBIC_DEPLOY_WAIT_ECS_SERVICE).")
+    say = shielded(echo)
+    health = wait_ecs_healthy(settings.wait_ecs_service, task_definition=settings.wait_ecs_task_definition,
+                              timeout=settings.health_timeout, interval=settings.health_interval, echo=say)
+    if settings.wait_healthy:
+        wait_healthy(settings.wait_healthy, count=settings.healthy_count,
+                     timeout=settings.health_timeout,
+                     expect=settings.health_expect, interval=settings.health_interval, echo=say)
+    return health

@@ -35,6 +35,7 @@ from .settings import (
     RUN,
     STATUS,
     UPGRADE,
+    WAIT_ECS,
     Option,
     Settings,
     kind,
@@ -310,7 +311,8 @@ def run(settings: Settings, mode_migrate: bool, mode_wait: bool, mode_none: bool
     mode = pick_mode(settings, mode_migrate, mode_wait, mode_none)
     # A health gate given on this command line applies; one from the environment or pyproject.toml
     # is meant for the post-deploy `upgrade` (see entrypoint.prepare).
-    health_gate = bool(click.get_current_context().params.get("wait_healthy"))
+    given = click.get_current_context().params
+    health_gate = bool(given.get("wait_healthy") or given.get("wait_ecs_service"))
     run_entrypoint(settings, mode, command, echo=_echo(settings), health_gate=health_gate)
 
 
@@ -619,6 +621,20 @@ def github_actions(settings: Settings, root: str, app: str | None, force: bool, 
 def _ask(question: str, default: str | None) -> str:
     answer: str = click.prompt(question, default=default, show_default=bool(default), err=True)
     return answer
+
+
+@main.command("wait-ecs")
+@settings_options(WAIT_ECS)
+@_run
+def wait_ecs(settings: Settings) -> None:
+    """Wait until the ECS service of --wait-ecs-service runs its new task definition healthy: its
+    PRIMARY deployment on the expected task definition (--ecs-task-definition; default: the
+    service's), rolloutState COMPLETED (FAILED: rolled back by the circuit breaker, at once),
+    running = desired, its load balancers' targets healthy; then the --wait-healthy URLs, if given.
+    Exits 4 saying what was not healthy within --health-timeout."""
+    from . import api
+
+    api.wait_ecs(settings, echo=_echo(settings))
 
 
 @main.command()

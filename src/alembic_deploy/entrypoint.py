@@ -90,7 +90,7 @@ def run(settings: Settings, mode: str, command: Sequence[str], echo: Echo | None
 
     if health_gate and mode != MIGRATE:
         raise ConfigError(
-            f"--wait-healthy waits before migrating, and `run --{mode}` does not migrate. "
+            f"--wait-healthy and --wait-ecs-service wait before migrating, and `run --{mode}` does not migrate. "
             "Give it with --migrate, or leave it out."
         )
     echo = shielded(echo)
@@ -109,7 +109,9 @@ def prepare(settings: Settings, mode: str, echo: Echo, health_gate: bool = False
         # A health gate from the environment (ALEMBIC_DEPLOY_WAIT_HEALTHY set for the post-deploy
         # step) would wait here for an app that only starts after this migration: only one given
         # to this command (health_gate) applies.
-        report = api.upgrade(settings if health_gate else settings.replace(wait_healthy=()), "head", echo=echo)
+        report = api.upgrade(settings if health_gate else settings.replace(wait_healthy=(), wait_ecs_service=None,
+                                                                           wait_ecs_task_definition=None),
+                             "head", echo=echo)
         if report.outcome == "noop":
             echo(report.render_text())
         return None

@@ -5,7 +5,7 @@
     AlembicDeployError ............ 1  internal / unexpected
     ├── ConfigError ............... 2  bad flag, missing alembic.ini, bad URL, missing driver
     ├── DatabaseUnreachable ....... 3  database not reachable within --wait-timeout
-    ├── HealthCheckFailed ......... 4  the app never became healthy (--wait-healthy)
+    ├── HealthCheckFailed ......... 4  the app never became healthy (--wait-healthy, --wait-ecs-service)
     ├── CheckRefused .............. 5  a preflight check refused the deploy
     ├── LockNotAcquired ........... 6  migration lock not acquired within --lock-timeout-wait
     ├── MigrationFailed ........... 7  a revision failed (or the result did not verify)

@@ -41,6 +41,8 @@ DRIFT: Final = "drift"
 #: the ``upgrade`` it runs there are passed through (see :mod:`alembic_deploy.integrations.aws.ecs_run`).
 ECS_RUN: Final = "ecs-run"
 REPORT: Final = "report"
+#: ``wait-ecs``: the ECS health gate alone (alembic_deploy.integrations.aws.ecs_health), then the URL one.
+WAIT_ECS: Final = "wait-ecs"
 #: Every command: alembic's global options, also accepted before the command.
 EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO, CHECK, PLAN, DRIFT, REPORT})
 #: Commands that lint revisions, from their files alone.
@@ -52,6 +54,8 @@ ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO, CHECK, REPORT}
 LOCKING: Final = frozenset({UPGRADE, RUN, REPAIR})
 #: Commands that run the upgrade pipeline (``run --migrate`` runs ``upgrade``'s).
 UPGRADING: Final = frozenset({UPGRADE, RUN})
+#: Commands that take the health gates (``upgrade``'s, before migrating; ``wait-ecs`` alone).
+HEALTH_GATED: Final = UPGRADING | {WAIT_ECS}
 #: The environments a revision is promoted through, lowest first (``promotion-order``).
 PROMOTION_ORDER: Final = ("dev", "qa", "beta", "production")
 #: Where a field's :class:`Option` is kept in its ``dataclasses.Field.metadata``.
@@ -133,16 +137,24 @@ class Settings:
         False, UPGRADING | {PLAN}, "Compare the schema with what its migrations make, as `alembic-deploy drift` "
         "does: upgrade refuses (exit 5) under the migration lock before migrating when they differ; plan "
         "includes the comparison and exits 5.")
-    # The health gate before migrating (upgrade --wait-healthy, run --migrate --wait-healthy).
+    # The health gate before migrating (upgrade --wait-healthy, run --migrate --wait-healthy): the ECS
+    # service first (integrations/aws/ecs_health.py), then the URLs.
+    wait_ecs_service: str | None = _option(
+        None, HEALTH_GATED, "Before migrating, wait until this ECS service runs its new task definition healthy: "
+        "PRIMARY deployment COMPLETED (not rolled back), running = desired, load balancer targets healthy "
+        "(exit 4 if not; needs alembic-deploy[aws]).", metavar="CLUSTER/SERVICE")
+    wait_ecs_task_definition: str | None = _option(
+        None, HEALTH_GATED, "The task definition --wait-ecs-service expects (family, family:revision or ARN; "
+        "default: the service's when the gate starts).", "--ecs-task-definition", metavar="TASK_DEFINITION")
     wait_healthy: tuple[str, ...] = _option(
-        (), UPGRADING, "Before migrating, wait until URL answers 2xx (repeat for several; all must pass).",
+        (), HEALTH_GATED, "Before migrating, wait until URL answers 2xx (repeat for several; all must pass).",
         metavar="URL")
-    healthy_count: int = _option(3, UPGRADING, "Healthy answers in a row each URL needs (default 3).")
-    health_timeout: float = _option(300.0, UPGRADING, "Seconds to wait for health before exit 4 (default 300).")
+    healthy_count: int = _option(3, HEALTH_GATED, "Healthy answers in a row each URL needs (default 3).")
+    health_timeout: float = _option(300.0, HEALTH_GATED, "Seconds to wait for health before exit 4 (default 300).")
     health_expect: tuple[str, ...] = _option(
-        (), UPGRADING, "A JSON field the health answer must carry, e.g. status=ok (dotted keys nest).",
+        (), HEALTH_GATED, "A JSON field the health answer must carry, e.g. status=ok (dotted keys nest).",
         metavar="KEY=VALUE")
-    health_interval: float = _option(1.0, UPGRADING, "Seconds between two health requests (default 1).")
+    health_interval: float = _option(1.0, HEALTH_GATED, "Seconds between two health requests (default 1).")
     run_mode: str | None = None  # migrate | wait-for-schema | no-migrate
     #: The environment policies of [tool.alembic-deploy.env.NAME] (alembic_deploy.policy).
     policies: tuple[Policy, ...] = ()

@@ -1,5 +1,8 @@
 """The health gate: migrate only once the new code answers healthy.
 
+With ``--wait-ecs-service CLUSTER/SERVICE`` the ECS service's new deployment is waited for first
+(:mod:`alembic_deploy.integrations.aws.ecs_health`), within the same ``--health-timeout``.
+
 With ``upgrade --wait-healthy URL`` the pipeline, right after the database answers, polls each URL until
 it answers 2xx ``--healthy-count`` times in a row (and, with ``--health-expect key=value``, carries
 that value in its JSON body). One failure resets that URL's streak: an app that flaps between
@@ -63,6 +66,10 @@ def parse_expect(items: Sequence[str]) -> list[tuple[tuple[str, ...], str]]:
 
 def validate(settings: Settings) -> None:
     """Config errors before anything waits: they are not worth a --wait-timeout."""
+    if settings.wait_ecs_service is not None:
+        from ..integrations.aws.ecs_health import parse_service
+
+        parse_service(settings.wait_ecs_service)
     if not settings.wait_healthy:
         return
     for url in settings.wait_healthy:
@@ -78,7 +85,15 @@ def validate(settings: Settings) -> None:
 
 
 def health_gate(settings: Settings, report: DeployReport, echo: Callable[[str], None]) -> None:
-    """The pipeline step: a no-op unless ``--wait-healthy`` was given."""
+    """The pipeline step: the ECS service (``--wait-ecs-service``), then the URLs (``--wait-healthy``);
+    a no-op unless either was given."""
+    if settings.wait_ecs_service is not None:
+        from ..integrations.aws.ecs_health import wait_ecs_healthy
+
+        started = time.monotonic()
+        service = wait_ecs_healthy(settings.wait_ecs_service, task_definition=settings.wait_ecs_task_definition,
+                                   timeout=settings.health_timeout, interval=settings.health_interval, echo=echo)
+        report.step("ecs-health", started, service.summary())
     if not settings.wait_healthy:
         return
     started = time.monotonic()
