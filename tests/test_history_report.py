@@ -203,13 +203,22 @@ def test_database_urls_name_their_environments_and_default_to_what_the_rows_reco
     assert [e["environment"] for e in doc["environments"]] == ["qa", "live"]
 
 
-def test_a_window_leaves_older_runs_out(make_project, sqlite_db):
+def test_a_window_leaves_older_runs_out(make_project, db):
+    """The first run moved 15 days back (and the second a day back, still inside 2w): the window is
+    compared in UTC on each backend, whose DATETIME may have no zone."""
     project = make_project("sync")
-    assert run_cli(project, "upgrade", url=sqlite_db.url).returncode == 0
-    with sqlite_db.engine().begin() as conn:
-        conn.exec_driver_sql("UPDATE alembic_deploy_history SET started_at = '2020-01-01 00:00:00.000000'")
-    assert run_cli(project, "upgrade", url=sqlite_db.url).returncode == 0
-    doc = checked(invoke_cli(project, "report", "--json", "--since", "2w", url=sqlite_db.url).stdout, "report", 0)
+    for moved in ("15 days", "1 day"):
+        assert run_cli(project, "upgrade", url=db.url).returncode == 0
+        with db.engine().begin() as conn:
+            conn.exec_driver_sql({
+                "sqlite": f"UPDATE alembic_deploy_history SET started_at = datetime(started_at, '-{moved}') "
+                          "WHERE id = (SELECT max(id) FROM alembic_deploy_history)",
+                "postgresql": f"UPDATE alembic_deploy_history SET started_at = started_at - interval '{moved}' "
+                              "WHERE id = (SELECT max(id) FROM alembic_deploy_history)",
+                "mysql": f"UPDATE alembic_deploy_history SET started_at = started_at - INTERVAL {moved.split()[0]} DAY "
+                         "ORDER BY id DESC LIMIT 1",
+            }[db.backend])
+    doc = checked(invoke_cli(project, "report", "--json", "--since", "2w", url=db.url).stdout, "report", 0)
     assert doc["environments"][0]["outcomes"] == {"noop": 1}
     assert [r["revision"] for r in doc["revisions"]] == []
 
