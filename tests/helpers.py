@@ -182,6 +182,24 @@ def spawn_cli(project: Path, *args: str, url: str | None = None, env: dict[str, 
     )
 
 
+def signal_at(proc: subprocess.Popen[str], marker: str, signum: int) -> Run:
+    """Send ``signum`` to ``proc`` once a line of its stderr contains ``marker``; its Run (stderr
+    whole) once it exits. Kills it if it outlives the test."""
+    seen = ""
+    try:
+        while marker not in seen:
+            line = proc.stderr.readline() if proc.stderr is not None else ""
+            assert line, f"exited ({proc.wait()}) before printing {marker!r}: {seen}"
+            seen += line
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return Run(proc.returncode, out, seen + err)
+
+
 #: Ports free_port hands out: below the kernel's ephemeral range (32768 and up on Linux), so that no
 #: outgoing connection takes one between the test picking it and a server binding it.
 _PORTS = range(20000, 32768)

@@ -146,7 +146,7 @@ def test_run_takes_config_on_either_side(project, db, tmp_path, order):
 
 # -- every command's options come from the settings that name it --------------------------------------
 #: Text settings that take one of a few words: a word each takes other than its default.
-CHOICES = {"lint": "warn", "fail_on": "warning", "output_format": "json"}
+CHOICES = {"lint": "warn", "fail_on": "warning", "output_format": "json", "log_format": "json"}
 
 
 def _sample(setting) -> tuple[list[str], object]:
@@ -160,7 +160,7 @@ def _sample(setting) -> tuple[list[str], object]:
             return ([off] if setting.default else [on]), not setting.default
         return [flag], True
     if value_type == "tuple":
-        raw = "http://127.0.0.1:9/ready" if spec.metavar == "URL" else "key=value"
+        raw = {"URL": "http://127.0.0.1:9/ready", "SINK": "emf"}.get(spec.metavar or "", "key=value")
         return [flag, raw], (raw,)
     if setting.name in CHOICES:
         return [flag, CHOICES[setting.name]], CHOICES[setting.name]

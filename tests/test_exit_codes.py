@@ -25,11 +25,11 @@ from alembic_deploy.backends.base import stable_int64
 from alembic_deploy.backends.sqlite import LOCK_SUFFIX
 from helpers import (
     Database,
-    Run,
     assert_failed_cleanly,
     free_port,
     invoke_cli,
     run_cli,
+    signal_at,
     spawn_cli,
     url_text,
     without_modules,
@@ -258,15 +258,7 @@ def test_the_lock_of_another_database_on_the_server_does_not_block(password_db, 
 def test_sigint_while_waiting_for_the_lock_exits_9(secret_db, make_project):
     with _hold_migration_lock(secret_db):
         proc = spawn_cli(make_project("sync"), "upgrade", "--lock-timeout-wait", "120", url=secret_db.url)
-        try:
-            seen = _read_stderr_until(proc, "Waiting for the migration lock")
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    run = Run(proc.returncode, out, seen + err)
+        run = signal_at(proc, "Waiting for the migration lock", signal.SIGINT)
     message = assert_failed_cleanly(run, 9, *_secrets(secret_db))
     assert "SIGINT" in message
     assert not secret_db.has_table("users")

@@ -264,7 +264,8 @@ def test_every_text_setting_is_checked_or_clipped_on_purpose():
 
     from alembic_deploy.settings import JOURNALED
 
-    checked_here = {"journal_table", "fail_on", "lint", "output_format", *JOURNALED}
+    checked_here = {"journal_table", "fail_on", "lint", "output_format", "log_format", "metrics_namespace",
+                    *JOURNALED}
     # read, parsed, one of MODES, a lint dialect (lint.dialect_of), a revision check --from looks up
     checked_elsewhere = {"config", "name", "database_url", "run_mode", "dialect", "from_revision",
                          # ecs-run looks each up in ECS, or checks it (--launch-type) before a task starts

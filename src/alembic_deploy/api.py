@@ -6,7 +6,7 @@
 
     resolve settings -> database URL -> [fast no-op path] -> wait for the database
     -> [health gate] -> preflight -> migration lock -> journal 'running' -> upgrade (env.py)
-    -> verify -> journal outcome -> metrics
+    -> verify -> journal outcome -> outcome event and metrics (:func:`alembic_deploy.observer.run_ending`)
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .deployment import Deployment, Echo, shielded
 from .errors import AlembicDeployError, Interrupted
 from .heap import RunHeap
+from .observer import run_ending
 from .pipeline import fail, record_failure
 from .report import DeployReport, StatusReport
 
@@ -47,7 +48,7 @@ def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) 
 
     echo = shielded(echo)
     report = DeployReport(command="upgrade", target=target, environment=settings.env)
-    with interruptible() as interrupt, RunHeap() as heap:
+    with run_ending(settings, report, echo), interruptible() as interrupt, RunHeap() as heap:
         try:
             # A health gate or a drift check is asked for explicitly: it runs even when there is nothing
             # to migrate.
@@ -86,8 +87,9 @@ def repair(settings: Settings, action: str | None = None, echo: Echo | None = No
     from .steps import recovery
     from .steps import repair as repair_step
 
+    echo = shielded(echo)
     report = DeployReport(command="repair", target=action or "diagnose", environment=settings.env)
-    with interruptible() as interrupt:
+    with run_ending(settings, report, echo), interruptible() as interrupt:
         try:
             deployment = Deployment.open(settings, echo)
         except AlembicDeployError as exc:

@@ -1,7 +1,8 @@
 """The ``alembic-deploy`` command: parse -> Settings -> api call -> render -> exit code.
 
-Progress and errors go to stderr; ``--json`` prints one JSON document on stdout. Exit codes come
-from the exception classes in :mod:`alembic_deploy.errors` and nowhere else.
+Progress and errors go to stderr, as text or (``--log-format json``) one JSON object per line
+rendered by :mod:`alembic_deploy.observer`; ``--json`` prints one JSON document on stdout. Exit
+codes come from the exception classes in :mod:`alembic_deploy.errors` and nowhere else.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import gc
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -61,9 +63,96 @@ def out(msg: str) -> None:
         click.echo(msg)
 
 
+#: ``--log-format json`` in effect: every line on stderr is one JSON object (observer.json_line).
+_LOG_JSON: ContextVar[bool] = ContextVar("alembic_deploy_log_json", default=False)
+
+
 def _err(msg: str, **style: Any) -> None:
+    """A line on stderr: text, or its JSON log object with --log-format json."""
+    if _LOG_JSON.get():
+        from .observer import json_line
+
+        line = json_line(msg)
+        if line is not None:
+            with contextlib.suppress(*_UNWRITABLE):
+                sys.stderr.write(line + "\n")
+        return
     with contextlib.suppress(*_UNWRITABLE):
         click.secho(scrub(msg), err=True, **style)
+
+
+class _JsonStderr:
+    """stderr under --log-format json: whatever else writes there (alembic's and env.py's logging,
+    Python's warnings, a print in a revision) arrives as a ``log`` event, one JSON object per
+    line like the tool's own, which pass through unchanged. Logging handlers that env.py sets up
+    take this stream as their ``sys.stderr``."""
+
+    _LEVELS: Final = {"DEBUG": "info", "INFO": "info", "WARNING": "warning", "WARN": "warning", "ERROR": "error",
+                      "CRITICAL": "error"}
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        while "\n" in self.pending:
+            line, self.pending = self.pending.split("\n", 1)
+            self._line(line)
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        if not line.startswith('{"ts":'):
+            if not line.strip():
+                return
+            from .observer import event, json_line
+
+            words = line.split(maxsplit=1)
+            level = self._LEVELS.get(words[0].upper().strip(":[]"), "info") if words else "info"
+            line = json_line(event("log", line.rstrip(), level)) or ""
+        self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        if self.pending:
+            line, self.pending = self.pending, ""
+            self._line(line)
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # fileno, isatty, encoding...: the real stream's
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def _json_stderr(on: bool) -> Iterator[None]:
+    if not on or isinstance(sys.stderr, _JsonStderr):
+        yield
+        return
+    real = sys.stderr
+    sys.stderr = _JsonStderr(real)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(*_UNWRITABLE):
+            sys.stderr.flush()
+        sys.stderr = real
+
+
+def _error(message: str, exit_code: int, kind: str, fields: dict[str, Any] | None = None,
+           trace: BaseException | None = None) -> None:
+    """The error a command ends with: its paragraph and titled fields (and with --debug the
+    traceback) as text; with --log-format json, all of it in one ``error`` line."""
+    fields = fields or {}
+    if _LOG_JSON.get():
+        from .observer import event
+
+        extra = {"traceback": "".join(traceback.format_exception(trace))} if trace is not None else {}
+        _err(event("error", message, "error", kind=kind, exit_code=exit_code, fields=fields, **extra))
+        return
+    _err(f"error: {message}", fg="red")
+    for key, value in fields.items():
+        _err(f"  {key}: {value}")
+    if trace is not None:
+        _err("".join(traceback.format_exception(trace)))
 
 
 def _settle_streams() -> None:
@@ -151,26 +240,25 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
         debug = bool(options.get("debug"))
         # Until the settings resolve (they may not): the flag, or the variable that sets it.
         as_json = bool(options.get("json")) or _json_from_env()
+        log_json = _LOG_JSON.set(_log_json_given(options.get("log_format")))
         try:
             from .compat import require_supported
 
             require_supported()
             settings, rest = resolve(options)
             debug, as_json = settings.debug, settings.json
-            command(settings, **rest)
+            _LOG_JSON.set(settings.log_format == "json")
+            with _json_stderr(settings.log_format == "json"):
+                command(settings, **rest)
         except AlembicDeployError as exc:
             if as_json:
                 out(exc.report.to_json() if exc.report is not None else _error_json(exc))
-            _err(f"error: {exc.message}", fg="red")
-            for key, value in exc.fields.items():
-                _err(f"  {key}: {value}")
-            if debug:
-                _err("".join(traceback.format_exception(exc)))
+            _error(exc.message, exc.exit_code, exc.kind, exc.fields, exc if debug else None)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             if as_json:
                 out(_error_json(Interrupted("Interrupted.")))
-            _err("error: interrupted.", fg="red")
+            _error("interrupted.", Interrupted.exit_code, Interrupted.kind)
             sys.exit(Interrupted.exit_code)
         except Exception as exc:  # noqa: BLE001 - the last resort: exit 1, no traceback unless asked
             message = (
@@ -179,11 +267,10 @@ def _run(command: Callable[..., Any]) -> Callable[..., Any]:
             )
             if as_json:
                 out(_error_json(AlembicDeployError(message)))
-            _err(f"error: {message}", fg="red")
-            if debug:
-                _err("".join(traceback.format_exception(exc)))
+            _error(message, AlembicDeployError.exit_code, AlembicDeployError.kind, trace=exc if debug else None)
             sys.exit(AlembicDeployError.exit_code)
         finally:
+            _LOG_JSON.reset(log_json)
             _settle_streams()
             # The process ends next: spare the interpreter's last garbage collection a walk over
             # every object it is about to drop anyway (~0.1 s after loading 500 revisions).
@@ -210,14 +297,44 @@ def _error_json(exc: AlembicDeployError, command: str | None = None) -> str:
 
 
 def _echo(settings: Settings) -> Callable[[str], None]:
-    """Progress lines (one per revision applied): plain, so written straight to stderr."""
-    def echo(msg: str) -> None:
+    """Progress lines (one per revision applied): plain, so written straight to stderr; with
+    --log-format json, each event as its JSON object (events with no text line included)."""
+    return _Progress(settings.log_format == "json")
+
+
+class _Progress:
+    """The CLI's progress output (see :func:`_echo`)."""
+
+    __slots__ = ("takes_events",)
+
+    def __init__(self, as_json: bool) -> None:
+        #: deployment.shielded passes every event on to an echo that takes them.
+        self.takes_events = as_json
+
+    def __call__(self, msg: str) -> None:
+        from .observer import ProgressEvent, json_line
+
+        if self.takes_events:
+            line = json_line(msg)
+        else:
+            line = None if isinstance(msg, ProgressEvent) and not msg else scrub(msg)
+        if line is None:
+            return
         # sys.stderr is line-buffered (Python >= 3.9, a TTY or not): each line goes out at once.
         # A progress line that cannot be written is dropped; the migration it reports goes on.
         with contextlib.suppress(*_UNWRITABLE):
-            sys.stderr.write(scrub(msg) + "\n")
+            sys.stderr.write(line + "\n")
 
-    return echo
+
+def _log_json_given(flag: str | None, argv: list[str] | None = None) -> bool:
+    """--log-format json given (``flag``, or in ``argv`` before it parses) or ALEMBIC_DEPLOY_LOG_FORMAT=json:
+    known before the settings resolve, so an error in them is a JSON line too."""
+    if argv is not None:
+        own = argv[: argv.index("--")] if "--" in argv else argv
+        flag = next((own[i + 1] for i, a in enumerate(own[:-1]) if a == "--log-format"), None) or next(
+            (a.split("=", 1)[1] for a in own if a.startswith("--log-format=")), None)
+    value = flag or os.environ.get("ALEMBIC_DEPLOY_LOG_FORMAT", "")
+    return value.strip().lower() == "json"
 
 
 def _json_from_env() -> bool:
@@ -251,8 +368,16 @@ class _Main(click.Group):
                 ctx: click.Context | None = getattr(exc, "ctx", None)  # a UsageError's
                 command = ctx.info_name if ctx is not None and ctx.parent else None
                 out(_error_json(ConfigError(exc.format_message()), command))
-            with contextlib.suppress(*_UNWRITABLE):
-                exc.show()
+            if _log_json_given(None, argv):
+                from .observer import event
+
+                token = _LOG_JSON.set(True)
+                _err(event("error", exc.format_message(), "error", kind=ConfigError.kind, exit_code=exc.exit_code,
+                           fields={}))
+                _LOG_JSON.reset(token)
+            else:
+                with contextlib.suppress(*_UNWRITABLE):
+                    exc.show()
             code = exc.exit_code
         except click.exceptions.Abort:
             _err("Aborted!")
@@ -286,7 +411,7 @@ def upgrade(settings: Settings, revision: str) -> None:
     report = api.upgrade(settings, revision, echo=_echo(settings))
     if settings.json:
         out(report.to_json())
-    elif report.outcome == "noop":
+    elif report.outcome == "noop" and settings.log_format == "text":  # the JSON log has its outcome event
         _err(report.render_text())
 
 
@@ -373,9 +498,8 @@ def _exit_unfinished(st: StatusReport) -> None:
     if not unfinished["exit_code"]:
         _err(f"note: {unfinished['message']}")
         return
-    _err(f"error: {unfinished['message']}", fg="red")
-    for key, value in unfinished["error"].get("fields", {}).items():
-        _err(f"  {key}: {value}")
+    _error(unfinished["message"], unfinished["exit_code"], unfinished["error"].get("kind", "partial-migration"),
+           unfinished["error"].get("fields"))
     sys.exit(unfinished["exit_code"])
 
 
@@ -451,7 +575,7 @@ def _finish(warnings: list[str], error: AlembicDeployError | None) -> None:
     for warning in warnings:
         _err(f"warning: {warning}", fg="yellow")
     if error is not None:
-        _err(f"error: {error.message}", fg="red")
+        _error(error.message, error.exit_code, error.kind)
         sys.exit(error.exit_code)
 
 
@@ -522,7 +646,7 @@ def _show(settings: Settings, report: CheckReport | DriftReport) -> None:
         out(report.render_text())
     error = report.error()
     if error is not None:
-        _err(f"error: {error.message}", fg="red")
+        _error(error.message, error.exit_code, error.kind)
         sys.exit(error.exit_code)
 
 

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .masking import mask_url
+from .masking import database_label, mask_url
+from .observer import ProgressEvent, event
 from .project import ProjectIni, read_ini
 
 if TYPE_CHECKING:
@@ -38,7 +39,10 @@ def shielded(echo: Echo | None) -> Echo:
     """The caller's ``echo`` (None: print nothing), unable to fail the work it reports: a line it
     raises on (a closed stream, a logging handler that fails) is dropped, since a migration half
     done or a journal row left ``running`` for want of a progress line is worse than the line
-    lost; the report returned holds the outcome all the same. Signals (KeyboardInterrupt) pass."""
+    lost; the report returned holds the outcome all the same. Signals (KeyboardInterrupt) pass.
+
+    A caller whose ``echo`` has ``takes_events = True`` (the CLI's JSON log) receives every
+    :class:`~alembic_deploy.observer.ProgressEvent`; any other only those with a text line."""
     if echo is None:
         return _quiet
     if isinstance(echo, _Shielded):
@@ -49,12 +53,15 @@ def shielded(echo: Echo | None) -> Echo:
 class _Shielded:
     """``echo`` with whatever it raises dropped (see :func:`shielded`)."""
 
-    __slots__ = ("echo",)
+    __slots__ = ("echo", "events")
 
     def __init__(self, echo: Echo) -> None:
         self.echo = echo
+        self.events = bool(getattr(echo, "takes_events", False))
 
     def __call__(self, msg: str) -> None:
+        if not self.events and isinstance(msg, ProgressEvent) and not msg:
+            return  # an event for the JSON log only: a caller taking lines gets none
         # Whatever the caller's output does, the work goes on.
         with contextlib.suppress(Exception):
             self.echo(msg)
@@ -99,20 +106,30 @@ class Deployment:
     def masked_url(self) -> str:
         return mask_url(self.engine.url.render_as_string(hide_password=True))
 
+    @property
+    def database_label(self) -> str:
+        """The database as logs and metrics name it: host and name, never a user or password."""
+        return database_label(self.masked_url) or ""
+
     def wait(self, report: DeployReport) -> None:
         from .steps.wait import wait_for_database
 
         def on_retry(attempt: int, _exc: BaseException) -> None:
             if attempt == 1:
-                self.echo(
-                    f"Waiting for the database at {self.masked_url} "
-                    f"(up to {self.settings.wait_timeout:g}s)..."
-                )
+                self.echo(event(
+                    "database_waiting",
+                    f"Waiting for the database at {self.masked_url} (up to {self.settings.wait_timeout:g}s)...",
+                    database=self.database_label, timeout_s=self.settings.wait_timeout,
+                ))
 
         started = time.monotonic()
-        seconds, attempts, conn = wait_for_database(
-            self.engine, self.backend, self.settings.wait_timeout, on_retry=on_retry, hold=True
-        )
+        try:
+            seconds, attempts, conn = wait_for_database(
+                self.engine, self.backend, self.settings.wait_timeout, on_retry=on_retry, hold=True
+            )
+        except BaseException:
+            report.db_wait_seconds = round(time.monotonic() - started, 4)  # waited, then gave up
+            raise
         self._drop_reached()
         self._reached = (conn, time.monotonic()) if conn is not None else None
         report.db_wait_seconds = round(seconds, 4)
@@ -130,7 +147,8 @@ class Deployment:
 
         def on_wait(holder: dict[str, Any]) -> None:
             who = ", ".join(f"{k} {v}" for k, v in holder.items() if v) or "another deploy"
-            self.echo(f"Waiting for the migration lock held by {who}...")
+            self.echo(event("lock_waiting", f"Waiting for the migration lock held by {who}...",
+                            holder={k: v for k, v in holder.items() if v}, timeout_s=wait))
 
         wait = self.settings.lock_timeout_wait if timeout is None else timeout
         return self.backend.lock(self.engine, name, wait, on_wait,

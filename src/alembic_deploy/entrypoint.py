@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, NoReturn
 
 from .errors import CheckRefused, ConfigError, DatabaseUnreachable
+from .observer import event, text_only
 
 if TYPE_CHECKING:
     from .deployment import Deployment
@@ -97,7 +98,8 @@ def run(settings: Settings, mode: str, command: Sequence[str], echo: Echo | None
     environ = dict(os.environ)  # the app's environment, before anything here touches os.environ
     executable = _resolve(command, environ)
     prepare(settings, mode, echo, health_gate)
-    echo(f"Starting {shlex.join(command)} (pid {os.getpid()}).")
+    echo(event("app_starting", f"Starting {shlex.join(command)} (pid {os.getpid()}).", command=list(command),
+               pid=os.getpid()))
     _exec(executable, command, environ)
 
 
@@ -112,8 +114,8 @@ def prepare(settings: Settings, mode: str, echo: Echo, health_gate: bool = False
         report = api.upgrade(settings if health_gate else settings.replace(wait_healthy=(), wait_ecs_service=None,
                                                                            wait_ecs_task_definition=None),
                              "head", echo=echo)
-        if report.outcome == "noop":
-            echo(report.render_text())
+        if report.outcome == "noop":  # the JSON log has it in the outcome event
+            echo(text_only(report.render_text()))
         return None
     from .deployment import Deployment
     from .report import DeployReport
@@ -122,7 +124,8 @@ def prepare(settings: Settings, mode: str, echo: Echo, health_gate: bool = False
     try:
         deployment.wait(DeployReport(command="run", environment=settings.env))
         if mode == NO_MIGRATE:
-            echo(f"The database at {deployment.masked_url} answers.")
+            echo(event("database_answers", f"The database at {deployment.masked_url} answers.",
+                       database=deployment.database_label))
             return None
         return wait_for_schema(settings, deployment, echo)
     finally:
@@ -156,7 +159,8 @@ def wait_for_schema(settings: Settings, deployment: Deployment, echo: Echo) -> S
         else:
             result, message = checked, checked.message
             if checked.accepted:
-                echo(f"Schema {checked.verdict}: {checked.message}")
+                echo(event("schema_accepted", f"Schema {checked.verdict}: {checked.message}",
+                           verdict=checked.verdict))
                 return checked
             if checked.verdict == guard.AHEAD_UNKNOWN:
                 # Waiting cannot fix it: nothing migrates a database backwards on its own.
@@ -167,7 +171,8 @@ def wait_for_schema(settings: Settings, deployment: Deployment, echo: Echo) -> S
                 )
         state = (result.verdict if result else "unreachable", result.database_revisions if result else ())
         if state != seen:
-            echo(f"Waiting for the schema (up to {settings.schema_timeout:g}s): {message}")
+            echo(event("schema_waiting", f"Waiting for the schema (up to {settings.schema_timeout:g}s): {message}",
+                       verdict=state[0], timeout_s=settings.schema_timeout))
             seen = state
         remaining = deadline - time.monotonic()
         if remaining <= 0:

@@ -45,6 +45,22 @@ def mask_url(url: str) -> str:
     return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
 
 
+def database_label(url: str | None) -> str | None:
+    """``host/name`` of a database URL (``db.internal/app``; SQLite: its file path, ``:memory:``
+    for none): what the JSON log's and the metrics' ``database`` says, with no user, password,
+    port or query parameters. Read without SQLAlchemy (the fast path's no-op does not load it)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    name = unquote(parts.path[1:]) if parts.path.startswith("/") else unquote(parts.path)
+    if parts.hostname:
+        return f"{parts.hostname}/{name}"
+    return name or ":memory:"
+
+
 def scrub(text: str) -> str:
     """Remove every known secret and every URL password from ``text``."""
     if not text:

@@ -13,8 +13,9 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
-from .errors import AlembicDeployError, CheckRefused, Interrupted, PartialMigration
+from .errors import AlembicDeployError, CheckRefused, Interrupted, LockNotAcquired, PartialMigration
 from .masking import scrub
+from .observer import text_only
 
 if TYPE_CHECKING:
     from .backends import MigrationLock
@@ -42,6 +43,7 @@ def run(
 
     settings, echo, backend = deployment.settings, deployment.echo, deployment.backend
     journal = None
+    lock_started: float | None = None
     try:
         deployment.wait(report)
         health_gate(settings, report, echo)
@@ -49,7 +51,7 @@ def run(
             project = deployment.alembic_project()
             check_heads(project, target)
         project.check_target(target)
-        started = time.monotonic()
+        started = lock_started = time.monotonic()
         with deployment.lock() as lock, heap.migrating():
             report.lock_wait_seconds = round(lock.waited, 4)
             report.step("lock", started)
@@ -104,10 +106,12 @@ def run(
                 report.warnings.append(unjournaled(journal, "The run was not journaled"))
             report.finished_at = time.time()
             journal.finish(report)
-        if report.outcome == "applied":
-            echo(report.summary())
+        if report.outcome == "applied":  # the JSON log has it all in the outcome event
+            echo(text_only(report.summary()))
         return report
     except AlembicDeployError as exc:
+        if isinstance(exc, LockNotAcquired) and journal is None and lock_started is not None:
+            report.lock_wait_seconds = round(time.monotonic() - lock_started, 4)  # waited, then gave up
         record_failure(report, journal, exc)
         raise
     except KeyboardInterrupt:

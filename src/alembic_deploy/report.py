@@ -83,6 +83,9 @@ class RevisionResult:
     duration: float
     status: str = "applied"  # applied | rolled-back (went down with the failed revision's transaction)
     attempts: int = 1
+    #: Statements the revision sent on the migrating connection (its version-table update
+    #: included); None where not counted (a repair).
+    statements: int | None = None
 
 
 @dataclass
@@ -129,6 +132,8 @@ class DeployReport:
     failed_revision: FailedRevision | None = None
     steps: list[StepResult] = field(default_factory=list)
     db_wait_seconds: float = 0.0
+    #: Seconds the health gate (--wait-ecs-service, --wait-healthy) waited, passed or not.
+    health_wait_seconds: float = 0.0
     lock_wait_seconds: float = 0.0
     fast_path: bool = False
     journal_id: int | None = None

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from .errors import ScratchUnavailable
+from .observer import event
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -141,7 +142,8 @@ def scratch_database(deployment: Deployment, interrupt: InterruptState) -> Itera
                 f"`{SCRATCH_PREFIX}%`.* TO ...), or run drift with a role that has it.",
             ) from None
     try:
-        deployment.echo(f"Replaying the migrations into scratch database {database} (dropped afterwards)...")
+        deployment.echo(event("drift_replaying", f"Replaying the migrations into scratch database {database} "
+                              "(dropped afterwards)...", scratch_database=database))
         url = make_url(deployment.url).set(database=database)
         yield url.render_as_string(hide_password=False)
     finally:

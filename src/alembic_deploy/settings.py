@@ -119,6 +119,15 @@ class Settings:
     # The fast path reads PostgreSQL through psycopg[binary]'s libpq (fastpath/libpq.py), not psycopg.
     fast_path_libpq: bool = True
     json: bool = _option(False, ON_A_DATABASE | LINTING | {REPORT}, "Print a JSON document on stdout.")
+    log_format: str = _option(
+        "text", ON_A_DATABASE | LINTING | {REPORT}, "Progress, warning and error lines on stderr: text (default) or "
+        "json, one JSON object per line (fields in the README).", metavar="FORMAT")
+    metrics: tuple[str, ...] = _option(
+        (), LOCKING, "Send the run's metrics when it ends: emf (CloudWatch Embedded Metric Format on stdout; on "
+        "stderr with --json), pushgateway=URL or textfile=PATH.prom (repeat for several). A metrics failure is a "
+        "warning, never a failed deploy.", metavar="SINK")
+    metrics_namespace: str = _option("AlembicDeploy", LOCKING,
+                                     "CloudWatch namespace of --metrics emf (default AlembicDeploy).")
     debug: bool = _option(False, EVERY_COMMAND, "Show tracebacks (alembic's --raiseerr does the same).",
                           "--debug", "--raiseerr")
     git_sha: str | None = None
@@ -312,6 +321,8 @@ COUNTS: Final = {"retries": (0, 10_000), "healthy_count": (1, 10_000)}
 #: known once alembic.ini or env.py is read, after the settings: the strictest limit holds for all.
 IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_IDENTIFIER: Final = 63
+#: What ``--log-format`` takes (alembic_deploy.observer renders the JSON log).
+LOG_FORMATS: Final = ("text", "json")
 #: What ``plan --format`` takes.
 PLAN_FORMATS: Final = ("text", "markdown", "json", "sarif")
 #: What ``--lint`` takes.
@@ -348,6 +359,16 @@ def check(name: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source} must name each environment once, lowest first; got {', '.join(value) or 'none'}.")
     elif name == "lint" and value not in LINT_MODES:
         raise ConfigError(f"{source} must be one of {', '.join(LINT_MODES)}, got {value!r}.")
+    elif name == "log_format" and value not in LOG_FORMATS:
+        raise ConfigError(f"{source} must be one of {', '.join(LOG_FORMATS)}, got {value!r}.")
+    elif name == "metrics":
+        from .metrics import parse_sinks
+
+        parse_sinks(value, source)
+    elif name == "metrics_namespace" and not (0 < len(value) <= 255 and value.isascii() and value.isprintable()):
+        raise ConfigError(
+            f"{source} must be 1 to 255 printable ASCII characters (a CloudWatch namespace), got {value!r}."
+        )
     elif name == "output_format" and value not in PLAN_FORMATS:
         raise ConfigError(f"{source} must be one of {', '.join(PLAN_FORMATS)}, got {value!r}.")
     elif name in JOURNALED and len(value) > COLUMN_SIZES[JOURNALED[name]]:

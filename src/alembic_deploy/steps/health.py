@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ConfigError, HealthCheckFailed
 from ..masking import mask_url, scrub
+from ..observer import event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -86,7 +87,17 @@ def validate(settings: Settings) -> None:
 
 def health_gate(settings: Settings, report: DeployReport, echo: Callable[[str], None]) -> None:
     """The pipeline step: the ECS service (``--wait-ecs-service``), then the URLs (``--wait-healthy``);
-    a no-op unless either was given."""
+    a no-op unless either was given. ``report.health_wait_seconds``: the whole gate, passed or not."""
+    if settings.wait_ecs_service is None and not settings.wait_healthy:
+        return
+    gate = time.monotonic()
+    try:
+        _gate(settings, report, echo)
+    finally:
+        report.health_wait_seconds = round(time.monotonic() - gate, 4)
+
+
+def _gate(settings: Settings, report: DeployReport, echo: Callable[[str], None]) -> None:
     if settings.wait_ecs_service is not None:
         from ..integrations.aws.ecs_health import wait_ecs_healthy
 
@@ -124,10 +135,12 @@ def wait_healthy(
     echo = echo or (lambda _msg: None)
     probes = [_Probe(url) for url in dict.fromkeys(urls)]
     deadline = time.monotonic() + timeout
-    echo(
+    echo(event(
+        "health_waiting",
         f"Waiting for {', '.join(p.shown for p in probes)} to answer healthy {count} time(s) in a row "
-        f"(up to {timeout:g}s)..."
-    )
+        f"(up to {timeout:g}s)...",
+        urls=[p.shown for p in probes], count=count, timeout_s=timeout,
+    ))
     with httpx.Client(follow_redirects=True) as client:
         while True:
             for probe in (p for p in probes if not p.passed):
@@ -139,10 +152,14 @@ def wait_healthy(
                     probe.best = max(probe.best, probe.streak)
                     if probe.streak >= count:
                         probe.passed = True
-                        echo(f"  {probe.shown} is healthy ({count} in a row, {probe.attempts} request(s)).")
+                        echo(event("health_passed",
+                                   f"  {probe.shown} is healthy ({count} in a row, {probe.attempts} request(s)).",
+                                   url=probe.shown, requests=probe.attempts))
                 else:
                     if probe.streak:
-                        echo(f"  {probe.shown} failed after {probe.streak} healthy answer(s): {failure}")
+                        echo(event("health_unstable",
+                                   f"  {probe.shown} failed after {probe.streak} healthy answer(s): {failure}",
+                                   "warning", url=probe.shown, streak=probe.streak, failure=failure))
                     probe.streak = 0
                     probe.last = failure
             if all(p.passed for p in probes):

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import CheckRefused
+from ..observer import event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -69,7 +70,8 @@ def check_lint(project: AlembicProject, planned: Sequence[str], settings: Settin
 
     who = f"the {policy.name} policy" if policy is not None else f"--lint {mode}"
     if dialect not in DIALECTS:
-        echo(f"note: {who} was not applied: the lint does not read {dialect} SQL.")
+        echo(event("policy_skipped", f"note: {who} was not applied: the lint does not read {dialect} SQL.",
+                   policy=policy.name if policy is not None else None, dialect=dialect))
         return
     from ..policy import apply, fail_on
 

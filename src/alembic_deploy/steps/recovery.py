@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..aftermath import crash_summary, partial_error
 from ..errors import LockNotAcquired
+from ..observer import event
 from ..partial import find_partial, read_progress
 from .repair import choices
 
@@ -77,7 +78,8 @@ def recover(
         if partial is not None and partial.row["id"] == row["id"]:
             partial.row["outcome"] = "crashed"
         report.warnings.append(note)
-        deployment.echo(f"warning: {note}")
+        deployment.echo(event("crashed_run", f"warning: {note}", "warning", journal_id=row["id"],
+                              host=row["host"], pid=row["pid"]))
     return partial
 
 
@@ -101,8 +103,10 @@ def _wait_for_session(deployment: Deployment, progress: Progress | None) -> None
                     session=progress.session,
                 )
             if not told:
-                deployment.echo(
-                    f"Waiting for session {progress.session} of a crashed deploy to end on the server..."
-                )
+                deployment.echo(event(
+                    "crashed_session_waiting",
+                    f"Waiting for session {progress.session} of a crashed deploy to end on the server...",
+                    session=str(progress.session),
+                ))
                 told = True
             time.sleep(SESSION_POLL_SECONDS)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ..aftermath import partial_error
 from ..errors import CheckRefused, ConfigError, MigrationFailed
 from ..masking import scrub_statement
+from ..observer import event
 from ..partial import describe, is_applied
 from ..progress.sql_text import READ, effect_of, excerpt, fingerprint, legacy_fingerprint, literal_syntax, shorten
 from ..progress.tracker import ProgressTracker
@@ -322,7 +323,8 @@ def run(
         RevisionResult(partial.revision, (), describe(project, partial.revision), started, time.time() - started,
                        status="rolled-back" if action == "rollback-partial" else "applied")
     )
-    echo(f"Repaired {partial.revision} ({action}): {done}.")
+    echo(event("repaired", f"Repaired {partial.revision} ({action}): {done}.", revision=partial.revision,
+               action=action))
 
 
 _VERBS: Final = {"resume": "resume", "rollback-partial": "roll back", "mark-applied": "mark as applied"}

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import aftermath, retrying
 from ..errors import AlembicDeployError, DatabaseUnreachable
+from ..observer import event
 from ..report import RetryResult
 from .blockers import describe_blockers
 from .migrating_session import MigratingSession
@@ -187,10 +188,15 @@ class _Attempts:
         retry = f"retry {self.failures.get(key, 0)}/{allowed} in {pause:.1f}s"
         blockers = describe_blockers(self.session.blockers if self.session else []) if self.kind == LOCK_TIMEOUT else ""
         self.report.retries.append(RetryResult(key or "", self.kind or "", blockers))
+        fields: dict[str, Any] = {"revision": key, "retry": self.failures.get(key, 0), "retries_allowed": allowed,
+                                  "delay_s": round(pause, 3)}
         if self.kind == LOCK_TIMEOUT:
-            self.deployment.echo(aftermath.lock_retry_notice(where, self._timeouts, blockers, retry))
+            self.deployment.echo(event("retry", aftermath.lock_retry_notice(where, self._timeouts, blockers, retry),
+                                       "warning", reason=self.kind, blocker=blockers, **fields))
         else:
-            self.deployment.echo(aftermath.connection_retry_notice(where, state.outcome.exception(), retry))
+            exc = state.outcome.exception()
+            self.deployment.echo(event("retry", aftermath.connection_retry_notice(where, exc, retry), "warning",
+                                       reason=self.kind, blocker=None, **fields))
 
     def _reconnect(self) -> None:
         """After a lost connection: wait for the database, take the lock again if it went too."""
@@ -207,7 +213,8 @@ class _Attempts:
                 "database is up.",
             ) from None
         if not self.lock.alive() and self.lock.renew is not None:
-            self.deployment.echo("The migration lock went with the lost connection; taking it again...")
+            self.deployment.echo(event("lock_renewing", "The migration lock went with the lost connection; "
+                                       "taking it again...", "warning"))
             self.lock.renew()
             if self.journal is not None:
                 self.journal.connection = self.lock.connection
@@ -238,11 +245,15 @@ class _Attempts:
         what = f"Revision {rev}" if rev else "The migration"
         blocked = describe_blockers(self.session.blockers if self.session is not None else [])
         if self.kind == STATEMENT_TIMEOUT:
-            self.deployment.echo(aftermath.statement_timed_out(what, timeouts))
+            self.deployment.echo(event("not_retried", aftermath.statement_timed_out(what, timeouts), "warning",
+                                       revision=rev, reason=self.kind))
             return exc
         if not self.safe:
-            self.deployment.echo(aftermath.not_retried(what, self.kind == LOCK_TIMEOUT, self.tracker.counts, timeouts,
-                                                       blocked, exc))
+            self.deployment.echo(event(
+                "not_retried",
+                aftermath.not_retried(what, self.kind == LOCK_TIMEOUT, self.tracker.counts, timeouts, blocked, exc),
+                "warning", revision=rev, reason=self.kind,
+                blocker=blocked if self.kind == LOCK_TIMEOUT else None))
             return exc
         attempts = self.failures.get(rev, 0)
         title = f"{what} ({self.project.describe(rev)})" if rev else what
