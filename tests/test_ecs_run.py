@@ -18,8 +18,11 @@ Every wait is on a line of the process's output or its exit, never on a duration
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -29,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from alembic_deploy.integrations.aws.ecs_run import failure, run_tags, started_by
+from alembic_deploy.integrations.github.workflows import render, values_from
 from aws_server import REGION, MotoServer
 from helpers import invoke_cli, spawn_cli
 
@@ -359,3 +364,37 @@ def test_failure_explains_what_ecs_reported(task: dict[str, Any], expected: str)
     container = next(iter(task.get("containers", [])), None)
     error = failure(task, "app", container)
     assert expected in error.message and task["stoppedReason"] in error.message and error.exit_code == 12
+
+
+def test_the_generated_workflows_migrate_step_fails_the_job_with_the_containers_exit_code(
+        scene: Scene, tmp_path: Path) -> None:
+    """The migrate step init github-actions writes, run as the runner runs it (bash -eo pipefail,
+    its expressions replaced by this job's values, a GITHUB_OUTPUT file): ecs-run on the deployed
+    task definition; the container's exit 7 (set on moto's backend) fails the step with 7 and is
+    its exit-code output."""
+    scene.build()
+    files = render(values_from({"role_arn": ("arn:aws:iam::123456789012:role/deploy",), "container": "app"}, "shop"))
+    workflow = yaml.safe_load(next(text for path, text in files.items() if path.name == "alembic-deploy.yml"))
+    job = workflow["jobs"]["deploy"]
+    step = next(s for s in job["steps"] if s.get("id") == "migrate")
+    values = {"inputs.ecs-cluster": CLUSTER, "inputs.ecs-service": "web", "inputs.environment": "production",
+              "steps.deploy.outputs.task-definition-arn": scene.task_definition}
+    env = {k: re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda m: values[m.group(1)], str(v))
+           for k, v in {**job["env"], **step["env"]}.items()}
+    output = tmp_path / "github_output"
+    (tmp_path / "step.sh").write_text(step["run"])
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    proc = subprocess.Popen(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(tmp_path / "step.sh")], cwd=tmp_path,
+        env={**os.environ, **scene.aws.env, **GITHUB, **env, "PATH": path, "GITHUB_OUTPUT": str(output),
+             "ALEMBIC_DEPLOY_ECS_POLL_INTERVAL": "0.2"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    scene.started.append(proc)
+    err = Lines(proc.stderr)
+    _out = Lines(proc.stdout)
+    task_arn = _started(err)
+    command = scene.task(task_arn).overrides["containerOverrides"][0]["command"]
+    assert command == ["alembic-deploy", "upgrade", "--env", "production"]
+    scene.exit(task_arn, 7)
+    assert proc.wait(DEADLINE) == 7, err.text
+    assert output.read_text() == "exit-code=7\n"
