@@ -398,3 +398,40 @@ def test_the_generated_workflows_migrate_step_fails_the_job_with_the_containers_
     scene.exit(task_arn, 7)
     assert proc.wait(DEADLINE) == 7, err.text
     assert output.read_text() == "exit-code=7\n"
+
+
+def test_the_services_capacity_provider_strategy_and_a_task_without_awslogs(scene: Scene, tmp_path: Path) -> None:
+    """A service on FARGATE_SPOT by capacity provider strategy (set on moto's backend objects): the
+    task gets the strategy, not a launch type. Its task definition logs elsewhere (no awslogs):
+    ecs-run says its output is not shown and still exits with the container's code (0, set on moto's
+    backend)."""
+    scene.build()
+    ecs = scene.aws.client("ecs")
+    quiet = ecs.register_task_definition(
+        family="quiet", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
+        containerDefinitions=[{"name": "app", "image": "acme/shop:1", "essential": True, "memory": 256}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    strategy = [{"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 0}]
+    ecs.create_service(
+        cluster=CLUSTER, serviceName="spot", taskDefinition=quiet, desiredCount=1, capacityProviderStrategy=strategy,
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [scene.subnet],
+                                                      "securityGroups": [scene.security_group]}})
+    # moto keeps no capacity provider strategy on a service (it gives every service launch type EC2):
+    # the service is given the one AWS would report, on moto's backend object.
+    from moto.ecs.models import ecs_backends
+
+    service = next(s for s in ecs_backends[ACCOUNT][REGION].services.values() if s.name == "spot")
+    service.launch_type = None
+    service.capacity_provider_strategy = strategy
+    for deployment in service.deployments:
+        deployment.pop("launchType", None)
+        deployment["capacityProviderStrategy"] = strategy
+    described = ecs.describe_services(cluster=CLUSTER, services=["spot"])["services"][0]
+    assert described["capacityProviderStrategy"] == strategy and "launchType" not in described
+    proc, _out, err = scene.spawn(tmp_path, "--service", "spot", "--cluster", CLUSTER)
+    task_arn = _started(err)
+    err.wait_for("has no awslogs log configuration")
+    task = scene.task(task_arn)
+    assert task.capacity_provider_name == "FARGATE_SPOT" and task.launch_type == ""
+    scene.exit(task_arn, 0)
+    assert proc.wait(DEADLINE) == 0, err.text

