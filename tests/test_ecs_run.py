@@ -435,3 +435,37 @@ def test_the_services_capacity_provider_strategy_and_a_task_without_awslogs(scen
     assert task.capacity_provider_name == "FARGATE_SPOT" and task.launch_type == ""
     scene.exit(task_arn, 0)
     assert proc.wait(DEADLINE) == 0, err.text
+
+
+def _rollout(state: str, running: int, reason: str, task_definition: str) -> None:
+    """The web service's PRIMARY deployment in rollout ``state`` with ``running`` tasks, on moto's
+    backend objects (moto's API cannot set a rolloutState)."""
+    from moto.ecs.models import ecs_backends
+
+    service = ecs_backends[ACCOUNT][REGION].services[f"{CLUSTER}:web"]
+    service.deployments = [{"id": "ecs-svc/1", "status": "PRIMARY", "taskDefinition": task_definition,
+                            "desiredCount": service.desired_count, "pendingCount": 0, "runningCount": running,
+                            "rolloutState": state, "rolloutStateReason": reason}]
+    service.running_count = running
+
+
+def test_wait_ecs_service_gates_the_task_on_the_service_running_healthy(scene: Scene, tmp_path: Path) -> None:
+    """--wait-ecs-service (the health gate of integrations/aws/ecs_health.py, run on the runner): a
+    deployment the circuit breaker rolled back fails it at once with exit 4 and no task starts; a
+    COMPLETED one with running = desired lets the task start. Rollout states are set on moto's backend."""
+    scene.build()
+    _rollout("FAILED", 0, "ECS deployment circuit breaker: tasks failed to start.", scene.task_definition)
+    refused = invoke_cli(tmp_path, "ecs-run", "--service", "web", "--cluster", CLUSTER,
+                         "--wait-ecs-service", f"{CLUSTER}/web", "--health-interval", "0.2", env=scene.aws.env)
+    assert refused.returncode == 4, refused.stderr
+    assert "circuit breaker" in refused.stderr
+    assert scene.aws.client("ecs").list_tasks(cluster=CLUSTER)["taskArns"] == []
+
+    _rollout("COMPLETED", 1, "ECS deployment completed.", scene.task_definition)
+    proc, _out, err = scene.spawn(tmp_path, "--service", "web", "--cluster", CLUSTER,
+                                  "--wait-ecs-service", f"{CLUSTER}/web", "--health-interval", "0.2")
+    task_arn = _started(err)
+    assert "healthy:" in err.wait_for("healthy:")
+    assert scene.task(task_arn).overrides["containerOverrides"][0]["command"] == ["alembic-deploy", "upgrade"]
+    scene.exit(task_arn, 0)
+    assert proc.wait(DEADLINE) == 0, err.text

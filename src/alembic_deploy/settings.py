@@ -54,8 +54,9 @@ ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO, CHECK, REPORT}
 LOCKING: Final = frozenset({UPGRADE, RUN, REPAIR})
 #: Commands that run the upgrade pipeline (``run --migrate`` runs ``upgrade``'s).
 UPGRADING: Final = frozenset({UPGRADE, RUN})
-#: Commands that take the health gates (``upgrade``'s, before migrating; ``wait-ecs`` alone).
-HEALTH_GATED: Final = UPGRADING | {WAIT_ECS}
+#: Commands that take the health gates (``upgrade``'s, before migrating; ``wait-ecs`` alone; ``ecs-run``'s
+#: on the runner, before its task starts).
+HEALTH_GATED: Final = UPGRADING | {WAIT_ECS, ECS_RUN}
 #: The environments a revision is promoted through, lowest first (``promotion-order``).
 PROMOTION_ORDER: Final = ("dev", "qa", "beta", "production")
 #: Where a field's :class:`Option` is kept in its ``dataclasses.Field.metadata``.

@@ -3,6 +3,9 @@ that behaves like a local command.
 
 What ``aws ecs run-task`` + ``aws ecs wait tasks-stopped`` get wrong, and what this does instead:
 
+* with ``--wait-ecs-service`` (and/or ``--wait-healthy``), it first waits on the runner until the
+  service runs its new version healthy, as ``upgrade``'s health gate does (exit 4 otherwise, and no
+  task starts);
 * the task runs where the app runs: the service's current task definition, network configuration
   (subnets, security groups, public IP), launch type or capacity provider strategy
   (:func:`plan_launch`), each overridable by a flag;
@@ -119,6 +122,8 @@ def run(settings: Settings, command: Sequence[str], out: Write, echo: Write,
         raise ConfigError(f"--poll-interval must be at least 0.1 s, got {settings.ecs_poll_interval}.")
     ecs = client("ecs")
     launch = plan_launch(ecs, settings)
+    if settings.wait_ecs_service is not None or settings.wait_healthy:
+        _health_gates(settings, echo)
     with recorded() as received:
         task_arn = start(ecs, launch, command, environ)
         stream = launch.log_stream(task_arn)
@@ -133,6 +138,16 @@ def run(settings: Settings, command: Sequence[str], out: Write, echo: Write,
         task = follow(ecs, launch, task_arn, settings, follower, received, echo)
     exit_code = container_exit_code(task, launch.container)
     return EcsRunResult(task_arn, launch.container, exit_code, stream)
+
+
+def _health_gates(settings: Settings, echo: Write) -> None:
+    """``--wait-ecs-service`` (the service runs its new task definition healthy), then
+    ``--wait-healthy``: upgrade's gates, here on the runner before the task starts; exit 4 when not
+    healthy, and no task started."""
+    from ...report import DeployReport
+    from ...steps.health import health_gate
+
+    health_gate(settings, DeployReport(command="ecs-run"), echo)
 
 
 def plan_launch(ecs: Any, settings: Settings) -> Launch:
