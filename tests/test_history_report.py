@@ -238,6 +238,7 @@ def test_no_readable_journal_is_exit_3_naming_each_problem_without_the_password(
 @pytest.mark.parametrize(("args", "says"), [
     (("--since", "30"), "--since takes a whole number of hours, days or weeks"),
     (("--since", "0d"), "--since takes a whole number of hours, days or weeks"),
+    (("--since", "999999w"), "up to 100 years"),
     (("--env", "nowhere"), "no [tool.alembic-deploy.env.NAME] policy of that name"),
     (("--env", "qa", "--database-url", "sqlite:///x.db"), "Give either --database-url / --database-secret or --env"),
 ])

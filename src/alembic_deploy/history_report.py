@@ -49,6 +49,7 @@ UNREACHABLE: Final = "unreachable"
 NO_DATABASE: Final = "no-database"
 #: ``--since``: a whole number and a unit (hours, days, weeks).
 SINCE_UNITS: Final = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+LONGEST_WINDOW: Final = timedelta(days=100 * 365)
 _SINCE: Final = re.compile(r"\s*(\d{1,6})\s*([hdw])\s*\Z", re.IGNORECASE)
 #: The journal columns a report reads.
 COLUMNS: Final = ("id", "started_at", "duration_seconds", "command", "outcome", "revisions", "error", "environment",
@@ -64,11 +65,13 @@ PROBLEM_CHARS: Final = 300
 def parse_since(text: str) -> timedelta:
     """``30d``, ``12h``, ``2w`` as a timedelta; anything else is a :class:`ConfigError`."""
     found = _SINCE.match(text)
-    if found is None or int(found[1]) == 0:
+    window = int(found[1]) * SINCE_UNITS[found[2].lower()] if found is not None else None
+    if window is None or not timedelta(0) < window <= LONGEST_WINDOW:
         raise ConfigError(
-            f"--since takes a whole number of hours, days or weeks, such as 12h, 30d or 2w; got {text!r}."
+            f"--since takes a whole number of hours, days or weeks up to {LONGEST_WINDOW.days // 365} years, such "
+            f"as 12h, 30d or 2w; got {text!r}."
         )
-    return int(found[1]) * SINCE_UNITS[found[2].lower()]
+    return window
 
 
 @dataclass(frozen=True)
