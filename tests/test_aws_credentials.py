@@ -182,21 +182,25 @@ def login_db(request: pytest.FixtureRequest) -> Database:
     return database
 
 
-def rotate_database_password(database: Database, new: str, request: pytest.FixtureRequest) -> None:
-    """What a rotation function's setSecret step does: the database's password changes."""
+def admin_url(database: Database, request: pytest.FixtureRequest) -> str:
+    """A URL of the server's administrator, who may change ``database``'s login."""
+    from servers import MYSQL_ADMIN
+
+    return request.getfixturevalue("password_pg").url() if database.backend == "postgresql" else MYSQL_ADMIN
+
+
+def rotate_database_password(database: Database, new: str, request: pytest.FixtureRequest | str) -> None:
+    """What a rotation function's setSecret step does: the database's password changes.
+    ``request``: the test's (for the administrator's URL) or that URL."""
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    from servers import MYSQL_ADMIN
-
-    parts = make_url(database.url)
-    if database.backend == "postgresql":
-        admin = create_engine(request.getfixturevalue("password_pg").url(), poolclass=NullPool,
-                              isolation_level="AUTOCOMMIT")
-        statement = f"ALTER ROLE {parts.username} PASSWORD '{new.replace('%', '%%')}'"
-    else:
-        admin = create_engine(MYSQL_ADMIN, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-        statement = f"ALTER USER '{parts.username}'@'%%' IDENTIFIED BY '{new.replace('%', '%%')}'"
+    user = make_url(database.url).username
+    admin = create_engine(request if isinstance(request, str) else admin_url(database, request), poolclass=NullPool,
+                          isolation_level="AUTOCOMMIT")
+    quoted = new.replace("%", "%%")  # the drivers format statements with %
+    statement = (f"ALTER ROLE {user} PASSWORD '{quoted}'" if database.backend == "postgresql"
+                 else f"ALTER USER '{user}'@'%%' IDENTIFIED BY '{quoted}'")
     try:
         with admin.connect() as conn:
             conn.exec_driver_sql(statement)
@@ -232,10 +236,36 @@ def test_a_rotation_between_two_connects_of_one_process_is_followed(make_project
 
     report = api.upgrade(settings, "head")
     assert report.outcome == "applied", report.to_json()
-    now = url_text(login_db.url, password=rotated)
-    assert sorted(r[0] for r in type(login_db)(now, login_db.backend).rows(
-        "SELECT version_num FROM alembic_version")) == ["a3_seed"]
+    assert Database(url_text(login_db.url, password=rotated), login_db.backend).versions() == ["a3_seed"]
     assert rotated not in report.to_json()
+
+
+def test_a_rotation_during_one_run_is_followed(make_project, login_db, aws, request):
+    """One upgrade: the wait step logs in with the password of before; while the health gate holds
+    the run, the rotation changes the database's password, then the secret's current version; the
+    connects after the gate (env.py's engine, the verification) read the secret again and log in."""
+    from test_health import HealthServer
+
+    project = make_project("sync")
+    name = store(aws, rds_secret(login_db.url, login_db.backend))
+    rotated, admin = f"r0tated%{uuid.uuid4().hex[:8]}", admin_url(login_db, request)
+    secrets = aws.client("secretsmanager")
+
+    def answer(n: int) -> tuple[int, object]:
+        if n == 0:
+            rotate_database_password(login_db, rotated, admin)
+            secrets.put_secret_value(SecretId=name, SecretString=json.dumps(
+                rds_secret(login_db.url, login_db.backend, password=rotated)))
+        return 200, {"status": "ok"}
+
+    with HealthServer(answer).running() as health:
+        run = run_cli(project, "upgrade", "--database-secret", name, "--wait-healthy", health.url,
+                      "--healthy-count", "1", env=aws.env)
+    assert run.returncode == 0, run.output
+    now = Database(url_text(login_db.url, password=rotated), login_db.backend)
+    assert now.versions() == ["a3_seed"]
+    assert [r["outcome"] for r in now.journal()] == ["applied"]
+    assert rotated not in run.output and login_db.password not in run.output
 
 
 def test_a_password_changed_without_the_secret_is_a_wrong_password_exit_2(make_project, own_pg_login, aws,
