@@ -146,7 +146,8 @@ def test_run_takes_config_on_either_side(project, db, tmp_path, order):
 
 # -- every command's options come from the settings that name it --------------------------------------
 #: Text settings that take one of a few words: a word each takes other than its default.
-CHOICES = {"lint": "warn", "fail_on": "warning", "output_format": "json", "log_format": "json"}
+CHOICES = {"lint": "warn", "fail_on": "warning", "output_format": "json", "log_format": "json", "backup": "always",
+           "backup_on_failure": "continue", "backup_method": "command", "backup_tables": "auto"}
 
 
 def _sample(setting) -> tuple[list[str], object]:

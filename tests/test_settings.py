@@ -262,16 +262,19 @@ def test_every_text_setting_is_checked_or_clipped_on_purpose():
     provenance a CI system supplies, which the journal clips instead of refusing."""
     from dataclasses import fields
 
-    from alembic_deploy.settings import JOURNALED
+    from alembic_deploy.settings import CHOICES, JOURNALED
 
     checked_here = {"journal_table", "fail_on", "lint", "output_format", "log_format", "metrics_namespace",
-                    *JOURNALED}
+                    *JOURNALED, *CHOICES}
     # read, parsed, one of MODES, a lint dialect (lint.dialect_of), a revision check --from looks up
     checked_elsewhere = {"config", "name", "database_url", "run_mode", "dialect", "from_revision",
                          # ecs-run looks each up in ECS, or checks it (--launch-type) before a task starts
                          "ecs_cluster", "ecs_service", "ecs_task_definition", "ecs_container", "ecs_launch_type",
                          # ... and what Secrets Manager or ECS look up
-                         "database_secret", "wait_ecs_service", "wait_ecs_task_definition"}
+                         "database_secret", "wait_ecs_service", "wait_ecs_task_definition",
+                         # the backup's destination (backups.destination.parse_destination), command (split
+                         # when run) and RDS identifier (AWS checks it)
+                         "backup_destination", "backup_command", "backup_rds_identifier"}
     clipped = {"git_sha", "actor", "run_url"}  # provenance.clip
     text = {f.name for f in fields(Settings) if str(f.type).split(" ")[0] == "str"}
     assert text == checked_here | checked_elsewhere | clipped

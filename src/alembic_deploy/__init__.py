@@ -3,11 +3,12 @@
 The public API is what ``__all__`` lists:
 
 * the verbs, one per CLI command: :func:`upgrade`, :func:`status`, :func:`history`, :func:`repair`,
-  :func:`check`, :func:`plan`, :func:`drift`, :func:`ecs_run` and :func:`deploys_report` (``report``:
-  ``api.report``, whose name is the :mod:`.report` module's here); each takes a :class:`Settings` and
-  returns its report (:class:`DeployReport`, :class:`StatusReport`, the journal's rows,
-  :class:`CheckReport`, :class:`PlanReport`, :class:`DriftReport`, :class:`EcsRunResult`,
-  :class:`HistoryReport`), never exits, and raises an
+  :func:`check`, :func:`plan`, :func:`drift`, :func:`ecs_run`, :func:`backups`, :func:`restore` and
+  :func:`deploys_report` (``report``: ``api.report``, whose name is the :mod:`.report` module's here);
+  each takes a :class:`Settings` and returns its report (:class:`DeployReport`, :class:`StatusReport`,
+  the journal's rows, :class:`CheckReport`, :class:`PlanReport`, :class:`DriftReport`,
+  :class:`EcsRunResult`, the backups table's rows, :class:`RestoreReport`, :class:`HistoryReport`),
+  never exits, and raises an
   :class:`AlembicDeployError` subclass on failure, carrying the run's report as ``.report``
   (the CLI maps each class to its exit code);
 * :class:`Settings`: every setting, resolved from flags > ``ALEMBIC_DEPLOY_*`` > pyproject.toml;
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 
 from .errors import (
     AlembicDeployError,
+    BackupFailed,
     CheckRefused,
     ConfigError,
     CredentialsUnavailable,
@@ -44,8 +46,9 @@ from .report import DeployReport, FailedRevision, RetryResult, RevisionResult, S
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .api import drift, ecs_run, history, repair, status, upgrade
+    from .api import backups, drift, ecs_run, history, repair, restore, status, upgrade
     from .api import report as deploys_report
+    from .backups.restore import RestoreReport
     from .check import CheckReport, check
     from .drift import DriftReport
     from .guard import SchemaCheck
@@ -69,6 +72,9 @@ _LAZY = {
     "history": ("api", "history"),
     "ecs_run": ("api", "ecs_run"),
     "EcsRunResult": ("integrations.aws.ecs_run", "EcsRunResult"),
+    "backups": ("api", "backups"),
+    "restore": ("api", "restore"),
+    "RestoreReport": ("backups.restore", "RestoreReport"),
     "repair": ("api", "repair"),
     "status": ("api", "status"),
     "upgrade": ("api", "upgrade"),
@@ -91,6 +97,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AlembicDeployError",
+    "BackupFailed",
     "CheckRefused",
     "CheckReport",
     "ConfigError",
@@ -108,6 +115,7 @@ __all__ = [
     "MigrationFailed",
     "PartialMigration",
     "PlanReport",
+    "RestoreReport",
     "RetryResult",
     "RevisionResult",
     "SchemaCheck",
@@ -116,6 +124,7 @@ __all__ = [
     "StatusReport",
     "StepResult",
     "__version__",
+    "backups",
     "check",
     "check_schema",
     "deploys_report",
@@ -124,6 +133,7 @@ __all__ = [
     "history",
     "plan",
     "repair",
+    "restore",
     "status",
     "upgrade",
     "wait_healthy",

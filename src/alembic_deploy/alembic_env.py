@@ -214,6 +214,14 @@ class AlembicProject:
         revs = upgrade_steps(self.script, target, tuple(current))
         return [(step.revision.revision, step.doc or "") for step in revs]
 
+    def pending(self, target: str, current: Sequence[str]) -> list[str] | None:
+        """The revisions an upgrade from ``current`` to ``target`` applies, in order; None when
+        alembic cannot resolve one of them (the upgrade itself then refuses, in its own words)."""
+        try:
+            return [rev for rev, _ in self.upgrade_steps(target, current)]
+        except (ResolutionError, RevisionError, alembic_util.CommandError):
+            return None
+
     # -- running env.py ----------------------------------------------------------------------
     def run(self, direction: str, target: str, observer: RunObserver) -> RunResult:
         """Run env.py to move the database to ``target`` (``direction`` is upgrade/downgrade/inspect)."""

@@ -22,10 +22,11 @@ from .pipeline import fail, record_failure
 from .report import DeployReport, StatusReport
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from datetime import timedelta
     from pathlib import Path
 
+    from .backups.restore import RestoreReport
     from .drift import DriftReport
     from .fastpath.direct import DirectConnection
     from .history_report import HistoryReport
@@ -226,3 +227,32 @@ def wait_ecs(settings: Settings, echo: Echo | None = None) -> ServiceHealth:
                      timeout=settings.health_timeout,
                      expect=settings.health_expect, interval=settings.health_interval, echo=say)
     return health
+
+
+def backups(settings: Settings, limit: int = 20, echo: Echo | None = None) -> list[dict[str, Any]]:
+    """The backups the journal records (taken before migrating, or attempted), newest first."""
+    from .backups.record import BackupLog, entry
+
+    deployment = Deployment.open(settings, echo)
+    try:
+        deployment.wait(DeployReport(command="backups", target="", environment=settings.env))
+        return [entry(row) for row in BackupLog(deployment.engine, settings.journal_table).rows(limit=limit)]
+    finally:
+        deployment.close()
+
+
+def restore(settings: Settings, backup: str, force: bool = False, confirm: Callable[[str], bool] | None = None,
+            echo: Echo | None = None) -> RestoreReport:
+    """Restore ``backup`` (an id of :func:`backups`, a path, an s3:// URL or a snapshot ARN) into the
+    database (see :mod:`alembic_deploy.backups.restore`): refused (exit 5) over a database holding
+    tables unless ``force``; ``confirm`` is asked before tables are replaced (None: not asked). A
+    snapshot is not restored: the report's ``instructions`` are the AWS CLI steps."""
+    from .backups.restore import restore as restore_backup
+
+    report = DeployReport(command="restore", target=backup, environment=settings.env)
+    deployment = Deployment.open(settings, echo)
+    try:
+        deployment.wait(report)
+        return restore_backup(deployment, backup, force, confirm, report)
+    finally:
+        deployment.close()

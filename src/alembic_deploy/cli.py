@@ -25,6 +25,7 @@ from .errors import EXIT_OK, AlembicDeployError, ConfigError, Interrupted
 from .heap import collector_managed, manage_collector
 from .masking import scrub
 from .settings import (
+    BACKUPS,
     CHECK,
     DEMO,
     DRIFT,
@@ -34,6 +35,7 @@ from .settings import (
     PLAN,
     REPAIR,
     REPORT,
+    RESTORE,
     RUN,
     STATUS,
     UPGRADE,
@@ -759,6 +761,56 @@ def wait_ecs(settings: Settings) -> None:
     from . import api
 
     api.wait_ecs(settings, echo=_echo(settings))
+
+
+@main.command()
+@click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True,
+              help="How many backups to show.")
+@settings_options(BACKUPS)
+@_run
+def backups(settings: Settings, limit: int) -> None:
+    """The backups taken before migrating (and those that failed): where, how, how big, the revision
+    the database was at and the deploy each protected."""
+    from . import api
+
+    rows = api.backups(settings, limit=limit, echo=_echo(settings))
+    if settings.json:
+        from .report import document, to_json
+
+        out(to_json(document("backups", backups=rows)))
+    elif not rows:
+        out("No backups recorded yet.")
+    else:
+        from .backups.record import render_backups
+
+        out(render_backups(rows))
+
+
+@main.command()
+@click.argument("given", metavar="BACKUP")
+@click.option("--force", is_flag=True, help="Restore over a database that holds tables, replacing them.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")
+@settings_options(RESTORE)
+@_run
+def restore(settings: Settings, given: str, force: bool, yes: bool) -> None:
+    """Restore BACKUP (an id from `alembic-deploy backups`, a file, an s3:// URL, or a snapshot ARN)
+    into the database (--database-url for another one). Refuses a database that holds tables unless
+    --force; asks first on a terminal (--yes skips it; without a terminal --yes is required). For a
+    snapshot, prints the AWS CLI steps that restore it."""
+    from . import api
+
+    def confirm(question: str) -> bool:
+        if not sys.stdin.isatty():
+            return False
+        return click.confirm(question, default=False, err=True)
+
+    result = api.restore(settings, given, force=force, confirm=None if yes else confirm, echo=_echo(settings))
+    if settings.json:
+        from .report import to_json
+
+        out(to_json(result.to_dict()))
+    else:
+        out(result.render_text())
 
 
 @main.command()

@@ -12,6 +12,7 @@
     ├── PartialMigration .......... 8  a non-transactional revision is half applied
     ├── Interrupted ............... 9  SIGINT / SIGTERM
     ├── ScratchUnavailable ....... 10  drift: no scratch database could be created
+    ├── BackupFailed ............. 11  the backup before migrating (or a restore) failed
     ├── EcsTaskFailed ............ 12  ecs-run: the task stopped without its container's exit code,
     │                                   could not be placed, or outlived --timeout
     └── CredentialsUnavailable ... 13  AWS: the database secret or IAM token could not be obtained
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_OK",
     "AlembicDeployError",
+    "BackupFailed",
     "CheckRefused",
     "ConfigError",
     "CredentialsUnavailable",
@@ -126,6 +128,15 @@ class ScratchUnavailable(AlembicDeployError):
 
     exit_code = 10
     kind = "scratch-unavailable"
+
+
+class BackupFailed(AlembicDeployError):
+    """The backup the policy asked for before migrating could not be taken (a dump program missing
+    or failing, an unwritable folder, S3 or RDS refusing): nothing was migrated. Also a restore
+    that failed (``alembic-deploy restore``)."""
+
+    exit_code = 11
+    kind = "backup-failed"
 
 
 class EcsTaskFailed(AlembicDeployError):

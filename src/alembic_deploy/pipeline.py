@@ -1,8 +1,8 @@
 """The upgrade pipeline, once a :class:`~alembic_deploy.deployment.Deployment` is open::
 
     wait for the database -> [health gate] -> preflight -> migration lock -> journal 'running'
-    -> crashed runs and partly applied revisions -> upgrade (env.py, retried) -> verify
-    -> journal outcome
+    -> crashed runs and partly applied revisions -> [drift] -> [backup] -> upgrade (env.py, retried)
+    -> verify -> journal outcome
 
 and how a run that fails ends: its outcome in the report and, once its row exists, in the journal.
 """
@@ -36,6 +36,7 @@ def run(
     from .observer import InFlight, observe
     from .progress.tracker import ProgressTracker
     from .steps import recovery
+    from .steps.backup import protect
     from .steps.health import health_gate
     from .steps.preflight import check_heads
     from .steps.upgrade import run_upgrade
@@ -64,6 +65,8 @@ def run(
                 from .drift import refuse_drift
 
                 refuse_drift(deployment, interrupt, report)
+            # The backup the policy asks for (--backup, the --env policy): before any change.
+            protect(deployment, project, target, report)
             tracker = ProgressTracker(backend, *_progress_writers(journal, lock, report))
             started = time.monotonic()
             ok = False

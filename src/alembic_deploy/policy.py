@@ -8,7 +8,9 @@ In ``pyproject.toml``, one table per environment name (the names ``--env`` takes
 
     [tool.alembic-deploy.env.production]
     fail-on = "warning"
-    backup-before = ["contract", "drop-column"]   # kept for the backup step: a class or rule ids
+    backup = "destructive"                 # never, always, destructive or major (the backup step)
+    backup-before = ["contract", "drop-column"]   # with destructive: these classes or rule ids
+    backup-on-failure = "stop"             # stop (exit 11) or continue (a warning)
     require-promotion = true               # plan blocks on revisions a lower environment never applied
 
     [tool.alembic-deploy.env.qa]
@@ -18,6 +20,12 @@ In ``pyproject.toml``, one table per environment name (the names ``--env`` takes
 strictest of them all (the lowest ``fail-on``, only the rules every environment allows), so a pull
 request fails on what would block in any environment. ``--fail-on`` on the command line wins over
 a policy's ``fail-on``.
+
+``backup``, ``backup-major-revisions``, ``backup-before`` and ``backup-on-failure`` are read by
+``upgrade --env`` before migrating (:mod:`.steps.backup`): a ``backup`` setting given on the command
+line, in the environment or in ``[tool.alembic-deploy]`` wins over the policy's. ``backup-before``
+alone (without ``backup``, as releases before the backup step wrote it) means ``destructive`` with
+those classes or rule ids as the ones that call for a backup.
 
 ``database-url`` (or ``database-url-env``, the name of an environment variable holding it) and
 ``require-promotion`` are read by ``plan --env`` for the promotion order (:mod:`.promotion`).
@@ -41,7 +49,12 @@ if TYPE_CHECKING:
 SEVERITIES: Final = ("error", "warning", "notice")
 KEYS: Final = frozenset({
     "fail-on", "allow", "backup-before", "database-url", "database-url-env", "require-promotion",
+    "backup", "backup-major-revisions", "backup-on-failure",
 })
+#: When the backup step backs up (``backup``; :mod:`.steps.backup`).
+BACKUP_MODES: Final = ("never", "always", "destructive", "major")
+#: What a failed backup does (``backup-on-failure``).
+BACKUP_ON_FAILURE: Final = ("stop", "continue")
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,12 @@ class Policy:
     database_url_env: str | None = None
     #: Does ``plan`` block (rather than warn) on a revision a lower environment never applied?
     require_promotion: bool = False
+    #: When ``upgrade`` backs up first (:data:`BACKUP_MODES`; None: not set here).
+    backup: str | None = None
+    #: ``major``: more pending revisions than this call for a backup.
+    backup_major_revisions: int | None = None
+    #: :data:`BACKUP_ON_FAILURE` (None: not set here).
+    backup_on_failure: str | None = None
 
 
 def parse_policies(raw: Mapping[str, Any], source: str) -> tuple[Policy, ...]:
@@ -91,9 +110,21 @@ def parse_policies(raw: Mapping[str, Any], source: str) -> tuple[Policy, ...]:
         required = table.get("require-promotion", False)
         if not isinstance(required, bool):
             raise ConfigError(f"require-promotion in {where} must be true or false, got {required!r}.")
+        backup = _choice(table, "backup", BACKUP_MODES, where)
+        on_failure = _choice(table, "backup-on-failure", BACKUP_ON_FAILURE, where)
+        major = table.get("backup-major-revisions")
+        if major is not None and (isinstance(major, bool) or not isinstance(major, int) or major < 0):
+            raise ConfigError(f"backup-major-revisions in {where} must be a whole number from 0, got {major!r}.")
         policies.append(Policy(name, fail_on, lists["allow"], lists["backup-before"], texts["database-url"],
-                               texts["database-url-env"], required))
+                               texts["database-url-env"], required, backup, major, on_failure))
     return tuple(policies)
+
+
+def _choice(table: Mapping[str, Any], key: str, allowed: tuple[str, ...], where: str) -> str | None:
+    value = table.get(key)
+    if value is not None and value not in allowed:
+        raise ConfigError(f"{key} in {where} must be one of {', '.join(allowed)}, got {value!r}.")
+    return value if value is None else str(value)
 
 
 def choose(policies: Sequence[Policy], env: str | None) -> Policy | None:

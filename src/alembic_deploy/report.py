@@ -138,6 +138,8 @@ class DeployReport:
     fast_path: bool = False
     journal_id: int | None = None
     environment: str | None = None
+    #: The backup taken before migrating (backups.record.BackupRecord.to_dict), or attempted.
+    backup: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     retries: list[RetryResult] = field(default_factory=list)
     error: dict[str, Any] | None = None

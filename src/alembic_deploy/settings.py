@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .errors import ConfigError
 from .masking import mask_url, register_url
-from .policy import SEVERITIES, Policy, parse_policies
+from .policy import BACKUP_MODES, BACKUP_ON_FAILURE, SEVERITIES, Policy, parse_policies
 from .provenance import COLUMN_SIZES
 
 if TYPE_CHECKING:
@@ -43,15 +43,18 @@ ECS_RUN: Final = "ecs-run"
 REPORT: Final = "report"
 #: ``wait-ecs``: the ECS health gate alone (alembic_deploy.integrations.aws.ecs_health), then the URL one.
 WAIT_ECS: Final = "wait-ecs"
+BACKUPS: Final = "backups"
+RESTORE: Final = "restore"
 #: Every command: alembic's global options, also accepted before the command.
-EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO, CHECK, PLAN, DRIFT, REPORT})
+EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO, CHECK, PLAN, DRIFT, REPORT,
+                                    BACKUPS, RESTORE})
 #: Commands that lint revisions, from their files alone.
 LINTING: Final = frozenset({CHECK, PLAN})
 #: Commands that read a database (``demo`` makes its own, ``check`` reads only the files; ``plan``
 #: reads one unless given ``--from``; ``report`` reads several, each given its own way).
 ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO, CHECK, REPORT}
 #: Commands that take the migration lock.
-LOCKING: Final = frozenset({UPGRADE, RUN, REPAIR})
+LOCKING: Final = frozenset({UPGRADE, RUN, REPAIR, RESTORE})
 #: Commands that run the upgrade pipeline (``run --migrate`` runs ``upgrade``'s).
 UPGRADING: Final = frozenset({UPGRADE, RUN})
 #: Commands that take the health gates (``upgrade``'s, before migrating; ``wait-ecs`` alone; ``ecs-run``'s
@@ -191,6 +194,38 @@ class Settings:
         "Environments from lowest to highest (repeat, or comma-separated in ALEMBIC_DEPLOY_PROMOTION_ORDER); "
         "plan --env lists pending revisions a lower one never applied (default dev, qa, beta, production).",
         metavar="ENV")
+    # The backup before migrating (steps/backup.py) and where backups go (restore reads them back).
+    backup: str | None = _option(
+        None, UPGRADING, "Back up the database before migrating: never, always, destructive (a pending revision "
+        "drops a table, column, schema or database, or truncates) or major (more than --backup-major-revisions "
+        "pending, or one marked alembic_deploy = {'backup': True}); default: the --env policy's, else never.")
+    backup_major_revisions: int | None = _option(
+        None, UPGRADING, "--backup major: back up when more than this many revisions are pending (default: the "
+        "--env policy's, else 5).", metavar="N")
+    backup_on_failure: str | None = _option(
+        None, UPGRADING, "When the backup fails: stop (exit 11, nothing migrated) or continue with a warning "
+        "(default: the --env policy's, else stop).")
+    backup_method: str = _option(
+        "auto", UPGRADING, "auto (pg_dump -Fc, mariadb-dump/mysqldump, SQLite's online backup API), rds-snapshot, "
+        "aurora-snapshot (boto3, the aws extra) or command (--backup-command) (default auto).")
+    backup_destination: str = _option(
+        "backups", UPGRADING | {BACKUPS}, "Folder, or s3://bucket/prefix (the aws extra), the backups go to "
+        "(default: ./backups).", metavar="DEST")
+    backup_retention: int = _option(
+        0, UPGRADING, "Keep this many backups of this environment and database at the destination, deleting "
+        "older ones after a backup; 0 keeps all (default 0).", metavar="N")
+    backup_tables: str = _option(
+        "all", UPGRADING, "all, or auto: only the tables the pending revisions touch, read from the lint's parse "
+        "(a full backup when one cannot be read) (default all).")
+    backup_command: str | None = _option(
+        None, UPGRADING, "--backup-method command: the program to run (split as a shell would, not run by "
+        "one); it gets the URL's parts as DB_DIALECT, DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME and "
+        "BACKUP_NAME, BACKUP_DESTINATION, BACKUP_TABLES in its environment.", metavar="CMD")
+    backup_rds_identifier: str | None = _option(
+        None, UPGRADING, "rds-snapshot / aurora-snapshot: the DB instance or cluster identifier (default: the "
+        "first label of the URL's host, as RDS names its endpoints).", metavar="ID")
+    backup_timeout: float = _option(
+        3600.0, UPGRADING, "Seconds a backup may take (a snapshot becoming available included) (default 3600).")
     schema_timeout: float = _option(300.0, frozenset({RUN}), "Seconds --wait-for-schema waits (default 300).")
     accept_ahead: bool = _option(
         False, frozenset({RUN}),
@@ -312,10 +347,16 @@ class Settings:
 MAX_SECONDS: Final = 2_147_483.0
 SECONDS: Final = frozenset({
     "wait_timeout", "lock_timeout_wait", "ddl_lock_timeout", "statement_timeout", "retry_deadline",
-    "health_timeout", "health_interval", "schema_timeout", "ecs_timeout", "ecs_poll_interval",
+    "health_timeout", "health_interval", "schema_timeout", "ecs_timeout", "ecs_poll_interval", "backup_timeout",
 })
 #: Inclusive ranges of the whole-number settings.
-COUNTS: Final = {"retries": (0, 10_000), "healthy_count": (1, 10_000)}
+COUNTS: Final = {"retries": (0, 10_000), "healthy_count": (1, 10_000), "backup_major_revisions": (0, 10_000),
+                 "backup_retention": (0, 10_000)}
+#: Settings that take one of a few words.
+CHOICES: Final = {
+    "backup": BACKUP_MODES, "backup_on_failure": BACKUP_ON_FAILURE, "backup_tables": ("all", "auto"),
+    "backup_method": ("auto", "rds-snapshot", "aurora-snapshot", "command"),
+}
 #: The journal table's name: a plain identifier, so it means the same table unquoted or quoted on
 #: every backend and needs no escaping, within the strictest backend's limit (PostgreSQL's 63
 #: bytes; MySQL/MariaDB allow 64, SQLite any length). The URL, and so the backend, may only be
@@ -354,6 +395,8 @@ def check(name: str, value: Any, source: str) -> Any:
                 f"underscores, at most {MAX_IDENTIFIER} characters (the longest PostgreSQL allows); "
                 f"got {value!r}. Name the journal table e.g. deploy_history."
             )
+    elif name in CHOICES and value not in CHOICES[name]:
+        raise ConfigError(f"{source} must be one of {', '.join(CHOICES[name])}, got {value!r}.")
     elif name == "fail_on" and value not in SEVERITIES:
         raise ConfigError(f"{source} must be one of {', '.join(SEVERITIES)}, got {value!r}.")
     elif name == "promotion_order" and (len(set(value)) != len(value) or not value):

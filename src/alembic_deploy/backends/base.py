@@ -25,8 +25,9 @@ from ..errors import LockNotAcquired
 from ..masking import ANY_DIALECT, SQLLiterals
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from datetime import datetime
+    from pathlib import Path
     from urllib.parse import SplitResult
 
     from sqlalchemy import Table
@@ -90,6 +91,16 @@ class Driver:
     #: The ``connect()`` keyword bounding one connection attempt and nothing else, in seconds;
     #: None when the driver has no such keyword (pg8000's ``timeout`` bounds every later read too).
     connect_timeout_arg: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientCommand:
+    """A client program a backup or a restore runs. ``argv`` never holds a password (every user of
+    the host reads it in ``ps``); the password travels in ``env`` (added to the process's own
+    environment) or in a 0600 file the backend wrote in the caller's private folder."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class Backend:
@@ -502,6 +513,34 @@ class Backend:
         """``sql``, ended by the server once it waited ``seconds`` for a lock; unchanged where the
         bound is the session's (set when it connects) or the driver's."""
         return sql
+
+    # -- backups (steps/backup.py, backups/) -----------------------------------------------------
+    #: The backend's own backup method, as the journal records it, and its files' suffix.
+    backup_method: ClassVar[str] = ""
+    backup_suffix: ClassVar[str] = ".dump"
+    #: True where a backup is a copy made through the driver (:meth:`copy_database`), not a
+    #: client program's output (:meth:`dump_command`).
+    backup_by_copy: ClassVar[bool] = False
+
+    def dump_command(self, url: URL, tables: Sequence[str], exclude: Sequence[str], private: Path) -> ClientCommand:
+        """The program that writes a backup of ``url``'s database to its stdout, consistent as of
+        one moment: only ``tables`` when any are given, never those in ``exclude`` (the journal's
+        own tables). ``private`` is a folder only this process reads, for a password file."""
+        raise NotImplementedError(f"{self.name} has no dump program")
+
+    def restore_command(self, url: URL, replace: bool, private: Path) -> ClientCommand:
+        """The program that reads a backup :meth:`dump_command` wrote, on its stdin, into ``url``'s
+        database; ``replace``: drop what the backup holds before recreating it."""
+        raise NotImplementedError(f"{self.name} has no restore program")
+
+    def copy_database(self, engine: Engine, destination: Path, exclude: Sequence[str]) -> None:
+        """Where :attr:`backup_by_copy`: copy ``engine``'s database to the file ``destination``
+        while others may go on writing to it, leaving out the tables in ``exclude``."""
+        raise NotImplementedError(f"{self.name} backs up with a dump program")
+
+    def restore_copy(self, source: Path, engine: Engine) -> None:
+        """Where :attr:`backup_by_copy`: make ``engine``'s database a copy of ``source``."""
+        raise NotImplementedError(f"{self.name} restores with a client program")
 
     # -- drift: a scratch database beside the live one (drift.py) ------------------------------
     def create_scratch(self, engine: Engine, name: str) -> str:

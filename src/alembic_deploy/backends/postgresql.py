@@ -12,6 +12,7 @@ from ..masking import SQLLiterals
 from .base import (
     CONNECT_TIMEOUT_SECONDS,
     Backend,
+    ClientCommand,
     DirectSession,
     Driver,
     holder_label,
@@ -23,7 +24,8 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
     from urllib.parse import SplitResult
 
     from sqlalchemy.engine import URL, Connection, Engine
@@ -49,6 +51,44 @@ _PID_PROBES: tuple[Callable[[Any], Any], ...] = (
     lambda c: c.get_backend_pid(),  # psycopg2
     lambda c: c.get_server_pid(),  # asyncpg
 )
+
+
+def _libpq_target(url: URL) -> list[str]:
+    """The connection options of a libpq client program for ``url``, without its password."""
+    argv = ["--no-password"]
+    if url.host:
+        argv.append(f"--host={url.host}")
+    if url.port:
+        argv.append(f"--port={url.port}")
+    if url.username:
+        argv.append(f"--username={url.username}")
+    # --dbname would read a string holding '=' as a connection string: name it as libpq's dbname.
+    argv.append(f"--dbname=dbname={_conninfo_value(url.database or 'postgres')}")
+    return argv
+
+
+def _conninfo_value(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _libpq_env(url: URL) -> dict[str, str]:
+    """The password (libpq's PGPASSWORD, never an argument) and the URL's TLS settings."""
+    env = {"PGPASSWORD": str(url.password)} if url.password is not None else {}
+    for key, value in url.query.items():
+        name = _LIBPQ_ENV.get(key)
+        if name is not None and isinstance(value, str):
+            env[name] = value
+    return env
+
+
+#: URL query keys libpq client programs read from the environment.
+_LIBPQ_ENV = {"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY",
+              "application_name": "PGAPPNAME", "options": "PGOPTIONS", "target_session_attrs": "PGTARGETSESSIONATTRS"}
+
+
+def _pattern(table: str) -> str:
+    """A table name as a pg_dump pattern that matches only it (quoted: no wildcard, case kept)."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in table.split(".", 1))
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -93,6 +133,22 @@ class PostgreSQLBackend(Backend):
     returning_id = True  # psycopg and libpq have no lastrowid
     default_port = 5432
     databases_like = "SELECT datname FROM pg_database WHERE datname LIKE :pattern"
+    backup_method = "pg_dump"
+
+    def dump_command(self, url: URL, tables: Sequence[str], exclude: Sequence[str], private: Path) -> ClientCommand:
+        # Custom format: compressed, and pg_restore can pick tables out of it or run it in parallel.
+        argv = ["pg_dump", "--format=custom", *_libpq_target(url)]
+        argv += [f"--table={_pattern(t)}" for t in tables]
+        # The journal's tables, with the sequences of their id columns (dumped apart from them).
+        argv += [f"--exclude-table={_pattern(t)}" for name in exclude for t in (name, f"{name}_id_seq")]
+        return ClientCommand(tuple(argv), _libpq_env(url))
+
+    def restore_command(self, url: URL, replace: bool, private: Path) -> ClientCommand:
+        # One transaction: a restore that fails part way leaves the database as it was.
+        argv = ["pg_restore", "--no-owner", "--single-transaction", "--exit-on-error", *_libpq_target(url)]
+        if replace:
+            argv += ["--clean", "--if-exists"]
+        return ClientCommand(tuple(argv), _libpq_env(url))
 
     def _end_sessions(self, conn: Connection, database: str) -> None:
         # DROP DATABASE refuses while anyone is connected (it waits a few seconds for sessions
