@@ -521,6 +521,8 @@ class Backend:
     #: True where a backup is a copy made through the driver (:meth:`copy_database`), not a
     #: client program's output (:meth:`dump_command`).
     backup_by_copy: ClassVar[bool] = False
+    #: The Aurora engine a cluster snapshot of this backend is restored with (``restore``'s steps).
+    aurora_engine: ClassVar[str] = ""
 
     def dump_command(self, url: URL, tables: Sequence[str], exclude: Sequence[str], private: Path) -> ClientCommand:
         """The program that writes a backup of ``url``'s database to its stdout, consistent as of

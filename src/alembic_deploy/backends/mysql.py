@@ -124,6 +124,7 @@ class MySQLBackend(Backend):
     volatile_progress = True
     volatile_table_options: ClassVar[dict[str, Any]] = {"mysql_engine": "MEMORY", "mariadb_engine": "MEMORY"}
     backup_suffix = ".sql"
+    aurora_engine = "aurora-mysql"
     #: The dump and client programs, the server's own first (MariaDB 11 warns on the mysql* names).
     dump_programs: ClassVar[tuple[str, ...]] = ("mysqldump", "mariadb-dump")
     client_programs: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")

@@ -134,6 +134,7 @@ class PostgreSQLBackend(Backend):
     default_port = 5432
     databases_like = "SELECT datname FROM pg_database WHERE datname LIKE :pattern"
     backup_method = "pg_dump"
+    aurora_engine = "aurora-postgresql"
 
     def dump_command(self, url: URL, tables: Sequence[str], exclude: Sequence[str], private: Path) -> ClientCommand:
         # Custom format: compressed, and pg_restore can pick tables out of it or run it in parallel.

@@ -111,7 +111,7 @@ def _from_row(row: dict[str, Any]) -> Backup:
     return Backup(str(row["location"]), str(row["method"]), tables, int(row["id"]))
 
 
-def snapshot_steps(backup: Backup, dialect: str) -> list[str]:
+def snapshot_steps(backup: Backup, aurora_engine: str) -> list[str]:
     """The AWS CLI commands that restore ``backup`` (a snapshot ARN) as a new instance or cluster."""
     snap = backup.location.rsplit(":", 1)[-1]
     new = f"{snap[:54]}-restored"
@@ -124,7 +124,7 @@ def snapshot_steps(backup: Backup, dialect: str) -> list[str]:
             "--query 'DBInstances[0].Endpoint.Address' --output text"),
             "then point DATABASE_URL at that endpoint (or swap the instance names) and deploy again.",
         ]
-    engine = "aurora-postgresql" if dialect == "postgresql" else "aurora-mysql"
+    engine = aurora_engine or "<the cluster's engine>"
     return [
         (f"aws rds restore-db-cluster-from-snapshot --snapshot-identifier {snap} --db-cluster-identifier {new} "
         f"--engine {engine}"),
@@ -146,7 +146,7 @@ def restore(deployment: Deployment, given: str, force: bool, confirm: Callable[[
     backup = find_backup(deployment, given)
     result = RestoreReport(backup.location, backup.method, deployment.masked_url, "restored")
     if backup.snapshot:
-        result.outcome, result.instructions = "instructions", snapshot_steps(backup, backend.name)
+        result.outcome, result.instructions = "instructions", snapshot_steps(backup, backend.aurora_engine)
         return result
     if backup.method != backend.backup_method:
         raise ConfigError(
