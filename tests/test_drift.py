@@ -355,3 +355,49 @@ def test_scratch_names_fit_every_server_and_read_back():
     assert owner is not None and (owner.pid, owner.created) == (4_194_304, 4_102_444_800)
     assert owner_of(f"/tmp/{name}-k2j3.db") == owner  # a SQLite scratch file
     assert owner_of(f"{SCRATCH_PREFIX}0123456789ab") is None  # an older release's name: left alone
+
+
+#: A revision making a view everywhere, and on PostgreSQL a sequence, an enum and a table in a
+#: schema of its own.
+BEYOND_TABLES = (
+    "    op.execute('CREATE VIEW active_users AS SELECT id, email FROM users WHERE id > 0')\n"
+    "    if op.get_bind().dialect.name == 'postgresql':\n"
+    "        op.execute('CREATE SEQUENCE invoice_numbers')\n"
+    "        op.execute(\"CREATE TYPE mood AS ENUM ('ok', 'sad')\")\n"
+    "        op.execute('CREATE SCHEMA audit')\n"
+    "        op.create_table('events', sa.Column('id', sa.Integer, primary_key=True), schema='audit')"
+)
+#: Changes outside the migrations to each of those.
+BEYOND_TABLES_OUTSIDE = {
+    "postgresql": ["CREATE OR REPLACE VIEW active_users AS SELECT id, email FROM users WHERE id > 1",
+                   "DROP SEQUENCE invoice_numbers", "CREATE SEQUENCE order_numbers",
+                   "ALTER TYPE mood ADD VALUE 'meh'", "ALTER TABLE audit.events ADD COLUMN note TEXT",
+                   "CREATE VIEW audit.recent AS SELECT id FROM audit.events"],
+    "mysql": ["CREATE OR REPLACE VIEW active_users AS SELECT id, email FROM users WHERE id > 1"],
+    "sqlite": ["DROP VIEW active_users", "CREATE VIEW active_users AS SELECT id, email FROM users WHERE id > 1"],
+}
+
+
+def test_drift_compares_views_sequences_enums_and_other_schemas(make_project, db):
+    project = make_project("sync")
+    write_revision(project, "a4_beyond_tables", "a3_seed", BEYOND_TABLES)
+    assert invoke_cli(project, "upgrade", url=db.url).returncode == EXIT_OK
+    doc = checked(invoke_cli(project, "drift", "--json", url=db.url).stdout, "drift", EXIT_OK)
+    assert doc["differences"] == []  # the view's text, MySQL's database names in it included, compares equal
+
+    _alter(db, BEYOND_TABLES_OUTSIDE[db.backend])
+    run = invoke_cli(project, "drift", "--json", url=db.url)
+    doc = checked(run.stdout, "drift", CheckRefused.exit_code)
+    found = {(d["kind"], d["name"], d["change"]) for d in doc["differences"]}
+    expected = {("view", "active_users", "changed")}
+    if db.backend == "postgresql":
+        expected |= {("sequence", "invoice_numbers", "missing"), ("sequence", "order_numbers", "unexpected"),
+                     ("enum", "mood", "changed"), ("column", "note", "unexpected"),
+                     ("view", "audit.recent", "unexpected")}
+        mood = next(d for d in doc["differences"] if d["kind"] == "enum")
+        assert (mood["database"]["labels"], mood["migrations"]["labels"]) == (["ok", "sad", "meh"], ["ok", "sad"])
+        note = next(d for d in doc["differences"] if d["name"] == "note")
+        assert note["table"] == "audit.events"
+    assert found == expected
+    text_run = invoke_cli(project, "drift", url=db.url)
+    assert "view active_users differs: definition is" in text_run.stdout

@@ -3,10 +3,13 @@
 The revision(s) the database is at are read as ``status`` reads them (through env.py); the history
 up to them is replayed, through env.py, into a scratch database of the same dialect (a temporary,
 uniquely named database on the same PostgreSQL or MySQL/MariaDB server, a temporary file for
-SQLite), and the two schemas are compared as SQLAlchemy's Inspector reflects them: tables,
+SQLite), and the two schemas are compared as SQLAlchemy's public Inspector reflects them: tables,
 columns (type, nullability, server default), primary keys, indexes, unique, foreign-key and check
-constraints, each in a normalised form. The version table and the journal's tables are left out;
-so are schemas other than the connection's default one.
+constraints, views (their definitions), sequences (by name) and PostgreSQL enums (their labels), each
+in a normalised form, in the default schema and, on PostgreSQL, every other schema of the database.
+The version table and the journal's tables are left out. Out of reach of the Inspector, and so
+not compared: triggers, functions and procedures, grants, comments, a sequence's parameters,
+partitioning, and on MySQL/MariaDB schemas other than the connection's (each is another database).
 
 The scratch database is always dropped: after the comparison, when the replay fails, and when
 SIGTERM or SIGINT arrives (the drop itself is not cut short by a signal: see
@@ -19,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .errors import EXIT_OK, AlembicDeployError, CheckRefused, Interrupted, MigrationFailed
 from .scratch import scratch_database
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy.engine import Engine
 
+    from .backends.base import Backend
     from .deployment import Deployment, Echo
     from .report import DeployReport
     from .settings import Settings
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
 #: One table's objects: (kind, name) -> the object's normalised description.
 TableObjects = dict[tuple[str, str], dict[str, Any]]
 Schema = dict[str, TableObjects]
+#: Kinds of objects that belong to no table: a difference names them alone.
+TOP_LEVEL: Final = frozenset({"table", "view", "sequence", "enum"})
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,8 @@ class Difference:
     is not there), ``migrations`` in the replayed history (None: the migrations do not make it)."""
 
     table: str
-    #: table, column, primary key, index, unique constraint, foreign key, check constraint
+    #: table, column, primary key, index, unique constraint, foreign key, check constraint; view,
+    #: sequence, enum (``table`` is then their name too)
     kind: str
     name: str
     database: dict[str, Any] | None
@@ -59,7 +66,7 @@ class Difference:
         return "missing" if self.database is None else "changed"
 
     def describe(self) -> str:
-        what = f"table {self.table}" if self.kind == "table" else f"{self.table}: {self.kind} {self.name}"
+        what = f"{self.kind} {self.name}" if self.kind in TOP_LEVEL else f"{self.table}: {self.kind} {self.name}"
         if self.database is None:
             return f"{what} is missing from the database (the migrations make it: {_fields(self.migrations)})"
         if self.migrations is None:
@@ -199,7 +206,7 @@ def compare_with_history(deployment: Deployment, interrupt: InterruptState) -> D
     result = deployment.alembic_project().run("inspect", "heads", RunObserver(on_configured=on_configured))
     current = list(result.current)
     ignored.add(result.version_table)
-    live = snapshot(deployment.engine, ignored)
+    live = snapshot(deployment.engine, deployment.backend, ignored)
     with scratch_database(deployment, interrupt) as scratch_url:
         replay(settings, scratch_url, current)
         replayed = _snapshot_url(scratch_url, ignored)
@@ -278,61 +285,115 @@ def replay(settings: Settings, url: str, revisions: list[str]) -> None:
             os.environ["DATABASE_URL"] = before
 
 
-def _snapshot_url(url: str, ignored: set[str]) -> Schema:
+def _snapshot_url(url: str, ignored: set[str]) -> Snapshot:
     from .database import make_engine
 
-    engine, _backend = make_engine(url)
+    engine, backend = make_engine(url)
     try:
-        return snapshot(engine, ignored)
+        return snapshot(engine, backend, ignored)
     finally:
         engine.dispose()
 
 
-def snapshot(engine: Engine, ignored: set[str]) -> Schema:
-    """The default schema's tables (but ``ignored``) and their objects, normalised so that two
-    databases built alike on one server compare equal."""
+@dataclass
+class Snapshot:
+    """A database's schema as drift compares it: its tables' objects, and the objects that belong
+    to no table (views, sequences, PostgreSQL enums), keyed ``(kind, name)``."""
+
+    tables: Schema = field(default_factory=dict)
+    others: TableObjects = field(default_factory=dict)
+
+
+def snapshot(engine: Engine, backend: Backend, ignored: set[str]) -> Snapshot:
+    """The tables (but ``ignored``) of the default schema, and of the other schemas where a
+    database holds schemas of its own (:attr:`Backend.schemas_inside_database`), with their
+    objects, views, sequences and enums, normalised so two databases built alike on one server
+    compare equal. Names outside the default schema are qualified (``audit.events``)."""
     from sqlalchemy import inspect
 
     with engine.connect() as conn:
         inspector = inspect(conn)
-        dialect = conn.dialect
-        schema: Schema = {}
-        for table in inspector.get_table_names():
-            if table in ignored:
-                continue
-            objects: TableObjects = {}
-            for column in inspector.get_columns(table):
-                objects[("column", column["name"])] = {
-                    "type": _type_text(column["type"], dialect), "nullable": bool(column["nullable"]),
-                    "default": _sql_text(column.get("default")),
-                }
-            pk = inspector.get_pk_constraint(table)
-            if pk.get("constrained_columns"):
-                objects[("primary key", "")] = {"columns": list(pk["constrained_columns"]), "name": pk.get("name")}
-            for index in inspector.get_indexes(table):
-                described = {"columns": [str(c) for c in index["column_names"]], "unique": bool(index["unique"])}
-                if index.get("expressions"):
-                    described["expressions"] = [_sql_text(e) for e in index.get("expressions") or ()]
-                objects[("index", str(index["name"]))] = described
-            for unique in inspector.get_unique_constraints(table):
-                columns = [str(c) for c in unique["column_names"]]
-                objects[("unique constraint", unique.get("name") or ",".join(columns))] = {"columns": columns}
-            for fk in inspector.get_foreign_keys(table):
-                columns = [str(c) for c in fk["constrained_columns"]]
-                objects[("foreign key", fk.get("name") or f"({','.join(columns)}) -> {fk['referred_table']}")] = {
-                    "columns": columns, "referred_table": fk["referred_table"],
-                    "referred_columns": [str(c) for c in fk["referred_columns"]],
-                    "options": ", ".join(f"{k}={v}" for k, v in sorted((fk.get("options") or {}).items())) or None,
-                }
-            try:
-                checks = inspector.get_check_constraints(table)
-            except NotImplementedError:
-                checks = []
-            for check in checks:
-                sqltext = _sql_text(check["sqltext"])
-                objects[("check constraint", check.get("name") or str(sqltext))] = {"sql": sqltext}
-            schema[table] = objects
-    return schema
+        found = Snapshot()
+        schemas: list[str | None] = [None, *backend.other_schemas(inspector)]
+        for schema in schemas:
+            for table in inspector.get_table_names(schema=schema):
+                if schema is None and table in ignored:
+                    continue
+                found.tables[_qualified(schema, table)] = _table_objects(inspector, conn.dialect, table, schema)
+            _others(inspector, schema, ignored, engine.url.database, found.others)
+    return found
+
+
+def _qualified(schema: str | None, name: str) -> str:
+    return f"{schema}.{name}" if schema else name
+
+
+def _table_objects(inspector: Any, dialect: Any, table: str, schema: str | None) -> TableObjects:
+    objects: TableObjects = {}
+    for column in inspector.get_columns(table, schema=schema):
+        objects[("column", column["name"])] = {
+            "type": _type_text(column["type"], dialect), "nullable": bool(column["nullable"]),
+            "default": _sql_text(column.get("default")),
+        }
+    pk = inspector.get_pk_constraint(table, schema=schema)
+    if pk.get("constrained_columns"):
+        objects[("primary key", "")] = {"columns": list(pk["constrained_columns"]), "name": pk.get("name")}
+    for index in inspector.get_indexes(table, schema=schema):
+        described = {"columns": [str(c) for c in index["column_names"]], "unique": bool(index["unique"])}
+        if index.get("expressions"):
+            described["expressions"] = [_sql_text(e) for e in index.get("expressions") or ()]
+        objects[("index", str(index["name"]))] = described
+    for unique in inspector.get_unique_constraints(table, schema=schema):
+        columns = [str(c) for c in unique["column_names"]]
+        objects[("unique constraint", unique.get("name") or ",".join(columns))] = {"columns": columns}
+    for fk in inspector.get_foreign_keys(table, schema=schema):
+        columns = [str(c) for c in fk["constrained_columns"]]
+        referred = _qualified(fk.get("referred_schema"), fk["referred_table"])
+        objects[("foreign key", fk.get("name") or f"({','.join(columns)}) -> {referred}")] = {
+            "columns": columns, "referred_table": referred,
+            "referred_columns": [str(c) for c in fk["referred_columns"]],
+            "options": ", ".join(f"{k}={v}" for k, v in sorted((fk.get("options") or {}).items())) or None,
+        }
+    try:
+        checks = inspector.get_check_constraints(table, schema=schema)
+    except NotImplementedError:
+        checks = []
+    for check in checks:
+        sqltext = _sql_text(check["sqltext"])
+        objects[("check constraint", check.get("name") or str(sqltext))] = {"sql": sqltext}
+    return objects
+
+
+def _others(inspector: Any, schema: str | None, ignored: set[str], database: str | None,
+            into: TableObjects) -> None:
+    """The views (their definitions), sequences and PostgreSQL enums (their labels) of ``schema``,
+    as SQLAlchemy's Inspector reflects them; what a dialect cannot reflect is left out."""
+    for view in inspector.get_view_names(schema=schema):
+        definition = inspector.get_view_definition(view, schema=schema)
+        into[("view", _qualified(schema, view))] = {"definition": _view_text(definition, database)}
+    try:
+        sequences = inspector.get_sequence_names(schema=schema)
+    except NotImplementedError:  # SQLite, MySQL: no sequences
+        sequences = []
+    for sequence in sequences:
+        # The journal's own (a serial id) is as much the tool's as its table.
+        if not (schema is None and any(sequence.startswith(f"{table}_") for table in ignored)):
+            into[("sequence", _qualified(schema, sequence))] = {}
+    get_enums = getattr(inspector, "get_enums", None)  # PostgreSQL's Inspector only
+    if get_enums is not None:
+        for enum in get_enums(schema=schema or inspector.default_schema_name):
+            into[("enum", _qualified(schema, enum["name"]))] = {"labels": list(enum["labels"])}
+
+
+def _view_text(definition: Any, database: str | None) -> str | None:
+    """A view's definition without its own database's name, which MySQL writes into every column
+    reference (`live`.`users`.`id`) and which differs between the live and the scratch database."""
+    text = _sql_text(definition)
+    if text is None or not database:
+        return text
+    for quote in ("`", '"'):
+        text = text.replace(f"{quote}{database}{quote}.", "")
+    return text
 
 
 def _type_text(type_: Any, dialect: Any) -> str:
@@ -347,18 +408,22 @@ def _sql_text(sql: Any) -> str | None:
     return " ".join(str(sql).split()) if sql is not None else None
 
 
-def compare(database: Schema, migrations: Schema) -> list[Difference]:
-    """What differs between the live schema and the replayed one, table by table, in name order."""
+def compare(database: Snapshot, migrations: Snapshot) -> list[Difference]:
+    """What differs between the live schema and the replayed one: table by table in name order,
+    then the views, sequences and enums."""
     found: list[Difference] = []
-    for table in sorted(set(database) | set(migrations)):
-        if table not in migrations or table not in database:
-            here, there = database.get(table), migrations.get(table)
+    for table in sorted(set(database.tables) | set(migrations.tables)):
+        if table not in migrations.tables or table not in database.tables:
+            here, there = database.tables.get(table), migrations.tables.get(table)
             found.append(Difference(table, "table", table, _table_summary(here), _table_summary(there)))
             continue
-        live, replayed = database[table], migrations[table]
+        live, replayed = database.tables[table], migrations.tables[table]
         for key in sorted(set(live) | set(replayed)):
             if live.get(key) != replayed.get(key):
                 found.append(Difference(table, key[0], key[1], live.get(key), replayed.get(key)))
+    for key in sorted(set(database.others) | set(migrations.others)):
+        if database.others.get(key) != migrations.others.get(key):
+            found.append(Difference(key[1], key[0], key[1], database.others.get(key), migrations.others.get(key)))
     return found
 
 

@@ -570,6 +570,12 @@ class Backend:
     def _end_sessions(self, conn: Connection, database: str) -> None:
         """End the sessions still connected to ``database`` (one would hold the drop up)."""
 
+    def other_schemas(self, inspector: Any) -> list[str]:
+        """The schemas besides the default one that drift compares: those a database holds of its
+        own, so a scratch database has its own too. None by default: on MySQL/MariaDB a schema is
+        another database (a replay would share it), on SQLite an attached file."""
+        return []
+
     #: The server's list of databases whose name is LIKE ``:pattern`` (one column: the name).
     databases_like: ClassVar[str] = ""
 

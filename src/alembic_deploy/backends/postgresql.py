@@ -151,6 +151,12 @@ class PostgreSQLBackend(Backend):
             argv += ["--clean", "--if-exists"]
         return ClientCommand(tuple(argv), _libpq_env(url))
 
+    def other_schemas(self, inspector: Any) -> list[str]:
+        """Every schema of the database but the default one and PostgreSQL's own."""
+        default = inspector.default_schema_name
+        return [s for s in inspector.get_schema_names()
+                if s != default and s != "information_schema" and not s.startswith("pg_")]
+
     def _end_sessions(self, conn: Connection, database: str) -> None:
         # DROP DATABASE refuses while anyone is connected (it waits a few seconds for sessions
         # that are ending): a replay cut short may leave one.
