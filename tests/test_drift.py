@@ -24,7 +24,7 @@ from alembic_deploy.errors import (
     MigrationFailed,
     ScratchUnavailable,
 )
-from alembic_deploy.scratch import SCRATCH_PREFIX, host_tag, owner_of, scratch_name
+from alembic_deploy.scratch import SCRATCH_PREFIX, database_tag, host_tag, owner_of, scratch_name
 from helpers import Database, invoke_cli, run_cli, spawn_cli, url_text
 from lockscene import write_revision
 from servers import ADMIN_URLS
@@ -308,9 +308,9 @@ def _admin(db: Database, sql: str) -> None:
 
 @pytest.mark.parametrize("backend", ["postgresql", "mysql"])
 def test_a_scratch_database_a_sigkill_left_is_swept_at_the_next_start(request, make_project, backend, tmp_path):
-    """kill -9 during the replay leaves the scratch database, named after its host and process; the
-    next drift drops it (its process is gone), and leaves alone one whose process still runs here
-    and one made on another host."""
+    """kill -9 during the replay leaves the scratch database, named after its host, database and
+    process; the next drift of that database drops it (its process is gone), and leaves alone one
+    whose process still runs here, one made on another host and one made for another database."""
     db: Database = request.getfixturevalue("pg_db" if backend == "postgresql" else "mysql_db")
     sleep = "SELECT pg_sleep(60)" if backend == "postgresql" else "SELECT SLEEP(60)"
     project = make_project("sync")
@@ -325,12 +325,16 @@ def test_a_scratch_database_a_sigkill_left_is_swept_at_the_next_start(request, m
     name = _scratch_of(seen)
     owner = owner_of(name)
     assert owner is not None and owner.pid == proc.pid and owner.host == host_tag()
+    assert owner.database == database_tag(make_url(db.url).database)
     proc.kill()
     assert proc.wait() == -signal.SIGKILL
     proc.stderr.close()  # type: ignore[union-attr]
     assert _scratch_exists(db, name)  # nothing could drop it
-    alive, elsewhere = scratch_name(pid=os.getpid()), scratch_name(pid=proc.pid).replace(host_tag(), "otherhost0000")
-    for other in (alive, elsewhere):
+    live = make_url(db.url).database
+    alive = scratch_name(live, pid=os.getpid())
+    elsewhere = scratch_name(live, pid=proc.pid).replace(host_tag(), "other000")
+    other_database = scratch_name(f"{live}_other", pid=proc.pid)
+    for other in (alive, elsewhere, other_database):
         _admin(db, f"CREATE DATABASE {other}")
     try:
         run = run_cli(project, "drift", url=db.url)
@@ -338,21 +342,22 @@ def test_a_scratch_database_a_sigkill_left_is_swept_at_the_next_start(request, m
         said = f"Dropped stale scratch database {name}: its owner, process {proc.pid} of this host, is gone"
         assert said in run.stderr
         assert not _scratch_exists(db, name) and not _scratch_exists(db, _scratch_of(run.stderr))
-        assert _scratch_exists(db, alive) and _scratch_exists(db, elsewhere)
+        assert _scratch_exists(db, alive) and _scratch_exists(db, elsewhere) and _scratch_exists(db, other_database)
     finally:
-        for other in (alive, elsewhere):
+        for other in (alive, elsewhere, other_database):
             _admin(db, f"DROP DATABASE IF EXISTS {other}")
 
 
 def test_scratch_names_fit_every_server_and_read_back():
     for host in ("h", "a-very-long-host-name.example.internal", "ÜBER_host:1", ""):
         tag = host_tag(host)
-        assert re.fullmatch(r"[a-z0-9]{4,16}", tag)
+        assert re.fullmatch(r"[a-z0-9]{4,12}", tag)
     assert host_tag("web-1") != host_tag("web1")  # same letters, another host
-    name = scratch_name(now=4_102_444_800, pid=4_194_304)  # 2100-01-01, Linux's highest pid
+    name = scratch_name("x" * 64, now=4_102_444_800, pid=4_194_304)  # 2100-01-01, Linux's highest pid
     assert len(name) <= 63 and re.fullmatch(r"[a-z0-9_]+", name)
     owner = owner_of(name)
     assert owner is not None and (owner.pid, owner.created) == (4_194_304, 4_102_444_800)
+    assert owner.database == database_tag("x" * 64) != database_tag("y")
     assert owner_of(f"/tmp/{name}-k2j3.db") == owner  # a SQLite scratch file
     assert owner_of(f"{SCRATCH_PREFIX}0123456789ab") is None  # an older release's name: left alone
 

@@ -1,14 +1,16 @@
 """The scratch database ``drift`` replays the migrations into: named after its owner, dropped when
 the replay ends however it ends, and swept up at the next start when its owner was SIGKILLed.
 
-A scratch database is named ``alembic_deploy_scratch_<host><hash>_<pid>_<time>_<random>`` (at most 62
-characters, within PostgreSQL's 63): the host it was made from (its first letters and digits, then
-four hex digits of a hash of the full name, so two hosts never share a tag), the process id that
-owns it, and the time it was made (seconds, base 36). Everything but SIGKILL drops it on the way out;
-a SIGKILL leaves it behind. So each start first lists the scratch databases the role can see and
-drops those made from this host by a process that is no longer running here. One made on another
-host, or by a process still running (or a new process that took the same id), is left alone; so is
-a name of another form (an older release's ``alembic_deploy_scratch_<12 hex>``): drop those by hand.
+A scratch database is named ``alembic_deploy_scratch_<host>_<database>_<pid>_<time>_<random>`` (at
+most 60 characters, within PostgreSQL's 63): the host it was made from (up to 8 of its letters and
+digits, then 4 hex digits of a hash of the full name, so two hosts never share a tag), 4 hex digits
+of a hash of the live database's name it was made for, the process id that owns it, and the time it
+was made (seconds, base 36). Everything but SIGKILL drops it on the way out; a SIGKILL leaves it
+behind. So each start first lists the scratch databases the role can see and drops those made for
+the same live database from this host by a process that is no longer running here. One made on
+another host, for another database, or by a process still running (or a new process that took the
+same id) is left alone; so is a name of another form (an older release's
+``alembic_deploy_scratch_<12 hex>``): drop those by hand.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 #: Every scratch database's name starts so: easy to spot, and to grant (``GRANT ... ON
 #: `alembic_deploy_scratch_%`.*``).
 SCRATCH_PREFIX: Final = "alembic_deploy_scratch_"
-_NAME: Final = re.compile(rf"{SCRATCH_PREFIX}([a-z0-9]+)_([0-9]+)_([0-9a-z]+)_([0-9a-f]{{4}})\Z")
+_NAME: Final = re.compile(rf"{SCRATCH_PREFIX}([a-z0-9]+)_([0-9a-f]{{4}})_([0-9]+)_([0-9a-z]+)_([0-9a-f]{{4}})\Z")
 _DIGITS: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -44,12 +46,14 @@ class Owner:
     """Who made a scratch database, read back from its name."""
 
     host: str
+    #: :func:`database_tag` of the live database it was made for.
+    database: str
     pid: int
     created: int
 
-    def is_dead_here(self) -> bool:
-        """Made on this host by a process that no longer runs."""
-        if self.host != host_tag():
+    def is_dead_here(self, database: str | None) -> bool:
+        """Made for ``database`` on this host by a process that no longer runs."""
+        if self.host != host_tag() or self.database != database_tag(database):
             return False
         try:
             os.kill(self.pid, 0)
@@ -61,15 +65,25 @@ class Owner:
 
 
 def host_tag(hostname: str | None = None) -> str:
-    """This host in a scratch database's name: up to 12 of its letters and digits, lower-cased,
+    """This host in a scratch database's name: up to 8 of its letters and digits, lower-cased,
     then 4 hex digits of a hash of the whole name."""
     name = hostname if hostname is not None else socket.gethostname()
-    letters = re.sub(r"[^a-z0-9]", "", name.lower())[:12]
-    return letters + hashlib.sha1(name.encode("utf-8"), usedforsecurity=False).hexdigest()[:4]
+    letters = re.sub(r"[^a-z0-9]", "", name.lower())[:8]
+    return letters + _hash(name)
 
 
-def scratch_name(now: float | None = None, pid: int | None = None) -> str:
-    """A fresh scratch database name owned by this process (see the module's docstring)."""
+def database_tag(database: str | None) -> str:
+    """The live database a scratch database was made for, in its name: 4 hex digits of a hash."""
+    return _hash(database or "")
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:4]
+
+
+def scratch_name(database: str | None, now: float | None = None, pid: int | None = None) -> str:
+    """A fresh name for a scratch database owned by this process, made for the live ``database``
+    (see the module's docstring)."""
     seconds = int(time.time() if now is None else now)
     stamp = ""
     while True:
@@ -77,7 +91,8 @@ def scratch_name(now: float | None = None, pid: int | None = None) -> str:
         stamp = _DIGITS[digit] + stamp
         if not seconds:
             break
-    return f"{SCRATCH_PREFIX}{host_tag()}_{os.getpid() if pid is None else pid}_{stamp}_{uuid.uuid4().hex[:4]}"
+    owner = os.getpid() if pid is None else pid
+    return f"{SCRATCH_PREFIX}{host_tag()}_{database_tag(database)}_{owner}_{stamp}_{uuid.uuid4().hex[:4]}"
 
 
 def owner_of(database: str) -> Owner | None:
@@ -87,13 +102,13 @@ def owner_of(database: str) -> Owner | None:
     found = _NAME.match(base)
     if found is None:
         return None
-    return Owner(found.group(1), int(found.group(2)), int(found.group(3), 36))
+    return Owner(found.group(1), found.group(2), int(found.group(3)), int(found.group(4), 36))
 
 
 def sweep_stale(deployment: Deployment) -> list[str]:
-    """Drop the scratch databases a process of this host left behind when it was SIGKILLed (its
-    process is gone); returns their names. A sweep that cannot list or drop one says so and goes
-    on: it never fails the run that found it."""
+    """Drop the scratch databases a process of this host left behind for the same live database
+    when it was SIGKILLed (its process is gone); returns their names. A sweep that cannot list or
+    drop one says so and goes on: it never fails the run that found it."""
     from sqlalchemy.exc import SQLAlchemyError
 
     backend, engine = deployment.backend, deployment.engine
@@ -105,7 +120,7 @@ def sweep_stale(deployment: Deployment) -> list[str]:
     dropped = []
     for database in found:
         owner = owner_of(database)
-        if owner is None or not owner.is_dead_here():
+        if owner is None or not owner.is_dead_here(engine.url.database):
             continue
         try:
             backend.drop_scratch(engine, database)
@@ -128,7 +143,7 @@ def scratch_database(deployment: Deployment, interrupt: InterruptState) -> Itera
     from .signals import deferred
 
     backend, engine = deployment.backend, deployment.engine
-    name = scratch_name()
+    name = scratch_name(engine.url.database)
     with deferred(interrupt):
         sweep_stale(deployment)
         try:
