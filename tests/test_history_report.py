@@ -247,6 +247,11 @@ def test_bad_options_are_exit_2_in_one_paragraph(make_project, args, says):
     assert says in assert_failed_cleanly(done, 2)
 
 
+def test_a_bad_option_with_json_is_one_error_document(make_project):
+    done = invoke_cli(make_project("sync"), "report", "--json", "--since", "soon")
+    assert checked(done.stdout, "report", 2)["error"]["kind"] == "config-error"
+
+
 def test_since_units():
     assert parse_since("12h").total_seconds() == 12 * 3600
     assert parse_since("30d").days == 30
