@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -406,3 +407,16 @@ def test_drift_compares_views_sequences_enums_and_other_schemas(make_project, db
     assert found == expected
     text_run = invoke_cli(project, "drift", url=db.url)
     assert "view active_users differs: definition is" in text_run.stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process start times come from Linux's /proc")
+def test_a_process_id_taken_by_a_newer_process_does_not_keep_a_scratch_database():
+    """A restarted container's entrypoint is pid 1 again: the id is taken, but by a process that
+    started after the scratch database was made, so its owner is gone."""
+    me = os.getpid()
+    made_before_i_started = owner_of(scratch_name("app", now=time.time() - 10 * 365 * 86400, pid=me))
+    made_while_i_run = owner_of(scratch_name("app", pid=me))
+    assert made_before_i_started is not None and made_while_i_run is not None
+    assert made_before_i_started.is_dead_here("app")
+    assert not made_while_i_run.is_dead_here("app")
+    assert not made_before_i_started.is_dead_here("another_app")  # not the sweeping run's database

@@ -7,9 +7,10 @@ digits, then 4 hex digits of a hash of the full name, so two hosts never share a
 of a hash of the live database's name it was made for, the process id that owns it, and the time it
 was made (seconds, base 36). Everything but SIGKILL drops it on the way out; a SIGKILL leaves it
 behind. So each start first lists the scratch databases the role can see and drops those made for
-the same live database from this host by a process that is no longer running here. One made on
-another host, for another database, or by a process still running (or a new process that took the
-same id) is left alone; so is a name of another form (an older release's
+the same live database from this host by a process that is no longer running here (its id is free,
+or, on Linux, taken by a process that started after the scratch database was made, as a restarted
+container's pid 1). One made on another host (a replaced Kubernetes pod has a new host name), for
+another database, or by a process still running is left alone; so is a name of another form (an older release's
 ``alembic_deploy_scratch_<12 hex>``): drop those by hand.
 """
 
@@ -23,6 +24,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from .errors import ScratchUnavailable
@@ -60,8 +62,23 @@ class Owner:
         except ProcessLookupError:
             return True
         except PermissionError:  # running, as another user
-            return False
-        return False
+            pass
+        # The id is taken: by the owner, or by a process started after the owner died (a restarted
+        # container's entrypoint is pid 1 again). Linux says when it started.
+        started = _process_start(self.pid)
+        return started is not None and started > self.created + 1
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (Unix time), from Linux's /proc; None where that is not known."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        boot = next(line for line in Path("/proc/stat").read_text(encoding="ascii").splitlines()
+                    if line.startswith("btime "))
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, counted after the command's ")"
+        return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def host_tag(hostname: str | None = None) -> str:
