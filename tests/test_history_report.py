@@ -273,3 +273,15 @@ def test_a_database_secret_is_an_environment_and_one_that_cannot_be_read_a_warni
     assert (beta["environment"], beta["state"]) == ("beta", "no-database")
     assert "db/no-such-secret" in beta["problem"]
     assert password_pg_db.password not in done.output
+
+
+def test_the_html_page_shows_names_as_text_never_as_markup(make_project, sqlite_db, tmp_path):
+    project = make_project("sync")
+    name = "<img src=x onerror=alert(1)>"
+    assert run_cli(project, "upgrade", "--env", name, url=sqlite_db.url).returncode == 0
+    page = tmp_path / "report.html"
+    done = invoke_cli(project, "report", "--format", "html", "-o", str(page), url=sqlite_db.url)
+    assert done.returncode == 0, done.output
+    html = page.read_text()
+    assert name not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<script" not in html and "default-src 'none'" in html
