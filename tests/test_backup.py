@@ -409,3 +409,40 @@ def test_a_user_command_gets_the_urls_parts_in_its_environment(sqlite_db, make_p
     [backup] = _backups(sqlite_db)
     assert backup["method"] == "command" and str(backup["location"]).endswith(".copy")
     assert Path(str(backup["location"])).is_file() and backup["size_bytes"] > 0
+
+
+def test_sigterm_during_the_backup_stops_the_dump_and_migrates_nothing(pg_db, make_project, tmp_path):
+    """A dump that hangs: SIGTERM once it is running ends it (no process left, no partial file),
+    exits 9 and journals the run interrupted, with the database as it was."""
+    import signal
+    import time
+
+    from helpers import spawn_cli
+
+    project = make_project("backup")
+    _seed(project, pg_db)
+    spies = tmp_path / "spies"
+    spies.mkdir()
+    started = tmp_path / "dump.pid"
+    (spies / "pg_dump").write_text(f'#!/bin/sh\necho $$ > "{started}.tmp" && mv "{started}.tmp" "{started}"\n'
+                                   "exec sleep 600\n")
+    (spies / "pg_dump").chmod(0o755)
+    proc = spawn_cli(project, "upgrade", "--backup", "always", "--backup-destination", str(project / "backups"),
+                     url=pg_db.url, env={"PATH": f"{spies}{os.pathsep}{os.environ['PATH']}"})
+    try:
+        deadline = 120.0
+        waited = time.monotonic()
+        while not started.exists():  # the dump is running: its pid file appears
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() - waited < deadline, "the dump never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=120)
+    except BaseException:
+        proc.kill()
+        raise
+    assert proc.returncode == 9, err
+    assert not Path(f"/proc/{int(started.read_text())}").exists()  # the dump ended with the deploy
+    assert not any((project / "backups").glob("*"))  # no partial backup left
+    assert pg_db.versions() == ["a3_seed"] and pg_db.has_table("users")
+    assert pg_db.journal()[-1]["outcome"] == "interrupted"
