@@ -4,6 +4,7 @@ boto3 through AWS_ENDPOINT_URL, as in production), against real servers that che
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -126,6 +127,49 @@ def test_a_secret_aws_refuses_to_give_is_exit_13(make_project, password_pg_db, a
     run = run_cli(project, "upgrade", "--database-secret", name, env=aws.env)
     message = assert_failed_cleanly(run, 13, password_pg_db.password)
     assert "InvalidRequestException" in message
+
+
+@pytest.fixture
+def aws_enforcing_iam(tmp_path) -> Iterator[dict[str, str]]:
+    """A moto server of its own (``moto_server``, a real process) that checks IAM permissions once
+    its first 3 requests are done (moto's INITIAL_NO_AUTH_ACTION_COUNT): a user with no policy,
+    its access key and a secret are made with them. Yields the environment of that user."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import boto3
+
+    from helpers import free_port
+    from servers import _wait_port
+
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port, 60)
+        endpoint = f"http://127.0.0.1:{port}"
+        setup = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "testing",
+                 "aws_secret_access_key": "testing"}
+        iam = boto3.client("iam", **setup)
+        iam.create_user(UserName="deployer")
+        key = iam.create_access_key(UserName="deployer")["AccessKey"]
+        boto3.client("secretsmanager", **setup).create_secret(Name="prod/db", SecretString="{}")
+        yield {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+               "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_secret_this_role_may_not_read_is_exit_13(make_project, aws_enforcing_iam):
+    """IAM refuses GetSecretValue to a user without a policy (moto enforcing IAM; its error body is
+    XML where the service speaks JSON, so botocore reads only the HTTP status, 403)."""
+    project = make_project("sync")
+    run = run_cli(project, "upgrade", "--database-secret", "prod/db", env=aws_enforcing_iam)
+    message = assert_failed_cleanly(run, 13, aws_enforcing_iam["AWS_SECRET_ACCESS_KEY"])
+    assert "access denied" in message and "secretsmanager:GetSecretValue" in message
 
 
 def test_the_secret_arn_names_its_region(make_project, password_pg_db, aws):

@@ -7,6 +7,8 @@ AWS CLI in a GitHub job or an ECS task works here; tests reach a local moto serv
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any, Final
 
 from ...errors import ConfigError, CredentialsUnavailable
@@ -29,7 +31,8 @@ def client(service: str, region: str | None = None) -> Any:
             "Install the extra: pip install 'alembic-deploy[aws]'."
         ) from None
     session = boto3.session.Session()
-    region = region or session.region_name
+    # botocore reads AWS_DEFAULT_REGION; AWS_REGION is what the other SDKs (and Lambda) set.
+    region = region or session.region_name or os.environ.get("AWS_REGION")
     if not region:
         raise ConfigError(
             "No AWS region is configured. Set AWS_REGION (aws-actions/configure-aws-credentials sets it "
@@ -70,6 +73,11 @@ def unavailable(exc: BaseException, what: str, advice: str) -> CredentialsUnavai
         advice = ("Check the network route to AWS (a VPC endpoint or NAT for a task in a private subnet) and "
                   "AWS_ENDPOINT_URL if one is set.")
     elif isinstance(exc, ClientError):
-        text = exc.response.get("Error", {}).get("Message", "")
-        return CredentialsUnavailable(f"{what}: AWS answered {error_code(exc)}{f' ({text})' if text else ''}. {advice}")
+        text = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())
+        inner = re.search(r"<Message>(.*?)</Message>", text)  # an XML error body botocore passed on whole
+        text = inner.group(1) if inner else text
+        code = error_code(exc)
+        if code.isdigit():  # an error body botocore could not read: the HTTP status is what there is
+            code = f"HTTP {code}{' (access denied)' if code == '403' else ''}"
+        return CredentialsUnavailable(f"{what}: AWS answered {code}{f' ({text})' if text else ''}. {advice}")
     return CredentialsUnavailable(f"{what}: {exc}. {advice}")
