@@ -469,3 +469,17 @@ def test_wait_ecs_service_gates_the_task_on_the_service_running_healthy(scene: S
     assert scene.task(task_arn).overrides["containerOverrides"][0]["command"] == ["alembic-deploy", "upgrade"]
     scene.exit(task_arn, 0)
     assert proc.wait(DEADLINE) == 0, err.text
+
+
+def test_sigterm_during_the_health_gate_exits_9_and_starts_no_task(scene: Scene, tmp_path: Path) -> None:
+    """A cancelled job while ecs-run still waits for the service (IN_PROGRESS, set on moto's backend):
+    exit 9, no task started."""
+    scene.build()
+    _rollout("IN_PROGRESS", 0, "ECS deployment in progress.", scene.task_definition)
+    proc, _out, err = scene.spawn(tmp_path, "--service", "web", "--cluster", CLUSTER,
+                                  "--wait-ecs-service", f"{CLUSTER}/web", "--health-interval", "0.2")
+    err.wait_for("not yet:")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(DEADLINE) == 9, err.text
+    assert "interrupted" in err.text and "Traceback" not in err.text
+    assert scene.aws.client("ecs").list_tasks(cluster=CLUSTER)["taskArns"] == []

@@ -136,6 +136,11 @@ def test_caller_promotes_dev_qa_beta_production(tmp_path: Path) -> None:
     assert jobs["production"]["with"]["ecs-cluster"] == "notes-production"
     assert jobs["dev"]["with"]["ecs-cluster"] == "notes"
     assert jobs["dev"]["with"]["health-url"] == "" and jobs["beta"]["with"]["health-url"].startswith("https://beta.")
+    # actionlint reads one file at a time: that every call matches the reusable workflow's inputs is checked here.
+    inputs = _load(tmp_path / ".github/workflows/alembic-deploy.yml")["on"]["workflow_call"]["inputs"]
+    required = {name for name, spec in inputs.items() if spec.get("required")}
+    for job in jobs.values():
+        assert required <= set(job["with"]) <= set(inputs)
 
 
 @pytest.mark.parametrize("when", ["post-deploy", "pre-deploy"])

@@ -742,6 +742,11 @@ def github_actions(settings: Settings, root: str, app: str | None, force: bool, 
     for written in api.init_github_actions(folder, values, force=force):
         note = " (you changed it since it was generated; --force overwrites it)" if written.action == "kept" else ""
         out(f"{written.action:<11} {written.path}{note}")
+    _err("next: in the repository's settings, create the Environments dev, qa, beta and production (give "
+         "production required reviewers: its job waits for them); in AWS, give each environment's role a trust "
+         "policy for GitHub's OIDC provider (token.actions.githubusercontent.com, this repository and "
+         "environment) and the rights to push to ECR, register task definitions, update the service, run, "
+         "describe and stop tasks, pass the task's roles and read its log group.")
 
 
 def _ask(question: str, default: str | None) -> str:

@@ -115,15 +115,17 @@ def run(settings: Settings, command: Sequence[str], out: Write, echo: Write,
     :class:`EcsTaskFailed` (no exit code, not placed, ``--timeout``) or :class:`Interrupted`
     (SIGTERM/SIGINT: the task was stopped first).
     """
-    from ...signals import recorded
+    from ...signals import interruptible, recorded
 
     environ = os.environ if environ is None else environ
     if settings.ecs_poll_interval < 0.1:
         raise ConfigError(f"--poll-interval must be at least 0.1 s, got {settings.ecs_poll_interval}.")
-    ecs = client("ecs")
-    launch = plan_launch(ecs, settings)
-    if settings.wait_ecs_service is not None or settings.wait_healthy:
-        _health_gates(settings, echo)
+    # Before the task exists a signal just ends the run (exit 9); from RunTask on it stops the task first.
+    with interruptible():
+        ecs = client("ecs")
+        launch = plan_launch(ecs, settings)
+        if settings.wait_ecs_service is not None or settings.wait_healthy:
+            _health_gates(settings, echo)
     with recorded() as received:
         task_arn = start(ecs, launch, command, environ)
         stream = launch.log_stream(task_arn)
