@@ -284,13 +284,21 @@ def test_a_rotation_between_two_connects_of_one_process_is_followed(make_project
     assert rotated not in report.to_json()
 
 
-def test_a_rotation_during_one_run_is_followed(make_project, login_db, aws, request):
+@pytest.mark.parametrize("scenario", ["sync", "async"])
+def test_a_rotation_during_one_run_is_followed(make_project, login_db, aws, request, scenario):
     """One upgrade: the wait step logs in with the password of before; while the health gate holds
     the run, the rotation changes the database's password, then the secret's current version; the
-    connects after the gate (env.py's engine, the verification) read the secret again and log in."""
+    connects after the gate (env.py's engine, the verification) read the secret again and log in.
+    ``async``: env.py's engine is an async one (asyncpg, aiomysql), named by DATABASE_URL without a
+    login, which the secret completes."""
+    from helpers import ASYNC_DRIVERS
     from test_health import HealthServer
 
-    project = make_project("sync")
+    project = make_project(scenario)
+    given = {}
+    if scenario == "async":
+        given["url"] = url_text(make_url(login_db.url).set(drivername=ASYNC_DRIVERS[login_db.backend], username=None,
+                                                             password=None))
     name = store(aws, rds_secret(login_db.url, login_db.backend))
     rotated, admin = f"r0tated%{uuid.uuid4().hex[:8]}", admin_url(login_db, request)
     secrets = aws.client("secretsmanager")
@@ -304,7 +312,7 @@ def test_a_rotation_during_one_run_is_followed(make_project, login_db, aws, requ
 
     with HealthServer(answer).running() as health:
         run = run_cli(project, "upgrade", "--database-secret", name, "--wait-healthy", health.url,
-                      "--healthy-count", "1", env=aws.env)
+                      "--healthy-count", "1", env=aws.env, **given)
     assert run.returncode == 0, run.output
     now = Database(url_text(login_db.url, password=rotated), login_db.backend)
     assert now.versions() == ["a3_seed"]
