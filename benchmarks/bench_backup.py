@@ -5,7 +5,7 @@ Run by hand (the test-suite's servers must be up)::
     .venv/bin/python benchmarks/bench_backup.py [--backends postgresql,mysql] [--rows 200000] [--runs 7]
 
 Each backend gets a throwaway database (``tests/servers.py``) with one table of ``--rows`` rows
-(an id, a 100-character text, a timestamp; about 25 MB on PostgreSQL). Then, alternating so a
+(an id, a 95-character text of random hex digits, a timestamp: about 25 MB as SQL text). Then, alternating so a
 noisy machine slows both alike, after one unmeasured warm-up of each:
 
 * ``by hand``: ``pg_dump --format=custom ... --file=OUT`` or ``mariadb-dump --single-transaction
@@ -49,7 +49,8 @@ def fill(url: str, rows: int) -> None:
         conn.execute(text("CREATE TABLE events (id INTEGER PRIMARY KEY, body VARCHAR(100), at TIMESTAMP)"))
         batch = 10_000
         for start in range(0, rows, batch):
-            values = [{"id": i, "body": f"event {i:08d} " + "x" * 80} for i in range(start, min(rows, start + batch))]
+            values = [{"id": i, "body": f"event {i:08d} {os.urandom(40).hex()}"}  # ~half compressible, as text is
+                      for i in range(start, min(rows, start + batch))]
             conn.execute(text("INSERT INTO events (id, body, at) VALUES (:id, :body, CURRENT_TIMESTAMP)"), values)
     engine.dispose()
 

@@ -446,3 +446,15 @@ def test_sigterm_during_the_backup_stops_the_dump_and_migrates_nothing(pg_db, ma
     assert not any((project / "backups").glob("*"))  # no partial backup left
     assert pg_db.versions() == ["a3_seed"] and pg_db.has_table("users")
     assert pg_db.journal()[-1]["outcome"] == "interrupted"
+
+
+def test_without_the_lint_extra_destructive_backs_up_every_time_and_says_why(pg_db, make_project, tmp_path):
+    from helpers import without_modules
+
+    project = make_project("backup")
+    env = without_modules(tmp_path / "stubs", "pglast")
+    r = _deploy(project, pg_db, "a1_users", "--backup", "destructive", env=env)
+    assert r.returncode == 0, r.output
+    assert "the lint extra is not installed" in r.stderr and "taken as destructive" in r.stderr
+    [backup] = _backups(pg_db)
+    assert backup["outcome"] == "ok" and "could not be linted" in str(backup["reason"])

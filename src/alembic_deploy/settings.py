@@ -209,7 +209,7 @@ class Settings:
         "auto", UPGRADING, "auto (pg_dump -Fc, mariadb-dump/mysqldump, SQLite's online backup API), rds-snapshot, "
         "aurora-snapshot (boto3, the aws extra) or command (--backup-command) (default auto).")
     backup_destination: str = _option(
-        "backups", UPGRADING | {BACKUPS}, "Folder, or s3://bucket/prefix (the aws extra), the backups go to "
+        "backups", UPGRADING, "Folder, or s3://bucket/prefix (the aws extra), the backups go to "
         "(default: ./backups).", metavar="DEST")
     backup_retention: int = _option(
         0, UPGRADING, "Keep this many backups of this environment and database at the destination, deleting "
