@@ -240,7 +240,7 @@ def test_no_readable_journal_is_exit_3_naming_each_problem_without_the_password(
     (("--since", "0d"), "--since takes a whole number of hours, days or weeks"),
     (("--since", "999999w"), "up to 100 years"),
     (("--env", "nowhere"), "no [tool.alembic-deploy.env.NAME] policy of that name"),
-    (("--env", "qa", "--database-url", "sqlite:///x.db"), "Give either --database-url or --env"),
+    (("--env", "qa", "--database-url", "sqlite:///x.db"), "Give either --database-url / --database-secret or --env"),
 ])
 def test_bad_options_are_exit_2_in_one_paragraph(make_project, args, says):
     done = invoke_cli(make_project("sync"), "report", *args)
