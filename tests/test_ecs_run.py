@@ -483,3 +483,26 @@ def test_sigterm_during_the_health_gate_exits_9_and_starts_no_task(scene: Scene,
     assert proc.wait(DEADLINE) == 9, err.text
     assert "interrupted" in err.text and "Traceback" not in err.text
     assert scene.aws.client("ecs").list_tasks(cluster=CLUSTER)["taskArns"] == []
+
+
+def test_a_task_ecs_cannot_place_is_exit_12_saying_why() -> None:
+    """RunTask answering no task but a failure (the cluster has no room): moto always places a task,
+    so this one RunTask response comes from botocore's Stubber on a real boto3 ECS client, handed to
+    ecs_run.start."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from alembic_deploy.errors import EcsTaskFailed
+    from alembic_deploy.integrations.aws.ecs_run import Launch, start
+
+    ecs = boto3.client("ecs", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    launch = Launch(cluster=CLUSTER, task_definition="arn:aws:ecs:us-east-1:1:task-definition/shop:3",
+                    container="app", placement={"launchType": "EC2"})
+    with Stubber(ecs) as stub:
+        stub.add_response("run_task", {"tasks": [], "failures": [
+            {"arn": "arn:aws:ecs:us-east-1:1:container-instance/apps/abc", "reason": "RESOURCE:MEMORY"}]})
+        with pytest.raises(EcsTaskFailed) as failed:
+            start(ecs, launch, ["alembic-deploy", "upgrade"], GITHUB)
+    assert failed.value.exit_code == 12
+    assert "ECS could not place the task: RESOURCE:MEMORY" in failed.value.message
+    assert "no capacity" in failed.value.message
