@@ -34,9 +34,10 @@ from helpers import ASYNC_DRIVERS, PG_DRIVER, run_cli, url_text
 from scenarios import PROJECTS, copy_project
 
 # -- hypothesis profiles ----------------------------------------------------------------------------
-# The default run must stay under two minutes on a loaded 2-core machine: each example starts 3 to
-# 6 processes. The slow profile (the tests marked slow, or ALEMBIC_DEPLOY_DIFFERENTIAL=slow) explores
-# far more, with a fresh seed each run; the default one is derandomized so a run repeats itself.
+# Each example starts 3 to 6 processes: the default suite runs a test's pinned examples only
+# (``examples(default=0)``). The slow profile (the tests marked slow, or
+# ALEMBIC_DEPLOY_DIFFERENTIAL=slow) explores far more, with a fresh seed each run; the default one
+# is derandomized so a run repeats itself.
 _HEALTH = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large,
            HealthCheck.function_scoped_fixture]
 # Shrinking a failure costs minutes of processes: the default run reports the failing example as
@@ -50,9 +51,12 @@ settings.register_profile("differential-slow", deadline=None, max_examples=150, 
 
 def examples(default: int, slow: int) -> settings:
     """Settings for one test: ``default`` examples, or ``slow`` under the slow profile;
-    ``ALEMBIC_DEPLOY_DIFFERENTIAL_EXAMPLES`` overrides either."""
+    ``ALEMBIC_DEPLOY_DIFFERENTIAL_EXAMPLES`` overrides either. ``default`` 0: only the test's
+    explicit ``@example`` cases (the generated ones run in the slow suite)."""
     profile = "differential-slow" if os.environ.get("ALEMBIC_DEPLOY_DIFFERENTIAL") == "slow" else "differential"
     count = int(os.environ.get("ALEMBIC_DEPLOY_DIFFERENTIAL_EXAMPLES", slow if profile.endswith("slow") else default))
+    if count == 0:
+        return settings(settings.get_profile(profile), max_examples=1, phases=(Phase.explicit,))
     return settings(settings.get_profile(profile), max_examples=count)
 
 

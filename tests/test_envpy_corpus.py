@@ -243,6 +243,7 @@ def upgrade_json(project: Path, url: str, *args: str, env: dict[str, str]) -> tu
     return run.returncode, json.loads(run.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TAKEN_FOR_REAL)
 def test_a_take_shape_is_migrated_by_the_full_path_then_answered_by_the_fast_path(name, make_project, tmp_path):
     assert label(CORPUS / f"{name}.py") == "take"
@@ -283,6 +284,7 @@ def state(folder: Path) -> dict[str, object]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DECLINED_FOR_REAL)
 def test_an_unsafe_shape_ends_with_the_fast_path_on_as_without_it(name, make_project, tmp_path):
     """The database's alembic_version says head; the unsafe env.py migrates elsewhere. Plain

@@ -17,7 +17,7 @@ import pytest
 from alembic_deploy._private_api import upgrade_steps
 from alembic_deploy.fastpath.revisions import revision_files, static_graph
 from alembic_deploy.project import read_ini
-from helpers import run_cli
+from helpers import invoke_cli, run_cli
 
 # Hand-written graphs: {revision: (down revisions, depends_on[, branch labels])}; depends_on may
 # name a branch label.
@@ -172,16 +172,17 @@ def any_db(request: pytest.FixtureRequest):
 def test_upgrade_heads_twice_the_second_is_a_fast_path_noop(any_db, make_project, scenario):
     """Without branch labels, with labelled roots, and with b1 naming x1 by its label "extra"."""
     project = make_project(scenario)
-    first = run_cli(project, "upgrade", "heads", "--json", url=any_db.url)
+    first = invoke_cli(project, "upgrade", "heads", "--json", url=any_db.url)
     assert first.returncode == 0, first.output
     assert any_db.versions() == ["b2"]  # x1's row went when b1 (which needs it) was applied
-    second = json.loads(run_cli(project, "upgrade", "heads", "--json", url=any_db.url).stdout)
+    second = json.loads(invoke_cli(project, "upgrade", "heads", "--json", url=any_db.url).stdout)
     assert (second["outcome"], second["fast_path"], second["to_revisions"]) == ("noop", True, ["b2"])
     # `head` with two heads by down_revision (b2, x1): alembic fails on it, the fast path declines.
-    head = run_cli(project, "upgrade", "head", "--json", url=any_db.url)
+    head = invoke_cli(project, "upgrade", "head", "--json", url=any_db.url)
     assert head.returncode != 0 and json.loads(head.stdout).get("fast_path") is not True, head.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("state", "answers"),
     [(("x1",), False), (("b2",), True), (("b2", "x1"), False), (("b1",), False), (("a1", "x1"), False)],

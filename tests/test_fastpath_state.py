@@ -20,7 +20,7 @@ from alembic_deploy import partial as partial_revisions
 from alembic_deploy.fastpath.direct import SETTLED, DirectConnection, JournalState, plain_identifier
 from alembic_deploy.progress.record import Progress, RevisionRecord, Statement
 from alembic_deploy.progress.sql_text import DDL, READ
-from helpers import Database, run_cli, spawn_cli, url_text
+from helpers import Database, invoke_cli, spawn_cli, url_text
 from lockscene import write_revision
 
 
@@ -36,7 +36,9 @@ def nontx_db(request: pytest.FixtureRequest) -> Database:
 
 
 def deploy(project: Path, url: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:
-    run = run_cli(project, "upgrade", "--json", *args, url=url, env=env)
+    """``upgrade --json`` in this process: what is compared is the answer read from the journal,
+    not the process's start-up."""
+    run = invoke_cli(project, "upgrade", "--json", *args, url=url, env=env)
     assert "Traceback" not in run.output, run.output
     return run.returncode, json.loads(run.stdout)
 
@@ -52,6 +54,7 @@ def test_settled_outcomes_are_recoverys():
     assert SETTLED == partial_revisions.SETTLED
 
 
+@pytest.mark.slow
 # -- the instances ----------------------------------------------------------------------------------
 def test_a_revision_failed_halfway_then_the_previous_release_is_refused_with_or_without_fast_path(
     nontx_db, make_project, cache_env,
@@ -61,10 +64,10 @@ def test_a_revision_failed_halfway_then_the_previous_release_is_refused_with_or_
     must the fast path, instead of "Nothing to do"."""
     db = nontx_db
     project = make_project("partial")
-    assert run_cli(project, "upgrade", "a3_seed", url=db.url, env=cache_env).returncode == 0
+    assert invoke_cli(project, "upgrade", "a3_seed", url=db.url, env=cache_env).returncode == 0
     with db.engine().begin() as conn:
         conn.exec_driver_sql("CREATE TABLE profiles (legacy INTEGER)")
-    assert run_cli(project, "upgrade", url=db.url, env=cache_env).returncode == 7
+    assert invoke_cli(project, "upgrade", url=db.url, env=cache_env).returncode == 7
     previous_release(project, "a4_profiles", "a5_tags")
 
     for _ in range(2):
@@ -72,15 +75,16 @@ def test_a_revision_failed_halfway_then_the_previous_release_is_refused_with_or_
         assert fast == 8 and report["fast_path"] is False, report
         full, _ = deploy(project, db.url, "--no-fast-path", env=cache_env)
         assert full == 8
-    assert "Revision a4_profiles is partly applied" in run_cli(project, "upgrade", url=db.url, env=cache_env).stderr
+    assert "Revision a4_profiles is partly applied" in invoke_cli(project, "upgrade", url=db.url, env=cache_env).stderr
 
 
+@pytest.mark.slow
 def test_after_a_kill_9_mid_revision_every_deploy_of_the_previous_release_is_refused(nontx_db, make_project, cache_env):
     """The first deploy after the kill closes the crashed run's row (``crashed``) and refuses; the
     fast path must go on declining once that row is no longer ``running``."""
     db = nontx_db
     project = make_project("sync")
-    assert run_cli(project, "upgrade", url=db.url, env=cache_env).returncode == 0
+    assert invoke_cli(project, "upgrade", url=db.url, env=cache_env).returncode == 0
     # Its first statement commits by itself; then it stops until killed.
     write_revision(project, "a4_halt", "a3_seed", (
         "    import sys\n"
@@ -176,7 +180,7 @@ def sqlite_at_head(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     root = tmp_path_factory.mktemp("at_head")
     project = copy_project("sync", root / "sync")
     env = {"XDG_CACHE_HOME": str(root / "xdg-cache")}
-    assert run_cli(project, "upgrade", url=f"sqlite:///{root / 'template.db'}", env=env).returncode == 0
+    assert invoke_cli(project, "upgrade", url=f"sqlite:///{root / 'template.db'}", env=env).returncode == 0
     return project, root / "template.db", env
 
 
@@ -217,7 +221,7 @@ def test_the_fast_path_answers_as_the_full_path_whatever_the_last_run_left_maria
     mysql_db, make_project, cache_env, outcome, shape, known,
 ):
     project = make_project("sync")
-    assert run_cli(project, "upgrade", url=mysql_db.url, env=cache_env).returncode == 0
+    assert invoke_cli(project, "upgrade", url=mysql_db.url, env=cache_env).returncode == 0
     (base,) = mysql_db.rows("SELECT max(id) FROM alembic_deploy_history")[0]
 
     def setup(_url: str) -> None:
@@ -232,7 +236,7 @@ def test_progress_of_another_version_table_declines(sqlite_db, make_project, cac
     """A run of another project sharing the journal left it: recovery reads that project's version
     table, which the fast path does not."""
     project = make_project("sync")
-    assert run_cli(project, "upgrade", url=sqlite_db.url, env=cache_env).returncode == 0
+    assert invoke_cli(project, "upgrade", url=sqlite_db.url, env=cache_env).returncode == 0
     add_journal_row(sqlite_db, "failed", progress_json("sqlite", "a2_users_email_index", STATEMENTS["durable"],
                                                        version_table="other_version"))
     _code, report = deploy(project, sqlite_db.url, env=cache_env)
@@ -247,7 +251,7 @@ def test_progress_it_cannot_read_declines(raw):
 # -- the journal row ---------------------------------------------------------------------------------
 def test_the_fast_paths_journal_row_id_is_on_the_report(db, make_project, cache_env):
     project = make_project("sync")
-    assert run_cli(project, "upgrade", url=db.url, env=cache_env).returncode == 0
+    assert invoke_cli(project, "upgrade", url=db.url, env=cache_env).returncode == 0
     for _ in range(2):
         code, report = deploy(project, db.url, env=cache_env)
         assert code == 0 and report["fast_path"] is True, report
@@ -269,14 +273,14 @@ def test_a_journal_table_name_never_reaches_sql_unquoted(db, make_project, cache
     call), whatever the full path then makes of the name (uses it quoted, or refuses it)."""
     project = make_project("sync")
     url = url_text(db.url, drivername="postgresql+psycopg2") if db.backend == "postgresql" else db.url
-    assert run_cli(project, "upgrade", url=url, env=cache_env).returncode == 0
+    assert invoke_cli(project, "upgrade", url=url, env=cache_env).returncode == 0
     with db.engine().begin() as conn:
         conn.exec_driver_sql("CREATE TABLE victim (id INTEGER)")
     for _ in range(2):
-        run = run_cli(project, "upgrade", "--journal-table", name, url=url, env=cache_env)
+        run = invoke_cli(project, "upgrade", "--journal-table", name, url=url, env=cache_env)
         assert "Traceback" not in run.output, run.output
         assert db.has_table("victim"), run.output
-    run = run_cli(project, "upgrade", url=url, env={**cache_env, "ALEMBIC_DEPLOY_JOURNAL_TABLE": name})
+    run = invoke_cli(project, "upgrade", url=url, env={**cache_env, "ALEMBIC_DEPLOY_JOURNAL_TABLE": name})
     assert db.has_table("victim"), run.output
 
 
@@ -306,7 +310,7 @@ def test_an_env_py_the_proof_does_not_take_declines_before_any_connect(pg_db, ma
     from alembic_deploy.settings import Settings
 
     project = make_project("sync")
-    assert run_cli(project, "upgrade", url=pg_db.url, env=cache_env).returncode == 0
+    assert invoke_cli(project, "upgrade", url=pg_db.url, env=cache_env).returncode == 0
     opened: list[str] = []
     real_open = DirectConnection.open.__func__  # type: ignore[attr-defined]
 

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 import alembic_deploy
-from helpers import journal_on_lock_session, run_cli, spawn_cli
+from helpers import invoke_cli, journal_on_lock_session, spawn_cli
 
 GITHUB = {
     "GITHUB_SHA": "9fceb02d0ae598e95dc970b74767f19372d61af8",
@@ -74,35 +74,35 @@ def test_a_running_row_is_written_first_then_completed(db, make_project, tmp_pat
 
 def test_custom_journal_table(sqlite_db, make_project):
     project = make_project("sync")
-    assert run_cli(project, "upgrade", "--journal-table", "deploy_log", url=sqlite_db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", "--journal-table", "deploy_log", url=sqlite_db.url).returncode == 0
     assert [r["outcome"] for r in sqlite_db.journal("deploy_log")] == ["applied"]
     assert not sqlite_db.has_table("alembic_deploy_history")
-    history = run_cli(project, "history", "--journal-table", "deploy_log", "--json", url=sqlite_db.url)
+    history = invoke_cli(project, "history", "--journal-table", "deploy_log", "--json", url=sqlite_db.url)
     assert [r["outcome"] for r in json.loads(history.stdout)["deploys"]] == ["applied"]
 
 
 # -- history ------------------------------------------------------------------------------------
 def test_history_before_any_deploy(sqlite_db, make_project):
     project = make_project("sync")
-    text = run_cli(project, "history", url=sqlite_db.url)
+    text = invoke_cli(project, "history", url=sqlite_db.url)
     assert text.returncode == 0 and "No deploys recorded yet." in text.stdout
-    as_json = run_cli(project, "history", "--json", url=sqlite_db.url)
+    as_json = invoke_cli(project, "history", "--json", url=sqlite_db.url)
     assert json.loads(as_json.stdout)["deploys"] == []
 
 
 def test_history_table_and_json_newest_first(db, make_project):
     project = make_project("sync")
-    assert run_cli(project, "upgrade", "--env", "beta", url=db.url, env=GITHUB).returncode == 0
-    assert run_cli(project, "upgrade", "--env", "beta", url=db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", "--env", "beta", url=db.url, env=GITHUB).returncode == 0
+    assert invoke_cli(project, "upgrade", "--env", "beta", url=db.url).returncode == 0
 
-    table = run_cli(project, "history", url=db.url)
+    table = invoke_cli(project, "history", url=db.url)
     assert table.returncode == 0, table.output
     header, newest, oldest = table.stdout.strip().splitlines()
     assert header.split() == ["id", "started", "outcome", "from", "to", "secs", "env", "host:pid", "git"]
     assert "noop" in newest and "a3_seed" in newest and "beta" in newest
     assert "applied" in oldest and GITHUB["GITHUB_SHA"][:10] in oldest and socket.gethostname() in oldest
 
-    [newest_row] = json.loads(run_cli(project, "history", "--json", "--limit", "1", url=db.url).stdout)["deploys"]
+    [newest_row] = json.loads(invoke_cli(project, "history", "--json", "--limit", "1", url=db.url).stdout)["deploys"]
     assert newest_row["outcome"] == "noop" and newest_row["environment"] == "beta"
     assert newest_row["id"] == max(row["id"] for row in db.journal())
 
@@ -110,9 +110,9 @@ def test_history_table_and_json_newest_first(db, make_project):
 # -- status ---------------------------------------------------------------------------------------
 def test_status_shows_current_heads_and_pending(db, make_project):
     project = make_project("sync")
-    assert run_cli(project, "upgrade", "a1_users", url=db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", "a1_users", url=db.url).returncode == 0
 
-    text = run_cli(project, "status", url=db.url)
+    text = invoke_cli(project, "status", url=db.url)
     assert text.returncode == 0, text.output
     lines = dict(line.split(":", 1) for line in text.stdout.splitlines() if line and not line.startswith((" ", "id")))
     assert lines["current"].strip() == "a1_users"
@@ -121,7 +121,7 @@ def test_status_shows_current_heads_and_pending(db, make_project):
     assert "  a2_users_email_index  index users.email" in text.stdout
     assert "last deploys:" in text.stdout
 
-    status = json.loads(run_cli(project, "status", "--json", url=db.url).stdout)
+    status = json.loads(invoke_cli(project, "status", "--json", url=db.url).stdout)
     assert status["current"] == ["a1_users"] and status["heads"] == ["a3_seed"]
     assert [p["revision"] for p in status["pending"]] == ["a2_users_email_index", "a3_seed"]
     assert status["unknown"] == [] and status["backend"] in ("sqlite", "postgresql", "mysql", "mariadb")
@@ -130,22 +130,22 @@ def test_status_shows_current_heads_and_pending(db, make_project):
 
 def test_status_names_a_revision_the_code_does_not_know(sqlite_db, make_project):
     project = make_project("sync")
-    assert run_cli(project, "upgrade", url=sqlite_db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", url=sqlite_db.url).returncode == 0
     with sqlite_db.engine().begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'f00dcafe0042'")
-    text = run_cli(project, "status", url=sqlite_db.url)
+    text = invoke_cli(project, "status", url=sqlite_db.url)
     assert text.returncode == 0, text.output
     assert "unknown:  f00dcafe0042 (the database is ahead of this code)" in text.stdout
-    status = json.loads(run_cli(project, "status", "--json", url=sqlite_db.url).stdout)
+    status = json.loads(invoke_cli(project, "status", "--json", url=sqlite_db.url).stdout)
     assert status["unknown"] == ["f00dcafe0042"] and status["pending"] == []
 
 
 def test_status_and_history_never_show_the_password(password_pg_db, make_project):
     password_db = password_pg_db
     project = make_project("sync")
-    assert run_cli(project, "upgrade", url=password_db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", url=password_db.url).returncode == 0
     for args in (("status",), ("history", "--json")):
-        run = run_cli(project, *args, url=password_db.url)
+        run = invoke_cli(project, *args, url=password_db.url)
         assert run.returncode == 0, run.output
         assert password_db.password not in run.output and "Traceback" not in run.output
         if args == ("status",):
@@ -153,7 +153,7 @@ def test_status_and_history_never_show_the_password(password_pg_db, make_project
 
 
 def test_status_of_an_empty_database(sqlite_db, make_project):
-    status = json.loads(run_cli(make_project("sync"), "status", "--json", url=sqlite_db.url).stdout)
+    status = json.loads(invoke_cli(make_project("sync"), "status", "--json", url=sqlite_db.url).stdout)
     assert status["current"] == [] and len(status["pending"]) == 3 and status["last_deploys"] == []
     assert not sqlite_db.has_table("alembic_deploy_history"), "status must not write"
 

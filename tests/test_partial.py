@@ -17,7 +17,7 @@ from alembic_deploy.backends import for_dialect
 from alembic_deploy.progress.record import record
 from alembic_deploy.progress.sql_text import DDL, DML, READ, Effect, classify, effect_of, fingerprint
 from alembic_deploy.progress.tracker import commits_by_itself, repeats_visibly
-from helpers import assert_failed_cleanly, drop_all, plain_alembic_upgrade, run_cli, schema_snapshot
+from helpers import assert_failed_cleanly, drop_all, invoke_cli, plain_alembic_upgrade, run_cli, schema_snapshot
 
 
 @pytest.mark.parametrize(
@@ -223,7 +223,7 @@ def test_failed_third_statement_exits_7_then_the_next_run_exits_8_naming_what_ra
     assert "Revision a4_profiles" in message
     assert "Statement(s) 1, 2 of it had been committed" in message and "exit 8" in message
 
-    refused = run_cli(project, "upgrade", url=db.url)
+    refused = invoke_cli(project, "upgrade", url=db.url)
     message = assert_failed_cleanly(refused, 8, *secrets_of(db))
     assert message.startswith("Revision a4_profiles is partly applied: statement(s) 1, 2 of its 4 were committed")
     assert "version table says a3_seed" in message
@@ -257,7 +257,7 @@ def test_each_repair_option_ends_in_the_schema_plain_alembic_builds(nontx_db, ma
     project = make_project("partial")
     reference = reference_schema(project, db)
     assert make_partial(project, db).returncode == 7
-    assert run_cli(project, "upgrade", url=db.url).returncode == 8
+    assert invoke_cli(project, "upgrade", url=db.url).returncode == 8
     # A person removes the cause of the failure (and, for --mark-applied, completes the revision).
     drop_stray_table(db)
     if option == "mark-applied":
@@ -273,13 +273,13 @@ def test_each_repair_option_ends_in_the_schema_plain_alembic_builds(nontx_db, ma
         metadata.create_all(engine)
         engine.dispose()
 
-    repaired = run_cli(project, "repair", f"--{option}", url=db.url)
+    repaired = invoke_cli(project, "repair", f"--{option}", url=db.url)
     assert repaired.returncode == 0, repaired.output
     assert f"Repaired a4_profiles ({option})" in repaired.stderr
     assert "warning" not in repaired.stderr  # --mark-applied: the schema shows the work done
     assert db.versions() == (["a3_seed"] if option == "rollback-partial" else ["a4_profiles"])
 
-    final = run_cli(project, "upgrade", url=db.url)
+    final = invoke_cli(project, "upgrade", url=db.url)
     assert final.returncode == 0, final.output
     assert db.versions() == ["a5_tags"]
     assert schema_snapshot(db.url) == reference
@@ -296,12 +296,12 @@ def test_postgresql_rolls_the_failed_revision_back_so_the_next_run_is_not_refuse
     project = make_project("partial")
     assert make_partial(project, pg_db).returncode == 7
     assert not {"nickname"} & {c["name"] for c in sa.inspect(pg_db.engine()).get_columns("users")}
-    again = run_cli(project, "upgrade", url=pg_db.url)
+    again = invoke_cli(project, "upgrade", url=pg_db.url)
     # The same failure again (the stray table is still there), not a partial revision.
     assert again.returncode == 7, again.output
     assert "Its transaction was rolled back" in again.stderr
     drop_stray_table(pg_db)
-    assert run_cli(project, "upgrade", url=pg_db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", url=pg_db.url).returncode == 0
     assert pg_db.versions() == ["a5_tags"]
 
 
@@ -310,21 +310,21 @@ def test_postgresql_autocommit_block_half_done_is_partial_too(pg_db, make_projec
     """CREATE INDEX CONCURRENTLY runs in an autocommit block: each statement commits on its own."""
     project = make_project("partial_cic")
     reference = reference_schema(project, pg_db)
-    assert run_cli(project, "upgrade", "a3_seed", url=pg_db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", "a3_seed", url=pg_db.url).returncode == 0
     with pg_db.engine().begin() as conn:
         conn.exec_driver_sql("CREATE TABLE ix_users_id_email (stray INTEGER)")  # takes the second index's name
-    failed = run_cli(project, "upgrade", url=pg_db.url)
+    failed = invoke_cli(project, "upgrade", url=pg_db.url)
     assert failed.returncode == 7, failed.output
     assert "Statement(s) 1 of it had been committed" in failed.stderr
-    refused = run_cli(project, "upgrade", url=pg_db.url)
+    refused = invoke_cli(project, "upgrade", url=pg_db.url)
     assert refused.returncode == 8, refused.output
     assert "Revision a4_concurrent_indexes is partly applied: statement(s) 1 of its 2" in refused.stderr
     assert "they ran outside a transaction (an autocommit block)" in refused.stderr
     with pg_db.engine().begin() as conn:
         conn.exec_driver_sql("DROP TABLE ix_users_id_email")
-    repaired = run_cli(project, "repair", f"--{option}", url=pg_db.url)
+    repaired = invoke_cli(project, "repair", f"--{option}", url=pg_db.url)
     assert repaired.returncode == 0, repaired.output
-    final = run_cli(project, "upgrade", url=pg_db.url)
+    final = invoke_cli(project, "upgrade", url=pg_db.url)
     assert final.returncode == 0, final.output
     assert pg_db.versions() == ["a4_concurrent_indexes"]
     assert schema_snapshot(pg_db.url) == reference
@@ -337,7 +337,7 @@ def test_a_partial_revision_of_another_project_sharing_the_database_is_named_as_
     db = nontx_db
     make_partial(make_project("partial"), db)
     other = make_project("custom_version_table")
-    refused = run_cli(other, "upgrade", url=db.url)
+    refused = invoke_cli(other, "upgrade", url=db.url)
     message = assert_failed_cleanly(refused, 8, *secrets_of(db))
     assert message.startswith("Revision a4_profiles is partly applied: statement(s) 1, 2 were committed")
     assert "whose version table alembic_version says a3_seed" in message

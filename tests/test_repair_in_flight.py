@@ -147,6 +147,7 @@ def crashed_in_statement_2(make_project, db: Database, second: str, legacy_exist
     return project, before
 
 
+@pytest.mark.slow
 def test_a_table_created_in_flight_by_the_dead_run_is_dropped_by_the_rollback(nontx_db, make_project):
     """The common case: killed after the server created the table, before "done" was journaled.
     The record made before the statement ran shows the table absent then: the rollback drops it."""
@@ -164,6 +165,7 @@ def test_a_table_created_in_flight_by_the_dead_run_is_dropped_by_the_rollback(no
     assert db.versions() == ["c1_risky"]
 
 
+@pytest.mark.slow
 def test_a_table_that_existed_with_rows_survives_a_conditional_create_killed_in_flight(nontx_db, make_project):
     """CREATE TABLE IF NOT EXISTS over a table with rows, killed after it ran (it did nothing):
     the rollback is refused, names the table, offers --keep; with --keep the rest is undone and
@@ -191,6 +193,7 @@ def test_a_table_that_existed_with_rows_survives_a_conditional_create_killed_in_
     assert db.scalar("SELECT COUNT(*) FROM legacy_audit") == 3
 
 
+@pytest.mark.slow
 def test_a_plain_create_killed_between_already_exists_and_its_record_never_drops_the_table(nontx_db, make_project):
     """The server answered CREATE TABLE with "already exists" and the process died before the
     run recorded it: the schema shows the table, as if the statement had made it. The record made

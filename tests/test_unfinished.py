@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Database, run_cli, spawn_cli
+from helpers import Database, invoke_cli, run_cli, spawn_cli
 from lockscene import write_revision
 from test_json_output import checked
 from test_partial import make_partial
@@ -37,7 +37,7 @@ def test_after_a_failed_revision_every_message_tells_what_the_next_deploy_does(r
     assert failed.returncode == 7, failed.output
     assert NEXT_STEP[backend] in failed.stderr
     assert ("Fix the migration and deploy again" in failed.stderr) is (backend == "postgresql")
-    status = run_cli(project, "status", url=db.url)
+    status = invoke_cli(project, "status", url=db.url)
     assert "pending:  2" in status.stdout  # a4_profiles (partly applied on MariaDB) and a5_tags
     if backend == "postgresql":
         assert status.returncode == 0, status.output
@@ -47,14 +47,14 @@ def test_after_a_failed_revision_every_message_tells_what_the_next_deploy_does(r
     assert status.returncode == 8, status.output
     assert "unfinished: revision a4_profiles is partly applied (journal #2); a deploy refuses (exit 8)" in status.stdout
     assert "error: Revision a4_profiles is partly applied: statement(s) 1, 2 of its 4 were committed" in status.stderr
-    as_json = run_cli(project, "status", "--json", url=db.url)
+    as_json = invoke_cli(project, "status", "--json", url=db.url)
     assert as_json.returncode == 8, as_json.output
     document = checked(as_json.stdout, "status", 8)
     unfinished = document["unfinished"]
     assert (unfinished["state"], unfinished["revision"], unfinished["exit_code"]) == ("partial", "a4_profiles", 8)
     assert document["error"]["kind"] == "partial-migration" and "not run" in document["error"]["fields"]
 
-    deploy = run_cli(project, "upgrade", url=db.url)
+    deploy = invoke_cli(project, "upgrade", url=db.url)
     assert deploy.returncode == 8  # the code status announced
     listed = [line for line in deploy.stderr.splitlines() if line.startswith(("  ran:", "  failed:", "  not run:"))]
     numbers = [n for line in listed for n in re.findall(r"(?:: |; )(\d+)\. ", line)]
@@ -63,8 +63,8 @@ def test_after_a_failed_revision_every_message_tells_what_the_next_deploy_does(r
     # Settled: status is back to exit 0 with nothing unfinished.
     with db.engine().begin() as conn:
         conn.exec_driver_sql("DROP TABLE profiles")
-    assert run_cli(project, "repair", "--resume", url=db.url).returncode == 0
-    settled = run_cli(project, "status", url=db.url)
+    assert invoke_cli(project, "repair", "--resume", url=db.url).returncode == 0
+    settled = invoke_cli(project, "status", url=db.url)
     assert settled.returncode == 0, settled.output
     assert "unfinished" not in settled.output
 
@@ -98,6 +98,7 @@ def kill_9(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_status_after_a_kill_9_mid_revision_says_the_run_crashed_and_the_next_deploy_refuses(nontx_db, make_project):
     db = nontx_db
     project = make_project("sync")
@@ -126,6 +127,7 @@ def test_status_after_a_kill_9_mid_revision_says_the_run_crashed_and_the_next_de
     assert [row["outcome"] for row in db.journal()][:2] == ["applied", "crashed"]
 
 
+@pytest.mark.slow
 def test_status_tells_a_deploy_migrating_now_from_one_killed_before_any_change(db, make_project):
     project = make_project("sync")
     assert run_cli(project, "upgrade", url=db.url).returncode == 0
