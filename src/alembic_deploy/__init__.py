@@ -3,12 +3,13 @@
 The public API is what ``__all__`` lists:
 
 * the verbs, one per CLI command: :func:`upgrade`, :func:`status`, :func:`history`, :func:`repair`,
-  :func:`check`, :func:`plan`, :func:`drift`, :func:`ecs_run`, :func:`backups`, :func:`restore` and
-  :func:`deploys_report` (``report``: ``api.report``, whose name is the :mod:`.report` module's here);
-  each takes a :class:`Settings` and returns its report (:class:`DeployReport`, :class:`StatusReport`,
-  the journal's rows, :class:`CheckReport`, :class:`PlanReport`, :class:`DriftReport`,
-  :class:`EcsRunResult`, the backups table's rows, :class:`RestoreReport`, :class:`HistoryReport`),
-  never exits, and raises an
+  :func:`check`, :func:`plan`, :func:`drift`, :func:`ecs_run`, :func:`backups`, :func:`restore`,
+  :func:`rollback` (given a :class:`RollbackRequest`) and :func:`deploys_report` (``report``:
+  ``api.report``, whose name is the :mod:`.report` module's here); each takes a :class:`Settings` and
+  returns its report (:class:`DeployReport`, :class:`StatusReport`, the journal's rows,
+  :class:`CheckReport`, :class:`PlanReport`, :class:`DriftReport`, :class:`EcsRunResult`, the backups
+  table's rows, :class:`RestoreReport`, :class:`RollbackReport`, :class:`HistoryReport`), never exits,
+  and raises an
   :class:`AlembicDeployError` subclass on failure, carrying the run's report as ``.report``
   (the CLI maps each class to its exit code);
 * :class:`Settings`: every setting, resolved from flags > ``ALEMBIC_DEPLOY_*`` > pyproject.toml;
@@ -42,11 +43,11 @@ from .errors import (
     PartialMigration,
     ScratchUnavailable,
 )
-from .report import DeployReport, FailedRevision, RetryResult, RevisionResult, StatusReport, StepResult
+from .report import DeployReport, FailedRevision, RetryResult, RevisionResult, RollbackReport, StatusReport, StepResult
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .api import backups, drift, ecs_run, history, repair, restore, status, upgrade
+    from .api import backups, drift, ecs_run, history, repair, restore, rollback, status, upgrade
     from .api import report as deploys_report
     from .backups.restore import RestoreReport
     from .check import CheckReport, check
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from .history_report import HistoryReport
     from .integrations.aws.ecs_run import EcsRunResult
     from .plan import PlanReport, plan
+    from .rollback_plan import RollbackPlan, RollbackRequest
     from .steps.health import wait_healthy
 
 # What loads on first use, as (module, attribute): the CLI imports this package on every run, and
@@ -76,6 +78,9 @@ _LAZY = {
     "restore": ("api", "restore"),
     "RestoreReport": ("backups.restore", "RestoreReport"),
     "repair": ("api", "repair"),
+    "rollback": ("api", "rollback"),
+    "RollbackPlan": ("rollback_plan", "RollbackPlan"),
+    "RollbackRequest": ("rollback_plan", "RollbackRequest"),
     "status": ("api", "status"),
     "upgrade": ("api", "upgrade"),
     "SchemaCheck": ("guard", "SchemaCheck"),
@@ -118,6 +123,9 @@ __all__ = [
     "RestoreReport",
     "RetryResult",
     "RevisionResult",
+    "RollbackPlan",
+    "RollbackReport",
+    "RollbackRequest",
     "SchemaCheck",
     "ScratchUnavailable",
     "Settings",
@@ -134,6 +142,7 @@ __all__ = [
     "plan",
     "repair",
     "restore",
+    "rollback",
     "status",
     "upgrade",
     "wait_healthy",

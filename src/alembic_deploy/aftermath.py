@@ -63,6 +63,9 @@ def migration_error(
     # with the failing one (one transaction for the whole run, as alembic's env.py templates do).
     if now_at is not None:
         kept = project.ancestry(now_at)
+        if tracker.direction == "downgrade":
+            # Undone earlier in this run but recorded again: their undo went back with the failing one.
+            report.applied[:] = [r for r in report.applied if r.revision not in kept]
         for result in report.applied:
             if result.revision not in kept:
                 result.status = "rolled-back"
@@ -74,9 +77,11 @@ def migration_error(
     if durable or unsure:
         committed = f"Statement(s) {', '.join(str(s.n) for s in durable) or 'none'} of it had been committed"
         lost = f" and statement(s) {', '.join(str(s.n) for s in unsure)} may have been" if unsure else ""
+        half = ("partly applied" if tracker.direction == "upgrade"
+                else "partly rolled back (its downgrade() ran in part)")
         state = (
             f"{committed} one by one{lost}, and the version table {versions}: it is "
-            "partly applied. The next deploy will refuse (exit 8) until it is settled: run `alembic-deploy "
+            f"{half}. The next deploy will refuse (exit 8) until it is settled: run `alembic-deploy "
             "repair` to see the options (--rollback-partial undoes what ran, --resume runs the rest once "
             "the cause is fixed), then deploy again."
         )

@@ -49,6 +49,7 @@ from .alembic_offline import (
 )
 from .alembic_offline import version_dirs as _version_dirs
 from .errors import CheckRefused, ConfigError
+from .motion import Motion
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -62,6 +63,7 @@ __all__ = [
     "REVISION_OPTIONS",
     "AlembicError",
     "AlembicProject",
+    "Motion",
     "RenderedStatement",
     "RevisionFile",
     "RevisionNode",
@@ -210,6 +212,17 @@ class AlembicProject:
         except (alembic_util.CommandError, ResolutionError, RevisionError):
             return set(revisions)
 
+    def nodes(self) -> tuple[RevisionNode, ...]:
+        """Every revision as plain data, base first (what the schema guard judges a database by)."""
+        return _nodes(list(self.script.walk_revisions("base", "heads")))
+
+    def heads_of(self, applied: Sequence[str]) -> tuple[str, ...]:
+        """The version table of a database where exactly ``applied`` (ancestors included) is
+        applied: the revisions no other one of them requires."""
+        scripts = [self._script(rev) for rev in applied]
+        below = {r for script in scripts if script is not None for r in requires(script)}
+        return tuple(sorted(set(applied) - below))
+
     def upgrade_steps(self, target: str, current: Sequence[str]) -> list[tuple[str, str]]:
         revs = upgrade_steps(self.script, target, tuple(current))
         return [(step.revision.revision, step.doc or "") for step in revs]
@@ -221,10 +234,30 @@ class AlembicProject:
             return [rev for rev, _ in self.upgrade_steps(target, current)]
         except (ResolutionError, RevisionError, alembic_util.CommandError):
             return None
+    def steps(self, motion: Motion, current: Sequence[str]) -> list[tuple[str, str]]:
+        """(revision, description) of what ``motion`` still has to run from a database at
+        ``current``, in the order alembic runs them (alembic's errors on a target it cannot reach)."""
+        if motion.upgrading:
+            return self.upgrade_steps(motion.target, current)
+        try:
+            steps = self._downgrade_steps(motion, tuple(current))
+        except (ResolutionError, RevisionError, alembic_util.CommandError) as exc:
+            raise _unknown_target(motion.target, exc, current, "downgrade") from None
+        return [(s.revision.revision, s.doc or "") for s in steps]
+
+    def _downgrade_steps(self, motion: Motion, current: Any) -> list[Any]:
+        if not motion.undo:
+            return downgrade_steps(self.script, motion.target, current)
+        # Alembic's own walk down to base, kept to the revisions to undo: each step decides what
+        # it does to the version table from the heads it finds, so a subset in that order is
+        # exactly what alembic would do to undo them.
+        undo = set(motion.undo)
+        return [s for s in downgrade_steps(self.script, "base", current) if s.revision.revision in undo]
 
     # -- running env.py ----------------------------------------------------------------------
-    def run(self, direction: str, target: str, observer: RunObserver) -> RunResult:
-        """Run env.py to move the database to ``target`` (``direction`` is upgrade/downgrade/inspect)."""
+    def run(self, direction: str, target: str, observer: RunObserver, motion: Motion | None = None) -> RunResult:
+        """Run env.py to move the database to ``target`` (``direction`` is upgrade/downgrade/inspect);
+        a downgrade's ``motion`` may name the revisions it undoes instead (:class:`Motion`)."""
         result = self.last_run = RunResult()
         script = self.script
         last = [time.time()]
@@ -269,7 +302,10 @@ class AlembicProject:
                     raise _unknown_target(target, exc, result.current) from None
                 result.planned = [(s.revision.revision, s.doc or "") for s in steps]
             else:
-                steps = downgrade_steps(script, target, rev)
+                try:
+                    steps = self._downgrade_steps(motion or Motion("downgrade", target), rev)
+                except (ResolutionError, RevisionError, alembic_util.CommandError) as exc:
+                    raise _unknown_target(target, exc, result.current, "downgrade") from None
                 result.planned = [(s.revision.revision, s.doc or "") for s in steps]
             self._planned_options = {s.revision.revision: revision_options(s.revision.module) for s in steps}
             if observer.on_plan:
@@ -346,13 +382,16 @@ class AlembicProject:
 _RELATIVE = re.compile(r"[-+]\d+$")
 
 
-def _unknown_target(target: str, exc: Exception, current: Sequence[str] | None = None) -> CheckRefused:
+def _unknown_target(target: str, exc: Exception, current: Sequence[str] | None = None,
+                    direction: str = "upgrade") -> CheckRefused:
     at = f" from the database's revision(s) {', '.join(current) or '<base>'}" if current is not None else ""
-    return CheckRefused(
-        f"Alembic cannot upgrade to {target!r}{at}: {str(exc).rstrip('.')}. Deploy a revision "
-        "these migration scripts contain, 'heads', or a branch's head such as 'branch@head' "
-        "(see `alembic-deploy status` for the heads)."
+    advice = (
+        "Deploy a revision these migration scripts contain, 'heads', or a branch's head such as "
+        "'branch@head' (see `alembic-deploy status` for the heads)." if direction == "upgrade" else
+        "Roll back to a revision below the database's, or 'base' (see `alembic-deploy history` for "
+        "what each deploy applied)."
     )
+    return CheckRefused(f"Alembic cannot {direction} to {target!r}{at}: {str(exc).rstrip('.')}. {advice}")
 
 
 # -- the revision graph as plain data (no database, no env.py) --------------------------------------
@@ -416,11 +455,13 @@ def revision_graph(location: str, section: str = "alembic") -> tuple[tuple[str, 
         heads = tuple(script.get_heads())
     except (alembic_util.CommandError, ResolutionError, RevisionError) as exc:
         raise ConfigError(f"Alembic could not load the migration scripts at {location}: {exc}.") from None
-    nodes = tuple(
-        RevisionNode(s.revision, requires(s), s.doc or "", revision_options(s.module))
-        for s in reversed(scripts)
-    )
-    return heads, nodes
+    return heads, _nodes(scripts)
+
+
+def _nodes(scripts: Sequence[Script]) -> tuple[RevisionNode, ...]:
+    """``scripts`` (newest first, as ``walk_revisions`` yields them) as plain data, base first."""
+    return tuple(RevisionNode(s.revision, requires(s), s.doc or "", revision_options(s.module))
+                 for s in reversed(scripts))
 
 
 # -- revision files read one by one, without a database or env.py (check, lint) ----------------------

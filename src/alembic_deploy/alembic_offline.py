@@ -218,6 +218,14 @@ def _facts(operation: alembic_ops.MigrateOperation | None) -> dict[str, Any]:
         new, old = operation.modify_type, operation.existing_type
         changed = new is not None and (old is None or repr(new) != repr(old))
         return {"type_change": changed, "nullable": operation.modify_nullable}
+    # What a table or column operation creates or drops (the rollback's destructive-downgrade
+    # finding compares a downgrade's drops with what the upgrade created), on every dialect.
+    if isinstance(operation, (alembic_ops.CreateTableOp, alembic_ops.DropTableOp)):
+        return {"table": operation.table_name}
+    if isinstance(operation, alembic_ops.AddColumnOp):
+        return {"table": operation.table_name, "column": operation.column.name}
+    if isinstance(operation, alembic_ops.DropColumnOp):
+        return {"table": operation.table_name, "column": operation.column_name}
     return {}
 
 

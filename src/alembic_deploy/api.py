@@ -15,11 +15,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .deployment import Deployment, Echo, shielded
-from .errors import AlembicDeployError, Interrupted
+from .errors import AlembicDeployError, CheckRefused, Interrupted
 from .heap import RunHeap
+from .motion import Motion
 from .observer import run_ending
 from .pipeline import fail, record_failure
-from .report import DeployReport, StatusReport
+from .report import DeployReport, RollbackReport, StatusReport
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from .integrations.aws.ecs_health import ServiceHealth
     from .integrations.aws.ecs_run import EcsRunResult
     from .integrations.github.workflows import WorkflowValues, Written
+    from .rollback_plan import RollbackPlan, RollbackRequest
     from .settings import Settings
 
 
@@ -67,7 +69,65 @@ def upgrade(settings: Settings, target: str = "head", echo: Echo | None = None) 
         report.database = deployment.masked_url
         report.backend = deployment.backend.name
         try:
-            return pipeline.run(deployment, target, report, interrupt, heap)
+            return pipeline.run(deployment, Motion("upgrade", target), report, interrupt, heap)
+        finally:
+            deployment.close()
+
+
+def rollback(settings: Settings, request: RollbackRequest, echo: Echo | None = None,
+             confirm: Callable[[RollbackPlan], bool] | None = None, dry_run: bool = False) -> RollbackReport:
+    """Undo a deploy: plan it (:mod:`alembic_deploy.rollback_plan`), print the plan, refuse what must
+    not run without ``request.force`` (exit 5), ask ``confirm`` (None: confirmed; it may raise,
+    e.g. a ConfigError when nobody can be asked), then run it through the same pipeline as
+    :func:`upgrade`, downwards: lock, journal (outcome ``rolled-back``, the id of the deploy it
+    undoes in ``undoes``), timeouts, retries, signals, partly applied revisions, verification.
+
+    The plan is made before the lock is taken (a person may take a while to confirm it); under
+    the lock the database must still be where it was planned from, or nothing runs (exit 5).
+    ``dry_run``: print the plan, refuse as the run would, change nothing (outcome ``noop``).
+    """
+    from . import pipeline
+    from .alembic_env import RunObserver
+    from .observer import event
+    from .rollback_plan import make_plan
+    from .signals import interruptible
+
+    echo = shielded(echo)
+    report = RollbackReport(command="rollback", target="", environment=settings.env, dry_run=dry_run)
+    with run_ending(settings, report, echo), interruptible() as interrupt, RunHeap() as heap:
+        try:
+            deployment = Deployment.open(settings, echo)
+        except AlembicDeployError as exc:
+            raise fail(report, exc, "refused") from None
+        report.database, report.backend = deployment.masked_url, deployment.backend.name
+        try:
+            deployment.wait(report)
+            with heap.loading():
+                project = deployment.alembic_project()
+            current = project.run("inspect", "heads", RunObserver()).current
+            plan = make_plan(deployment, project, request, current)
+            report.plan, report.undoes = plan.to_dict(), plan.undoes
+            report.target = ",".join(plan.target) or "base"
+            report.from_revisions = current
+            echo(event("rollback_planned", plan.render_text(), **plan.to_dict()))
+            refusal = plan.refusal(request.force)
+            if refusal is not None:
+                raise refusal
+            if not plan.steps or dry_run:
+                report.outcome, report.to_revisions, report.finished_at = "noop", current, time.time()
+                echo("Dry run: nothing was changed." if dry_run and plan.steps else
+                     f"Nothing to roll back: the database is at {', '.join(current) or '<base>'} already.")
+                return report
+            if confirm is not None and not confirm(plan):
+                raise CheckRefused("The rollback was not confirmed; nothing was changed.")
+            return pipeline.run(deployment, plan.motion(), report, interrupt, heap)  # type: ignore[return-value]
+        except AlembicDeployError as exc:
+            if exc.report is None:
+                raise fail(report, exc, "refused") from None
+            raise
+        except KeyboardInterrupt:
+            # signals.SignalInterrupt: SIGTERM/SIGINT while planning or asking.
+            raise fail(report, interrupt.error(), "interrupted") from None
         finally:
             deployment.close()
 

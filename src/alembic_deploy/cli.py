@@ -36,6 +36,7 @@ from .settings import (
     REPAIR,
     REPORT,
     RESTORE,
+    ROLLBACK,
     RUN,
     STATUS,
     UPGRADE,
@@ -469,6 +470,47 @@ def repair(settings: Settings, resume: bool, rollback_partial: bool, mark_applie
     if len(chosen) > 1:
         raise ConfigError(f"Choose one of --resume, --rollback-partial and --mark-applied, not {len(chosen)}.")
     report = api.repair(settings, chosen[0] if chosen else None, echo=_echo(settings), dry_run=dry_run, keep=keep)
+    if settings.json:
+        out(report.to_json())
+
+
+@main.command()
+@click.option("--to", "to", metavar="REV", help="Roll back to REV, as `alembic downgrade REV` would.")
+@click.option("--steps", type=int, metavar="N", help="Undo the last N revisions (in the order alembic undoes them).")
+@click.option("--deploy", type=int, metavar="JOURNAL_ID",
+              help="Undo what that deploy applied (see `history`), when nothing applied after it depends on it.")
+@click.option("--force", is_flag=True,
+              help="Run irreversible downgrades, and go below what the running code needs (schema guard).")
+@click.option("--yes", is_flag=True, help="Run without asking (CI); without a terminal to ask on, it is required.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (and any refusal), and change nothing.")
+@click.option("--code-head", metavar="REV",
+              help="Head revision of the code that runs on the database afterwards (default: these scripts' heads).")
+@click.option("--requires", multiple=True, metavar="REV",
+              help="A revision that code passes the schema guard as requires= (repeatable).")
+@settings_options(ROLLBACK)
+@_run
+def rollback(settings: Settings, to: str | None, steps: int | None, deploy: int | None, force: bool, yes: bool,
+             dry_run: bool, code_head: str | None, requires: tuple[str, ...]) -> None:
+    """Undo the last deploy (the version table as it was before the newest deploy the journal
+    records applied), or roll back --to REV, --steps N or one --deploy JOURNAL_ID. Prints the plan
+    first (each revision, its downgrade SQL, the lint's view), refuses irreversible revisions and a
+    schema below what the running code needs unless --force, asks on a terminal (--yes in CI), then
+    runs through the same pipeline as upgrade: lock, journal, timeouts, retries, signals."""
+    from . import api
+    from .rollback_plan import RollbackPlan, RollbackRequest
+
+    def confirm(plan: RollbackPlan) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise ConfigError(
+                f"rollback would undo {len(plan.steps)} revision(s) and there is no terminal to ask on: read the "
+                "plan above and pass --yes to run it (--dry-run prints it without running)."
+            )
+        return click.confirm(f"Undo {len(plan.steps)} revision(s) as planned above?", default=False, err=True)
+
+    request = RollbackRequest(to, steps, deploy, force, code_head, requires)
+    report = api.rollback(settings, request, echo=_echo(settings), confirm=confirm, dry_run=dry_run)
     if settings.json:
         out(report.to_json())
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     inspect,
+    null,
     select,
 )
 from sqlalchemy.exc import DBAPIError
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 #: ``crashed``: a ``running`` row found by a later run holding the migration lock, so its process
 #: was gone (killed, OOM, host lost) before it could record an outcome; see steps/recovery.py.
 OUTCOMES = ("running", "applied", "noop", "failed", "interrupted", "refused", "rolled-back", "crashed")
+#: The column a later release added: a rollback's journal id of the deploy it undid.
+UNDOES: Final = "undoes"
 
 
 def _text(column: str) -> String:
@@ -80,6 +83,9 @@ def journal_table(name: str, metadata: MetaData | None = None) -> Table:
         Column("alembic_version", _text("alembic_version")),
         Column("db_wait_seconds", Float),
         Column("lock_wait_seconds", Float),
+        # rollback: the id of the row of the deploy it undid. Added to a journal an earlier release
+        # made by Journal.ensure; one without it still works (see Journal.undoes_column).
+        Column(UNDOES, Integer),
     )
 
 
@@ -190,6 +196,8 @@ class Journal:
         #: the run then writes nothing more to it. None while writes are accepted.
         self.refused: str | None = None
         self._missing = False  # refused while creating it: there is no table to read either
+        #: Whether the table has the ``undoes`` column (None: not looked yet).
+        self._has_undoes: bool | None = None
 
     @property
     def connection(self) -> Connection | None:
@@ -264,16 +272,59 @@ class Journal:
     def exists(self) -> bool:
         return bool(self._run(lambda c: inspect(c).has_table(self.table.name)))
 
-    def ensure(self) -> None:
+    def ensure(self, extend: bool = False) -> None:
         """Create the table if missing (call under the migration lock: CREATE races otherwise),
-        and the volatile table where the backend has one."""
+        and the volatile table where the backend has one. ``extend`` (``rollback``, the one
+        command that writes it): add the ``undoes`` column to a journal an earlier release made."""
         try:
-            self._run(lambda c: self.table.create(c, checkfirst=True))
+            created = self._run(self._create)
         except DBAPIError as exc:
             self._missing = self._refuse(exc)
             return
+        if created:
+            self._has_undoes = True
+        elif extend and not self.undoes_column():
+            self._add_undoes()
         if self.backend is not None and self.backend.volatile_progress and self.connection is not None:
             self._volatile = self._run(self._create_volatile)
+
+    def _create(self, conn: Connection) -> bool:
+        """Create the table unless it exists; True when it was created."""
+        if inspect(conn).has_table(self.table.name):
+            return False
+        self.table.create(conn)
+        return True
+
+    def undoes_column(self) -> bool:
+        """Does the table have the ``undoes`` column? (One look per Journal; False without a table.)"""
+        if self._has_undoes is None:
+            def look(conn: Connection) -> bool:
+                insp = inspect(conn)
+                if not insp.has_table(self.table.name):
+                    return False
+                return UNDOES in {str(c["name"]).lower() for c in insp.get_columns(self.table.name)}
+
+            try:
+                self._has_undoes = bool(self._run(look))
+            except DBAPIError:
+                self._has_undoes = False
+        return self._has_undoes
+
+    def _add_undoes(self) -> None:
+        """``ALTER TABLE ... ADD COLUMN undoes INTEGER`` (the same on every backend); a role that may
+        not alter the table keeps the journal as it is, and the rollback's row lacks the id."""
+        def add(conn: Connection) -> None:
+            name = conn.dialect.identifier_preparer.quote(self.table.name)
+            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {UNDOES} INTEGER")
+
+        try:
+            self._run(add)
+        except DBAPIError as exc:
+            self._refuse(exc)
+            self.refused = None  # the rest of the journal is still written
+            self._has_undoes = False
+            return
+        self._has_undoes = True
 
     def _create_volatile(self, conn: Connection) -> Table | None:
         assert self.backend is not None
@@ -438,6 +489,9 @@ class Journal:
             "error": scrub(report.error["message"])[:4000] if report.error else None,
             "lock_wait_seconds": report.lock_wait_seconds,
         }
+        undoes = getattr(report, UNDOES, None)  # a RollbackReport's
+        if undoes is not None and self.undoes_column():
+            values[UNDOES] = undoes
         self._run(
             lambda c: c.execute(
                 self.table.update().where(self.table.c.id == report.journal_id).values(**values)
@@ -446,10 +500,17 @@ class Journal:
 
     def unfinished(self, exclude: int | None = None) -> list[dict[str, Any]]:
         """Rows still ``running``, oldest first, other than ``exclude`` (the caller's own row)."""
-        query = select(self.table).where(self.table.c.outcome == "running").order_by(self.table.c.id)
+        query = self._select().where(self.table.c.outcome == "running").order_by(self.table.c.id)
         if exclude is not None:
             query = query.where(self.table.c.id != exclude)
         return self._read(query)
+
+    def _select(self, undoes: bool = False) -> Any:
+        """SELECT of the row's columns; ``undoes`` only when asked (the table has it: an earlier
+        release's journal may not), else it reads as None."""
+        columns: list[Any] = [c for c in self.table.columns if c.name != UNDOES]
+        columns.append(self.table.c[UNDOES] if undoes else null().label(UNDOES))
+        return select(*columns)
 
     def _read(self, query: Any) -> list[dict[str, Any]]:
         """Rows of ``query``; none when there is no table, or the role may not read it (then the
@@ -478,7 +539,7 @@ class Journal:
     def last_progress(self, exclude: int | None = None) -> dict[str, Any] | None:
         """The newest row (other than ``exclude``) that recorded statement progress."""
         query = (
-            select(self.table).where(self.table.c.progress.is_not(None)).order_by(self.table.c.id.desc()).limit(1)
+            self._select().where(self.table.c.progress.is_not(None)).order_by(self.table.c.id.desc()).limit(1)
         )
         if exclude is not None:
             query = query.where(self.table.c.id != exclude)
@@ -492,7 +553,8 @@ class Journal:
         with alembic-deploy). Only reads: a driver's error, a refused read included, is raised."""
         if not self.exists():
             return None
-        chosen = [c for c in self.table.columns if (c.name in columns if columns is not None else c.name != "progress")]
+        chosen = [c for c in self.table.columns if (c.name in columns if columns is not None else c.name != "progress")
+                  and (c.name != UNDOES or self.undoes_column())]  # an earlier release's journal lacks it
         query = select(*chosen).where(self.table.c.started_at >= moment).order_by(self.table.c.id)
 
         def read(conn: Connection) -> list[dict[str, Any]]:
@@ -503,10 +565,25 @@ class Journal:
         rows: list[dict[str, Any]] = self._run(read)
         return rows
 
+    def deploys(self, environment: str | None = None) -> list[dict[str, Any]]:
+        """Runs that moved the database and ended well, newest first (``applied`` and
+        ``rolled-back`` rows; of ``environment`` when given): what ``rollback`` undoes and has
+        undone. Only the columns that tell it, not the progress records."""
+        if not self.exists():
+            return []
+        t = self.table
+        query = select(
+            t.c.id, t.c.command, t.c.outcome, t.c.started_at, t.c.from_revisions, t.c.to_revisions, t.c.revisions,
+            t.c.environment, t.c.undoes if self.undoes_column() else null().label(UNDOES),
+        ).where(t.c.outcome.in_(("applied", "rolled-back"))).order_by(t.c.id.desc())
+        if environment is not None:
+            query = query.where(t.c.environment == environment)
+        return self._read(query)
+
     def rows(self, limit: int = 20, outcome: str | None = None) -> list[dict[str, Any]]:
         if not self.exists():
             return []
-        query = select(self.table).order_by(self.table.c.id.desc()).limit(limit)
+        query = self._select(self.undoes_column()).order_by(self.table.c.id.desc()).limit(limit)
         if outcome:
             query = query.where(self.table.c.outcome == outcome)
         return self._read(query)

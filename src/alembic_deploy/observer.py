@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
     from typing_extensions import Self
 
-    from .alembic_env import AlembicProject, RunObserver
+    from .alembic_env import AlembicProject, Motion, RunObserver
     from .deployment import Deployment
     from .journal import Journal
     from .progress.tracker import ProgressTracker
@@ -148,14 +148,16 @@ class InFlight:
 
 def observe(
     deployment: Deployment, project: AlembicProject, report: DeployReport, interrupt: InterruptState,
-    session: MigratingSession, tracker: ProgressTracker, running: InFlight, journal: Journal,
+    session: MigratingSession, tracker: ProgressTracker, running: InFlight, journal: Journal, motion: Motion,
 ) -> RunObserver:
-    """The observer of one attempt: ``session`` is that attempt's migrating session."""
+    """The observer of one attempt: ``session`` is that attempt's migrating session; ``motion``
+    which way it goes (a downgrade is reported as rolled back, and linted before, not here)."""
     from .aftermath import unjournaled
     from .alembic_env import RunObserver
-    from .steps.preflight import check_current, check_lint
+    from .steps.preflight import check_current, check_lint, check_unmoved
 
     echo = deployment.echo
+    done, doing = ("applied", "Applying") if motion.upgrading else ("rolled back", "Rolling back")
 
     def warn(note: str) -> None:
         report.warnings.append(note)
@@ -165,6 +167,8 @@ def observe(
         if session.attempt == 1:  # a retry resumes from where the failed attempt left the database
             report.from_revisions = current
         check_current(project, current)
+        if session.attempt == 1:
+            check_unmoved(motion, current)
         # Timeouts, blocker watch, and interrupt.cancel for signals.
         session.configured(ctx)
         if ctx.connection is not None:  # what the connection sends: counted, and journaled (alembic_deploy.progress)
@@ -176,15 +180,15 @@ def observe(
             # run (exit 8 and repair rely on it): refuse before anything is applied.
             raise ConfigError(unjournaled(journal, f"{len(planned)} revision(s) are pending "
                                           f"({plan_summary([r for r, _ in planned])}) and nothing was applied"))
-        if session.attempt == 1:  # a retry plans what the first attempt linted, or less
+        if session.attempt == 1 and motion.upgrading:  # a retry plans what the first attempt linted, or less
             check_lint(project, [rev for rev, _ in planned], deployment.settings, deployment.backend.name, echo,
                        warn)
         session.planned(planned)
         tracker.plan([rev for rev, _ in planned])
         if planned:
             revisions = [r for r, _ in planned]
-            echo(event("revisions_planned", f"Applying {len(planned)} revision(s): {plan_summary(revisions)}",
-                       count=len(planned), revisions=revisions, attempt=session.attempt))
+            echo(event("revisions_planned", f"{doing} {len(planned)} revision(s): {plan_summary(revisions)}",
+                       count=len(planned), revisions=revisions, attempt=session.attempt, direction=motion.direction))
 
     def on_revision_start(rev: str, options: dict[str, Any]) -> None:
         running.revision, running.started_at = rev, time.time()
@@ -197,8 +201,9 @@ def observe(
         counts = tracker.counts
         statements = counts.completed if counts is not None and counts.revision == rev else None
         tracker.revision_applied(rev)
-        report.applied.append(RevisionResult(rev, down, doc, started, duration, statements=statements))
-        echo(event("revision_applied", f"  applied {rev} ({duration:.3f}s) {doc}", revision=rev,
+        status = "applied" if motion.upgrading else "rolled-back"
+        report.applied.append(RevisionResult(rev, down, doc, started, duration, status=status, statements=statements))
+        echo(event(f"revision_{status.replace('-', '_')}", f"  {done} {rev} ({duration:.3f}s) {doc}", revision=rev,
                    duration_s=round(duration, 4), description=doc, statements=statements))
         interrupt.raise_if_interrupted()
 

@@ -69,7 +69,9 @@ def find_partial(
         return None
     versions = versions_of(deployment.engine, progress)
     for entry in progress.revisions:
-        if is_applied(project, entry.revision, versions):
+        # An upgrade is settled once the version table records it, a downgrade (rollback) once
+        # it no longer does.
+        if is_applied(project, entry.revision, versions) == (entry.direction == "upgrade"):
             continue
         applied, uncertain = _settle(deployment.engine, entry)
         if applied or uncertain:
@@ -95,7 +97,8 @@ def is_applied(project: AlembicProject, revision: str, versions: tuple[str, ...]
 
 @dataclass
 class Partial:
-    """A revision some of whose statements are durable while the version table does not record it."""
+    """A revision some of whose statements are durable while the version table does not record it
+    (or, for a downgrade, some of whose downgrade() statements are durable while it still does)."""
 
     project: AlembicProject
     engine: Engine
@@ -112,6 +115,11 @@ class Partial:
     @property
     def revision(self) -> str:
         return self.entry.revision
+
+    @property
+    def direction(self) -> str:
+        """``upgrade``, or ``downgrade``: the run was rolling the revision back."""
+        return self.entry.direction
 
     @property
     def last_applied(self) -> int:

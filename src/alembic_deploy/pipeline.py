@@ -1,8 +1,11 @@
-"""The upgrade pipeline, once a :class:`~alembic_deploy.deployment.Deployment` is open::
+"""The migration pipeline, once a :class:`~alembic_deploy.deployment.Deployment` is open::
 
     wait for the database -> [health gate] -> preflight -> migration lock -> journal 'running'
     -> crashed runs and partly applied revisions -> [drift] -> [backup] -> upgrade (env.py, retried)
     -> verify -> journal outcome
+
+``upgrade`` and ``rollback`` both run it: a :class:`~alembic_deploy.alembic_env.Motion` says which
+way (a rollback has planned and been confirmed before, in :mod:`alembic_deploy.rollback_plan`).
 
 and how a run that fails ends: its outcome in the report and, once its row exists, in the journal.
 """
@@ -18,6 +21,7 @@ from .masking import scrub
 from .observer import text_only
 
 if TYPE_CHECKING:
+    from .alembic_env import Motion
     from .backends import MigrationLock
     from .deployment import Deployment
     from .heap import RunHeap
@@ -28,9 +32,9 @@ if TYPE_CHECKING:
 
 
 def run(
-    deployment: Deployment, target: str, report: DeployReport, interrupt: InterruptState, heap: RunHeap,
+    deployment: Deployment, motion: Motion, report: DeployReport, interrupt: InterruptState, heap: RunHeap,
 ) -> DeployReport:
-    """Migrate to ``target`` under the lock, journaled; raises an AlembicDeployError carrying
+    """Migrate as ``motion`` says under the lock, journaled; raises an AlembicDeployError carrying
     ``report`` (its outcome recorded in the journal too) when the run fails."""
     from .aftermath import migration_error, unjournaled
     from .observer import InFlight, observe
@@ -50,33 +54,38 @@ def run(
         health_gate(settings, report, echo)
         with heap.loading():
             project = deployment.alembic_project()
-            check_heads(project, target)
-        project.check_target(target)
+            if motion.upgrading:
+                check_heads(project, motion.target)
+        if motion.upgrading:
+            project.check_target(motion.target)
         started = lock_started = time.monotonic()
         with deployment.lock() as lock, heap.migrating():
             report.lock_wait_seconds = round(lock.waited, 4)
             report.step("lock", started)
             journal = deployment.journal(lock)
-            journal.ensure()
+            journal.ensure(extend=not motion.upgrading)
             journal.start(report, settings)
             # Report crashed runs; refuse (exit 8) over a partly applied revision.
             recovery.check(deployment, journal, project, report, lock)
-            if settings.check_drift:
+            if settings.check_drift and motion.upgrading:
                 from .drift import refuse_drift
 
                 refuse_drift(deployment, interrupt, report)
-            # The backup the policy asks for (--backup, the --env policy): before any change.
-            protect(deployment, project, target, report)
+            # The backup the policy asks for (--backup, the --env policy): before any change. Its
+            # decision reads the revisions an upgrade applies; a rollback takes none (not done yet).
+            if motion.upgrading:
+                protect(deployment, project, motion.target, report)
             tracker = ProgressTracker(backend, *_progress_writers(journal, lock, report))
+            tracker.direction = motion.direction
             started = time.monotonic()
             ok = False
             running = InFlight()
             try:
                 # Lock timeouts, statement timeouts and retries live in steps/upgrade.py.
                 result = run_upgrade(
-                    deployment, project, target, report, lock, journal, interrupt,
+                    deployment, project, motion, report, lock, journal, interrupt,
                     lambda session: observe(deployment, project, report, interrupt, session, tracker, running,
-                                            journal),
+                                            journal, motion),
                     tracker,
                 )
                 ok = True
@@ -97,19 +106,19 @@ def run(
             finally:
                 interrupt.cancel = None
                 tracker.close(ok)
-            report.step("upgrade", started, f"{len(report.applied)} revision(s)")
+            report.step(motion.direction, started, f"{len(report.applied)} revision(s)")
             started = time.monotonic()
             actual = read_versions(deployment.engine, result.version_table, result.version_table_schema,
                                    lock.connection)
             report.to_revisions = actual
-            verify(actual, result, project, target)
+            verify(actual, result, project, motion)
             report.step("verify", started)
-            report.outcome = "applied" if result.planned else "noop"
+            report.outcome = ("applied" if motion.upgrading else "rolled-back") if result.planned else "noop"
             if journal.refused is not None:  # only a no-op gets here (on_plan refuses work)
                 report.warnings.append(unjournaled(journal, "The run was not journaled"))
             report.finished_at = time.time()
             journal.finish(report)
-        if report.outcome == "applied":  # the JSON log has it all in the outcome event
+        if report.outcome in ("applied", "rolled-back"):  # the JSON log has it all in the outcome event
             echo(text_only(report.summary()))
         return report
     except AlembicDeployError as exc:

@@ -123,7 +123,7 @@ class StepResult:
 class DeployReport:
     command: str
     target: str = "head"
-    outcome: str = "running"  # applied | noop | failed | interrupted | refused
+    outcome: str = "running"  # applied | rolled-back | noop | failed | interrupted | refused
     database: str | None = None
     backend: str | None = None
     from_revisions: tuple[str, ...] = ()
@@ -195,6 +195,18 @@ class DeployReport:
     def _revision_lines(self) -> list[str]:
         width = max((len(r.revision) for r in self.applied), default=0)
         return [f"  {r.revision:<{width}}  {r.duration:7.3f}s  {r.description}" for r in self.applied]
+
+
+@dataclass
+class RollbackReport(DeployReport):
+    """A ``rollback`` run: a :class:`DeployReport` (its ``applied`` are the revisions undone, each
+    with status ``rolled-back``) with the plan it showed first and the deploy it undoes."""
+
+    #: The journal id of the deploy it undoes (None: a target given as --to or --steps).
+    undoes: int | None = None
+    #: :meth:`~alembic_deploy.rollback.RollbackPlan.to_dict` (None: it failed before planning).
+    plan: dict[str, Any] | None = None
+    dry_run: bool = False
 
 
 @dataclass

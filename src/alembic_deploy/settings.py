@@ -45,18 +45,21 @@ REPORT: Final = "report"
 WAIT_ECS: Final = "wait-ecs"
 BACKUPS: Final = "backups"
 RESTORE: Final = "restore"
+ROLLBACK: Final = "rollback"
 #: Every command: alembic's global options, also accepted before the command.
 EVERY_COMMAND: Final = frozenset({UPGRADE, RUN, REPAIR, STATUS, HISTORY, DEMO, CHECK, PLAN, DRIFT, REPORT,
-                                    BACKUPS, RESTORE})
+                                    BACKUPS, RESTORE, ROLLBACK})
 #: Commands that lint revisions, from their files alone.
 LINTING: Final = frozenset({CHECK, PLAN})
 #: Commands that read a database (``demo`` makes its own, ``check`` reads only the files; ``plan``
 #: reads one unless given ``--from``; ``report`` reads several, each given its own way).
 ON_A_DATABASE: Final = EVERY_COMMAND - {DEMO, CHECK, REPORT}
 #: Commands that take the migration lock.
-LOCKING: Final = frozenset({UPGRADE, RUN, REPAIR, RESTORE})
+LOCKING: Final = frozenset({UPGRADE, RUN, REPAIR, RESTORE, ROLLBACK})
 #: Commands that run the upgrade pipeline (``run --migrate`` runs ``upgrade``'s).
 UPGRADING: Final = frozenset({UPGRADE, RUN})
+#: Commands that run revisions through the pipeline, up or down: its timeouts and retries apply.
+MIGRATING: Final = UPGRADING | {ROLLBACK}
 #: Commands that take the health gates (``upgrade``'s, before migrating; ``wait-ecs`` alone; ``ecs-run``'s
 #: on the runner, before its task starts).
 HEALTH_GATED: Final = UPGRADING | {WAIT_ECS, ECS_RUN}
@@ -139,13 +142,13 @@ class Settings:
     run_url: str | None = None
     # The migrating connection's DDL lock timeout and statement timeout, retries on lock timeouts.
     ddl_lock_timeout: float = _option(
-        2.0, UPGRADING, "Seconds a migration statement may wait for a lock before giving up "
+        2.0, MIGRATING, "Seconds a migration statement may wait for a lock before giving up "
         "(so the app's queries never queue behind it longer); 0 disables (default 2).")
-    statement_timeout: float | None = _option(None, UPGRADING,
+    statement_timeout: float | None = _option(None, MIGRATING,
                                               "Seconds a migration statement may run (default: no limit).")
-    retries: int = _option(5, UPGRADING,
+    retries: int = _option(5, MIGRATING,
                            "Retries of a revision that hit the lock timeout and was rolled back (default 5).")
-    retry_deadline: float = _option(300.0, UPGRADING, "Seconds after which no further retry starts (default 300).")
+    retry_deadline: float = _option(300.0, MIGRATING, "Seconds after which no further retry starts (default 300).")
     check_drift: bool = _option(
         False, UPGRADING | {PLAN}, "Compare the schema with what its migrations make, as `alembic-deploy drift` "
         "does: upgrade refuses (exit 5) under the migration lock before migrating when they differ; plan "

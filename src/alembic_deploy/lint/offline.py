@@ -33,14 +33,14 @@ class Rendered:
         return "partly" if len(inside) > 1 else ("yes" if inside == {True} else "no")
 
 
-def render(found: RevisionFile, dialect: str, env: EnvOptions = DEFAULTS) -> Rendered:
-    """``found``'s upgrade() rendered for ``dialect`` as env.py's options ``env`` run it; one that
-    raises offline (it reads the database, say) is returned with the error and the line of the
-    file that raised."""
+def render(found: RevisionFile, dialect: str, env: EnvOptions = DEFAULTS, direction: str = "upgrade") -> Rendered:
+    """``found``'s upgrade() (or downgrade()) rendered for ``dialect`` as env.py's options ``env`` run
+    it; one that raises offline (it reads the database, say) is returned with the error and the line
+    of the file that raised."""
     from ..alembic_env import render_error_line, render_offline
 
     try:
-        return Rendered(render_offline(found, dialect, transactional_ddl=env.transactional_ddl))
+        return Rendered(render_offline(found, dialect, direction, transactional_ddl=env.transactional_ddl))
     except Exception as exc:  # noqa: BLE001 - whatever the revision raises offline is reported, not raised
         return Rendered(None, f"{type(exc).__name__}: {exc}", render_error_line(exc, found.path))
 

@@ -141,11 +141,16 @@ class RevisionRecord:
     stamped: bool = False
     #: The statement that raised, if one did.
     failed: Statement | None = None
+    #: ``upgrade``, or ``downgrade`` (``rollback``: the statements are its downgrade()'s, and it
+    #: is settled once the version table no longer records it).
+    direction: str = "upgrade"
 
     def to_dict(self) -> dict[str, Any]:
-        """What :func:`dataclasses.asdict` returns (see :meth:`Statement.to_dict`)."""
+        """What :func:`dataclasses.asdict` returns (see :meth:`Statement.to_dict`). A record an
+        earlier release wrote has no direction: it is read as an upgrade."""
         return {"revision": self.revision, "statements": [s.to_dict() for s in self.statements],
-                "stamped": self.stamped, "failed": None if self.failed is None else self.failed.to_dict()}
+                "stamped": self.stamped, "failed": None if self.failed is None else self.failed.to_dict(),
+                "direction": self.direction}
 
 
 @dataclass
@@ -184,6 +189,7 @@ class Progress:
                 statements=[statement(s) for s in r.get("statements", [])],
                 stamped=bool(r.get("stamped")),
                 failed=statement(r["failed"]) if r.get("failed") else None,
+                direction=str(r.get("direction") or "upgrade"),
             )
             for r in data.get("revisions", [])
         ]

@@ -143,6 +143,8 @@ class ProgressTracker:
         #: with the machine or the server: True once the first change they alone know of
         #: repeats visibly, None while there are none.
         self._deferred: bool | None = None
+        #: Which function of each revision runs: ``upgrade``, or ``downgrade`` (``rollback``).
+        self.direction = "upgrade"
 
     # -- wiring ---------------------------------------------------------------------------------
     def attach(
@@ -187,7 +189,7 @@ class ProgressTracker:
         # Earlier entries stay only while something of theirs is durable but their version stamp
         # is not (one transaction for the whole run, with autocommit statements inside).
         self.progress.revisions = [r for r in self.progress.revisions if any(s.applied for s in r.statements)]
-        self._current = RevisionRecord(revision)
+        self._current = RevisionRecord(revision, direction=self.direction)
         self.progress.revisions.append(self._current)
         self._deferred = None
 

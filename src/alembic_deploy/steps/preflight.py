@@ -11,7 +11,7 @@ from ..observer import event
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from ..alembic_env import AlembicProject
+    from ..alembic_env import AlembicProject, Motion
     from ..lint import RevisionLint
     from ..policy import Policy
     from ..settings import Settings
@@ -41,6 +41,19 @@ def check_current(project: AlembicProject, current: tuple[str, ...]) -> None:
             "that revision, or downgrade the database with the code that does.",
             database_revisions=list(current),
             code_heads=list(project.heads()),
+        )
+
+
+def check_unmoved(motion: Motion, current: tuple[str, ...]) -> None:
+    """A run planned from one version table (a rollback, shown and confirmed first) refuses when,
+    holding the lock, it finds the database elsewhere: another deploy moved it since."""
+    expected = motion.expected_from
+    if expected is not None and sorted(current) != sorted(expected):
+        raise CheckRefused(
+            f"The database is at {', '.join(sorted(current)) or '<base>'}, not at "
+            f"{', '.join(sorted(expected)) or '<base>'} as when the {motion.direction} was planned: another "
+            f"deploy moved it in between. Nothing was changed; run the command again to plan from where it is now.",
+            database_revisions=list(current),
         )
 
 

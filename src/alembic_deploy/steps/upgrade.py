@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from tenacity import Retrying
 
-    from ..alembic_env import AlembicProject, RunObserver, RunResult
+    from ..alembic_env import AlembicProject, Motion, RunObserver, RunResult
     from ..backends import MigrationLock
     from ..deployment import Deployment
     from ..journal import Journal
@@ -81,7 +81,7 @@ class _Attempts:
         self,
         deployment: Deployment,
         project: AlembicProject,
-        target: str,
+        motion: Motion,
         report: DeployReport,
         lock: MigrationLock,
         journal: Journal | None,
@@ -89,7 +89,7 @@ class _Attempts:
         observe: Callable[[MigratingSession], RunObserver],
         tracker: ProgressTracker,
     ) -> None:
-        self.deployment, self.project, self.target, self.report = deployment, project, target, report
+        self.deployment, self.project, self.motion, self.report = deployment, project, motion, report
         self.lock, self.journal, self.interrupt, self.observe = lock, journal, interrupt, observe
         self.tracker = tracker
         self.backend = deployment.backend
@@ -110,7 +110,7 @@ class _Attempts:
         self.tracker.new_attempt()
         self.session = session = MigratingSession(self.deployment, self.project, self.interrupt, self.count)
         try:
-            return self.project.run("upgrade", self.target, self.observe(session))
+            return self.project.run(self.motion.direction, self.motion.target, self.observe(session), self.motion)
         except BaseException as exc:
             self._judge(exc)
             raise
@@ -149,7 +149,7 @@ class _Attempts:
         if counts is None or counts.revision is None or self.backend.transactional_ddl:
             return False
         try:
-            pending = self.project.upgrade_steps(self.target, self._versions())
+            pending = self.project.steps(self.motion, self._versions())
         except Exception:  # noqa: BLE001 - cannot tell: treat as applied, i.e. do not retry
             return True
         return counts.revision not in {rev for rev, _ in pending}
@@ -225,7 +225,7 @@ class _Attempts:
         if self.count == 0 or not self.report.applied:
             return
         try:
-            pending = {rev for rev, _ in self.project.upgrade_steps(self.target, self._versions())}
+            pending = {rev for rev, _ in self.project.steps(self.motion, self._versions())}
         except Exception:  # noqa: BLE001
             return
         self.report.applied[:] = [r for r in self.report.applied if r.revision not in pending]
@@ -265,7 +265,7 @@ class _Attempts:
 def run_upgrade(
     deployment: Deployment,
     project: AlembicProject,
-    target: str,
+    motion: Motion,
     report: DeployReport,
     lock: MigrationLock,
     journal: Journal | None,
@@ -273,7 +273,8 @@ def run_upgrade(
     observe: Callable[[MigratingSession], RunObserver],
     tracker: ProgressTracker,
 ) -> RunResult:
-    """``project.run("upgrade", target)`` with timeouts on the migrating session and retries.
+    """``project.run(motion.direction, motion.target)`` with timeouts on the migrating session and
+    retries (a downgrade, ``rollback``, runs the same way).
 
     ``observe`` builds the pipeline's RunObserver for one attempt; it must call the session's
     ``configured``, ``planned`` and ``revision_started`` hooks, and ``tracker``'s ``attach`` and
@@ -283,7 +284,7 @@ def run_upgrade(
     explain; those are raised as :class:`~alembic_deploy.errors.MigrationFailed` (exit 7).
     """
     settings = deployment.settings
-    attempts = _Attempts(deployment, project, target, report, lock, journal, interrupt, observe, tracker)
+    attempts = _Attempts(deployment, project, motion, report, lock, journal, interrupt, observe, tracker)
 
     def loop() -> Retrying:
         from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random

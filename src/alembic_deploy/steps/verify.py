@@ -11,7 +11,7 @@ from ..errors import MigrationFailed
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-    from ..alembic_env import AlembicProject, RunResult
+    from ..alembic_env import AlembicProject, Motion, RunResult
 
 
 def read_revisions(
@@ -46,13 +46,14 @@ def read_versions(
         return read_revisions(conn, version_table, schema)
 
 
-def verify(actual: tuple[str, ...], result: RunResult, project: AlembicProject, target: str) -> None:
+def verify(actual: tuple[str, ...], result: RunResult, project: AlembicProject, motion: Motion) -> None:
     """The database must be exactly where alembic says it left it (:attr:`RunResult.heads`):
     whatever alembic computes for the target (a ``depends_on`` revision absorbing the head it
     depends on, nothing at all when the database is already past the target), and nothing else.
 
     When env.py never let alembic plan a run (it did not call ``context.run_migrations()``),
-    there is nothing alembic reported: the database must then already have the target applied.
+    there is nothing alembic reported: the database must then already have the target applied
+    (an upgrade), or have none of the revisions the downgrade was to undo.
     """
     if result.configured:
         if sorted(actual) != sorted(result.heads):
@@ -64,11 +65,20 @@ def verify(actual: tuple[str, ...], result: RunResult, project: AlembicProject, 
                 actual=list(actual),
                 expected=list(result.heads),
             )
-    elif not project.reached(target, actual):
+    elif not motion.upgrading:
+        left = [rev for rev, _ in project.steps(motion, actual)] if actual else []
+        if left:
+            raise MigrationFailed(
+                f"env.py finished without running the migrations (it never called "
+                f"context.run_migrations()), and the database at {_listing(actual)} still has "
+                f"{', '.join(left)}. Check that env.py runs the migrations online as `alembic downgrade` would.",
+                actual=list(actual),
+            )
+    elif not project.reached(motion.target, actual):
         raise MigrationFailed(
             f"env.py finished without running the migrations (it never called "
             f"context.run_migrations()), and the database at {_listing(actual)} has not reached "
-            f"{target!r}. Check that env.py runs the migrations online as `alembic upgrade` would.",
+            f"{motion.target!r}. Check that env.py runs the migrations online as `alembic upgrade` would.",
             actual=list(actual),
         )
 

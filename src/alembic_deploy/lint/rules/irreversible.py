@@ -1,4 +1,5 @@
-"""`irreversible`: the revision's downgrade() does nothing or refuses."""
+"""`irreversible`: the revision's downgrade() does nothing or refuses (while its upgrade() does
+something: a merge revision's two empty functions undo each other)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def _refuses(node: ast.FunctionDef) -> bool:
 def _check(revision: LintInput) -> Iterator[Hit]:
     if revision.tree is None:
         return
+    upgrade = revision.function("upgrade")
+    if upgrade is not None and _empty(upgrade.body):
+        return  # a merge revision, or one that changes nothing: there is nothing to undo
     downgrade = revision.function("downgrade")
     if downgrade is None:
         yield Hit("the revision has no downgrade()", line=1)
