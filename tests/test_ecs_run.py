@@ -366,12 +366,14 @@ def test_failure_explains_what_ecs_reported(task: dict[str, Any], expected: str)
     assert expected in error.message and task["stoppedReason"] in error.message and error.exit_code == 12
 
 
+@pytest.mark.parametrize("end", ["container-exits-7", "job-cancelled"])
 def test_the_generated_workflows_migrate_step_fails_the_job_with_the_containers_exit_code(
-        scene: Scene, tmp_path: Path) -> None:
+        scene: Scene, tmp_path: Path, end: str) -> None:
     """The migrate step init github-actions writes, run as the runner runs it (bash -eo pipefail,
     its expressions replaced by this job's values, a GITHUB_OUTPUT file): ecs-run on the deployed
-    task definition; the container's exit 7 (set on moto's backend) fails the step with 7 and is
-    its exit-code output."""
+    task definition. The container's exit 7 (set on moto's backend) fails the step with 7 and is its
+    exit-code output; a cancelled job's SIGINT, sent to the step's process as the runner does,
+    reaches ecs-run (the step execs it), which stops the task and exits 9."""
     scene.build()
     files = render(values_from({"role_arn": ("arn:aws:iam::123456789012:role/deploy",), "container": "app"}, "shop"))
     workflow = yaml.safe_load(next(text for path, text in files.items() if path.name == "alembic-deploy.yml"))
@@ -395,9 +397,16 @@ def test_the_generated_workflows_migrate_step_fails_the_job_with_the_containers_
     task_arn = _started(err)
     command = scene.task(task_arn).overrides["containerOverrides"][0]["command"]
     assert command == ["alembic-deploy", "upgrade", "--env", "production"]
+    if end == "job-cancelled":
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(DEADLINE) == 9, err.text
+        assert scene.aws.client("ecs").describe_tasks(cluster=CLUSTER, tasks=[task_arn])["tasks"][0][
+            "lastStatus"] == "STOPPED"
+        assert output.read_text() == f"task-arn={task_arn}\nexit-code=9\n"
+        return
     scene.exit(task_arn, 7)
     assert proc.wait(DEADLINE) == 7, err.text
-    assert output.read_text() == "exit-code=7\n"
+    assert output.read_text() == f"task-arn={task_arn}\nexit-code=7\n"
 
 
 def test_the_services_capacity_provider_strategy_and_a_task_without_awslogs(scene: Scene, tmp_path: Path) -> None:

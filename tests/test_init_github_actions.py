@@ -107,7 +107,7 @@ def test_reusable_workflow_structure(tmp_path: Path, when: str, order: list[str]
     assert all(len(s["uses"].split("@")[1]) == 40 for s in job["steps"] if "uses" in s)  # pinned to commits
     migrate = by_id["migrate"]
     assert "continue-on-error" not in migrate and "if" not in migrate
-    assert "alembic-deploy ecs-run" in migrate["run"] and migrate["run"].rstrip().endswith('exit "$code"')
+    assert migrate["run"].startswith("exec alembic-deploy ecs-run ")  # its exit code is the step's
     assert by_id["deploy"]["with"]["wait-for-service-stability"] is True
     assert "alembic-deploy wait-ecs" in by_id["health"]["run"]
     summary = job["steps"][-1]

@@ -713,7 +713,8 @@ def ecs_run(settings: Settings, upgrade_args: tuple[str, ...]) -> None:
     """Run `alembic-deploy upgrade UPGRADE ARGS` (or CMD, after --) as a one-off ECS task, like a local
     command: the container's CloudWatch log lines on stdout as they come, and its exit code as
     ecs-run's. Exits 12 when the task stopped without one (why, from ECS), and 9 after stopping the
-    task on SIGTERM/SIGINT. Options it does not know are the upgrade's (e.g. --env production)."""
+    task on SIGTERM/SIGINT. Options it does not know are the upgrade's (e.g. --env production). In a
+    GitHub Actions step it also sets the step outputs task-arn and exit-code."""
     from . import api
 
     ctx = click.get_current_context()
@@ -726,7 +727,14 @@ def ecs_run(settings: Settings, upgrade_args: tuple[str, ...]) -> None:
         command = ("alembic-deploy", "upgrade", *_given_globals(ctx), *upgrade_args)
     elif not command:
         raise ConfigError("ecs-run got -- without a command after it: give the command, or drop the --.")
-    result = api.ecs_run(settings, command, out=out, echo=_echo(settings))
+    from .integrations.github.outputs import write_outputs
+
+    try:
+        result = api.ecs_run(settings, command, out=out, echo=_echo(settings))
+    except AlembicDeployError as exc:
+        write_outputs({"task-arn": str(exc.fields.get("task") or ""), "exit-code": str(exc.exit_code)})
+        raise
+    write_outputs({"task-arn": result.task_arn, "exit-code": str(result.exit_code)})
     sys.exit(result.exit_code)
 
 

@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from .outputs import write_outputs
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -160,14 +162,11 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         document = None
         sys.stdout.write(proc.stdout)
     exit_code = proc.returncode
-    for path_variable, text in (
-        ("GITHUB_OUTPUT", "".join(f"{key}={value}\n" for key, value in outputs(document, exit_code).items())),
-        ("GITHUB_STEP_SUMMARY", summary(document, exit_code, command)),
-    ):
-        target = environ.get(path_variable)
-        if target:
-            with open(target, "a", encoding="utf-8") as stream:
-                stream.write(text)
+    write_outputs(outputs(document, exit_code), environ)
+    target = environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        with open(target, "a", encoding="utf-8") as stream:
+            stream.write(summary(document, exit_code, command))
     config = Path(_input(environ, "config") or "alembic.ini").absolute()
     line = annotation(document, exit_code, Path(environ.get("GITHUB_WORKSPACE") or os.getcwd()), config)
     if line:

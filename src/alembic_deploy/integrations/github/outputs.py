@@ -1,0 +1,22 @@
+"""Step outputs in GitHub Actions: ``name=value`` lines appended to the file ``$GITHUB_OUTPUT`` names."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def write_outputs(values: Mapping[str, str], environ: Mapping[str, str] | None = None) -> bool:
+    """Append ``values`` as step outputs when ``GITHUB_OUTPUT`` is set (in a GitHub Actions step);
+    whether they were written. A value is one line: newlines become spaces."""
+    environ = os.environ if environ is None else environ
+    target = environ.get("GITHUB_OUTPUT")
+    if not target:
+        return False
+    with open(target, "a", encoding="utf-8") as stream:
+        for key, value in values.items():
+            stream.write(f"{key}={' '.join(str(value).splitlines())}\n")
+    return True
