@@ -367,3 +367,11 @@ def test_a_refused_login_reads_the_secret_again_once(own_pg_login, aws, monkeypa
     finally:
         conn.close()
     assert attempts == [own_pg_login.password, rotated]
+
+
+def test_an_unreadable_secret_with_json_is_a_document_of_the_schema(make_project, aws):
+    from test_json_output import checked
+
+    project = make_project("sync")
+    run = run_cli(project, "upgrade", "--json", "--database-secret", "no/such/secret", env=aws.env)
+    assert checked(run.stdout, "upgrade", 13)["error"]["kind"] == "credentials-unavailable"

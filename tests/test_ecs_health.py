@@ -212,3 +212,16 @@ def test_the_library_function_returns_what_it_saw(aws, monkeypatch):
                               echo=lines.append)
     assert (health.task_definition, health.rollout_state, health.running, health.desired) == (arn, "COMPLETED", 2, 2)
     assert health.problems == [] and lines[-1].startswith("  healthy:")
+
+
+def test_wait_ecs_json_is_a_document_of_the_schema(aws, tmp_path):
+    from test_json_output import checked
+
+    [arn] = ecs_service(aws)
+    completed(arn)
+    ok = wait_ecs(aws, tmp_path, "--json")
+    doc = checked(ok.stdout, "wait-ecs", 0)
+    assert doc["ecs"]["task_definition"] == arn and doc["ecs"]["rollout_state"] == "COMPLETED"
+    set_rollout([{"status": "PRIMARY", "taskDefinition": arn, "rolloutState": "FAILED"}], 0)
+    failed = wait_ecs(aws, tmp_path, "--json")
+    assert checked(failed.stdout, "wait-ecs", 4)["error"]["kind"] == "health-check-failed"

@@ -815,7 +815,11 @@ def wait_ecs(settings: Settings) -> None:
     Exits 4 saying what was not healthy within --health-timeout."""
     from . import api
 
-    api.wait_ecs(settings, echo=_echo(settings))
+    health = api.wait_ecs(settings, echo=_echo(settings))
+    if settings.json:
+        from .report import document, to_json
+
+        out(to_json(document("wait-ecs", ecs=health.to_dict())))
 
 
 @main.command()

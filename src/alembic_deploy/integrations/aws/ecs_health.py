@@ -56,6 +56,13 @@ class ServiceHealth:
     looks: int = 0
     seconds: float = 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        """``wait-ecs --json``'s ``ecs`` object."""
+        return {"cluster": self.cluster, "service": self.service, "task_definition": self.task_definition,
+                "rollout_state": self.rollout_state, "running": self.running, "desired": self.desired,
+                "target_groups": {name: healthy for name, (healthy, _others) in self.targets.items()},
+                "seconds": round(self.seconds, 4)}
+
     def summary(self) -> str:
         targets = sum(healthy for healthy, _ in self.targets.values())
         lb = f", {targets} healthy target(s) in {len(self.targets)} target group(s)" if self.targets else ""
