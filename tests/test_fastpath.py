@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from alembic_deploy.fastpath import env_py_is_plain, revision_of
-from helpers import PG_DRIVER, Database, run_cli
+from helpers import PG_DRIVER, Database, invoke_cli, run_cli
 from scenarios import PROJECTS
 
 ALEMBIC_TEMPLATES = Path(alembic.__file__).parent / "templates"
@@ -37,7 +39,9 @@ def cache_env(tmp_path: Path) -> dict[str, str]:
 
 
 def upgrade_json(project: Path, url: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:
-    run = run_cli(project, "upgrade", "--json", *args, url=url, env=env)
+    """``upgrade --json`` in this process (what the fast path answers, not what its process imports:
+    the start-up is tests/test_smoke.py's and the benchmarks')."""
+    run = invoke_cli(project, "upgrade", "--json", *args, url=url, env=env)
     assert "Traceback" not in run.output, run.output
     assert run.stdout.strip(), run.output
     return run.returncode, json.loads(run.stdout)
@@ -89,7 +93,7 @@ def test_fast_path_answers_noop_at_head_and_journals_it(db, make_project, templa
     assert report["from_revisions"] == report["to_revisions"] == ["a3_seed"]
     assert report["backend"] in (db.backend, "mariadb")
 
-    text = run_cli(project, "upgrade", url=url, env=cache_env)
+    text = run_cli(project, "upgrade", url=url, env=cache_env)  # and in a process of its own
     assert text.returncode == 0 and "Nothing to do" in text.stderr, text.output
 
     assert outcomes(db) == ["applied", "noop", "noop"]
@@ -97,9 +101,23 @@ def test_fast_path_answers_noop_at_head_and_journals_it(db, make_project, templa
     assert (row["from_revisions"], row["to_revisions"], row["command"]) == ("a3_seed", "a3_seed", "upgrade")
     assert row["pid"] and row["host"] and row["finished_at"] is not None
     # The rows the fast path writes without SQLAlchemy read back through it like any other.
-    history = run_cli(project, "history", "--json", url=url, env=cache_env)
+    history = invoke_cli(project, "history", "--json", url=url, env=cache_env)
     assert history.returncode == 0, history.output
     assert [r["outcome"] for r in json.loads(history.stdout)["deploys"]] == ["noop", "noop", "applied"]
+
+
+def test_a_fast_path_noop_loads_neither_sqlalchemy_nor_alembic(sqlite_db, make_project, cache_env):
+    """Its reason to be: a process that answers "nothing to do" never imports SQLAlchemy or Alembic."""
+    project = make_project("sync")
+    at_head_with_journal(project, sqlite_db, cache_env)
+    probe = ("import sys\nfrom alembic_deploy.cli import main\ntry:\n    main(args=sys.argv[1:])\nfinally:\n"
+             "    print(sorted(m for m in ('sqlalchemy', 'alembic') if m in sys.modules), file=sys.stderr)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALEMBIC_DEPLOY_", "GITHUB_"))}
+    env.update(cache_env, DATABASE_URL=sqlite_db.url)
+    proc = subprocess.run([sys.executable, "-c", probe, "upgrade", "--json"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["fast_path"] is True, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
 
 
 def test_fast_path_serves_every_head_when_the_target_is_heads(sqlite_db, make_project, cache_env):
@@ -210,7 +228,7 @@ def test_declines_for_a_driver_it_does_not_know(sqlite_db, make_project, cache_e
     at_head_with_journal(project, sqlite_db, cache_env)
     # A driver SQLAlchemy knows and the fast path does not (sqlcipher3 is not installed).
     url = sqlite_db.url.replace("sqlite://", "sqlite+pysqlcipher://", 1)
-    run = run_cli(project, "upgrade", "--json", url=url, env=cache_env)
+    run = invoke_cli(project, "upgrade", "--json", url=url, env=cache_env)
     assert run.returncode == 2, run.output
     assert "Traceback" not in run.output
     assert json.loads(run.stdout)["fast_path"] is False

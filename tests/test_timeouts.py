@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlalchemy import inspect
 
-from helpers import assert_failed_cleanly, run_cli, spawn_cli
+from helpers import assert_failed_cleanly, invoke_cli, run_cli, spawn_cli
 from lockscene import BLOCKER_MARKER, AppLoop, Blocker, write_revision
 
 SERVER_BACKENDS = ["pg_db", "mysql_db"]
@@ -29,7 +29,7 @@ def _at_a3(db, make_project, template: str = "sync"):
             (make_project("async", "async_template") / "migrations" / "env.py").read_text()
         )
     url = db.async_url if template == "async" else db.url
-    first = run_cli(project, "upgrade", "a3_seed", url=url)
+    first = invoke_cli(project, "upgrade", "a3_seed", url=url)
     assert first.returncode == 0, first.output
     return project, url
 
@@ -76,7 +76,7 @@ def test_retries_run_out_with_exit_7_naming_the_blocker(pg_db, make_project, tem
     project, url = _at_a3(pg_db, make_project, template)
     blocker = Blocker(pg_db.url, pg_db.backend)
     try:
-        run = run_cli(project, "upgrade", "--ddl-lock-timeout", "0.3", "--retries", "2", url=url)
+        run = invoke_cli(project, "upgrade", "--ddl-lock-timeout", "0.3", "--retries", "2", url=url)
     finally:
         blocker.release()
     assert run.returncode == 7, run.output
@@ -87,14 +87,14 @@ def test_retries_run_out_with_exit_7_naming_the_blocker(pg_db, make_project, tem
     assert "nickname" not in _columns(pg_db, "users")
     assert [row["outcome"] for row in pg_db.journal()][-1] == "failed"
     # The lock was released: the next deploy, unblocked, completes.
-    assert run_cli(project, "upgrade", url=url).returncode == 0
+    assert invoke_cli(project, "upgrade", url=url).returncode == 0
 
 
 def test_retries_run_out_on_mariadb_naming_the_blocking_session(mysql_db, make_project):
     project, url = _at_a3(mysql_db, make_project)
     blocker = Blocker(mysql_db.url, mysql_db.backend, running=30)
     try:
-        run = run_cli(project, "upgrade", "--ddl-lock-timeout", "1", "--retries", "1", url=url)
+        run = invoke_cli(project, "upgrade", "--ddl-lock-timeout", "1", "--retries", "1", url=url)
     finally:
         blocker.release()
     assert run.returncode == 7, run.output
@@ -118,7 +118,7 @@ def test_revision_that_worked_outside_a_transaction_is_never_retried(server_db, 
     write_revision(project, "a4_audit_and_nickname", "a3_seed", body)
     blocker = Blocker(server_db.url, server_db.backend)
     try:
-        run = run_cli(project, "upgrade", "--ddl-lock-timeout", "0.5", url=url)
+        run = invoke_cli(project, "upgrade", "--ddl-lock-timeout", "0.5", url=url)
     finally:
         blocker.release()
     assert run.returncode == 7, run.output
@@ -132,10 +132,10 @@ def test_revision_can_opt_out_of_retries(pg_db, make_project):
     project, url = _at_a3(pg_db, make_project)
     write_revision(project, "a5_no_retry", "a4_users_nickname",
                    "    op.add_column('users', sa.Column('age', sa.Integer))", '{"retries": 0}')
-    run_cli(project, "upgrade", "a4_users_nickname", url=url)
+    invoke_cli(project, "upgrade", "a4_users_nickname", url=url)
     blocker = Blocker(pg_db.url, pg_db.backend)
     try:
-        run = run_cli(project, "upgrade", "--ddl-lock-timeout", "0.3", url=url)
+        run = invoke_cli(project, "upgrade", "--ddl-lock-timeout", "0.3", url=url)
     finally:
         blocker.release()
     assert run.returncode == 7, run.output
@@ -151,7 +151,7 @@ def test_revision_without_lock_timeout_waits_for_the_blocker(pg_db, make_project
     blocker = Blocker(pg_db.url, pg_db.backend)
     blocker.release_after(2.0)
     try:
-        run = run_cli(project, "upgrade", "--ddl-lock-timeout", "0.3", url=url)
+        run = invoke_cli(project, "upgrade", "--ddl-lock-timeout", "0.3", url=url)
     finally:
         blocker.release()
     assert run.returncode == 0, run.output
@@ -165,7 +165,7 @@ def test_statement_timeout_cancels_a_long_revision_unless_it_opts_out(server_db,
     sleep = "pg_sleep" if server_db.backend == "postgresql" else "SLEEP"
     write_revision(project, "a5_long", "a4_users_nickname", f"    op.execute('SELECT {sleep}(3)')",
                    '{"statement_timeout": None}' if opt_out else None)
-    run = run_cli(project, "upgrade", "--statement-timeout", "1", url=url)
+    run = invoke_cli(project, "upgrade", "--statement-timeout", "1", url=url)
     if opt_out:
         assert run.returncode == 0, run.output
         assert server_db.versions() == ["a5_long"]
@@ -178,7 +178,7 @@ def test_statement_timeout_cancels_a_long_revision_unless_it_opts_out(server_db,
 def test_malformed_revision_options_are_refused_before_anything_runs(sqlite_db, make_project):
     project = make_project("alter_users")
     write_revision(project, "a5_bad", "a4_users_nickname", "    pass", '{"retries": "many"}')
-    run = run_cli(project, "upgrade", url=sqlite_db.url)
+    run = invoke_cli(project, "upgrade", url=sqlite_db.url)
     assert run.returncode == 2, run.output
     assert "a5_bad" in run.stderr and "retries" in run.stderr
     assert not sqlite_db.has_table("users")
@@ -201,11 +201,11 @@ def test_revision_options_a_setting_would_refuse_exit_2_naming_the_file_before_a
     migration (OverflowError, exit 7 blaming the revision)."""
     project = make_project("alter_users")
     path = write_revision(project, "a5_bad", "a4_users_nickname", "    pass", f'{{"{key}": {value}}}')
-    message = assert_failed_cleanly(run_cli(project, "upgrade", url=pg_db.url), 2)
+    message = assert_failed_cleanly(invoke_cli(project, "upgrade", url=pg_db.url), 2)
     assert str(path) in message and f"alembic_deploy[{key!r}]" in message, message
     assert not pg_db.has_table("users")
     write_revision(project, "a5_bad", "a4_users_nickname", "    pass", f'{{"{key}": 3}}')
-    fixed = run_cli(project, "upgrade", url=pg_db.url)
+    fixed = invoke_cli(project, "upgrade", url=pg_db.url)
     assert fixed.returncode == 0, fixed.output
     assert pg_db.versions() == ["a5_bad"]
 
@@ -213,7 +213,7 @@ def test_revision_options_a_setting_would_refuse_exit_2_naming_the_file_before_a
 def test_an_infinite_revision_timeout_is_refused_on_mariadb_too(mysql_db, make_project):
     project = make_project("alter_users")
     write_revision(project, "a5_bad", "a4_users_nickname", "    pass", '{"lock_timeout": float("inf")}')
-    message = assert_failed_cleanly(run_cli(project, "upgrade", url=mysql_db.url), 2)
+    message = assert_failed_cleanly(invoke_cli(project, "upgrade", url=mysql_db.url), 2)
     assert "a5_bad.py" in message and "alembic_deploy['lock_timeout']" in message, message
     assert not mysql_db.has_table("users")
 
