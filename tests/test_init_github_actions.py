@@ -108,7 +108,12 @@ def test_reusable_workflow_structure(tmp_path: Path, when: str, order: list[str]
     migrate = by_id["migrate"]
     assert "continue-on-error" not in migrate and "if" not in migrate
     assert migrate["run"].startswith("exec alembic-deploy ecs-run ")  # its exit code is the step's
-    assert by_id["deploy"]["with"]["wait-for-service-stability"] is True
+    if when == "post-deploy":
+        assert by_id["deploy"]["with"]["wait-for-service-stability"] is True
+    else:  # the registered revision, not a second registration of the same file
+        assert "aws ecs update-service" in by_id["deploy"]["run"]
+        assert by_id["deploy"]["env"]["TASK_DEFINITION"] == "${{ steps.register.outputs.task-definition-arn }}"
+        assert by_id["migrate"]["env"]["TASK_DEFINITION"] == by_id["deploy"]["env"]["TASK_DEFINITION"]
     assert "alembic-deploy wait-ecs" in by_id["health"]["run"]
     summary = job["steps"][-1]
     assert summary["if"] == "always()" and "$GITHUB_STEP_SUMMARY" in summary["run"]

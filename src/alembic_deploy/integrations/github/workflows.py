@@ -112,9 +112,13 @@ def render(values: WorkflowValues) -> dict[Path, str]:
 def _reusable(values: WorkflowValues) -> str:
     pre = values.migrate_when == "pre-deploy"
     order = ("register", "migrate", "deploy", "health") if pre else ("deploy", "health", "migrate")
-    steps = "".join(_template(f"steps/{name}.yml") for name in order)
+    # Pre-deploy registers the task definition first; the service is then pointed at that revision
+    # (update-service) instead of registering the same file a second time.
+    steps = "".join(_template(f"steps/{'update-service' if pre and name == 'deploy' else name}.yml")
+                    for name in order)
     rows = {
-        "deploy": 'echo "| deploy and wait for the service | ${DEPLOY:-skipped} |"',
+        "deploy": 'echo "| update the service | ${DEPLOY:-skipped} |"' if pre else
+                  'echo "| deploy and wait for the service | ${DEPLOY:-skipped} |"',
         "health": 'echo "| ECS health gate | ${HEALTH:-skipped} |"',
         "migrate": 'echo "| migration (alembic-deploy ecs-run) | ${MIGRATE:-skipped}'
                    '${MIGRATE_EXIT_CODE:+ (exit $MIGRATE_EXIT_CODE)} |"',
