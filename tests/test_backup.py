@@ -458,3 +458,57 @@ def test_without_the_lint_extra_destructive_backs_up_every_time_and_says_why(pg_
     assert "the lint extra is not installed" in r.stderr and "taken as destructive" in r.stderr
     [backup] = _backups(pg_db)
     assert backup["outcome"] == "ok" and "could not be linted" in str(backup["reason"])
+
+
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_restore_asks_on_a_terminal_before_replacing_tables(sqlite_db, make_project, answer):
+    """stdin a terminal (a pty): the question on stderr, the answer read from the terminal."""
+    import pty
+    import subprocess
+
+    project = make_project("backup")
+    _seed(project, sqlite_db)
+    assert _deploy(project, sqlite_db, "--backup", "always").returncode == 0
+    [backup] = _backups(sqlite_db)
+    controller, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALEMBIC_DEPLOY_")}
+    env["DATABASE_URL"] = sqlite_db.url
+    proc = subprocess.Popen([sys.executable, "-m", "alembic_deploy", "restore", str(backup["id"]), "--force"],
+                            cwd=project, env=env, stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(terminal)
+    try:
+        assert proc.stderr is not None
+        asked = b""
+        while b"[y/N]" not in asked:  # wait for the question
+            chunk = proc.stderr.read1(4096)
+            assert chunk, asked
+            asked += chunk
+        assert b"replacing its 2 table(s)" in asked
+        os.write(controller, f"{answer}\n".encode())
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(controller)
+        if proc.poll() is None:
+            proc.kill()
+    if answer == "y":
+        assert proc.returncode == 0, err
+        assert sqlite_db.scalar("SELECT COUNT(*) FROM users") == EXTRA_USERS + 1
+    else:
+        assert proc.returncode == 5 and b"not confirmed" in err
+        assert sqlite_db.versions() == ["b5_drop_users"]
+
+
+def test_retention_applies_to_an_s3_prefix(sqlite_db, make_project, aws):
+    aws.client("s3").create_bucket(Bucket="keep-two")
+    project = make_project("backup")
+    for target in ("a1_users", "a2_users_email_index", "a3_seed"):
+        r = run_cli(project, "upgrade", target, "--backup", "always", "--backup-destination", "s3://keep-two/db",
+                    "--backup-retention", "2", url=sqlite_db.url, env=aws.env)
+        assert r.returncode == 0, r.output
+    keys = sorted(o["Key"] for o in aws.client("s3").list_objects_v2(Bucket="keep-two")["Contents"])
+    assert len(keys) == 2 and keys[0].startswith("db/default-app-a1_users-") and "a2_users" in keys[1]
+    [latest] = _backups(sqlite_db)[-1:]
+    r = run_cli(project, "restore", str(latest["location"]), "--database-url",
+                f"sqlite:///{project / 'copy.db'}", url=sqlite_db.url, env=aws.env)
+    assert r.returncode == 0, r.output
+    assert Database(f"sqlite:///{project / 'copy.db'}", "sqlite").versions() == ["a2_users_email_index"]
