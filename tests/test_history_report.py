@@ -12,6 +12,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from alembic_deploy.history_report import parse_since
 from helpers import PG_DRIVER, Database, assert_failed_cleanly, free_port, invoke_cli, run_cli, spawn_cli
@@ -21,6 +22,15 @@ from test_signals import LONG_STATEMENT, _read_stderr_until, _stop, _wait_for_th
 
 #: Set in a deploy's environment: a5_long runs LONG_STATEMENT (a signal or a kill ends it), else SELECT 1.
 SLOW = "REPORT_TEST_SLOW"
+
+
+#: The sessions still running the long statement of a killed run, and how to cancel one.
+ORPHAN_SQL = {
+    "postgresql": "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' AND state = 'active' "
+                  "AND datname = current_database()",
+    "mysql": "SELECT id FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(60)%' AND db = DATABASE()",
+}
+CANCEL_SQL = {"postgresql": "SELECT pg_cancel_backend({session})", "mysql": "KILL QUERY {session}"}
 
 
 def scene_project(make_project, backend: str) -> Path:
@@ -63,6 +73,13 @@ def fill_journal(project: Path, db: Database, env: str = "dev") -> None:
         _wait_for_the_long_statement(proc, db)
         _stop(proc, signum)
         assert proc.returncode == code
+    # The killed run's statement goes on on the server, and the next run waits for its session to end
+    # before it records the run as crashed (steps/recovery.py): end it now, as a DBA would, rather than
+    # wait out its minute.
+    if db.backend != "sqlite":
+        with db.engine().connect() as conn:
+            for (session,) in conn.execute(text(ORPHAN_SQL[db.backend])).fetchall():
+                conn.execute(text(CANCEL_SQL[db.backend].format(session=int(session))))
     upgrade("a5_long")
     upgrade("head", 7)
     upgrade("head", 7 if db.backend == "postgresql" else 8)
