@@ -24,6 +24,7 @@ from helpers import free_port, invoke_cli, run_cli, signal_at, spawn_cli, url_te
 from lockscene import BLOCKER_MARKER, Blocker
 from pushgateway import Pushgateway
 from test_exit_codes import _hold_migration_lock
+from test_health import HealthServer
 
 EMF_SCHEMA = json.loads((Path(__file__).parent / "emf.schema.json").read_text())
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
@@ -136,6 +137,26 @@ def test_lock_holder_and_lock_wait(sqlite_db, make_project, tmp_path):
     samples = _samples(textfile.read_text())
     assert samples["alembic_deploy_lock_wait_seconds"][0][0]["outcome"] == "failed"
     assert samples["alembic_deploy_lock_wait_seconds"][0][1] > 0
+
+
+def test_health_gate_events_and_its_wait_in_the_metrics(sqlite_db, make_project):
+    """A gate that never passes: its events, exit 4, and the whole wait as HealthWait."""
+    server = HealthServer(lambda n: (200, {"status": "ok"}) if n < 1 else (503, {"status": "down"}))
+    with server.running():
+        run = run_cli(make_project("sync"), "upgrade", "--log-format", "json", "--wait-healthy", server.url,
+                      "--healthy-count", "2", "--health-timeout", "1", "--health-interval", "0.05",
+                      "--metrics", "emf", url=sqlite_db.url)
+    assert run.returncode == 4, run.output
+    lines = _log(run.stderr)
+    [waiting] = _events(lines, "health_waiting")
+    assert (waiting["urls"], waiting["count"], waiting["timeout_s"]) == ([server.url], 2, 1.0)
+    unstable = _events(lines, "health_unstable")
+    assert unstable and (unstable[0]["url"], unstable[0]["streak"], unstable[0]["level"]) == (server.url, 1, "warning")
+    assert "HTTP 503" in unstable[0]["failure"]
+    [error] = _events(lines, "error")
+    assert (error["kind"], error["exit_code"]) == ("health-check-failed", 4)
+    [emf] = [json.loads(line) for line in run.stdout.splitlines()]
+    assert emf["HealthWait"] > 0 and emf["outcome"] == "failed"  # the wait of a gate that did not pass
 
 
 def test_retry_names_the_blocker(pg_db, make_project, tmp_path):
