@@ -512,3 +512,15 @@ def test_retention_applies_to_an_s3_prefix(sqlite_db, make_project, aws):
                 f"sqlite:///{project / 'copy.db'}", url=sqlite_db.url, env=aws.env)
     assert r.returncode == 0, r.output
     assert Database(f"sqlite:///{project / 'copy.db'}", "sqlite").versions() == ["a2_users_email_index"]
+
+
+def test_a_backup_of_some_tables_replaces_only_those(pg_db, make_project):
+    project = make_project("backup")
+    _seed(project, pg_db)
+    assert _deploy(project, pg_db, "--backup", "destructive", "--backup-tables", "auto").returncode == 0
+    [backup] = _backups(pg_db)
+    r = run_cli(project, "restore", str(backup["id"]), "--force", "--yes", url=pg_db.url)
+    assert r.returncode == 0, r.output
+    assert pg_db.scalar("SELECT COUNT(*) FROM users") == EXTRA_USERS + 1
+    assert pg_db.versions() == ["a3_seed"]
+    assert pg_db.has_table("notes")  # not in the backup: left as it was

@@ -7,8 +7,10 @@ migration lock so no deploy runs meanwhile; for a snapshot the exact AWS CLI ste
 since restoring one makes a new instance or cluster that the application must then be pointed at.
 
 A target that holds tables (other than the journal's) is refused unless ``force``: then the tables
-the backup holds are replaced, and when the backup holds the whole database, tables it does not
-hold are dropped too, so the schema is exactly the backup's. The journal's own tables are never
+the backup holds are replaced, and when the backup is known to hold the whole database (a SQLite
+copy, or a backup the journal records without a table list), tables it does not hold are dropped
+too, so the schema is exactly the backup's; a dump the journal does not know only replaces what it
+holds. The journal's own tables are never
 in a backup and never rewound; the restore is a row of the journal (command ``restore``).
 """
 
@@ -178,8 +180,10 @@ def restore(deployment: Deployment, given: str, force: bool, confirm: Callable[[
         journal.start(report, deployment.settings)
         try:
             saved = _save(deployment.engine, keep)
-            if present and backup.tables is None:
-                _drop(deployment.engine, present)  # a whole-database backup: the schema becomes exactly its own
+            if present and (backend.backup_by_copy or (backup.id is not None and backup.tables is None)):
+                # A backup of the whole database: the schema becomes exactly its own. One the journal
+                # does not know might hold only some tables: then only those are replaced.
+                _drop(deployment.engine, present)
             _restore(deployment, backup, replace=bool(present))
             _put_back(deployment.engine, saved)
         except AlembicDeployError as exc:
