@@ -524,3 +524,15 @@ def test_a_backup_of_some_tables_replaces_only_those(pg_db, make_project):
     assert pg_db.scalar("SELECT COUNT(*) FROM users") == EXTRA_USERS + 1
     assert pg_db.versions() == ["a3_seed"]
     assert pg_db.has_table("notes")  # not in the backup: left as it was
+
+
+def test_the_postgresql_programs_get_the_urls_libpq_settings_but_no_password_argument(tmp_path):
+    from alembic_deploy.backends import for_dialect
+
+    url = make_url("postgresql+psycopg://app:s3cret-pw@/shop?host=/cloudsql/p:r:i&sslmode=require")
+    command = for_dialect("postgresql").dump_command(url, ["public.users"], ["alembic_deploy_history"], tmp_path)
+    assert "s3cret-pw" not in " ".join(command.argv)
+    assert command.env == {"PGPASSWORD": "s3cret-pw", "PGHOST": "/cloudsql/p:r:i", "PGSSLMODE": "require"}
+    assert '--table="public"."users"' in command.argv
+    assert '--exclude-table="alembic_deploy_history_id_seq"' in command.argv
+    assert "--dbname=dbname='shop'" in command.argv and not any(a.startswith("--host") for a in command.argv)

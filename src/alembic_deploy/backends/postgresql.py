@@ -81,9 +81,10 @@ def _libpq_env(url: URL) -> dict[str, str]:
     return env
 
 
-#: URL query keys libpq client programs read from the environment.
-_LIBPQ_ENV = {"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY",
-              "application_name": "PGAPPNAME", "options": "PGOPTIONS", "target_session_attrs": "PGTARGETSESSIONATTRS"}
+#: URL query keys libpq client programs read from the environment (``?host=/cloudsql/...``: a socket folder).
+_LIBPQ_ENV = {"host": "PGHOST", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT",
+              "sslkey": "PGSSLKEY", "application_name": "PGAPPNAME", "options": "PGOPTIONS",
+              "target_session_attrs": "PGTARGETSESSIONATTRS"}
 
 
 def _pattern(table: str) -> str:
