@@ -536,3 +536,34 @@ def test_the_postgresql_programs_get_the_urls_libpq_settings_but_no_password_arg
     assert '--table="public"."users"' in command.argv
     assert '--exclude-table="alembic_deploy_history_id_seq"' in command.argv
     assert "--dbname=dbname='shop'" in command.argv and not any(a.startswith("--host") for a in command.argv)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_restore_into_another_empty_database_by_path(backend, request, make_project):
+    from servers import databases
+
+    db: Database = request.getfixturevalue("pg_db" if backend == "postgresql" else "mysql_db")
+    project = make_project("backup")
+    _seed(project, db)
+    assert _deploy(project, db, "--backup", "always").returncode == 0
+    [backup] = _backups(db)
+    with databases(backend) as dbs:
+        target = Database(dbs.create(), backend)
+        r = run_cli(project, "restore", str(backup["location"]), "--database-url", target.url, url=db.url)
+        assert r.returncode == 0, r.output
+        assert target.scalar("SELECT COUNT(*) FROM users") == EXTRA_USERS + 1
+        assert target.versions() == ["a3_seed"]
+        assert not target.has_table(HISTORY + "_backups")  # the journal's tables are never in a backup
+        assert [row["command"] for row in target.journal()] == ["restore"]  # the restore is its first entry
+    assert not db.has_table("users")  # the source is untouched
+
+
+def test_run_migrate_backs_up_before_migrating_too(sqlite_db, make_project, tmp_path):
+    project = make_project("backup")
+    r = run_cli(tmp_path, "run", "--migrate", "-c", str(project / "alembic.ini"), "--backup", "always",
+                "--backup-destination", str(tmp_path / "bk"), "--", sys.executable, "-c", "print('app started')",
+                url=sqlite_db.url)
+    assert r.returncode == 0, r.output
+    assert "app started" in r.stdout
+    [backup] = _backups(sqlite_db)
+    assert backup["outcome"] == "ok" and str(backup["location"]).startswith(str(tmp_path / "bk"))
