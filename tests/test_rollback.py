@@ -293,3 +293,43 @@ def test_rollback_to_ends_where_plain_alembic_downgrade_does(make_project, db):
         assert done.returncode == 0, (target, done.output)
         assert (db.versions(), schema_snapshot(db.url)) == expected, target
         assert last_row(db)["outcome"] == "rolled-back"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mysql"])
+def test_a_downgrade_that_fails_after_a_committed_statement_is_partly_rolled_back_until_repaired(
+        request, make_project, backend):
+    """MySQL/MariaDB and SQLite commit DDL statement by statement: a downgrade() that fails after
+    its first statement leaves the revision partly rolled back; every later run refuses (exit 8)
+    until `repair` settles it, each option the other way round from an upgrade's."""
+    db = request.getfixturevalue(f"{backend}_db")
+    project = make_project("sync")
+    path = write_revision(
+        project, "a4_two", "a3_seed",
+        "    op.add_column('users', sa.Column('c1', sa.Integer))\n"
+        "    op.create_table('t4', sa.Column('id', sa.Integer))",
+        "    op.drop_table('t4')\n    op.execute('SELECT no_such_column FROM users')",
+    )
+    assert invoke_cli(project, "upgrade", "a3_seed", url=db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", url=db.url).returncode == 0
+    failed = rollback(project, db, "--force", "--yes")
+    assert failed.returncode == 7, failed.output
+    assert "partly rolled back" in failed.stderr and not db.has_table("t4")
+    assert db.versions() == ["a4_two"] and last_row(db)["outcome"] == "failed"
+    for command in (("upgrade",), ("rollback", "--force", "--yes")):
+        refused = invoke_cli(project, *command, url=db.url)
+        assert refused.returncode == 8, refused.output
+        assert "Revision a4_two is partly rolled back" in refused.stderr
+    # Put back what ran with upgrade(): the revision is applied as before, and can be rolled back again.
+    undone = invoke_cli(project, "repair", "--rollback-partial", url=db.url)
+    assert undone.returncode == 0, undone.output
+    assert db.has_table("t4") and db.versions() == ["a4_two"] and last_row(db)["outcome"] == "applied"
+    # Fixed, it fails no more after its first statement: resume runs the rest and records it rolled back.
+    assert rollback(project, db, "--force", "--yes").returncode == 7
+    path.write_text(path.read_text().replace("op.execute('SELECT no_such_column FROM users')",
+                                             "op.drop_column('users', 'c1')"))
+    resumed = invoke_cli(project, "repair", "--resume", url=db.url)
+    assert resumed.returncode == 0, resumed.output
+    assert "recorded it as rolled back" in resumed.stderr
+    assert db.versions() == ["a3_seed"] and not db.has_table("t4")
+    assert last_row(db)["outcome"] == "rolled-back"
+    assert invoke_cli(project, "upgrade", url=db.url).returncode == 0

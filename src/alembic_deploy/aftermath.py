@@ -180,6 +180,18 @@ def _partial_error(partial: Partial, backend: Backend, options: Callable[[Partia
         fields["failed"] = f"{_listing([partial.entry.failed])} (raised an error; not applied)"
     fields["not run"] = _not_run(partial)
     fields["options"] = "; ".join(options(partial))
+    if partial.direction == "downgrade":
+        return PartialMigration(
+            f"Revision {rev} is partly rolled back: "
+            f"{what.replace('statement(s)', 'statement(s) of its downgrade()', 1)} by an earlier rollback "
+            f"(journal #{row['id']}, {row['outcome']}) but the version table still says "
+            f"{at}, because {backend.partial_cause} and nothing undid them. Running it again (up or down) would "
+            f"apply them twice or fail on them, so nothing was migrated.{unsure} Resolve it with `alembic-deploy "
+            "repair`: --resume runs the rest of its downgrade() and records it as rolled back, --rollback-partial "
+            "puts back what ran with its upgrade(), --mark-applied records it as rolled back (see options below); "
+            "then roll back or deploy again.",
+            **fields,
+        )
     return PartialMigration(
         f"Revision {rev} is partly applied: {what} by an earlier "
         f"run (journal #{row['id']}, {row['outcome']}) but the version table says {at}, because "

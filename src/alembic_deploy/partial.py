@@ -130,9 +130,16 @@ class Partial:
         settled = {s.n: s for s in self.applied}
         return [settled.get(s.n, s) for s in self.entry.statements]
 
-    def statements(self, direction: str = "upgrade") -> list[str]:
+    @property
+    def reverse(self) -> str:
+        """The function that undoes what ran: downgrade() of an upgrade, upgrade() of a downgrade."""
+        return "upgrade" if self.direction == "downgrade" else "downgrade"
+
+    def statements(self, direction: str | None = None) -> list[str]:
         """The revision's statements as alembic's offline mode renders them (version-table
-        bookkeeping left out); raises ValueError with the reason when they cannot be listed."""
+        bookkeeping left out), of the function that ran (``direction`` None) or of ``direction``;
+        raises ValueError with the reason when they cannot be listed."""
+        direction = direction or self.direction
         if direction not in self._statements:
             try:
                 rendered = self.project.offline_sql(self.revision, direction)

@@ -63,11 +63,12 @@ class JournalState:
 
         ``find_partial`` looks only at the newest row with progress, and only when its outcome is
         not settled; there it refuses over a revision that is not applied (one these scripts lack:
-        an ancestor of the heads is applied) whose statements are durable or may be (one that
-        commits by itself still ``running``, or one ``undoing``: recovery settles those by looking
-        at the schema, which the fast path does not). Any doubt counts as yes: declining costs
-        only time. Progress a crashed run left outside its row (MySQL's MEMORY table, SQLite's
-        lock file) needs no look of its own: recovery moves it only into a row still ``running``."""
+        an ancestor of the heads is applied), or a downgrade's that still is, whose statements are
+        durable or may be (one that commits by itself still ``running``, or one ``undoing``:
+        recovery settles those by looking at the schema, which the fast path does not). Any doubt
+        counts as yes: declining costs only time. Progress a crashed run left outside its row
+        (MySQL's MEMORY table, SQLite's lock file) needs no look of its own: recovery moves it only
+        into a row still ``running``."""
         if self.running:
             return True
         if self.last_progress is None or self.last_progress[0] in SETTLED:
@@ -87,7 +88,8 @@ class JournalState:
                 statement.applied or statement.state == "undoing"
                 or (statement.state == "running" and statement.may_commit)
             )
-            for entry in progress.revisions if entry.revision not in known
+            # A downgrade (rollback) is unsettled while its revision is applied, as every known one is.
+            for entry in progress.revisions if entry.revision not in known or entry.direction == "downgrade"
             for statement in entry.statements
         )
 

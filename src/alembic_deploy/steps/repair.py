@@ -93,7 +93,7 @@ def plan_resume(partial: Partial) -> Plan:
     if refusal is not None:
         return refusal
     try:
-        statements = partial.statements("upgrade")
+        statements = partial.statements()
     except ValueError as exc:
         return _refused(str(exc))
     last = partial.last_applied
@@ -122,11 +122,12 @@ def plan_resume(partial: Partial) -> Plan:
                 f"({effect.kind} {effect.name} {'exists' if effect.creates else 'is gone'}): "
                 f"{shorten(excerpt(sql, syntax))}"
             )
+    done = "applied" if partial.direction == "upgrade" else "rolled back"
     if rest:
         span = str(rest[0][0]) if len(rest) == 1 else f"{rest[0][0]}-{rest[-1][0]}"
-        summary = f"run statement(s) {span}, then record {partial.revision} as applied"
+        summary = f"run statement(s) {span}, then record {partial.revision} as {done}"
     else:
-        summary = f"every statement ran: record {partial.revision} as applied"
+        summary = f"every statement ran: record {partial.revision} as {done}"
     return Plan(rest, summary)
 
 
@@ -158,7 +159,7 @@ def plan_rollback(partial: Partial, keep: Sequence[str] = ()) -> Plan:
             + "; ".join(f"statement {s.n} ({shorten(s.sql)}) {why}" for s, why in doubts) + escape
         )
     try:
-        downgrade = partial.statements("downgrade")
+        downgrade = partial.statements(partial.reverse)
     except ValueError as exc:
         return _refused(str(exc))
     reverses = [(i, sql, effect_of(sql)) for i, sql in enumerate(downgrade)]
@@ -173,10 +174,11 @@ def plan_rollback(partial: Partial, keep: Sequence[str] = ()) -> Plan:
         else:
             undo.append((match[0], statement.n, match[1]))
     if missing:
-        return _refused(f"downgrade() has no statement that undoes statement {'; statement '.join(missing)}")
+        return _refused(f"{partial.reverse}() has no statement that undoes statement {'; statement '.join(missing)}")
     undo.sort()
     numbers = ", ".join(str(n) for _, n, _ in undo)
-    summary = f"undo statement(s) {numbers} with {len(undo)} statement(s) of downgrade()" if undo else "undo nothing"
+    summary = (f"undo statement(s) {numbers} with {len(undo)} statement(s) of {partial.reverse}()" if undo
+               else "undo nothing")
     if kept:
         summary += f", leaving what statement(s) {', '.join(str(s.n) for s in kept)} did as it is (--keep)"
     return Plan([(n, sql) for _, n, sql in undo], summary, kept=[s.n for s in kept])
@@ -301,27 +303,33 @@ def run(
         statements = [s for s in statements if s.n <= partial.last_applied]
     tracker.resume(partial.revision, statements)
     started = time.time()
+    recorded = "applied" if partial.direction == "upgrade" else "rolled back"
     if action == "resume":
         _execute(deployment, tracker, plan)
         _stamp(deployment, project, partial)
-        done = f"ran statement(s) {', '.join(str(n) for n, _ in plan.statements) or 'none'} and recorded it as applied"
+        ran = ", ".join(str(n) for n, _ in plan.statements) or "none"
+        done = f"ran statement(s) {ran} and recorded it as {recorded}"
     elif action == "rollback-partial":
         _undo(deployment, tracker, plan)
         done = f"undid statement(s) {', '.join(str(n) for n, _ in plan.statements) or 'none'}"
         if plan.kept:
             done += f", left what statement(s) {', '.join(str(n) for n in plan.kept)} did as it is"
-        done += "; the next deploy applies it whole"
+        done += ("; the next deploy applies it whole" if partial.direction == "upgrade"
+                 else "; it is applied as before the rollback, which can run again")
     else:
         _warn_unfinished(deployment, partial)
         _stamp(deployment, project, partial)
-        done = "recorded it as applied"
+        done = f"recorded it as {recorded}"
     tracker.progress.revisions = []
     tracker.flush()
     report.to_revisions = _versions(deployment, partial)
-    report.outcome = "rolled-back" if action == "rollback-partial" else "applied"
+    # What the revision ends as: an upgrade resumed or marked is applied, one whose statements were
+    # undone is back below it; a downgrade (rollback) the other way round.
+    undone = (action == "rollback-partial") == (partial.direction == "upgrade")
+    report.outcome = "rolled-back" if undone else "applied"
     report.applied.append(
         RevisionResult(partial.revision, (), describe(project, partial.revision), started, time.time() - started,
-                       status="rolled-back" if action == "rollback-partial" else "applied")
+                       status="rolled-back" if undone else "applied")
     )
     echo(event("repaired", f"Repaired {partial.revision} ({action}): {done}.", revision=partial.revision,
                action=action))
@@ -426,8 +434,11 @@ def _versions(deployment: Deployment, partial: Partial) -> tuple[str, ...]:
 
 def _stamp(deployment: Deployment, project: AlembicProject, partial: Partial) -> None:
     """Record the revision as applied through env.py (as ``alembic stamp`` would), only when it is
-    the very next step from what the version table says."""
+    the very next step from what the version table says; a downgrade's revision as rolled back."""
     from ..alembic_env import RunObserver
+    if partial.direction == "downgrade":
+        _stamp_down(deployment, project, partial)
+        return
     versions = _versions(deployment, partial)
     try:
         steps = [rev for rev, _ in project.upgrade_steps(partial.revision, versions)]
@@ -446,3 +457,28 @@ def _stamp(deployment: Deployment, project: AlembicProject, partial: Partial) ->
             "different version table than the one the journal recorded.",
         )
 
+
+def _stamp_down(deployment: Deployment, project: AlembicProject, partial: Partial) -> None:
+    """Record a partly rolled back revision as rolled back (``alembic stamp`` to what it follows),
+    only when the version table holds it as a head: nothing applied after it depends on it."""
+    from ..alembic_env import RunObserver
+
+    versions = _versions(deployment, partial)
+    if partial.revision not in versions:
+        raise CheckRefused(
+            f"Cannot record {partial.revision} as rolled back: the version table says "
+            f"{', '.join(versions) or '<base>'}, which does not hold it as a head. Check the version table by hand.",
+        )
+    below = project.down_revisions(partial.revision)
+    if len(below) > 1:
+        raise CheckRefused(
+            f"Cannot record the merge revision {partial.revision} as rolled back here: stamp the version table "
+            f"by hand (`alembic stamp {' '.join(below)}` after `alembic stamp --purge` if needed).",
+        )
+    target = below[0] if below else "base"
+    project.run("stamp", target, RunObserver())
+    if is_applied(project, partial.revision, _versions(deployment, partial)):
+        raise MigrationFailed(
+            f"Stamping {target} did not take {partial.revision} out of the version table; env.py may use a "
+            "different version table than the one the journal recorded.",
+        )
