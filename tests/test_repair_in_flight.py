@@ -244,3 +244,87 @@ def test_only_the_record_made_before_a_statement_ran_proves_what_it_did_when_the
     assert unprovable(replace(drop, before=True), in_flight=True) is None
     assert "already existed just before it ran" in unprovable(replace(create, before=True), in_flight=True)
     assert "was already gone just before it ran" in unprovable(replace(drop, before=False), in_flight=True)
+
+
+# -- when the run's own statements answer "did it exist before?" ------------------------------------
+def _record_before(db_url: str, revisions: list[list[str]]) -> tuple[list[tuple[str, bool | None]], list[str]]:
+    """Run ``revisions`` (each a list of statements) on SQLite under a ProgressTracker, as alembic
+    does; returns (statement excerpt, its recorded ``before``) for every statement, and the
+    lookups the tracker sent (the sqlite3 trace of ``sqlite_master`` / ``pragma_table_info``)."""
+    import sqlalchemy as sa
+
+    from alembic_deploy.backends import for_dialect
+    from alembic_deploy.progress.tracker import ProgressTracker
+
+    tracker = ProgressTracker(for_dialect("sqlite"))
+    traced: list[str] = []
+    seen: list[tuple[str, bool | None]] = []
+    engine = sa.create_engine(db_url, future=True)
+    try:
+        with engine.connect() as conn:
+            conn.connection.dbapi_connection.set_trace_callback(traced.append)
+            tracker.attach(conn)
+            for n, statements in enumerate(revisions):
+                tracker.revision_started(f"r{n}")
+                for sql in statements:
+                    try:
+                        conn.exec_driver_sql(sql)
+                    except sa.exc.DBAPIError:  # "duplicate column": what matters is the record before
+                        failed = tracker.progress.revisions[-1].failed
+                        assert failed is not None
+                        seen.append((failed.sql, failed.before))
+                        conn.rollback()
+                    else:
+                        last = tracker.progress.revisions[-1].statements[-1]
+                        seen.append((last.sql, last.before))
+                tracker.revision_applied(f"r{n}")
+            tracker.detach()
+    finally:
+        engine.dispose()
+    lookups = [sql for sql in traced if "sqlite_master" in sql or "pragma_table_info" in sql]
+    return seen, lookups
+
+
+def test_a_column_added_to_a_table_this_run_created_is_known_absent_without_a_lookup(tmp_path):
+    """The table was created by this run (a statement that committed by itself, every column in
+    its text) and nothing since could have added the column: it was absent, no query needed."""
+    seen, lookups = _record_before(f"sqlite:///{tmp_path / 'a.db'}", [
+        ["CREATE TABLE notes (id INTEGER PRIMARY KEY, title VARCHAR(20))"],
+        ["ALTER TABLE notes ADD COLUMN body TEXT"],
+        ["CREATE INDEX ix_notes_title ON notes (title)"],
+    ])
+    assert seen == [("CREATE TABLE notes (id INTEGER PRIMARY KEY, title VARCHAR(20))", False),
+                    ("ALTER TABLE notes ADD COLUMN body TEXT", False),
+                    ("CREATE INDEX ix_notes_title ON notes (title)", False)]
+    # The table and the index were looked up (an index may have a name the server made up); the
+    # column was not.
+    assert len(lookups) == 2 and not any("pragma_table_info" in sql for sql in lookups), lookups
+
+
+@pytest.mark.parametrize(("revisions", "why"), [
+    ([["CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"], ["ALTER TABLE notes ADD COLUMN body TEXT"]],
+     "the CREATE TABLE spelt the name"),
+    ([["CREATE TABLE notes (id INTEGER PRIMARY KEY)"], ["CREATE VIEW notes_view AS SELECT id FROM notes"],
+      ["ALTER TABLE notes ADD COLUMN body TEXT"]], "a change with no single known effect ran since"),
+    ([["CREATE TABLE notes (id INTEGER PRIMARY KEY)"], ["ALTER TABLE notes ADD COLUMN x INT, ADD COLUMN y INT"],
+      ["ALTER TABLE notes ADD COLUMN body TEXT"]], "a statement of several clauses ran since"),
+    ([["CREATE TABLE other (id INTEGER PRIMARY KEY)"], ["CREATE TABLE notes AS SELECT id AS body FROM other"],
+      ["ALTER TABLE notes ADD COLUMN body TEXT"]], "the table took its columns from a query"),
+    ([["CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY)"], ["ALTER TABLE notes ADD COLUMN body TEXT"]],
+     "the table may have been there before, with other columns"),
+    ([["ALTER TABLE legacy ADD COLUMN body TEXT"]], "the table is not this run's"),
+    ([["CREATE TABLE notes (id INTEGER PRIMARY KEY)"], ['ALTER TABLE "NOTES" ADD COLUMN body TEXT']],
+     "the table is spelt another way"),
+])
+def test_a_column_is_looked_up_unless_this_runs_statements_prove_it_absent(tmp_path, revisions, why):
+    """Whatever could have made the column without the tracker seeing its name leaves the lookup
+    in place: its ``before`` is the database's answer."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    with __import__("sqlalchemy").create_engine(url).begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE legacy (id INTEGER PRIMARY KEY, body TEXT)")
+    seen, lookups = _record_before(url, revisions)
+    last_sql, last_before = seen[-1]
+    assert last_sql.endswith("ADD COLUMN body TEXT"), seen
+    assert any("pragma_table_info" in sql and "'body'" in sql for sql in lookups), (why, lookups)
+    assert last_before is (why in ("the CREATE TABLE spelt the name", "the table is not this run's",
+                                   "the table took its columns from a query")), (why, seen)

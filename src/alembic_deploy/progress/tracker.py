@@ -53,10 +53,13 @@ before it failed.
 Before each statement that commits by itself, the object it creates or drops is looked up
 (:meth:`~alembic_deploy.backends.Backend.object_exists`) and recorded with it (``before``): after
 a crash inside it, only that tells the statement's doing from an object that was there before.
+One case needs no query: a column added to a table this run created, whose name no statement
+since could have made (:meth:`ProgressTracker._known_absent`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -143,6 +146,12 @@ class ProgressTracker:
         #: with the machine or the server: True once the first change they alone know of
         #: repeats visibly, None while there are none.
         self._deferred: bool | None = None
+        #: Tables this run created, by a statement that committed by itself: (schema, name) as
+        #: spelt -> every word the statements that named the table since hold (lower case). See
+        #: :meth:`_known_absent`.
+        self._created: dict[tuple[str | None, str], set[str]] = {}
+        #: The table the statement in flight creates, and its words, until it completes.
+        self._creating: tuple[tuple[str | None, str], set[str]] | None = None
         #: Which function of each revision runs: ``upgrade``, or ``downgrade`` (``rollback``).
         self.direction = "upgrade"
 
@@ -158,6 +167,7 @@ class ProgressTracker:
 
         self.detach()
         self.counts = StatementCounts()
+        self._created.clear()
         self._dbapi = connection.connection.dbapi_connection
         self._in_transaction = self.backend.transaction_probe(self._dbapi)
         self._autocommit = self.backend.autocommit_probe(self._dbapi)
@@ -242,6 +252,7 @@ class ProgressTracker:
 
     # -- what the connection sends (connection_events) ---------------------------------------------
     def _before(self, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        self._creating = None
         counts = self.counts
         if counts is not None:
             counts.sent += 1
@@ -250,8 +261,12 @@ class ProgressTracker:
         if self._commit_pending:
             self._settle_commit()
         entry = self._current
-        if entry is not None and self._is_version(statement) is None:
+        if self._is_version(statement) is not None:
+            return
+        if entry is not None:
             self._see(entry, _literal(statement, parameters, context, executemany))
+        elif self._created and classify(statement) != READ:
+            self._created.clear()  # a change outside any revision: what it did is not known
 
     def _see(self, entry: RevisionRecord, text: str) -> None:
         """``text``, a statement of the revision in flight, is about to run: record it."""
@@ -262,17 +277,29 @@ class ProgressTracker:
             committed = self._commit_done(entry)
         statement = record(len(entry.statements) + 1, text, kind, may, self._syntax)
         entry.statements.append(statement)
+        fields = None
+        if kind != READ and (self._created or (may and kind == DDL)):
+            fields = _effect_fields(normalize(text), fold=False)
+        if may and kind == DDL:
+            statement.before = self._existed(text, fields)
+        if self._created and kind != READ:
+            self._follow_created(text, fields)
         if may:
-            if kind == DDL:
-                statement.before = self._existed(text)
             self.flush(durable=not self._may_defer(committed[0] if committed else statement))
 
-    def _existed(self, text: str) -> bool | None:
-        """Does the object the DDL statement ``text`` creates or drops exist now, before it runs?
-        None when the statement has no single such object or the backend cannot look it up."""
-        fields = _effect_fields(normalize(text), fold=False)
+    def _existed(self, text: str, fields: dict[str, Any] | None) -> bool | None:
+        """Does the object the DDL statement ``text`` (its effect: ``fields``) creates or drops
+        exist now, before it runs? None when the statement has no single such object or the
+        backend cannot look it up. Looked up on the database, unless this run's own statements
+        tell (:meth:`_known_absent`)."""
         if fields is None or self._dbapi is None:
             return None
+        if fields["kind"] == "table" and fields["creates"] and not fields["conditional"]:
+            words = self._creating_words(text)
+            if words is not None:
+                self._creating = ((fields["schema"], fields["name"]), words)
+        if self._known_absent(fields):
+            return False
         try:
             return self.backend.object_exists(self._dbapi, fields["kind"], fields["name"], fields["table"],
                                               fields["schema"])
@@ -282,6 +309,10 @@ class ProgressTracker:
     def _after(self) -> None:
         if self.counts is not None:
             self.counts.completed += 1
+        if self._creating is not None:
+            key, words = self._creating
+            self._created[key] = words
+            self._creating = None
         entry = self._current
         if entry is None or not entry.statements or entry.statements[-1].state != "running":
             return
@@ -317,6 +348,7 @@ class ProgressTracker:
                     pass
 
     def _on_rollback(self) -> None:
+        self._created.clear()
         # A rollback after a commit is that of the next transaction: the commit went through.
         self._settle_commit()
         for entry in self.progress.revisions:
@@ -336,6 +368,43 @@ class ProgressTracker:
                 entry.failed = statement
 
     # -- helpers ------------------------------------------------------------------------------------
+    @staticmethod
+    def _creating_words(text: str) -> set[str] | None:
+        """The words of a ``CREATE TABLE`` whose columns are all in its text (None: some come from
+        elsewhere, ``AS SELECT`` / ``LIKE``, or an expression, ``GENERATED ... AS``)."""
+        words = set(_WORD.findall(text.lower()))
+        return None if words & {"select", "like", "as"} else words
+
+    def _follow_created(self, text: str, fields: dict[str, Any] | None) -> None:
+        """Keep :attr:`_created` true of the statement ``text`` (a change; its effect ``fields``)
+        about to run: a statement that names no single object may do anything (every table is
+        forgotten); one on a table this run created adds its words to that table's; dropping such a
+        table forgets it."""
+        if fields is None:
+            self._created.clear()
+            return
+        if fields["kind"] == "table":
+            self._created.pop((fields["schema"], fields["name"]), None)
+            return
+        words = self._created.get((fields["schema"], fields["table"]))
+        if words is not None:
+            words.update(_WORD.findall(text.lower()))
+
+    def _known_absent(self, fields: dict[str, Any]) -> bool:
+        """Is the column a statement adds (``fields``) certainly absent, from this run's own
+        statements, with no lookup? Yes when this run created its table (a ``CREATE TABLE`` that
+        committed by itself and listed every column) and no statement since, on any table, could
+        have added it: each was a read, alembic's version-table bookkeeping, or one with a single
+        known effect on an object whose table's statements never spelt that name. A column has
+        no name the server makes up (an index or a constraint may: MySQL's ``t_ibfk_1``,
+        PostgreSQL's ``t_pkey``), so only columns. Statements sent around SQLAlchemy (a raw DBAPI
+        cursor, another connection) are not seen here, as the rest of this record does not see
+        them."""
+        if fields["kind"] != "column" or not fields["creates"]:
+            return False
+        words = self._created.get((fields["schema"], fields["table"]))
+        return words is not None and fields["name"].lower() not in words
+
     def _may_defer(self, first: Statement) -> bool:
         """May the record about to be written skip durability? ``first``: the earliest change it
         tells of that no durable record holds (a statement committed by the one about to run, or
@@ -377,6 +446,10 @@ class ProgressTracker:
     def _safe_to_write(self) -> bool:
         return (not self.backend.journal_shares_write_lock or self._dbapi is None
                 or self._in_transaction() is not True)
+
+
+#: A word of a statement (identifiers as SQL spells them unquoted; quoted ones hold these too).
+_WORD = re.compile(r"[\w$]+")
 
 
 def _literal(statement: str, parameters: Any, context: Any, executemany: bool) -> str:
