@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from helpers import Database, url_text
@@ -46,7 +47,8 @@ def run_action(workspace: Path, **given: str) -> ActionRun:
     output_file, summary_file = workspace / "github_output", workspace / "step_summary"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ALEMBIC_DEPLOY_", "GITHUB_", "INPUT_"))}
     base.pop("DATABASE_URL", None)
-    base.update(GITHUB_OUTPUT=str(output_file), GITHUB_STEP_SUMMARY=str(summary_file), GITHUB_WORKSPACE=str(workspace))
+    base.update(GITHUB_OUTPUT=str(output_file), GITHUB_STEP_SUMMARY=str(summary_file), GITHUB_WORKSPACE=str(workspace),
+                GITHUB_ACTION_PATH=str(ACTION.parent))  # where the runner checked out the action
     stdout = stderr = ""
     exit_code = 0
     for step in action["runs"]["steps"]:
@@ -109,6 +111,23 @@ def test_a_failing_revision_is_annotated_on_its_file_and_fails_the_step(make_pro
     assert annotation.startswith(f"::error file=service/migrations/versions/a4_broken.py,line={line},"
                                  "title=alembic-deploy%3A migration-failed (exit 7)::Revision a4_broken")
     assert "| failed | `a4_broken`" in run.summary and "**migration-failed**" in run.summary
+
+
+@pytest.mark.slow
+def test_without_alembic_deploy_it_installs_the_actions_own_source_tree(make_project: Any, tmp_path: Path) -> None:
+    """The package is not on PyPI: by default the action installs the source tree it was checked out
+    from (with its extras) into the project's interpreter, here a new virtual environment (pip
+    fetches the dependencies from the package index)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    make_project("sync", "repo/app")
+    run = run_action(tmp_path / "repo", working_directory="app", database_url=f"sqlite:///{tmp_path / 'app.db'}",
+                     python=str(venv / "bin" / "python"))
+    assert run.exit_code == 0, run.stderr
+    assert run.outputs["applied-count"] == "3" and run.outputs["exit-code"] == "0"
+    installed = subprocess.run([str(venv / "bin" / "python"), "-c", "import alembic_deploy, boto3, httpx"],
+                               capture_output=True, text=True, timeout=60)
+    assert installed.returncode == 0, installed.stderr
 
 
 def test_the_database_password_is_masked_and_never_written(make_project: Any, tmp_path: Path,
