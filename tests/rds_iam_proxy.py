@@ -36,6 +36,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote
 
 from helpers import free_port
+from refusal_proxy import accept_each
 
 SSL_REQUEST, GSSENC_REQUEST = 80877103, 80877104
 SECRET_KEY = "testing"  # moto's fake credentials (aws_server.FAKE_CREDENTIALS)
@@ -109,19 +110,11 @@ class IamAuthProxy:
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(*map(str, self.certificate))
         self._listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=accept_each, args=(self._listener, self._serve), daemon=True).start()
         return self
 
     def stop(self) -> None:
         self._listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, raw: socket.socket) -> None:
         try:

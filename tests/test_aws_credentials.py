@@ -375,3 +375,53 @@ def test_an_unreadable_secret_with_json_is_a_document_of_the_schema(make_project
     project = make_project("sync")
     run = run_cli(project, "upgrade", "--json", "--database-secret", "no/such/secret", env=aws.env)
     assert checked(run.stdout, "upgrade", 13)["error"]["kind"] == "credentials-unavailable"
+
+
+
+def rotate_through_refusal_proxy(project, database: Database, aws, request, current: str):
+    """Run ``upgrade`` with a secret holding ``database``'s password, after the rotation changed the
+    database's password (setSecret) but not yet the secret (finishSecret). The server is reached
+    through :class:`refusal_proxy.RefusalProxy`, which finishes the rotation when it sees the
+    server refuse a login, before the tool sees the refusal: the secret's current version then
+    holds ``current``. Returns the run, the proxy and the database's new password."""
+    from refusal_proxy import RefusalProxy
+
+    rotated, parts = f"r0tated%{uuid.uuid4().hex[:8]}", make_url(database.url)
+    secrets = aws.client("secretsmanager")
+
+    def secret(proxy: RefusalProxy, password: str | None) -> dict[str, Any]:
+        through = url_text(parts.set(host="127.0.0.1", port=proxy.port))
+        return rds_secret(through, database.backend, password=password)
+
+    def finish_rotation(_n: int) -> None:
+        secrets.put_secret_value(SecretId=name, SecretString=json.dumps(
+            secret(proxy, rotated if current == "rotated" else current)))
+
+    with RefusalProxy((parts.host or "127.0.0.1", parts.port or 0), database.backend, finish_rotation) as proxy:
+        name = store(aws, secret(proxy, database.password))
+        rotate_database_password(database, rotated, request)
+        run = run_cli(project, "upgrade", "--database-secret", name, env=aws.env)
+    return run, proxy, rotated
+
+
+def test_a_whole_run_whose_login_is_refused_reads_the_secret_again_once_and_deploys(make_project, login_db, aws,
+                                                                                     request):
+    """The run's first connect (the wait step) is refused: the rotation is half done. The rotation
+    finishes between the refusal and the tool's re-read (:func:`rotate_through_refusal_proxy`):
+    the re-read gets the new password and the run deploys, after exactly one refused login."""
+    run, proxy, rotated = rotate_through_refusal_proxy(make_project("sync"), login_db, aws, request, "rotated")
+    assert run.returncode == 0, run.output
+    assert proxy.refused == 1
+    assert Database(url_text(login_db.url, password=rotated), login_db.backend).versions() == ["a3_seed"]
+    assert rotated not in run.output and login_db.password not in run.output
+
+
+def test_a_secret_still_wrong_after_the_re_read_is_a_wrong_password_exit_2(make_project, login_db, aws, request):
+    """As above, but the version the rotation makes current holds another wrong password: the tool
+    reads it once, is refused again (two refusals, no third try) and stops with exit 2 (README's
+    exit-code table: a wrong password), showing no password."""
+    also_wrong = f"n0t-it%{uuid.uuid4().hex[:8]}"
+    run, proxy, rotated = rotate_through_refusal_proxy(make_project("sync"), login_db, aws, request, also_wrong)
+    message = assert_failed_cleanly(run, 2, login_db.password or "", rotated, also_wrong)
+    assert proxy.refused == 2
+    assert "password" in message or "Access denied" in message
