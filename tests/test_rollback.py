@@ -333,3 +333,43 @@ def test_a_downgrade_that_fails_after_a_committed_statement_is_partly_rolled_bac
     assert db.versions() == ["a3_seed"] and not db.has_table("t4")
     assert last_row(db)["outcome"] == "rolled-back"
     assert invoke_cli(project, "upgrade", url=db.url).returncode == 0
+
+
+def test_a_database_moved_while_the_plan_awaited_confirmation_is_not_rolled_back(make_project, sqlite_db):
+    """The plan is made and confirmed before the lock; under the lock the version table must still be
+    the one it was planned from. Another run moves it while the prompt waits: nothing runs (exit 5)."""
+    db = sqlite_db
+    project = make_project("merged")
+    assert invoke_cli(project, "upgrade", "a3_seed", url=db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", "heads", url=db.url).returncode == 0
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([*_cli(), "rollback", "--code-head", "a3_seed"], cwd=project, stdin=slave,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(db.url))
+        seen = b""
+        while b"as planned above?" not in seen:
+            chunk = os.read(proc.stderr.fileno(), 4096)  # type: ignore[union-attr]
+            assert chunk, f"exited ({proc.wait()}) before asking: {seen.decode()}"
+            seen += chunk
+        moved = invoke_cli(project, "rollback", "--steps", "1", "--force", "--yes", url=db.url)
+        assert moved.returncode == 0, moved.output
+        os.write(master, b"y\n")
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 5, err.decode()
+    assert "another deploy moved it in between" in err.decode()
+    assert db.versions() == ["m1"] and last_row(db)["outcome"] == "refused"
+
+
+def test_the_last_deploy_is_the_last_one_of_the_environment_given(make_project, sqlite_db):
+    db = sqlite_db
+    project = make_project("sync")
+    assert invoke_cli(project, "upgrade", "a1_users", "--env", "dev", url=db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", "--env", "qa", url=db.url).returncode == 0
+    none = rollback(project, db, "--env", "beta", "--force", "--yes")
+    assert none.returncode == 5 and "for environment 'beta'" in none.stderr
+    done = rollback(project, db, "--env", "qa", "--force", "--yes")
+    assert done.returncode == 0, done.output
+    assert db.versions() == ["a1_users"] and last_row(db)["environment"] == "qa"
