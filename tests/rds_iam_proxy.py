@@ -46,6 +46,7 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     """A throwaway certificate and key for 127.0.0.1, made by ``openssl``."""
     cert, key = folder / "server.crt", folder / "server.key"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
     return cert, key
 
