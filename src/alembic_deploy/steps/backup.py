@@ -90,13 +90,13 @@ def protect(deployment: Deployment, project: AlembicProject, target: str, report
 def _record(deployment: Deployment, current: Sequence[str], tables: tuple[str, ...] | None, version_table: str,
             reason: str, report: DeployReport) -> BackupRecord:
     from ..backups.destination import backup_name
-    from ..backups.methods import method_name, suffix
+    from ..backups.methods import SNAPSHOT_METHODS, method_name, suffix
     from ..backups.record import BackupRecord
 
     settings, backend, url = deployment.settings, deployment.backend, deployment.engine.url
     database = url.database or ""
-    if backend.backup_by_copy or settings.backup_method != "auto":
-        tables = None  # a file copy, a snapshot: the whole database; a command gets the list itself
+    if settings.backup_method in SNAPSHOT_METHODS or (settings.backup_method == "auto" and backend.backup_by_copy):
+        tables = None  # a snapshot, a file copy: the whole database (a command gets the list in BACKUP_TABLES)
     elif tables is not None:
         tables = _existing([*tables, version_table], deployment)
     name = backup_name(settings.env, Path(database).stem if backend.backup_by_copy else database, current,
