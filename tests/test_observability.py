@@ -405,6 +405,30 @@ def test_repair_takes_the_metrics_settings(sqlite_db, make_project, tmp_path):
     assert (labels["command"], labels["outcome"]) == ("repair", "noop")
 
 
+def test_rollback_and_restore_send_their_metrics(sqlite_db, make_project, tmp_path):
+    project = make_project("sync")
+    assert run_cli(project, "upgrade", url=sqlite_db.url).returncode == 0
+    path = tmp_path / "rollback.prom"
+    run = run_cli(project, "rollback", "--steps", "1", "--force", "--yes", "--metrics", f"textfile={path}",
+                  "--log-format", "json", url=sqlite_db.url)
+    assert run.returncode == 0, run.output
+    [outcome] = _events(_log(run.stderr), "outcome")
+    assert (outcome["command"], outcome["outcome"]) == ("rollback", "rolled-back")
+    samples = _samples(path.read_text())
+    [(labels, undone)] = samples["alembic_deploy_revisions_applied"]
+    assert (labels["command"], labels["outcome"], undone) == ("rollback", "rolled-back", 1.0)
+    assert [lbl["revision"] for lbl, _ in samples["alembic_deploy_revision_duration_seconds"]] == ["a3_seed"]
+
+    run = run_cli(project, "restore", "no-such-backup", "--yes", "--metrics", f"textfile={path}",
+                  "--log-format", "json", url=sqlite_db.url)
+    assert run.returncode == 2, run.output
+    outcome, error = _events(_log(run.stderr), "outcome") + _events(_log(run.stderr), "error")
+    assert (outcome["command"], outcome["outcome"], outcome["kind"]) == ("restore", "refused", "config-error")
+    assert error["exit_code"] == 2
+    [(labels, _)] = _samples(path.read_text())["alembic_deploy_succeeded"]
+    assert (labels["command"], labels["outcome"]) == ("restore", "refused")
+
+
 def test_metrics_from_the_environment(sqlite_db, make_project, tmp_path):
     path = tmp_path / "env.prom"
     run = run_cli(make_project("sync"), "upgrade", url=url_text(sqlite_db.url),

@@ -309,10 +309,16 @@ def restore(settings: Settings, backup: str, force: bool = False, confirm: Calla
     snapshot is not restored: the report's ``instructions`` are the AWS CLI steps."""
     from .backups.restore import restore as restore_backup
 
+    echo = shielded(echo)
     report = DeployReport(command="restore", target=backup, environment=settings.env)
-    deployment = Deployment.open(settings, echo)
-    try:
-        deployment.wait(report)
-        return restore_backup(deployment, backup, force, confirm, report)
-    finally:
-        deployment.close()
+    with run_ending(settings, report, echo):
+        deployment = Deployment.open(settings, echo)
+        report.database, report.backend = deployment.masked_url, deployment.backend.name
+        try:
+            deployment.wait(report)
+            result = restore_backup(deployment, backup, force, confirm, report)
+        finally:
+            deployment.close()
+        if report.outcome == "running":  # a snapshot: instructions printed, nothing changed here
+            report.outcome, report.finished_at = "noop", time.time()
+        return result

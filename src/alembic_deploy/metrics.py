@@ -1,7 +1,7 @@
 """A run's metrics, and the sinks they go to when the run ends (``--metrics``).
 
-Every run of a command that takes the migration lock (upgrade, ``run --migrate``, repair) ends in
-:func:`publish`, however it ended: applied, noop, failed, interrupted or refused. The figures come
+Every run of a command that takes the migration lock (upgrade, ``run --migrate``, rollback, repair,
+restore) ends in :func:`publish`, however it ended: applied, noop, failed, interrupted or refused. The figures come
 from the run's :class:`~alembic_deploy.report.DeployReport` (:meth:`RunMetrics.from_report`), so
 they agree with the ``--json`` document and the journal row. Each ``--metrics`` value names one
 sink:
@@ -55,7 +55,8 @@ METRICS: Final = (
            "Revisions run again after a lock timeout or a lost connection."),
     Metric("Statements", "Count", "alembic_deploy_statements",
            "Statements the applied revisions sent (version-table updates included)."),
-    Metric("RevisionsApplied", "Count", "alembic_deploy_revisions_applied", "Revisions the run applied."),
+    Metric("RevisionsApplied", "Count", "alembic_deploy_revisions_applied",
+           "Revisions the run applied (a rollback: undid)."),
     Metric("Succeeded", "Count", "alembic_deploy_succeeded",
            "1 when the run's outcome is applied, noop or rolled-back, else 0 (its average is the success rate)."),
 )
@@ -87,7 +88,10 @@ class RunMetrics:
         """The run's figures; its database as host and name (:func:`~alembic_deploy.masking.database_label`)."""
         database = database_label(report.database)
         outcome = "failed" if report.outcome == "running" else report.outcome
-        applied = [r for r in report.applied if r.status == "applied"]
+        # A rollback's revisions are the ones it undid; an upgrade's "rolled-back" ones went down
+        # with a failed revision's transaction, and were not applied.
+        applied = report.applied if report.command == "rollback" else [r for r in report.applied
+                                                                        if r.status == "applied"]
         values = {
             "DeployDuration": round(report.duration_seconds, 4),
             "DatabaseWait": report.db_wait_seconds,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from .errors import AlembicDeployError, ConfigError
 from .masking import database_label
 from .report import FailedRevision, RevisionResult
 
@@ -117,6 +117,14 @@ def run_ending(settings: Settings, report: DeployReport, echo: Callable[[str], N
     run's failure."""
     try:
         yield
+    except AlembicDeployError as exc:
+        if report.outcome == "running":  # a verb that records no outcome of its own before it journals
+            from .masking import scrub
+            from .pipeline import outcome_of
+
+            report.outcome = "refused" if report.journal_id is None and outcome_of(exc) == "failed" else outcome_of(exc)
+            report.error = {**exc.to_dict(), "message": scrub(exc.message)}
+        raise
     finally:
         if report.finished_at is None:  # ended by something unforeseen (the CLI says exit 1)
             report.finished_at = time.time()

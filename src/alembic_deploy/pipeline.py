@@ -161,12 +161,16 @@ def fail(report: DeployReport, exc: AlembicDeployError, outcome: str = "failed")
     return exc
 
 
-def record_failure(report: DeployReport, journal: Journal | None, exc: AlembicDeployError) -> None:
-    """The failed run's outcome in the report and, once its row exists, in the journal."""
-    outcome = "interrupted" if isinstance(exc, Interrupted) else (
+def outcome_of(exc: AlembicDeployError) -> str:
+    """The journal outcome of a run that ended with ``exc``."""
+    return "interrupted" if isinstance(exc, Interrupted) else (
         "refused" if isinstance(exc, (CheckRefused, PartialMigration)) else "failed"
     )
-    fail(report, exc, outcome)
+
+
+def record_failure(report: DeployReport, journal: Journal | None, exc: AlembicDeployError) -> None:
+    """The failed run's outcome in the report and, once its row exists, in the journal."""
+    fail(report, exc, outcome_of(exc))
     if journal is not None and report.journal_id is not None:
         with contextlib.suppress(Exception):  # the error being raised matters more
             journal.finish(report)
