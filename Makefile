@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo lint test test-minimum test-sqla14 test-sqla20 bench clean
+.PHONY: demo lint test test-minimum test-sqla14 test-sqla20 bench clean wheel
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(VENV)/.core
+
+# alembic-deploy is not on PyPI yet: `make wheel` builds dist/alembic_deploy-<version>-py3-none-any.whl
+# from this source tree, for `pip install 'dist/alembic_deploy-...whl[postgresql]'` anywhere (an image,
+# a CI runner; the example's Dockerfile installs it from its wheels/ folder).
+wheel:
+	$(PYTHON) -m pip wheel -q --no-deps -w dist .
 
 demo: $(VENV)/.core
 	$(BIN)/alembic-deploy demo

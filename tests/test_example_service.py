@@ -68,6 +68,31 @@ def test_rollout_never_fails_a_request_because_of_the_schema(pg_db):
     assert [r["outcome"] for r in pg_db.journal()] == ["applied", "noop", "applied", "applied"]
 
 
+@pytest.mark.slow  # a wheel build and a virtual environment filled from the package index
+@pytest.mark.timeout(900)
+def test_the_dockerfiles_install_line_works_with_the_wheel_make_builds(tmp_path):
+    """The package is not on PyPI: the image installs it from wheels/, where the README says to put
+    what `make wheel` builds. The Dockerfile's RUN line, run as written (its /wheels here a folder of
+    the test's, requirements.txt the example's), in a new virtual environment."""
+    root = EXAMPLE.parent.parent
+    subprocess.run(["make", "-C", str(root), "wheel", f"PYTHON={sys.executable}"], check=True, timeout=600)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for wheel in (root / "dist").glob("alembic_deploy-*.whl"):
+        (wheels / wheel.name).write_bytes(wheel.read_bytes())
+    [run] = [line.removeprefix("RUN ") for line in (EXAMPLE / "Dockerfile").read_text().splitlines()
+             if line.startswith("RUN pip install")]
+    assert run == "pip install --find-links /wheels -r requirements.txt"
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    command = [str(venv / "bin" / "pip"), *run.split()[1:]]
+    command[command.index("/wheels")] = str(wheels)
+    subprocess.run(command, cwd=EXAMPLE, check=True, timeout=600)
+    version = subprocess.run([str(venv / "bin" / "alembic-deploy"), "--version"], capture_output=True, text=True,
+                             timeout=60)
+    assert version.returncode == 0 and "0.1.0" in version.stdout + version.stderr, version
+
+
 def test_dockerfile_starts_the_app_through_the_entrypoint():
     """The image the simulation stands in for: ENTRYPOINT `alembic-deploy run --`, exec form
     (a shell form would put /bin/sh at PID 1, and SIGTERM would not reach uvicorn)."""
