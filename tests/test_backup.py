@@ -567,3 +567,25 @@ def test_run_migrate_backs_up_before_migrating_too(sqlite_db, make_project, tmp_
     assert "app started" in r.stdout
     [backup] = _backups(sqlite_db)
     assert backup["outcome"] == "ok" and str(backup["location"]).startswith(str(tmp_path / "bk"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not-a-backup"])
+@pytest.mark.parametrize("fixture", ["sqlite_db", "pg_db"])
+def test_restore_of_a_broken_backup_file_with_force_changes_nothing(request, make_project, tmp_path, fixture, damage):
+    """A truncated or foreign file is read through (pg_restore to nowhere, SQLite's quick_check)
+    before the restore drops anything: exit 11, the database as it was (qa: it used to drop every
+    table first, then fail)."""
+    db: Database = request.getfixturevalue(fixture)
+    project = make_project("backup")
+    _seed(project, db)
+    assert _deploy(project, db, "--backup", "always").returncode == 0
+    [backup] = _backups(db)
+    good = Path(str(backup["location"])).read_bytes()
+    broken = tmp_path / f"broken{Path(str(backup['location'])).suffix}"
+    broken.write_bytes(good[: len(good) // 2] if damage == "truncated" else b"not a backup at all\n" * 50)
+    before = _schema(db)
+    r = invoke_cli(project, "restore", str(broken), "--force", "--yes", url=db.url)
+    message = assert_failed_cleanly(r, 11)
+    assert "is not a backup that can be restored" in message and "Nothing was changed" in message, message
+    assert _schema(db) == before and db.versions() == ["b5_drop_users"]
+    assert db.journal()[-1]["command"] == "restore" and db.journal()[-1]["outcome"] == "failed"

@@ -535,6 +535,17 @@ class Backend:
         database; ``replace``: drop what the backup holds before recreating it."""
         raise NotImplementedError(f"{self.name} has no restore program")
 
+    def check_backup_command(self) -> ClientCommand | None:
+        """A program that reads a backup on its stdin, needing no database, and exits non-zero when
+        :meth:`restore_command` could not restore all of it: run before a restore drops anything.
+        None: the backend has no such check."""
+        return None
+
+    def copy_problem(self, source: Path) -> str | None:
+        """Where :attr:`backup_by_copy`: why ``source`` is not a copy :meth:`restore_copy` can
+        restore (None: it is one), read before a restore drops anything."""
+        return None
+
     def copy_database(self, engine: Engine, destination: Path, exclude: Sequence[str]) -> None:
         """Where :attr:`backup_by_copy`: copy ``engine``'s database to the file ``destination``
         while others may go on writing to it, leaving out the tables in ``exclude``."""

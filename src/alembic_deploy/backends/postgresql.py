@@ -152,6 +152,10 @@ class PostgreSQLBackend(Backend):
             argv += ["--clean", "--if-exists"]
         return ClientCommand(tuple(argv), _libpq_env(url))
 
+    def check_backup_command(self) -> ClientCommand | None:
+        # The whole archive read and rendered as SQL to nowhere: a truncated or foreign file fails.
+        return ClientCommand(("pg_restore", "--file", os.devnull))
+
     def other_schemas(self, inspector: Any) -> list[str]:
         """Every schema of the database but the default one and PostgreSQL's own."""
         default = inspector.default_schema_name

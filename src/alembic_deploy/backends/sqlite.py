@@ -135,6 +135,19 @@ class SQLiteBackend(Backend):
         finally:
             source.close()
 
+    def copy_problem(self, source: Path) -> str | None:
+        import sqlite3
+
+        try:
+            copy = sqlite3.connect(f"{source.absolute().as_uri()}?mode=ro", uri=True)
+            try:
+                found = [row[0] for row in copy.execute("PRAGMA quick_check")]
+            finally:
+                copy.close()
+        except sqlite3.Error as exc:
+            return str(exc)
+        return None if found == ["ok"] else "; ".join(map(str, found[:3]))
+
     def restore_copy(self, source: Path, engine: Engine) -> None:
         import sqlite3
 

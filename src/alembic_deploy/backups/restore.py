@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Engine
 
+    from ..backends.base import ClientCommand
     from ..deployment import Deployment
     from ..report import DeployReport
 
@@ -179,6 +180,7 @@ def restore(deployment: Deployment, given: str, force: bool, confirm: Callable[[
         report.from_revisions = read_versions(deployment.engine, "alembic_version", None)
         journal.start(report, deployment.settings)
         try:
+            _check(deployment, backup)  # before anything is dropped: a broken file changes nothing
             saved = _save(deployment.engine, keep)
             if present and (backend.backup_by_copy or (backup.id is not None and backup.tables is None)):
                 # A backup of the whole database: the schema becomes exactly its own. One the journal
@@ -239,6 +241,51 @@ def _put_back(engine: Engine, saved: Sequence[tuple[Any, list[dict[str, Any]]]])
                 conn.execute(table.insert(), rows)
 
 
+def _check(deployment: Deployment, backup: Backup) -> None:
+    """Raise :class:`BackupFailed` when the backup cannot be restored in full (a truncated or
+    foreign file), read through before the restore drops or replaces anything."""
+    backend = deployment.backend
+    with tempfile.TemporaryDirectory(prefix="alembic-deploy-") as folder:
+        problem: str | None = None
+        if backend.backup_by_copy:
+            with _local_copy(backup.location, Path(folder)) as path:
+                problem = backend.copy_problem(path)
+        else:
+            command = backend.check_backup_command()
+            if command is not None:
+                code, tail = _feed(command, backup.location, Path(folder))
+                problem = f"{command.argv[0]} cannot read it (exit {code}): {tail}" if code else None
+    if problem:
+        raise BackupFailed(f"{backup.location} is not a backup that can be restored: {problem}. Nothing was "
+                           "changed in the database. Restore another backup (`alembic-deploy backups` lists them).")
+
+
+def _feed(command: ClientCommand, location: str, private: Path) -> tuple[int, str]:
+    """Run ``command`` with the backup at ``location`` on its stdin: its exit code and the end of
+    its stderr (scrubbed)."""
+    errors = private / "stderr"
+    env = {**os.environ, **command.env}
+    with _opened(location) as source, open(errors, "wb") as err:
+        try:
+            proc = subprocess.Popen(list(command.argv), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=err, env=env)
+        except FileNotFoundError:
+            raise BackupFailed(f"{command.argv[0]} was not found on PATH: install the database's client "
+                               "programs where alembic-deploy runs, then restore again.") from None
+        assert proc.stdin is not None
+        try:
+            with contextlib.suppress(BrokenPipeError):  # the program failed: its exit code says why
+                shutil.copyfileobj(source, proc.stdin, 1 << 20)
+                proc.stdin.close()
+            code = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    tail = " ".join(errors.read_bytes()[-1500:].decode(errors="replace").split())
+    return code, scrub(tail) or "no message"
+
+
 def _restore(deployment: Deployment, backup: Backup, replace: bool) -> None:
     backend, engine = deployment.backend, deployment.engine
     with tempfile.TemporaryDirectory(prefix="alembic-deploy-") as folder:
@@ -253,29 +300,9 @@ def _restore(deployment: Deployment, backup: Backup, replace: bool) -> None:
                     raise BackupFailed(f"Restoring {backup.location} failed: {exc}.") from None
             return
         command = backend.restore_command(engine.url, replace, private)
-        errors = private / "stderr"
-        env = {**os.environ, **command.env}
-        with _opened(backup.location) as source, open(errors, "wb") as err:
-            try:
-                proc = subprocess.Popen(list(command.argv), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        stderr=err, env=env)
-            except FileNotFoundError:
-                raise BackupFailed(f"{command.argv[0]} was not found on PATH: install the database's client "
-                                   "programs where alembic-deploy runs, then restore again.") from None
-            assert proc.stdin is not None
-            try:
-                with contextlib.suppress(BrokenPipeError):  # the program failed: its exit code says why
-                    shutil.copyfileobj(source, proc.stdin, 1 << 20)
-                    proc.stdin.close()
-                code = proc.wait()
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
+        code, tail = _feed(command, backup.location, private)
         if code != 0:
-            tail = " ".join(errors.read_bytes()[-1500:].decode(errors="replace").split())
-            raise BackupFailed(f"{command.argv[0]} failed (exit {code}) restoring {backup.location}: "
-                               f"{scrub(tail) or 'no message'}.")
+            raise BackupFailed(f"{command.argv[0]} failed (exit {code}) restoring {backup.location}: {tail}.")
 
 
 @contextlib.contextmanager
