@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from helpers import Database, assert_failed_cleanly, run_cli, url_text, without_modules
+from helpers import Database, assert_failed_cleanly, invoke_cli, run_cli, url_text, without_modules
 
 ENGINES = {"postgresql": "postgres", "mysql": "mysql"}
 
@@ -116,6 +116,20 @@ def test_a_secret_that_does_not_exist_is_exit_13(make_project, aws):
     run = run_cli(project, "upgrade", "--database-secret", "no/such/secret", env=aws.env)
     message = assert_failed_cleanly(run, 13)
     assert "ResourceNotFoundException" in message and "secretsmanager:GetSecretValue" in message
+
+
+@pytest.mark.parametrize(("setting", "says"), [
+    ({"AWS_ENDPOINT_URL": "not-a-url"}, "Check AWS_ENDPOINT_URL"),
+    ({"AWS_DEFAULT_REGION": "us east 1", "AWS_REGION": "us east 1"}, "is not a region name"),
+    ({"AWS_PROFILE": "no-such-profile", "AWS_CONFIG_FILE": os.devnull}, "AWS_PROFILE names a profile"),
+])
+def test_a_broken_aws_setting_is_exit_2_saying_which(make_project, aws, setting, says):
+    """An endpoint that is not a URL, a region that is not one, a profile that does not exist: the
+    client cannot be built (qa: these were exit 1, "internal error")."""
+    project = make_project("sync")
+    for command in (("upgrade", "--database-secret", "db/x"), ("wait-ecs", "--wait-ecs-service", "c/s")):
+        run = invoke_cli(project, *command, env={**aws.env, **setting})
+        assert says in assert_failed_cleanly(run, 2), run.output
 
 
 def test_a_secret_aws_refuses_to_give_is_exit_13(make_project, password_pg_db, aws):
@@ -329,6 +343,7 @@ def test_a_password_changed_without_the_secret_is_a_wrong_password_exit_2(make_p
     run = run_cli(project, "upgrade", "--database-secret", name, env=aws.env)
     message = assert_failed_cleanly(run, 2, own_pg_login.password)
     assert "password authentication failed" in message
+    assert f"in the secret '{name}', where the login came from" in message, message  # not "in DATABASE_URL"
 
 
 def test_a_refused_login_reads_the_secret_again_once(own_pg_login, aws, monkeypatch, request):

@@ -30,7 +30,14 @@ def client(service: str, region: str | None = None) -> Any:
             "This command talks to AWS through boto3, which is not installed. "
             "Install the extra: pip install 'alembic-deploy[aws]'."
         ) from None
-    session = boto3.session.Session()
+    from botocore.exceptions import BotoCoreError, InvalidRegionError, ProfileNotFound
+
+    try:
+        session = boto3.session.Session()
+    except ProfileNotFound as exc:
+        raise ConfigError(f"AWS_PROFILE names a profile the AWS configuration does not have ({exc}). Set "
+                          "AWS_PROFILE to one of ~/.aws/config's profiles, or unset it to use the role's "
+                          "credentials.") from None
     # botocore reads AWS_DEFAULT_REGION; AWS_REGION is what the other SDKs (and Lambda) set.
     region = region or session.region_name or os.environ.get("AWS_REGION")
     if not region:
@@ -38,8 +45,16 @@ def client(service: str, region: str | None = None) -> Any:
             "No AWS region is configured. Set AWS_REGION (aws-actions/configure-aws-credentials sets it "
             "in GitHub Actions) or a region in the AWS profile."
         )
-    return session.client(service, region_name=region,
-                          config=Config(retries=RETRIES, user_agent_extra="alembic-deploy"))
+    try:
+        return session.client(service, region_name=region,
+                              config=Config(retries=RETRIES, user_agent_extra="alembic-deploy"))
+    except InvalidRegionError:
+        raise ConfigError(f"The AWS region {region!r} is not a region name (such as eu-west-1): fix "
+                          "AWS_REGION / AWS_DEFAULT_REGION or the profile's region.") from None
+    except (ValueError, BotoCoreError) as exc:  # botocore: ValueError("Invalid endpoint: ...")
+        raise ConfigError(f"The AWS client for {service} cannot be set up: {exc}. Check AWS_ENDPOINT_URL "
+                          "(a URL such as https://host:port, or unset for AWS itself) and the AWS "
+                          "profile's settings.") from None
 
 
 def error_code(exc: BaseException) -> str:
