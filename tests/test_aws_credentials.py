@@ -440,3 +440,50 @@ def test_a_secret_still_wrong_after_the_re_read_is_a_wrong_password_exit_2(make_
     message = assert_failed_cleanly(run, 2, login_db.password or "", rotated, also_wrong)
     assert proxy.refused == 2
     assert "password" in message or "Access denied" in message
+
+
+@pytest.fixture
+def scratch_grants(login_db: Database, request: pytest.FixtureRequest) -> Database:
+    """``login_db``'s login may also create and drop drift's scratch databases."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from alembic_deploy.scratch import SCRATCH_PREFIX
+
+    user = make_url(login_db.url).username
+    admin = create_engine(admin_url(login_db, request), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"ALTER ROLE {user} CREATEDB" if login_db.backend == "postgresql"
+                             else f"GRANT ALL ON `{SCRATCH_PREFIX}%%`.* TO '{user}'@'%%'")
+    admin.dispose()
+    return login_db
+
+
+@pytest.mark.parametrize("verb", ["drift", "plan --check-drift"])
+def test_drifts_scratch_database_follows_a_rotation_too(make_project, scratch_grants, aws, monkeypatch, request,
+                                                        verb):
+    """One process: the URL resolved at its start holds the password of before the rotation; the
+    second drift check's scratch database (made, replayed into through env.py, read, dropped) logs
+    in with the secret read again, as the live database's connects do."""
+    from alembic_deploy import api
+    from alembic_deploy.plan import plan as plan_with
+
+    database = scratch_grants
+    project = make_project("sync")
+    name = store(aws, rds_secret(database.url, database.backend))
+    settings = in_process_settings(monkeypatch, aws, project, name)
+    assert api.upgrade(settings, "head").outcome == "applied"
+    assert api.drift(settings).exit_code == 0
+
+    rotated = f"r0tated%{uuid.uuid4().hex[:8]}"
+    rotate_database_password(database, rotated, request)
+    aws.client("secretsmanager").put_secret_value(
+        SecretId=name, SecretString=json.dumps(rds_secret(database.url, database.backend, password=rotated)))
+
+    if verb == "drift":
+        report = api.drift(settings)
+    else:
+        plan = plan_with(in_process_settings(monkeypatch, aws, project, name, check_drift=True))
+        assert plan.drift is not None
+        report = plan.drift
+    assert report.exit_code == 0 and not report.differences, report.details()

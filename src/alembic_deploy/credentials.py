@@ -72,6 +72,21 @@ def register(url: str, source: LoginSource, backend: Backend) -> None:
     _SOURCES[url] = (source, backend)
 
 
+@contextlib.contextmanager
+def same_login(url: str, like: str) -> Iterator[None]:
+    """While the block runs, connections to ``url`` (another database on ``like``'s server: drift's
+    scratch database) read the source registered for ``like`` too, if any."""
+    found = _SOURCES.get(like)
+    if found is None or url in _SOURCES:
+        yield
+        return
+    _SOURCES[url] = found
+    try:
+        yield
+    finally:
+        del _SOURCES[url]
+
+
 def source_for(url: str) -> LoginSource | None:
     found = _SOURCES.get(url)
     return found[0] if found else None

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from . import credentials
 from .errors import ScratchUnavailable
 from .observer import event
 
@@ -176,8 +177,11 @@ def scratch_database(deployment: Deployment, interrupt: InterruptState) -> Itera
     try:
         deployment.echo(event("drift_replaying", f"Replaying the migrations into scratch database {database} "
                               "(dropped afterwards)...", scratch_database=database))
-        url = make_url(deployment.url).set(database=database)
-        yield url.render_as_string(hide_password=False)
+        url = make_url(deployment.url).set(database=database).render_as_string(hide_password=False)
+        # The replay's connects (env.py's, the snapshot's) read a rotated secret or sign an IAM token
+        # as the live database's do, not the login of the run's start the URL holds.
+        with credentials.same_login(url, deployment.url):
+            yield url
     finally:
         with deferred(interrupt):
             backend.drop_scratch(engine, database)
