@@ -320,14 +320,18 @@ def test_timeout_stops_the_task_and_exits_12(scene: Scene, tmp_path: Path) -> No
     (["--cluster", CLUSTER, "--task-definition", "shop"], "needs subnets"),
     (["--cluster", CLUSTER, "--service", "web", "heads", "--", "echo"], "give one"),
     (["--cluster", CLUSTER, "--service", "web", "--launch-type", "LAMBDA"], "--launch-type must be"),
+    # qa: botocore's whole text after the code ("An error occurred (...) when calling ..") is left out
+    (["--cluster", "no-such-cluster", "--service", "web"], "ClusterNotFoundException (Cluster not found). Check"),
+    (["--cluster", CLUSTER, "--task-definition", "no-such-family", "--subnet", "subnet-1"],
+     "no-such-family: ClientException (Unable to describe task definition). Check"),
 ], ids=["no-cluster", "unknown-service", "no-task-definition", "awsvpc-without-subnets", "args-and-command",
-        "bad-launch-type"])
+        "bad-launch-type", "unknown-cluster", "unknown-task-definition"])
 def test_bad_input_is_refused_with_exit_2_before_a_task_starts(scene: Scene, tmp_path: Path, args: list[str],
                                                                message: str) -> None:
     scene.build()
     run = invoke_cli(tmp_path, "ecs-run", *args, env=scene.aws.env)
     assert run.returncode == 2, run.stderr
-    assert message in run.stderr and "Traceback" not in run.stderr
+    assert message in run.stderr and "Traceback" not in run.stderr and "An error occurred" not in run.stderr
     assert scene.aws.client("ecs").list_tasks(cluster=CLUSTER)["taskArns"] == []
 
 

@@ -159,3 +159,19 @@ def test_journal_entries_of_any_origin_are_data(make_project, sqlite_db):
     [row] = checked(invoke_cli(project, "history", "--json", url=sqlite_db.url).stdout, "history", 0)["deploys"]
     assert row["revisions"] == {"unparsed": "not json"} and row["progress"] == {"n": 1}
 
+
+
+@pytest.mark.parametrize(("args", "command"), [
+    (("ecs-run",), "ecs-run"),  # its own error, with ALEMBIC_DEPLOY_JSON (no region here)
+    (("init", "github-actions", "--json"), "init github-actions"),  # usage errors of commands without --json
+    (("init", "--json"), "init"),
+    (("demo", "--json"), "demo"),
+])
+def test_an_error_of_a_command_without_json_is_still_a_document_of_the_schema(make_project, args, command):
+    """qa: these documents named commands the schema did not list (and `init github-actions` as
+    `github-actions`)."""
+    project = make_project("sync")
+    run = invoke_cli(project, *args, env={"ALEMBIC_DEPLOY_JSON": "1", "AWS_DEFAULT_REGION": None, "AWS_REGION": None,
+                                          "AWS_CONFIG_FILE": "/dev/null"})
+    assert run.returncode == 2, run.output
+    checked(run.stdout, command, 2)

@@ -299,6 +299,16 @@ def _error_json(exc: AlembicDeployError, command: str | None = None) -> str:
     return to_json(document(command, exc.exit_code, {**exc.to_dict(), "message": scrub(exc.message)}))
 
 
+def _command_path(ctx: click.Context | None) -> str | None:
+    """The command a usage error belongs to, as the JSON document names it (``init github-actions``);
+    None before any command was named."""
+    names: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(names) or None
+
+
 def _echo(settings: Settings) -> Callable[[str], None]:
     """Progress lines (one per revision applied): plain, so written straight to stderr; with
     --log-format json, each event as its JSON object (events with no text line included)."""
@@ -369,7 +379,7 @@ class _Main(click.Group):
         except click.ClickException as exc:
             if _wants_json(argv):
                 ctx: click.Context | None = getattr(exc, "ctx", None)  # a UsageError's
-                command = ctx.info_name if ctx is not None and ctx.parent else None
+                command = _command_path(ctx)
                 out(_error_json(ConfigError(exc.format_message()), command))
             if _log_json_given(None, argv):
                 from .observer import event

@@ -88,11 +88,21 @@ def unavailable(exc: BaseException, what: str, advice: str) -> CredentialsUnavai
         advice = ("Check the network route to AWS (a VPC endpoint or NAT for a task in a private subnet) and "
                   "AWS_ENDPOINT_URL if one is set.")
     elif isinstance(exc, ClientError):
-        text = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())
-        inner = re.search(r"<Message>(.*?)</Message>", text)  # an XML error body botocore passed on whole
-        text = inner.group(1) if inner else text
-        code = error_code(exc)
-        if code.isdigit():  # an error body botocore could not read: the HTTP status is what there is
-            code = f"HTTP {code}{' (access denied)' if code == '403' else ''}"
-        return CredentialsUnavailable(f"{what}: AWS answered {code}{f' ({text})' if text else ''}. {advice}")
-    return CredentialsUnavailable(f"{what}: {exc}. {advice}")
+        return CredentialsUnavailable(f"{what}: AWS answered {describe(exc)}. {advice}")
+    return CredentialsUnavailable(f"{what}: {describe(exc)}. {advice}")
+
+
+def describe(exc: BaseException) -> str:
+    """An AWS call's failure in a few words, for a message: ``ClusterNotFoundException (Cluster not
+    found)`` for an answer of AWS, the error's own text for a transport or credentials failure."""
+    from botocore.exceptions import ClientError
+
+    if not isinstance(exc, ClientError):
+        return str(exc).rstrip(".")
+    text = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())
+    inner = re.search(r"<Message>(.*?)</Message>", text)  # an XML error body botocore passed on whole
+    text = (inner.group(1) if inner else text).rstrip(".")
+    code = error_code(exc)
+    if code.isdigit():  # an error body botocore could not read: the HTTP status is what there is
+        code = f"HTTP {code}{' (access denied)' if code == '403' else ''}"
+    return f"{code}{f' ({text})' if text else ''}"

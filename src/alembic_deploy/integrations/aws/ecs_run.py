@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ...errors import ConfigError, EcsTaskFailed, Interrupted
-from .clients import aws_errors, client, error_code
+from .clients import aws_errors, client, describe, error_code
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -196,7 +196,7 @@ def _describe_service(ecs: Any, cluster: str, name: str) -> dict[str, Any]:
     try:
         answer = ecs.describe_services(cluster=cluster, services=[name])
     except aws_errors() as exc:
-        raise ConfigError(f"Could not read ECS service {name} on cluster {cluster}: {error_code(exc)}: {exc}. "
+        raise ConfigError(f"Could not read ECS service {name} on cluster {cluster}: {describe(exc)}. "
                           "Check --cluster and --service, and that the role may ecs:DescribeServices.") from None
     services = [s for s in answer.get("services", []) if s.get("status") != "INACTIVE"]
     if not services:
@@ -210,7 +210,7 @@ def _describe_task_definition(ecs: Any, name: str) -> dict[str, Any]:
     try:
         definition: dict[str, Any] = ecs.describe_task_definition(taskDefinition=name)["taskDefinition"]
     except aws_errors() as exc:
-        raise ConfigError(f"Could not read ECS task definition {name}: {error_code(exc)}: {exc}. Check "
+        raise ConfigError(f"Could not read ECS task definition {name}: {describe(exc)}. Check "
                           "--task-definition, and that the role may ecs:DescribeTaskDefinition.") from None
     return definition
 
@@ -296,7 +296,7 @@ def start(ecs: Any, launch: Launch, command: Sequence[str], environ: Mapping[str
         )
     except aws_errors() as exc:
         raise EcsTaskFailed(
-            f"ECS refused to run the task ({error_code(exc)}): {exc}. Check the cluster, the task definition and "
+            f"ECS refused to run the task: {describe(exc)}. Check the cluster, the task definition and "
             "its network configuration, and that the role may ecs:RunTask, ecs:TagResource and iam:PassRole for "
             "the task's roles.", cluster=launch.cluster, task_definition=launch.task_definition) from None
     tasks = answer.get("tasks") or []
@@ -336,7 +336,7 @@ class LogFollower:
                 if error_code(exc) != "ResourceNotFoundException" and not self.warned:
                     self.warned = True
                     self.echo(f"ecs-run: warning: could not read the log stream {self.stream.name} "
-                              f"({error_code(exc)}: {exc}); still waiting for the task.")
+                              f"({describe(exc)}); still waiting for the task.")
                 return count
             for event in page.get("events", []):
                 self.out(str(event.get("message", "")).rstrip("\n"))
@@ -419,7 +419,7 @@ def _stop(ecs: Any, launch: Launch, task_arn: str, why: str, follower: LogFollow
     try:
         ecs.stop_task(cluster=launch.cluster, task=task_arn, reason=f"alembic-deploy ecs-run {why}"[:MAX_REASON])
     except aws_errors() as exc:
-        echo(f"ecs-run: warning: StopTask failed ({error_code(exc)}: {exc}); stop task {task_arn} by hand.")
+        echo(f"ecs-run: warning: StopTask failed ({describe(exc)}); stop task {task_arn} by hand.")
         return
     deadline = time.monotonic() + STOP_WAIT_SECONDS
     while time.monotonic() < deadline:
