@@ -194,7 +194,15 @@ def test_a_rerun_is_idempotent_and_keeps_a_file_the_user_changed(tmp_path: Path)
     ((), "No IAM role for dev, qa, beta, production: give --role-arn ENV=ARN"),
     (("--role-arn", "production=arn:aws:iam::1:role/p"), "No IAM role for dev, qa, beta:"),
     (("--role-arn", "arn:aws:iam::1:role/r", "--cluster", "staging=apps"), "staging is not one of dev, qa, beta"),
-], ids=["no-role", "some-roles", "unknown-environment"])
+    # qa: values AWS refuses were written as given, to fail only when the job first ran
+    (("--role-arn", "not an arn"), "--role-arn dev: 'not an arn' is not an IAM role ARN"),
+    (("--role-arn", "arn:aws:iam::123456789012:role/r", "--app", "my äpp"), "'my äpp' is not an ECR repository"),
+    (("--role-arn", "arn:aws:iam::123456789012:role/r", "--app", "notes", "--cluster", "qa=a b"),
+     "--cluster qa: 'a b' is not an ECS name"),
+    (("--role-arn", "arn:aws:iam::123456789012:role/r", "--app", "notes", "--region", "eu west"),
+     "'eu west' is not an AWS region name"),
+], ids=["no-role", "some-roles", "unknown-environment", "bad-role-arn", "app-not-a-repository-name", "bad-cluster",
+        "bad-region"])
 def test_missing_or_bad_values_without_a_terminal_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     run = invoke_cli(tmp_path, "init", "github-actions", "--dir", str(tmp_path), *args)
     assert run.returncode == 2 and message in run.stderr, run.stderr
@@ -208,7 +216,7 @@ def test_values_are_asked_for_on_a_terminal(tmp_path: Path) -> None:
     controller, terminal = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALEMBIC_DEPLOY_", "GITHUB_", "AWS_"))}
     proc = subprocess.Popen([sys.executable, "-m", "alembic_deploy", "init", "github-actions", "--app", "notes",
-                             "--role-arn", "arn:aws:iam::1:role/deploy", "--health-url", "", "--cluster", "apps"],
+                             "--role-arn", "arn:aws:iam::123456789012:role/deploy", "--health-url", "", "--cluster", "apps"],
                             cwd=tmp_path, stdin=terminal, stdout=terminal, stderr=terminal, env=env)
     os.close(terminal)
     answers = {"AWS region": "eu-central-1", "ECR repository": "", "Container": "web", "Task definition": "",
@@ -239,3 +247,20 @@ def test_values_are_asked_for_on_a_terminal(tmp_path: Path) -> None:
     promote = _load(tmp_path / ".github/workflows/promote.yml")
     assert [job["with"]["ecs-service"] for job in promote["jobs"].values()] == ["notes", "notes", "notes-beta", "notes"]
     assert {job["with"]["ecs-cluster"] for job in promote["jobs"].values()} == {"apps"}
+
+
+def test_a_folder_that_is_not_the_repositorys_root_is_warned_about(tmp_path: Path) -> None:
+    """qa: workflows written below the repository root (or outside any repository) never run; the
+    files are still written (a folder may be pushed as a repository of its own), with a warning."""
+    flags = ("--app", "notes", "--role-arn", "arn:aws:iam::123456789012:role/r")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "service").mkdir()
+    run = invoke_cli(tmp_path, "init", "github-actions", "--dir", str(tmp_path / "service"), *flags)
+    assert run.returncode == 0, run.output
+    assert f"warning: {tmp_path / 'service'} is inside the git repository {tmp_path}" in run.stderr
+    assert (tmp_path / "service" / ".github" / "workflows" / "promote.yml").is_file()
+    run = invoke_cli(tmp_path, "init", "github-actions", "--dir", str(tmp_path), *flags)
+    assert run.returncode == 0 and "warning" not in run.stderr, run.output
+    (tmp_path / ".git").rmdir()
+    run = invoke_cli(tmp_path, "init", "github-actions", "--dir", str(tmp_path), *flags)
+    assert "is not in a git repository" in run.stderr, run.output

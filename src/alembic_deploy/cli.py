@@ -794,11 +794,14 @@ def github_actions(settings: Settings, root: str, app: str | None, force: bool, 
     from pathlib import Path
 
     from . import api
-    from .integrations.github.workflows import values_from
+    from .integrations.github.workflows import values_from, where_github_looks
 
     folder = Path(root).absolute()
     ask = _ask if sys.stdin.isatty() else None
     values = values_from(given, app or folder.name, ask)
+    warning = where_github_looks(folder)
+    if warning:
+        _err(f"warning: {warning}")
     for written in api.init_github_actions(folder, values, force=force):
         note = " (you changed it since it was generated; --force overwrites it)" if written.action == "kept" else ""
         out(f"{written.action:<11} {written.path}{note}")

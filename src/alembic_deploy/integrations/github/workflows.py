@@ -53,6 +53,30 @@ class Environment:
     health_url: str = ""
 
 
+#: What AWS accepts, as (pattern, what it is for a message): checked when the workflows are
+#: written, not when a job first runs them.
+_REGION: Final = (r"[a-z]{2}(-[a-z]+)+-\d{1,2}", "an AWS region name (such as eu-west-1)")
+_ROLE_ARN: Final = (r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}",
+                    "an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
+_ECR_REPOSITORY: Final = (r"(?=.{2,256}$)(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*",
+                          "an ECR repository name (lower-case letters, digits, . _ - and /)")
+_ECS_NAME: Final = (r"[A-Za-z0-9_-]{1,255}", "an ECS name (letters, digits, _ and -, up to 255)")
+
+
+def where_github_looks(root: Path) -> str | None:
+    """A warning when ``root`` is not the root of a git repository: GitHub runs only the workflows
+    in the repository root's ``.github/workflows``."""
+    for folder in (root, *root.parents):
+        if (folder / ".git").exists():
+            if folder == root:
+                return None
+            return (f"{root} is inside the git repository {folder}: GitHub runs only the workflows in "
+                    f"{folder / '.github' / 'workflows'}; move them there (or pass --dir {folder}) unless {root} "
+                    "is pushed as a repository of its own.")
+    return (f"{root} is not in a git repository: GitHub runs the workflows of .github/workflows at the root of "
+            "the repository you push; pass --dir with that root.")
+
+
 @dataclass(frozen=True)
 class WorkflowValues:
     """Everything the workflows are rendered from."""
@@ -74,6 +98,18 @@ class WorkflowValues:
         names = tuple(e.name for e in self.environments)
         if names != ENVIRONMENTS:
             raise ConfigError(f"The workflows promote {', '.join(ENVIRONMENTS)}; got values for {', '.join(names)}.")
+        checks = [("--region", self.region, _REGION), ("--ecr-repository", self.ecr_repository, _ECR_REPOSITORY),
+                  ("--container", self.container, _ECS_NAME), ("--task-definition", self.task_definition, _ECS_NAME)]
+        for env in self.environments:
+            checks += [(f"--role-arn {env.name}=", env.role_arn, _ROLE_ARN), (f"--cluster {env.name}=", env.cluster,
+                       _ECS_NAME), (f"--service {env.name}=", env.service, _ECS_NAME)]
+        for flag, value, (pattern, what) in checks:
+            if not re.fullmatch(pattern, value):
+                derived = flag.split()[0] not in ("--region", "--role-arn")
+                raise ConfigError(
+                    f"{flag.rstrip('=')}: {value!r} is not {what}, so AWS would refuse it when the workflow runs. "
+                    f"Give {flag.split()[0]} a valid one"
+                    f"{' (its default comes from --app, else the folder name)' if derived else ''}.")
 
 
 @dataclass(frozen=True)
