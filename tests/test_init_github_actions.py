@@ -216,7 +216,8 @@ def test_values_are_asked_for_on_a_terminal(tmp_path: Path) -> None:
     controller, terminal = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALEMBIC_DEPLOY_", "GITHUB_", "AWS_"))}
     proc = subprocess.Popen([sys.executable, "-m", "alembic_deploy", "init", "github-actions", "--app", "notes",
-                             "--role-arn", "arn:aws:iam::123456789012:role/deploy", "--health-url", "", "--cluster", "apps"],
+                             "--role-arn", "arn:aws:iam::123456789012:role/deploy", "--health-url", "",
+                             "--cluster", "apps"],
                             cwd=tmp_path, stdin=terminal, stdout=terminal, stderr=terminal, env=env)
     os.close(terminal)
     answers = {"AWS region": "eu-central-1", "ECR repository": "", "Container": "web", "Task definition": "",
