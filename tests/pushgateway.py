@@ -23,6 +23,9 @@ BINARY = "prometheus-pushgateway"
 class Pushgateway:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[str] | None = None
+    #: More command-line flags (``--web.config.file=...``), and the basic-auth login reads then need.
+    flags: tuple[str, ...] = ()
+    login: tuple[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -33,7 +36,8 @@ class Pushgateway:
         assert os.path.exists(binary), f"{BINARY} is not installed (.ci/run installs it): apt-get install {BINARY}"
         # No persistence file: each test's server starts empty and leaves nothing behind.
         self.proc = subprocess.Popen(
-            [binary, f"--web.listen-address=127.0.0.1:{self.port}", "--persistence.file=", "--log.level=info"],
+            [binary, f"--web.listen-address=127.0.0.1:{self.port}", "--persistence.file=", "--log.level=info",
+             *self.flags],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         seen = ""
@@ -41,13 +45,22 @@ class Pushgateway:
             line = self.proc.stderr.readline() if self.proc.stderr else ""
             assert line, f"{BINARY} exited ({self.proc.wait()}) before listening: {seen}"
             seen += line
-        with urllib.request.urlopen(f"{self.url}/-/ready", timeout=deadline) as response:
+        with urllib.request.urlopen(self._request("/-/ready"), timeout=deadline) as response:
             assert response.status == 200
         return self
 
+    def _request(self, path: str) -> urllib.request.Request:
+        request = urllib.request.Request(f"{self.url}{path}")
+        if self.login is not None:
+            import base64
+
+            token = base64.b64encode(":".join(self.login).encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        return request
+
     def groups(self) -> list[dict[str, Any]]:
         """``/api/v1/metrics``: one entry per group, its labels and its metrics."""
-        with urllib.request.urlopen(f"{self.url}/api/v1/metrics", timeout=30) as response:
+        with urllib.request.urlopen(self._request("/api/v1/metrics"), timeout=30) as response:
             body = json.load(response)
         assert body["status"] == "success", body
         return list(body["data"])

@@ -379,6 +379,34 @@ def test_pushgateway_url_credentials_are_masked(sqlite_db, make_project):
     assert run.returncode == 0 and "pushpass-obs" not in run.output and "metrics" in run.stderr
 
 
+#: bcrypt of PUSH_PASSWORD (the Pushgateway's web config wants a hash; made once with crypt(3)).
+PUSH_PASSWORD = "push-qa-pass"
+PUSH_PASSWORD_BCRYPT = "$2b$12$wgPKHwmid0TeOGQx0uFuBeIHGtfZ7X.iar8PDqsaa/esUd1BjAAci"
+
+
+def test_a_pushgateway_behind_basic_auth_gets_the_urls_login(sqlite_db, make_project, tmp_path):
+    """qa: a URL with user:password@ was sent as the host name (urllib does not read a login from
+    a URL): "Name or service not known". The login is HTTP basic auth; the password never shown."""
+    config = tmp_path / "web.yml"
+    config.write_text(f"basic_auth_users:\n  metrics: {PUSH_PASSWORD_BCRYPT}\n")
+    gateway = Pushgateway(flags=(f"--web.config.file={config}",), login=("metrics", PUSH_PASSWORD)).start()
+    try:
+        project = make_project("sync")
+        without = run_cli(project, "upgrade", "a1_users", "--metrics", f"pushgateway={gateway.url}", url=sqlite_db.url)
+        assert without.returncode == 0 and "Unauthorized" in without.stderr, without.output
+        target = f"pushgateway=http://metrics:{PUSH_PASSWORD}@127.0.0.1:{gateway.port}"
+        run = run_cli(project, "upgrade", "--metrics", target, "--log-format", "json", url=sqlite_db.url)
+        assert run.returncode == 0 and "metrics_failed" not in run.stderr, run.output
+        assert PUSH_PASSWORD not in run.output
+        [group] = gateway.groups()
+        assert group["alembic_deploy_revisions_applied"]["metrics"][0]["value"] == "2"
+    finally:
+        gateway.stop()
+    refused = run_cli(project, "upgrade", "--metrics", target, url=sqlite_db.url)  # the gateway is gone
+    assert "Pushgateway at http://metrics:***@127.0.0.1" in refused.stderr, refused.output
+    assert PUSH_PASSWORD not in refused.output
+
+
 # -- settings -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("value", "says"), [
     ("statsd", "unknown metrics sink 'statsd'"),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ConfigError
 from ..masking import mask_url
+from ..masking import register as register_secret
 from ..metrics import METRICS, REVISION_DURATION
 
 if TYPE_CHECKING:
@@ -60,17 +61,37 @@ def registry(metrics: RunMetrics, labels: tuple[str, ...]) -> Any:
 
 
 class PushgatewaySink:
-    """Pushes (HTTP PUT: the group's metrics replaced) to the Pushgateway at ``url``."""
+    """Pushes (HTTP PUT: the group's metrics replaced) to the Pushgateway at ``url``; a user and
+    password in the URL (``https://user:pass@host``) log in with HTTP basic auth (a Pushgateway
+    behind ``--web.config.file``), and are never shown."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.description = f"the Pushgateway at {mask_url(url)}"
+        from urllib.parse import unquote, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        userinfo, at, host = parts.netloc.rpartition("@")
+        self.url = urlunsplit(parts._replace(netloc=host)) if at else url
+        user, _, password = userinfo.partition(":")
+        self._login = (unquote(user), unquote(password)) if at else None
+        if self._login and self._login[1]:
+            register_secret(self._login[1])
+        # The query may carry a token: the description names the host and path only.
+        self.description = f"the Pushgateway at {mask_url(urlunsplit(parts._replace(query='', fragment='')))}"
 
     def send(self, metrics: RunMetrics) -> None:
         client = _client()
+        handler = client.exposition.default_handler
+        if self._login is not None:
+            user, password = self._login
+
+            def handler(url: str, method: str, timeout: float | None, headers: list[tuple[str, str]],
+                        data: bytes) -> Any:
+                return client.exposition.basic_auth_handler(url, method, timeout, headers, data, user, password)
+
         client.push_to_gateway(
             self.url, job=JOB, registry=registry(metrics, ("backend", "outcome")),
             grouping_key={label: metrics.labels[label] for label in GROUPING}, timeout=PUSH_TIMEOUT_SECONDS,
+            handler=handler,
         )
 
 
