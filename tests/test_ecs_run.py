@@ -519,3 +519,38 @@ def test_a_task_ecs_cannot_place_is_exit_12_saying_why() -> None:
     assert failed.value.exit_code == 12
     assert "ECS could not place the task: RESOURCE:MEMORY" in failed.value.message
     assert "no capacity" in failed.value.message
+
+
+def test_json_prints_the_tasks_result_as_a_schema_document(scene: Scene, tmp_path: Path) -> None:
+    """--json: stdout is one document of the output schema (the task's ARN, its container's exit
+    code, which is ecs-run's, ECS's stop reason, the seconds it took); the container's log lines
+    go to stderr. Exit code and stop reason set on moto's backend."""
+    import jsonschema
+
+    from test_json_output import SCHEMA
+
+    scene.build()
+    proc, out, err = scene.spawn(tmp_path, "--service", "web", "--cluster", CLUSTER, "--json")
+    task_arn = _started(err)
+    assert "--json" not in scene.task(task_arn).overrides["containerOverrides"][0]["command"]
+    scene.log(task_arn, "revision 4d5e6f failed")
+    err.wait_for("revision 4d5e6f failed")
+    scene.exit(task_arn, 3, stopped_reason="Essential container in task exited")
+    assert proc.wait(DEADLINE) == 3
+    doc = json.loads(out.text)
+    jsonschema.Draft202012Validator(SCHEMA).validate(doc)
+    assert (doc["command"], doc["exit_code"], doc["error"]) == ("ecs-run", 3, None)
+    assert doc["ecs_task"]["task_arn"] == task_arn and doc["ecs_task"]["container_exit_code"] == 3
+    assert doc["ecs_task"]["container"] == "app" and doc["ecs_task"]["seconds"] >= 0
+    assert doc["ecs_task"]["stopped_reason"] == "Essential container in task exited"
+
+
+def test_an_ecs_run_error_with_json_from_the_environment_is_a_schema_document(scene: Scene, tmp_path: Path) -> None:
+    """ALEMBIC_DEPLOY_JSON=1 (as a pipeline sets for every command): a refused ecs-run prints the
+    error document, which the schema accepts for the command ecs-run."""
+    from test_json_output import checked
+
+    scene.build()
+    run = invoke_cli(tmp_path, "ecs-run", "--cluster", CLUSTER, "--task-definition", "shop",
+                     env={**scene.aws.env, "ALEMBIC_DEPLOY_JSON": "1"})
+    assert checked(run.stdout, "ecs-run", 2)["error"]["kind"] == "config-error"

@@ -724,7 +724,8 @@ def ecs_run(settings: Settings, upgrade_args: tuple[str, ...]) -> None:
     command: the container's CloudWatch log lines on stdout as they come, and its exit code as
     ecs-run's. Exits 12 when the task stopped without one (why, from ECS), and 9 after stopping the
     task on SIGTERM/SIGINT. Options it does not know are the upgrade's (e.g. --env production). In a
-    GitHub Actions step it also sets the step outputs task-arn and exit-code."""
+    GitHub Actions step it also sets the step outputs task-arn and exit-code. --json: the container's
+    lines go to stderr, and stdout gets ecs-run's document (task ARN, exit code, stop reason, seconds)."""
     from . import api
 
     ctx = click.get_current_context()
@@ -740,11 +741,16 @@ def ecs_run(settings: Settings, upgrade_args: tuple[str, ...]) -> None:
     from .integrations.github.outputs import write_outputs
 
     try:
-        result = api.ecs_run(settings, command, out=out, echo=_echo(settings))
+        # With --json stdout holds the one document: the container's lines go to stderr.
+        result = api.ecs_run(settings, command, out=_err if settings.json else out, echo=_echo(settings))
     except AlembicDeployError as exc:
         write_outputs({"task-arn": str(exc.fields.get("task") or ""), "exit-code": str(exc.exit_code)})
         raise
     write_outputs({"task-arn": result.task_arn, "exit-code": str(result.exit_code)})
+    if settings.json:
+        from .report import document, to_json
+
+        out(to_json(document("ecs-run", result.exit_code, ecs_task=result.to_dict())))
     sys.exit(result.exit_code)
 
 

@@ -125,7 +125,8 @@ class Settings:
                               "--fast-path/--no-fast-path")
     # The fast path reads PostgreSQL through psycopg[binary]'s libpq (fastpath/libpq.py), not psycopg.
     fast_path_libpq: bool = True
-    json: bool = _option(False, ON_A_DATABASE | LINTING | {REPORT, WAIT_ECS}, "Print a JSON document on stdout.")
+    json: bool = _option(False, ON_A_DATABASE | LINTING | {REPORT, WAIT_ECS, ECS_RUN},
+                         "Print a JSON document on stdout.")
     log_format: str = _option(
         "text", ON_A_DATABASE | LINTING | {REPORT}, "Progress, warning and error lines on stderr: text (default) or "
         "json, one JSON object per line (fields in the README).", metavar="FORMAT")

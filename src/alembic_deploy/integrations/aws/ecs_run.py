@@ -94,12 +94,20 @@ class Launch:
 
 @dataclass(frozen=True)
 class EcsRunResult:
-    """A task that ran: its ARN, the container that ran the command and that container's exit code."""
+    """A task that ran: its ARN, the container that ran the command and that container's exit code,
+    ECS's stoppedReason and the seconds from RunTask to the stop."""
 
     task_arn: str
     container: str
     exit_code: int
     log_stream: LogStream | None
+    stopped_reason: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``ecs_task`` object of ``ecs-run --json``."""
+        return {"task_arn": self.task_arn, "container": self.container, "container_exit_code": self.exit_code,
+                "stopped_reason": self.stopped_reason, "seconds": round(self.seconds, 3)}
 
 
 def task_id(task_arn: str) -> str:
@@ -127,6 +135,7 @@ def run(settings: Settings, command: Sequence[str], out: Write, echo: Write,
         if settings.wait_ecs_service is not None or settings.wait_healthy:
             _health_gates(settings, echo)
     with recorded() as received:
+        began = time.monotonic()
         task_arn = start(ecs, launch, command, environ)
         stream = launch.log_stream(task_arn)
         echo(f"ecs-run: started task {task_arn} on cluster {launch.cluster} "
@@ -139,7 +148,8 @@ def run(settings: Settings, command: Sequence[str], out: Write, echo: Write,
         follower = LogFollower(client("logs", stream.region), stream, out, echo) if stream else None
         task = follow(ecs, launch, task_arn, settings, follower, received, echo)
     exit_code = container_exit_code(task, launch.container)
-    return EcsRunResult(task_arn, launch.container, exit_code, stream)
+    return EcsRunResult(task_arn, launch.container, exit_code, stream, task.get("stoppedReason"),
+                        time.monotonic() - began)
 
 
 def _health_gates(settings: Settings, echo: Write) -> None:
