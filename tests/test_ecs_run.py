@@ -544,13 +544,3 @@ def test_json_prints_the_tasks_result_as_a_schema_document(scene: Scene, tmp_pat
     assert doc["ecs_task"]["container"] == "app" and doc["ecs_task"]["seconds"] >= 0
     assert doc["ecs_task"]["stopped_reason"] == "Essential container in task exited"
 
-
-def test_an_ecs_run_error_with_json_from_the_environment_is_a_schema_document(scene: Scene, tmp_path: Path) -> None:
-    """ALEMBIC_DEPLOY_JSON=1 (as a pipeline sets for every command): a refused ecs-run prints the
-    error document, which the schema accepts for the command ecs-run."""
-    from test_json_output import checked
-
-    scene.build()
-    run = invoke_cli(tmp_path, "ecs-run", "--cluster", CLUSTER, "--task-definition", "shop",
-                     env={**scene.aws.env, "ALEMBIC_DEPLOY_JSON": "1"})
-    assert checked(run.stdout, "ecs-run", 2)["error"]["kind"] == "config-error"
