@@ -589,3 +589,14 @@ def test_restore_of_a_broken_backup_file_with_force_changes_nothing(request, mak
     assert "is not a backup that can be restored" in message and "Nothing was changed" in message, message
     assert _schema(db) == before and db.versions() == ["b5_drop_users"]
     assert db.journal()[-1]["command"] == "restore" and db.journal()[-1]["outcome"] == "failed"
+
+
+def test_restore_from_a_bucket_that_does_not_exist_says_so_once(make_project, tmp_path, aws):
+    """qa: the message repeated botocore's whole text after the code, and said "deploy again"."""
+    project = make_project("backup")
+    r = invoke_cli(project, "restore", "s3://no-such-bucket-qa/x.sqlite3", "--yes",
+                   "--database-url", f"sqlite:///{tmp_path / 'new.db'}", env=aws.env)
+    message = assert_failed_cleanly(r, 11)
+    assert "Reading s3://no-such-bucket-qa/x.sqlite3 failed: NoSuchBucket (The specified bucket does not exist)" \
+        in message, message
+    assert "An error occurred" not in message and "deploy again" not in message

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackupFailed
-from ..integrations.aws.clients import aws_errors, client, error_code
+from ..integrations.aws.clients import aws_errors, client, describe
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -17,9 +17,8 @@ __all__ = ["aws_errors", "calling", "client", "failure"]
 
 def failure(what: str, exc: BaseException) -> BackupFailed:
     """A boto3 or botocore error as a BackupFailed saying ``what`` failed and why, in AWS's words."""
-    detail = str(exc).rstrip(".")
-    return BackupFailed(f"{what} failed ({error_code(exc)}): {detail}. Check the credentials, the region and the "
-                        "IAM permissions of this role (and that the resource exists), then deploy again.")
+    return BackupFailed(f"{what} failed: {describe(exc)}. Check the credentials, the region and the IAM "
+                        "permissions of this role, and that the bucket, object or snapshot exists; then try again.")
 
 
 def calling(what: str, call: Callable[[], Any]) -> Any:
