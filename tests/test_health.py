@@ -14,7 +14,7 @@ import pytest
 
 from alembic_deploy.errors import ConfigError, HealthCheckFailed
 from alembic_deploy.steps.health import wait_healthy
-from helpers import PG_DRIVER, run_cli
+from helpers import PG_DRIVER, invoke_cli, run_cli
 
 Answer = tuple[int, object]
 
@@ -81,7 +81,7 @@ def test_waits_until_the_app_turns_healthy(make_project, sqlite_db):
 
     server = HealthServer(watching)
     with server.running():
-        run = run_cli(project, "upgrade", "--wait-healthy", server.url, "--healthy-count", "3",
+        run = invoke_cli(project, "upgrade", "--wait-healthy", server.url, "--healthy-count", "3",
                       "--health-interval", "0.05", "--json", url=sqlite_db.url)
     assert run.returncode == 0, run.output
     assert sqlite_db.versions() == ["a3_seed"]
@@ -96,7 +96,7 @@ def test_never_healthy_exits_4_and_migrates_nothing(make_project, sqlite_db):
     project = make_project("sync")
     server = HealthServer(lambda n: (503, {"status": "degraded", "db": "down"}))
     with server.running():
-        run = run_cli(project, "upgrade", "--wait-healthy", server.url, "--health-timeout", "1.5",
+        run = invoke_cli(project, "upgrade", "--wait-healthy", server.url, "--health-timeout", "1.5",
                       "--health-interval", "0.1", url=sqlite_db.url)
     assert run.returncode == 4, run.output
     assert "did not answer healthy 3 time(s) in a row within 1.5s" in run.stderr
@@ -125,13 +125,13 @@ def test_every_url_must_pass(make_project, sqlite_db):
     good = HealthServer(lambda n: (200, {"status": "ok"}))
     bad = HealthServer(lambda n: (500, "boom"))
     with good.running(), bad.running():
-        run = run_cli(project, "upgrade", "--wait-healthy", good.url, "--wait-healthy", bad.url,
+        run = invoke_cli(project, "upgrade", "--wait-healthy", good.url, "--wait-healthy", bad.url,
                       "--health-timeout", "3", "--health-interval", "0.05", url=sqlite_db.url)
         assert run.returncode == 4, run.output
         assert bad.url in run.stderr and "HTTP 500: boom" in run.stderr
         assert f"{good.url} is healthy" in run.stderr
         bad.answer = lambda n: (204, "")
-        run = run_cli(project, "upgrade", "--wait-healthy", good.url, "--wait-healthy", bad.url,
+        run = invoke_cli(project, "upgrade", "--wait-healthy", good.url, "--wait-healthy", bad.url,
                       "--health-interval", "0.05", url=sqlite_db.url)
     assert run.returncode == 0, run.output
     assert sqlite_db.versions() == ["a3_seed"]
@@ -153,10 +153,10 @@ def test_expected_json_field():
 def test_gate_runs_even_when_nothing_is_pending(make_project, sqlite_db):
     """--wait-healthy is asked for explicitly: the no-op fast path does not skip it."""
     project = make_project("sync")
-    assert run_cli(project, "upgrade", url=sqlite_db.url).returncode == 0
+    assert invoke_cli(project, "upgrade", url=sqlite_db.url).returncode == 0
     server = HealthServer(lambda n: (503, "down"))
     with server.running():
-        run = run_cli(project, "upgrade", "--wait-healthy", server.url, "--health-timeout", "0.5",
+        run = invoke_cli(project, "upgrade", "--wait-healthy", server.url, "--health-timeout", "0.5",
                       "--health-interval", "0.05", url=sqlite_db.url)
     assert run.returncode == 4, run.output
     assert server.requests >= 1
@@ -188,7 +188,7 @@ def test_bad_options_are_config_errors_before_any_wait(make_project):
         (["--wait-healthy", "http://127.0.0.1:1/h", "--healthy-count", "0"], "--healthy-count"),
         (["--wait-healthy", "http://127.0.0.1:1/h", "--health-expect", "status"], "key=value"),
     ]:
-        run = run_cli(project, "upgrade", "--wait-timeout", "120", *args, url=url)
+        run = invoke_cli(project, "upgrade", "--wait-timeout", "120", *args, url=url)
         assert run.returncode == 2, run.output
         assert text in run.stderr
     with pytest.raises(ConfigError, match="key=value"):
@@ -201,6 +201,7 @@ def test_missing_httpx_names_the_extra(make_project, sqlite_db, tmp_path):
     shadow.mkdir()
     (shadow / "httpx.py").write_text("raise ImportError('httpx is not installed')\n")
     project = make_project("sync")
+    # A real process: the shadowing module must be on its start-up path.
     run = run_cli(project, "upgrade", "--wait-healthy", "http://127.0.0.1:1/health", url=sqlite_db.url,
                   env={"PYTHONPATH": str(shadow)})
     assert run.returncode == 2, run.output

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from helpers import Database, Run, assert_failed_cleanly, run_cli, url_text
+from helpers import Database, Run, assert_failed_cleanly, invoke_cli, url_text
 from lockscene import write_revision
 
 _PLAIN_ALEMBIC = """
@@ -43,7 +43,7 @@ def _plain_alembic(project: Path, url: str, wrap: list[str] | None = None) -> su
 
 def _at_head(db: Database, make_project) -> Path:
     project = make_project("sync")
-    first = run_cli(project, "upgrade", url=db.url)
+    first = invoke_cli(project, "upgrade", url=db.url)
     assert first.returncode == 0, first.output
     return project
 
@@ -104,7 +104,7 @@ def test_postgresql_select_only_role_at_head_is_a_noop_like_plain_alembic(pg_db,
 
     assert _plain_alembic(project, url).returncode == 0
     for args in (("upgrade",), ("upgrade", "--no-fast-path")):
-        _assert_noop_without_journal(run_cli(project, *args, url=url), rows, pg_db)
+        _assert_noop_without_journal(invoke_cli(project, *args, url=url), rows, pg_db)
 
 
 def test_postgresql_role_that_cannot_read_the_journal_at_head_is_a_noop(pg_db, pg_reader, make_project):
@@ -112,9 +112,9 @@ def test_postgresql_role_that_cannot_read_the_journal_at_head_is_a_noop(pg_db, p
     project = _at_head(pg_db, make_project)
     _as_admin(pg_db, f'GRANT SELECT ON alembic_version TO "{role}"')
     assert _plain_alembic(project, url).returncode == 0
-    _assert_noop_without_journal(run_cli(project, "upgrade", url=url), 1, pg_db)
+    _assert_noop_without_journal(invoke_cli(project, "upgrade", url=url), 1, pg_db)
     for command in ("status", "history"):  # read-only commands show what the role may read
-        shown = run_cli(project, command, url=url)
+        shown = invoke_cli(project, command, url=url)
         assert shown.returncode == 0 and "Traceback" not in shown.output, shown.output
 
 
@@ -126,7 +126,7 @@ def test_postgresql_role_without_create_refuses_pending_work_naming_it(pg_db, pg
     _add_pending(project)
     plain = _plain_alembic(project, url)
     assert plain.returncode != 0 and "permission denied for schema public" in plain.stderr
-    run = run_cli(project, "upgrade", url=url)
+    run = invoke_cli(project, "upgrade", url=url)
     _assert_refused_before_applying(run, pg_db, "permission denied for schema public")
     assert "grant the role CREATE on the schema" in run.stderr
 
@@ -149,7 +149,7 @@ def test_mariadb_select_only_user_at_head_is_a_noop_like_plain_alembic(mysql_db,
     rows = len(mysql_db.journal())
     assert _plain_alembic(project, mysql_reader).returncode == 0
     for args in (("upgrade",), ("upgrade", "--no-fast-path")):
-        _assert_noop_without_journal(run_cli(project, *args, url=mysql_reader), rows, mysql_db)
+        _assert_noop_without_journal(invoke_cli(project, *args, url=mysql_reader), rows, mysql_db)
 
 
 def test_mariadb_select_only_user_refuses_pending_work_naming_it(mysql_db, mysql_reader, make_project):
@@ -157,7 +157,7 @@ def test_mariadb_select_only_user_refuses_pending_work_naming_it(mysql_db, mysql
     _add_pending(project)
     plain = _plain_alembic(project, mysql_reader)
     assert plain.returncode != 0 and "command denied" in plain.stderr
-    run = run_cli(project, "upgrade", url=mysql_reader)
+    run = invoke_cli(project, "upgrade", url=mysql_reader)
     _assert_refused_before_applying(run, mysql_db, "command denied")
 
 
