@@ -302,3 +302,10 @@ def test_the_html_page_shows_names_as_text_never_as_markup(make_project, sqlite_
     html = page.read_text()
     assert name not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "<script" not in html and "default-src 'none'" in html
+
+
+def test_an_unreadable_only_source_is_one_sentence_per_reason(make_project):
+    """qa: a reason ending in a full stop gave "..app.db.. Check" in the exit-3 message."""
+    run = invoke_cli(make_project("sync"), "report", "--database-url", "prod=notaurl")
+    message = assert_failed_cleanly(run, 3)
+    assert "not a valid SQLAlchemy URL" in message and ".." not in message.replace("...", ""), message

@@ -173,6 +173,15 @@ def test_cli_rejects_a_bad_flag_value_as_a_usage_error(project):
 
 
 # -- every setting is checked when it is resolved (exit 2 naming its source) ----------------------
+def _flag(key: str) -> str:
+    """The flag a message names the setting by: its option's (``--timeout`` for ``ecs_timeout``)."""
+    from dataclasses import fields
+
+    from alembic_deploy.settings import flag_of
+
+    return flag_of(next(f for f in fields(Settings) if f.name == key))
+
+
 def _sources(key: str, raw: str, tmp_path: Path) -> list[tuple[dict, dict, Path, str]]:
     """(flags, environ, pyproject, the source the error must name) giving setting ``key`` ``raw``,
     once from each source."""
@@ -181,7 +190,7 @@ def _sources(key: str, raw: str, tmp_path: Path) -> list[tuple[dict, dict, Path,
     folder = tmp_path / f"{key}-{len(raw)}"
     folder.mkdir(exist_ok=True)
     return [
-        ({key: raw}, {}, _pyproject(folder, ""), f"--{name}"),
+        ({key: raw}, {}, _pyproject(folder, ""), _flag(key)),
         ({}, {env_var: raw}, _pyproject(folder, ""), env_var),
         ({}, {}, _pyproject(folder, f"{name} = {_toml(raw)}"), f"{name} in [tool.alembic-deploy]"),
     ]

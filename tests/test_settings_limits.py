@@ -149,3 +149,13 @@ def test_more_heads_than_the_journal_column_holds_are_clipped_not_fatal(make_pro
     for row in rows:
         assert len(row["to_revisions"]) == COLUMN_SIZES["to_revisions"] and row["to_revisions"].endswith(CLIPPED)
     assert rows[1]["from_revisions"].endswith(CLIPPED)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("ecs-run", "--cluster", "c", "--service", "s", "--timeout", "-5"), "error: --timeout must be"),
+    (("ecs-run", "--cluster", "c", "--service", "s", "--poll-interval", "0"), "error: --poll-interval must be"),
+])
+def test_a_bad_value_is_named_by_the_flag_the_user_typed(tmp_path, args, says):
+    """qa: ecs-run's --timeout was called --ecs-timeout (its setting's name) in the message."""
+    run = invoke_cli(tmp_path, *args)
+    assert run.returncode == 2 and says in run.stderr, run.output

@@ -451,9 +451,9 @@ class HistoryReport:
         if self.readable or not self.environments:
             return None
         return DatabaseUnreachable(
-            f"No journal could be read: {'; '.join(self.warnings)}. Check that the databases are up and "
-            "their URLs (--database-url, or database-url / database-url-env in the environments' policies) "
-            "are right, then run the report again.")
+            f"No journal could be read: {'; '.join(w.rstrip('.') for w in self.warnings)}. Check that the databases "
+            "are up and their URLs (--database-url, --database-secret, or database-url / database-url-env in the "
+            "environments' policies) are right, then run the report again.")
 
     def slowest(self, count: int = SLOWEST) -> list[RevisionSummary]:
         timed = [r for r in self.revisions if r.slowest is not None]

@@ -13,7 +13,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -87,6 +87,16 @@ class Option:
     def alembic_global(self) -> bool:
         """One of alembic's global options: accepted before the command as well as after it."""
         return self.commands == EVERY_COMMAND
+
+
+def flag_of(f: Field[Any]) -> str:
+    """The long flag a setting is given with on the command line (``--timeout`` for ``ecs_timeout``),
+    as messages name it."""
+    option = f.metadata.get(OPTION)
+    for flag in option.flags if option is not None else ():
+        if flag.startswith("--"):
+            return str(flag.split("/")[0])
+    return f"--{f.name.replace('_', '-')}"
 
 
 def _option(default: Any, commands: frozenset[str], text: str, *flags: str, metavar: str | None = None,
@@ -301,7 +311,7 @@ class Settings:
             if key == "policies":
                 continue
             if key in flags:
-                source = f"--{key.replace('_', '-')}"
+                source = flag_of(f)
                 value = flags[key]
             elif ENV_PREFIX + key.upper() in environ:
                 source = ENV_PREFIX + key.upper()
@@ -331,7 +341,7 @@ class Settings:
         """Check every field (as :func:`check` does, naming each by its flag) and how they combine;
         for Settings built directly rather than through :meth:`resolve`."""
         for f in fields(self):
-            check(f.name, getattr(self, f.name), f"--{f.name.replace('_', '-')}")
+            check(f.name, getattr(self, f.name), flag_of(f))
         for item in self.x:
             if "=" not in item:
                 raise ConfigError(
