@@ -225,3 +225,79 @@ def test_wait_ecs_json_is_a_document_of_the_schema(aws, tmp_path):
     set_rollout([{"status": "PRIMARY", "taskDefinition": arn, "rolloutState": "FAILED"}], 0)
     failed = wait_ecs(aws, tmp_path, "--json")
     assert checked(failed.stdout, "wait-ecs", 4)["error"]["kind"] == "health-check-failed"
+
+
+def _deployment(status: str, day: int, reason: str | None = None) -> dict[str, Any]:
+    """One ListServiceDeployments entry, created on ``day`` of January 2026."""
+    import datetime
+
+    entry = {"serviceDeploymentArn": f"arn:aws:ecs:{REGION}:123456789012:service-deployment/{CLUSTER}/{SERVICE}/d{day}",
+             "status": status, "createdAt": datetime.datetime(2026, 1, day, tzinfo=datetime.timezone.utc)}
+    if reason:
+        entry["statusReason"] = reason
+    return entry
+
+
+def stubbed_deployments(*pages: list[dict[str, Any]], error: str | None = None) -> str | None:
+    """latest_rollback against ListServiceDeployments answering ``pages`` (or ``error``): moto does
+    not implement it, so its responses come from botocore's Stubber on a real boto3 ECS client."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from alembic_deploy.integrations.aws.ecs_health import latest_rollback
+
+    ecs = boto3.client("ecs", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    with Stubber(ecs) as stub:
+        if error:
+            stub.add_client_error("list_service_deployments", error, "not allowed")
+        for n, page in enumerate(pages):
+            token = {"nextToken": f"page{n + 1}"} if n + 1 < len(pages) else {}
+            stub.add_response("list_service_deployments", {"serviceDeployments": page, **token})
+        return latest_rollback(ecs, CLUSTER, SERVICE)
+
+
+def test_a_rollback_that_already_finished_is_not_taken_for_the_new_version():
+    """The newest deployment (on the second page) was rolled back and the old version is PRIMARY and
+    COMPLETED again: without --ecs-task-definition the gate must not wait for what runs now."""
+    said = stubbed_deployments([_deployment("SUCCESSFUL", 1)],
+                               [_deployment("ROLLBACK_SUCCESSFUL", 3, "tasks failed to start"),
+                                _deployment("SUCCESSFUL", 2)])
+    assert said is not None
+    assert "ROLLBACK_SUCCESSFUL: tasks failed to start" in said and "--ecs-task-definition" in said
+
+
+def test_a_rollback_older_than_the_newest_deployment_is_history():
+    assert stubbed_deployments([_deployment("ROLLBACK_SUCCESSFUL", 1), _deployment("SUCCESSFUL", 2)]) is None
+
+
+def test_without_list_service_deployments_the_gate_keeps_its_default(aws):
+    """A role without ecs:ListServiceDeployments, and an endpoint that lacks it (moto, which every
+    other test here runs against): the service's task definition is the one waited for."""
+    from alembic_deploy.integrations.aws.ecs_health import latest_rollback
+
+    assert stubbed_deployments(error="AccessDeniedException") is None
+    ecs_service(aws)
+    assert latest_rollback(aws.client("ecs"), CLUSTER, SERVICE) is None
+
+
+def test_wait_ecs_after_a_finished_rollback_is_exit_4_at_once(aws, tmp_path, monkeypatch):
+    """The whole gate: the old version PRIMARY and COMPLETED (moto's backend, as above), the newest
+    deployment rolled back. moto lacks ListServiceDeployments: the test gives its in-process server
+    that one answer (a response method on moto's ECS response class, as moto's own are written)."""
+    import json
+
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    arns = ecs_service(aws)
+    completed(arns[0])
+    rolled_back = {**_deployment("ROLLBACK_SUCCESSFUL", 2, "tasks failed to start"), "createdAt": 1767312000.0}
+
+    def list_service_deployments(_self: Any) -> str:
+        return json.dumps({"serviceDeployments": [rolled_back]})
+
+    monkeypatch.setattr(EC2ContainerServiceResponse, "list_service_deployments", list_service_deployments,
+                        raising=False)
+    run = wait_ecs(aws, tmp_path, "--health-timeout", "600")
+    message = assert_failed_cleanly(run, 4)
+    assert "newest deployment was rolled back (ROLLBACK_SUCCESSFUL: tasks failed to start)" in message
+    assert "waiting longer cannot help" in message

@@ -6,7 +6,8 @@ needs, every ``interval`` seconds until all hold or ``timeout`` passes:
 
 * the service's PRIMARY deployment runs the expected task definition (``--ecs-task-definition``;
   default: the one the service names when the gate starts, so a rollback to the previous one does
-  not pass);
+  not pass; unless the service's newest deployment is one ECS rolled back (ListServiceDeployments),
+  when that one is the previous version: the gate then fails at once, see :func:`latest_rollback`);
 * its ``rolloutState`` is COMPLETED (IN_PROGRESS: not yet; FAILED, or the expected task
   definition's deployment FAILED while an older one became PRIMARY again: rolled back by the
   deployment circuit breaker, which no wait fixes, so the gate fails at once). A service whose
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
 
 #: Target states that are neither healthy nor the old tasks leaving.
 _LEAVING: Final = frozenset({"draining"})
+#: ListServiceDeployments statuses of a deployment ECS rolled back (circuit breaker or alarm).
+_ROLLED_BACK: Final = frozenset({"ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL",
+                                 "ROLLBACK_FAILED"})
+#: Pages of ListServiceDeployments read at most (its default page size each).
+_MAX_PAGES: Final = 10
 
 
 @dataclass
@@ -116,11 +122,16 @@ def wait_ecs_healthy(
     expected = _task_definition_arn(ecs, task_definition) if task_definition else None
     say(f"Waiting for the ECS service {cluster}/{name} to run its new version healthy (up to {timeout:g}s)...")
     last = ""
+    rolled_back: str | None = None
     while True:
         described = _describe(ecs, cluster, name)
         if expected is None:
             expected = str(described.get("taskDefinition", ""))
+            rolled_back = latest_rollback(ecs, cluster, name)
         health = _look(described, expected, cluster, name, elbv2, health.looks + 1)
+        if rolled_back is not None:
+            health.problems.insert(0, rolled_back)
+            health.final = True
         health.seconds = time.monotonic() - started
         now = "; ".join(health.problems)
         if now != last and health.problems:
@@ -132,6 +143,34 @@ def wait_ecs_healthy(
         if health.final or time.monotonic() >= deadline:
             raise _failed(health, timeout)
         time.sleep(min(interval, max(deadline - time.monotonic(), 0)))
+
+
+def latest_rollback(ecs: Any, cluster: str, name: str) -> str | None:
+    """Why the service's current task definition is not the version to wait for, when its newest
+    deployment is one ECS rolled back (a rollback that already finished leaves the old version
+    PRIMARY and COMPLETED, and ECS drops the FAILED deployment from the service's list); else None.
+    Read from ECS's ListServiceDeployments; a role or endpoint without it (access denied, a region
+    or stand-in that lacks it) gives None: the gate then takes the service's task definition."""
+    found: list[dict[str, Any]] = []
+    token: str | None = None
+    for _page in range(_MAX_PAGES):
+        try:
+            page = {"nextToken": token} if token else {}
+            answer = ecs.list_service_deployments(cluster=cluster, service=name, **page)
+        except aws_errors():
+            return None
+        found += [d for d in answer.get("serviceDeployments") or [] if d.get("createdAt") is not None]
+        token = answer.get("nextToken")
+        if not token:
+            break
+    if not found:
+        return None
+    newest = max(found, key=lambda d: d["createdAt"])
+    if newest.get("status") not in _ROLLED_BACK:
+        return None
+    reason = f": {newest['statusReason']}" if newest.get("statusReason") else ""
+    return (f"the service's newest deployment was rolled back ({newest['status']}{reason}), so the task definition "
+            "it runs now is the previous version; give --ecs-task-definition to name the version to wait for")
 
 
 def _describe(ecs: Any, cluster: str, name: str) -> dict[str, Any]:
