@@ -570,11 +570,11 @@ def test_run_migrate_backs_up_before_migrating_too(sqlite_db, make_project, tmp_
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not-a-backup"])
-@pytest.mark.parametrize("fixture", ["sqlite_db", "pg_db"])
+@pytest.mark.parametrize("fixture", ["sqlite_db", "pg_db", "mysql_db"])
 def test_restore_of_a_broken_backup_file_with_force_changes_nothing(request, make_project, tmp_path, fixture, damage):
-    """A truncated or foreign file is read through (pg_restore to nowhere, SQLite's quick_check)
-    before the restore drops anything: exit 11, the database as it was (qa: it used to drop every
-    table first, then fail)."""
+    """A truncated or foreign file is read through (pg_restore to nowhere, SQLite's quick_check, a
+    MySQL dump's last line) before the restore drops anything: exit 11, the database as it was (qa:
+    it used to drop every table first, then fail)."""
     db: Database = request.getfixturevalue(fixture)
     project = make_project("backup")
     _seed(project, db)

@@ -8,7 +8,7 @@ import operator
 import os
 import re
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import unquote
 
 from ..masking import SQLLiterals
@@ -42,6 +42,12 @@ REFUSED_WRITE_CODES = frozenset({1044, 1142, 1227, 1290, 1792, 1036})
 _ABSENT_CODES = frozenset({1054, 1146, 1049})
 #: MariaDB max_statement_time (ER_STATEMENT_TIMEOUT), MySQL max_execution_time (ER_QUERY_TIMEOUT).
 STATEMENT_TIMEOUT_CODES = frozenset({1969, 3024})
+
+
+#: Reads a dump on stdin; fails saying why unless its end is the dump program's last line.
+_DUMP_COMPLETED: Final = (
+    "tail -c 1024 | grep -q -e '^-- Dump completed' || { echo 'it does not end with the -- Dump completed line "
+    "mysqldump and mariadb-dump write last: it is truncated, or not their dump' >&2; exit 1; }")
 
 
 def _program(names: tuple[str, ...]) -> str:
@@ -142,6 +148,11 @@ class MySQLBackend(Backend):
         argv += [f"--ignore-table={database}.{t}" for t in exclude]
         argv += [database, *tables]
         return ClientCommand(tuple(argv))
+
+    def check_backup_command(self) -> ClientCommand | None:
+        # A dump is SQL text the client would run statement by statement (each DROP TABLE first):
+        # a whole one ends with the dump program's "-- Dump completed" comment.
+        return ClientCommand(("sh", "-c", _DUMP_COMPLETED))
 
     def restore_command(self, url: URL, replace: bool, private: Path) -> ClientCommand:
         # A dump drops each table it recreates (DROP TABLE IF EXISTS): replace needs nothing more.

@@ -254,7 +254,7 @@ def _check(deployment: Deployment, backup: Backup) -> None:
             command = backend.check_backup_command()
             if command is not None:
                 code, tail = _feed(command, backup.location, Path(folder))
-                problem = f"{command.argv[0]} cannot read it (exit {code}): {tail}" if code else None
+                problem = tail if code else None
     if problem:
         raise BackupFailed(f"{backup.location} is not a backup that can be restored: {problem}. Nothing was "
                            "changed in the database. Restore another backup (`alembic-deploy backups` lists them).")
