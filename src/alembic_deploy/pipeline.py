@@ -71,10 +71,9 @@ def run(
                 from .drift import refuse_drift
 
                 refuse_drift(deployment, interrupt, report)
-            # The backup the policy asks for (--backup, the --env policy): before any change. Its
-            # decision reads the revisions an upgrade applies; a rollback takes none (not done yet).
-            if motion.upgrading:
-                protect(deployment, project, motion.target, report)
+            # The backup the policy asks for (--backup, the --env policy): before any change, over the
+            # revisions an upgrade applies or a rollback undoes.
+            protect(deployment, project, motion, report)
             tracker = ProgressTracker(backend, *_progress_writers(journal, lock, report))
             tracker.direction = motion.direction
             started = time.monotonic()

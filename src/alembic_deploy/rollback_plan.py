@@ -232,7 +232,7 @@ def make_plan(deployment: Deployment, project: AlembicProject, request: Rollback
     # Alembic's INFO lines ("Generating static SQL") would read as if something ran.
     logging.disable(logging.INFO)
     try:
-        plan.steps = [_undo_step(project, rev, dialect) for rev in undo]
+        plan.steps = [undo_step(project, rev, dialect) for rev in undo]
     finally:
         logging.disable(logging.NOTSET)
     _judge(project, plan, request)
@@ -302,7 +302,7 @@ def _applied_by(project: AlembicProject, row: dict[str, Any]) -> list[str]:
     return sorted(project.ancestry(_revisions(row["to_revisions"])) - before)
 
 
-def _undo_step(project: AlembicProject, revision: str, dialect: str) -> UndoStep:
+def undo_step(project: AlembicProject, revision: str, dialect: str) -> UndoStep:
     """``revision``'s downgrade() rendered offline for ``dialect``, with the lint's findings."""
     from .alembic_env import read_revision_file
     from .lint.downgrade import destructive, irreversible

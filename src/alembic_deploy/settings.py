@@ -210,36 +210,37 @@ class Settings:
         metavar="ENV")
     # The backup before migrating (steps/backup.py) and where backups go (restore reads them back).
     backup: str | None = _option(
-        None, UPGRADING, "Back up the database before migrating: never, always, destructive (a pending revision "
-        "drops a table, column, schema or database, or truncates) or major (more than --backup-major-revisions "
-        "pending, or one marked alembic_deploy = {'backup': True}); default: the --env policy's, else never.")
+        None, MIGRATING, "Back up the database before migrating: never, always, destructive (a pending revision "
+        "drops a table, column, schema or database, or truncates; a rollback's downgrade drops data) or major "
+        "(more than --backup-major-revisions pending or undone, or one marked alembic_deploy = {'backup': True}); "
+        "default: the --env policy's, else never.")
     backup_major_revisions: int | None = _option(
-        None, UPGRADING, "--backup major: back up when more than this many revisions are pending (default: the "
-        "--env policy's, else 5).", metavar="N")
+        None, MIGRATING, "--backup major: back up when more than this many revisions are pending or undone "
+        "(default: the --env policy's, else 5).", metavar="N")
     backup_on_failure: str | None = _option(
-        None, UPGRADING, "When the backup fails: stop (exit 11, nothing migrated) or continue with a warning "
+        None, MIGRATING, "When the backup fails: stop (exit 11, nothing migrated) or continue with a warning "
         "(default: the --env policy's, else stop).")
     backup_method: str = _option(
-        "auto", UPGRADING, "auto (pg_dump -Fc, mariadb-dump/mysqldump, SQLite's online backup API), rds-snapshot, "
+        "auto", MIGRATING, "auto (pg_dump -Fc, mariadb-dump/mysqldump, SQLite's online backup API), rds-snapshot, "
         "aurora-snapshot (boto3, the aws extra) or command (--backup-command) (default auto).")
     backup_destination: str = _option(
-        "backups", UPGRADING, "Folder, or s3://bucket/prefix (the aws extra), the backups go to "
+        "backups", MIGRATING, "Folder, or s3://bucket/prefix (the aws extra), the backups go to "
         "(default: ./backups).", metavar="DEST")
     backup_retention: int = _option(
-        0, UPGRADING, "Keep this many backups of this environment and database at the destination, deleting "
+        0, MIGRATING, "Keep this many backups of this environment and database at the destination, deleting "
         "older ones after a backup; 0 keeps all (default 0).", metavar="N")
     backup_tables: str = _option(
-        "all", UPGRADING, "all, or auto: only the tables the pending revisions touch, read from the lint's parse "
+        "all", MIGRATING, "all, or auto: only the tables the pending revisions touch, read from the lint's parse "
         "(a full backup when one cannot be read) (default all).")
     backup_command: str | None = _option(
-        None, UPGRADING, "--backup-method command: the program to run (split as a shell would, not run by "
+        None, MIGRATING, "--backup-method command: the program to run (split as a shell would, not run by "
         "one); it gets the URL's parts as DB_DIALECT, DB_HOST, DB_PORT, DB_USER, DB_PASSWORD, DB_NAME and "
         "BACKUP_NAME, BACKUP_DESTINATION, BACKUP_TABLES in its environment.", metavar="CMD")
     backup_rds_identifier: str | None = _option(
-        None, UPGRADING, "rds-snapshot / aurora-snapshot: the DB instance or cluster identifier (default: the "
+        None, MIGRATING, "rds-snapshot / aurora-snapshot: the DB instance or cluster identifier (default: the "
         "first label of the URL's host, as RDS names its endpoints).", metavar="ID")
     backup_timeout: float = _option(
-        3600.0, UPGRADING, "Seconds a backup may take (a snapshot becoming available included) (default 3600).")
+        3600.0, MIGRATING, "Seconds a backup may take (a snapshot becoming available included) (default 3600).")
     schema_timeout: float = _option(300.0, frozenset({RUN}), "Seconds --wait-for-schema waits (default 300).")
     accept_ahead: bool = _option(
         False, frozenset({RUN}),

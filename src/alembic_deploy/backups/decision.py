@@ -12,6 +12,11 @@ The ``backup`` setting (flag, ``ALEMBIC_DEPLOY_BACKUP``, ``[tool.alembic-deploy]
 * ``major``: more than ``backup-major-revisions`` (default 5) revisions pending, or one whose file
   sets ``alembic_deploy = {"backup": True}``.
 
+A rollback (:func:`decide_rollback`) follows the same policy over the revisions it undoes:
+``destructive`` reads the rollback plan's findings (``destructive-downgrade``: a downgrade that
+drops a table or column, or deletes rows; or any rule of the ``backup-before`` list), a downgrade
+that does not render offline counting as destructive; ``major`` counts the revisions undone.
+
 ``--backup-tables auto`` limits the backup to the tables the pending revisions touch, as the lint's
 parse reads them, and the version table; any statement whose table it cannot tell (or a revision it
 cannot read) means the whole database.
@@ -31,10 +36,13 @@ if TYPE_CHECKING:
     from ..alembic_env import AlembicProject
     from ..lint.change import Change
     from ..lint.runner import RevisionLint
+    from ..rollback_plan import UndoStep
     from ..settings import Settings
 
 #: The lint rules whose findings mean data is lost by the revision.
 DESTRUCTIVE_RULES: Final = frozenset({"drop-table", "drop-column", "drop-schema-or-database", "truncate"})
+#: The rollback plan's rule for a downgrade that drops data (:mod:`alembic_deploy.lint.downgrade`).
+DESTRUCTIVE_DOWNGRADE: Final = "destructive-downgrade"
 DEFAULT_MAJOR_REVISIONS: Final = 5
 #: Change kinds whose table, if any, does not bound what they reach.
 _UNBOUNDED: Final = frozenset({"unparsed", "drop-schema", "drop-database", "drop-other", "alter-other", "rename-other"})
@@ -99,11 +107,7 @@ def decide(policy: BackupPolicy, pending: Sequence[str], project: AlembicProject
     if policy.mode == "always":
         reason = f"{policy.source} says always"
     elif policy.mode == "major":
-        marked = [rev for rev in pending if project.options(rev).get("backup") is True]
-        if marked:
-            reason = f"{', '.join(marked)} asks for one (alembic_deploy = {{'backup': True}})"
-        elif len(pending) > policy.major_revisions:
-            reason = f"{len(pending)} revisions are pending, more than {policy.major_revisions}"
+        reason = _by_count(policy, pending, project, "pending")
     else:
         reads = [_read(project, rev, dialect) for rev in pending]
         unread: dict[str, list[str]] = {}
@@ -127,6 +131,43 @@ def decide(policy: BackupPolicy, pending: Sequence[str], project: AlembicProject
         if chosen is None:
             notes.append("--backup-tables auto: a statement's tables could not be told, so the whole database")
     return Decision(reason, chosen, notes)
+
+
+def decide_rollback(policy: BackupPolicy, steps: Sequence[UndoStep], project: AlembicProject) -> Decision:
+    """Whether to back up before undoing ``steps`` (the rollback plan's, in order): always the
+    whole database (``--backup-tables auto`` reads what an upgrade touches)."""
+    if policy.mode == "never" or not steps:
+        return Decision(None)
+    undone = [step.revision for step in steps]
+    notes: list[str] = []
+    reason = _by_count(policy, undone, project, "undone")
+    if policy.mode == "always":
+        reason = f"{policy.source} says always"
+    elif policy.mode == "destructive":
+        unread = [step.revision for step in steps if step.render_error is not None]
+        for step in steps:
+            hits = sorted({f.rule for f in step.findings if f.rule in policy.before | {DESTRUCTIVE_DOWNGRADE}})
+            if hits:
+                reason = f"undoing {step.revision} is destructive ({', '.join(hits)})"
+                break
+        if reason is None and unread:
+            reason = f"the downgrade of {unread[0]} could not be rendered"
+        if unread:
+            notes.append(f"{', '.join(unread)} not linted (the downgrade does not render offline): "
+                         "taken as destructive")
+    return Decision(reason, None, notes)
+
+
+def _by_count(policy: BackupPolicy, revisions: Sequence[str], project: AlembicProject, verb: str) -> str | None:
+    """``major``'s reason: a revision marked ``alembic_deploy = {"backup": True}``, or more than N."""
+    if policy.mode != "major":
+        return None
+    marked = [rev for rev in revisions if project.options(rev).get("backup") is True]
+    if marked:
+        return f"{', '.join(marked)} asks for one (alembic_deploy = {{'backup': True}})"
+    if len(revisions) > policy.major_revisions:
+        return f"{len(revisions)} revisions are {verb}, more than {policy.major_revisions}"
+    return None
 
 
 def touched(reads: Sequence[_Read]) -> tuple[str, ...] | None:

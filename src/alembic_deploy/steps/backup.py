@@ -1,6 +1,6 @@
 """The backup before migrating: under the migration lock, after the journal's ``running`` row and
-before the first revision, only when revisions are pending and the backup policy calls for one
-(:mod:`alembic_deploy.backups.decision`).
+before the first revision, only when revisions are pending (or, for a rollback, to be undone) and
+the backup policy calls for one (:mod:`alembic_deploy.backups.decision`).
 
 A backup that fails stops the deploy with :class:`~alembic_deploy.errors.BackupFailed` (exit 11)
 before anything changed, unless the policy says ``backup-on-failure = "continue"``: then the
@@ -21,14 +21,17 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..alembic_env import AlembicProject
+    from ..backups.decision import BackupPolicy, Decision
     from ..backups.destination import Written
     from ..backups.record import BackupRecord
     from ..deployment import Deployment
+    from ..motion import Motion
     from ..report import DeployReport
+    from ..rollback_plan import UndoStep
 
 
-def protect(deployment: Deployment, project: AlembicProject, target: str, report: DeployReport) -> None:
-    """Back up before migrating to ``target`` when the policy says so (see the module's docstring)."""
+def protect(deployment: Deployment, project: AlembicProject, motion: Motion, report: DeployReport) -> None:
+    """Back up before ``motion`` when the policy says so (see the module's docstring)."""
     from ..backups.decision import decide, resolve_policy
 
     settings, echo = deployment.settings, deployment.echo
@@ -40,16 +43,23 @@ def protect(deployment: Deployment, project: AlembicProject, target: str, report
 
     # The database's revision(s) and its version table, as env.py configures them.
     inspected = project.run("inspect", "heads", RunObserver())
-    pending = project.pending(target, inspected.current)
-    if pending is None:
-        return  # an unknown target or database revision: the upgrade refuses it in its own words
-    # What the lint refuses (--lint enforce, the --env policy's default) is refused before a backup
-    # is made for it; its notes and warnings are said when alembic plans the run, as without a backup.
-    from .preflight import check_lint, lint_mode
+    before = "migrating" if motion.upgrading else "rolling back"
+    if motion.upgrading:
+        pending = project.pending(motion.target, inspected.current)
+        if pending is None:
+            return  # an unknown target or database revision: the upgrade refuses it in its own words
+        # What the lint refuses (--lint enforce, the --env policy's default) is refused before a backup
+        # is made for it; its notes and warnings are said when alembic plans the run, as without a backup.
+        from .preflight import check_lint, lint_mode
 
-    if lint_mode(settings)[0] == "enforce":
-        check_lint(project, pending, settings, deployment.backend.name, _quiet, _quiet)
-    decision = decide(policy, pending, project, deployment.backend.name, settings.backup_tables)
+        if lint_mode(settings)[0] == "enforce":
+            check_lint(project, pending, settings, deployment.backend.name, _quiet, _quiet)
+        decision = decide(policy, pending, project, deployment.backend.name, settings.backup_tables)
+    else:
+        undoing = _rollback_decision(policy, project, motion, inspected.current, deployment.backend.name)
+        if undoing is None:
+            return  # the database moved since the plan: the rollback refuses it in its own words
+        decision = undoing
     for note in decision.notes:
         echo(f"note: backup: {note}")
     if decision.reason is None:
@@ -57,7 +67,7 @@ def protect(deployment: Deployment, project: AlembicProject, target: str, report
         return
     version_table = ".".join(filter(None, (inspected.version_table_schema, inspected.version_table)))
     record = _record(deployment, inspected.current, decision.tables, version_table, decision.reason, report)
-    echo(f"Backing up {report.database or 'the database'} before migrating ({decision.reason})...")
+    echo(f"Backing up {report.database or 'the database'} before {before} ({decision.reason})...")
     try:
         _take(deployment, record)
     except BackupFailed as exc:
@@ -66,14 +76,15 @@ def protect(deployment: Deployment, project: AlembicProject, target: str, report
         _journal(deployment, record, report)
         report.backup = record.to_dict()
         if policy.on_failure == "continue":
-            note = (f"The backup before migrating failed and {policy.source} says to continue without one: "
+            note = (f"The backup before {before} failed and {policy.source} says to continue without one: "
                     f"{exc.message}")
             report.warnings.append(note)
             echo(f"warning: {note}")
             report.step("backup", started, "failed; continued")
             return
+        run, go = ("deploy", "deploy") if motion.upgrading else ("rollback", "roll back")
         raise BackupFailed(
-            f"{exc.message.rstrip('.')}. The deploy stopped before migrating ({decision.reason}); to deploy "
+            f"{exc.message.rstrip('.')}. The {run} stopped before {before} ({decision.reason}); to {go} "
             "without a backup anyway set backup-on-failure = \"continue\" in the policy or pass "
             "--backup-on-failure continue.", **exc.fields,
         ) from None
@@ -85,6 +96,33 @@ def protect(deployment: Deployment, project: AlembicProject, target: str, report
     echo(f"Backed up to {record.location}{size} in {record.duration_seconds:.1f}s.")
     for gone in _prune(deployment, record):
         echo(f"  retention: deleted {gone}")
+
+
+def _rollback_decision(policy: BackupPolicy, project: AlembicProject, motion: Motion, current: Sequence[str],
+                       dialect: str) -> Decision | None:
+    """The decision for a rollback from ``current``: over the revisions it undoes, read as the
+    rollback plan reads them (their downgrade rendered, its findings) when the policy needs it."""
+    import logging
+
+    from ..backups.decision import decide_rollback
+    from ..rollback_plan import undo_step
+
+    if motion.expected_from is not None and sorted(motion.expected_from) != sorted(current):
+        return None
+    undo = list(motion.undo) or [rev for rev, _ in project.steps(motion, current)]
+    if policy.mode != "destructive":
+        return decide_rollback(policy, [_unread(rev) for rev in undo], project)
+    logging.disable(logging.INFO)  # alembic's "Generating static SQL" would read as if something ran
+    try:
+        return decide_rollback(policy, [undo_step(project, rev, dialect) for rev in undo], project)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _unread(revision: str) -> UndoStep:
+    from ..rollback_plan import UndoStep
+
+    return UndoStep(revision, "", "", (), [])
 
 
 def _record(deployment: Deployment, current: Sequence[str], tables: tuple[str, ...] | None, version_table: str,
