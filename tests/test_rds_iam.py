@@ -87,6 +87,7 @@ def test_a_token_signed_with_other_credentials_is_a_refused_login_exit_2(make_pr
     run = run_cli(project, "upgrade", "--rds-iam", url=through(iam_proxy, pg_db.url, sslmode="require"), env=env)
     message = assert_failed_cleanly(run, 2, *(login.token for login in iam_proxy.logins))
     assert "PAM authentication failed" in message
+    assert "may log in with IAM" in message and "rds-db:connect" in message, message  # qa: not "in DATABASE_URL"
     assert iam_proxy.logins and all(login.refused == "bad signature" for login in iam_proxy.logins)
     assert not pg_db.has_table("alembic_version")
 

@@ -50,6 +50,11 @@ class LoginSource(Protocol):
         """What it is, for messages: "the secret 'prod/db'", "an RDS IAM token for ..."."""
         ...
 
+    @property
+    def refused_advice(self) -> str:
+        """What to check when the database refuses the login it gave (a sentence's end, no full stop)."""
+        ...
+
     def read(self) -> Login:
         """The login to connect with now (a network call: the secret's current version, a token
         signed now). Raises :class:`~alembic_deploy.errors.CredentialsUnavailable` when it

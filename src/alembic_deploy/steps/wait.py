@@ -90,20 +90,19 @@ def wait_for_database(
     except DBAPIError as exc:
         raise ConfigError(
             f"The database at {where} refused the connection: {_first_line(backend, exc)}. This is not "
-            "a transient error, so it was not retried: check the user, password and database "
-            f"name in {_login_origin(engine)}.",
+            f"a transient error, so it was not retried: {_refused_advice(engine)}.",
         ) from None
     return time.monotonic() - started, attempts, conn
 
 
-def _login_origin(engine: Engine) -> str:
-    """Where the URL's login came from, for the message of a refused one."""
+def _refused_advice(engine: Engine) -> str:
+    """What to check when the database refused the URL's login: where that login came from."""
     from ..credentials import source_for
 
     source = source_for(engine.url.render_as_string(hide_password=False))
     if source is not None:  # --database-secret / --rds-iam: DATABASE_URL may hold no login at all
-        return f"{source.description}, where the login came from (and in DATABASE_URL for what it lacks)"
-    return "DATABASE_URL (or --database-url, or sqlalchemy.url)"
+        return source.refused_advice
+    return "check the user, password and database name in DATABASE_URL (or --database-url, or sqlalchemy.url)"
 
 
 def _first_line(backend: Backend, exc: BaseException | None) -> str:

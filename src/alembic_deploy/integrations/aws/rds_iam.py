@@ -40,6 +40,12 @@ class IamToken:
     def description(self) -> str:
         return f"an RDS IAM token for {self.user!r} at {self.host}:{self.port}"
 
+    @property
+    def refused_advice(self) -> str:
+        return (f"check that the database user {self.user!r} may log in with IAM (PostgreSQL: GRANT rds_iam; "
+                "MySQL: IDENTIFIED WITH AWSAuthenticationPlugin), that IAM authentication is enabled on the "
+                f"instance, and that this role may rds-db:connect as {self.user!r}")
+
     def read(self) -> Login:
         if self._client is None:  # one client for every token
             self._client = client("rds", self.region)  # exit 2 without boto3

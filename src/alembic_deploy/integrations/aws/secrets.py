@@ -45,6 +45,11 @@ class SecretLogin:
     def description(self) -> str:
         return f"the secret {self.secret_id!r}"
 
+    @property
+    def refused_advice(self) -> str:
+        return (f"check the user, password and database name in {self.description}, where the login came "
+                "from (and in DATABASE_URL for what it lacks)")
+
     def fetch(self) -> str:
         """The secret's current value, as text."""
         if self._client is None:  # one client for every read (a client costs a few ms to build)
