@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from helpers import Database, assert_failed_cleanly, run_cli, schema_snapshot
+from test_json_output import checked
 
 HISTORY = "alembic_deploy_history"
 BACKUPS = "alembic_deploy_history_backups"
@@ -46,10 +47,12 @@ def test_a_destructive_rollback_backs_up_first_and_a_restore_brings_the_rows_bac
     db = database
     project = make_project("backup")
     _at_b4_with_notes(project, db)
-    r = _rollback(project, db, "--backup", "destructive")
+    r = _rollback(project, db, "--backup", "destructive", "--json")
     assert r.returncode == 0, r.output
     assert db.versions() == ["a3_seed"] and not db.has_table("notes")
     [backup] = _backups(db)
+    doc = checked(r.stdout, "rollback", 0)
+    assert doc["backup"]["location"] == backup["location"]
     run = db.journal()[-1]
     assert run["command"] == "rollback" and run["outcome"] == "rolled-back"
     assert backup["outcome"] == "ok" and backup["journal_id"] == run["id"]
