@@ -201,8 +201,12 @@ def test_a_rerun_is_idempotent_and_keeps_a_file_the_user_changed(tmp_path: Path)
      "--cluster qa: 'a b' is not an ECS name"),
     (("--role-arn", "arn:aws:iam::123456789012:role/r", "--app", "notes", "--region", "eu west"),
      "'eu west' is not an AWS region name"),
+    (("--role-arn", "arn:aws:iam::123456789012:role/r", "--app", "notes", "--health-url", "qa=notaurl"),
+     "--health-url qa: 'notaurl' is not an http(s) URL"),
+    (("--role-arn", "arn:aws:iam::123456789012:role/r", "--app", "notes", "--branch", "my branch"),
+     "--branch: 'my branch' is not a git branch name"),
 ], ids=["no-role", "some-roles", "unknown-environment", "bad-role-arn", "app-not-a-repository-name", "bad-cluster",
-        "bad-region"])
+        "bad-region", "bad-health-url", "bad-branch"])
 def test_missing_or_bad_values_without_a_terminal_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     run = invoke_cli(tmp_path, "init", "github-actions", "--dir", str(tmp_path), *args)
     assert run.returncode == 2 and message in run.stderr, run.stderr

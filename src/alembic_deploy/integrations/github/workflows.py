@@ -60,6 +60,8 @@ _ROLE_ARN: Final = (r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}",
                     "an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
 _ECR_REPOSITORY: Final = (r"(?=.{2,256}$)(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*",
                           "an ECR repository name (lower-case letters, digits, . _ - and /)")
+_BRANCH: Final = (r"(?!.*\.\.)(?!/)(?!.*//)[^\s~^:?*\[\\]+(?<![/.])", "a git branch name (no spaces, no ~^:?*[ or ..)")
+_HEALTH_URL: Final = (r"https?://[^\s/?#]+[^\s]*", "an http(s) URL")
 _ECS_NAME: Final = (r"[A-Za-z0-9_-]{1,255}", "an ECS name (letters, digits, _ and -, up to 255)")
 
 
@@ -100,14 +102,18 @@ class WorkflowValues:
             raise ConfigError(f"The workflows promote {', '.join(ENVIRONMENTS)}; got values for {', '.join(names)}.")
         checks = [("--region", self.region, _REGION), ("--ecr-repository", self.ecr_repository, _ECR_REPOSITORY),
                   ("--container", self.container, _ECS_NAME), ("--task-definition", self.task_definition, _ECS_NAME)]
+        checks.append(("--branch", self.branch, _BRANCH))
         for env in self.environments:
             checks += [(f"--role-arn {env.name}=", env.role_arn, _ROLE_ARN), (f"--cluster {env.name}=", env.cluster,
                        _ECS_NAME), (f"--service {env.name}=", env.service, _ECS_NAME)]
+            if env.health_url:
+                checks.append((f"--health-url {env.name}=", env.health_url, _HEALTH_URL))
         for flag, value, (pattern, what) in checks:
             if not re.fullmatch(pattern, value):
-                derived = flag.split()[0] not in ("--region", "--role-arn")
+                derived = flag.split()[0] in ("--ecr-repository", "--container", "--task-definition", "--cluster",
+                                              "--service")
                 raise ConfigError(
-                    f"{flag.rstrip('=')}: {value!r} is not {what}, so AWS would refuse it when the workflow runs. "
+                    f"{flag.rstrip('=')}: {value!r} is not {what}, so the generated workflow would fail on it. "
                     f"Give {flag.split()[0]} a valid one"
                     f"{' (its default comes from --app, else the folder name)' if derived else ''}.")
 
