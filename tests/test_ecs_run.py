@@ -544,3 +544,14 @@ def test_json_prints_the_tasks_result_as_a_schema_document(scene: Scene, tmp_pat
     assert doc["ecs_task"]["container"] == "app" and doc["ecs_task"]["seconds"] >= 0
     assert doc["ecs_task"]["stopped_reason"] == "Essential container in task exited"
 
+
+
+def test_a_github_output_file_that_cannot_be_written_keeps_the_exit_code(tmp_path: Path) -> None:
+    """qa: an unwritable $GITHUB_OUTPUT turned ecs-run's exit code (here 2, no region) into 1, an
+    internal error; the outputs are a warning now."""
+    run = invoke_cli(tmp_path, "ecs-run", "--cluster", CLUSTER, "--service", "web",
+                     env={"GITHUB_OUTPUT": str(tmp_path / "no-such-folder" / "output"), "AWS_DEFAULT_REGION": None,
+                          "AWS_REGION": None, "AWS_CONFIG_FILE": os.devnull})
+    assert run.returncode == 2, run.output
+    assert "warning: could not write the step outputs to $GITHUB_OUTPUT" in run.stderr
+    assert "No AWS region is configured" in run.stderr and "internal error" not in run.stderr
