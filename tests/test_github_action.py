@@ -69,8 +69,8 @@ def run_action(workspace: Path, **given: str) -> ActionRun:
         stdout, stderr, exit_code = stdout + proc.stdout, stderr + proc.stderr, proc.returncode
         if exit_code:
             break
-    outputs = dict(line.split("=", 1) for line in output_file.read_text().splitlines()) if output_file.exists() else {}
-    summary = summary_file.read_text() if summary_file.exists() else ""
+    outputs = dict(line.split("=", 1) for line in output_file.read_text().splitlines()) if output_file.is_file() else {}
+    summary = summary_file.read_text() if summary_file.is_file() else ""
     return ActionRun(exit_code, stdout, stderr, outputs, summary)
 
 
@@ -111,6 +111,20 @@ def test_a_failing_revision_is_annotated_on_its_file_and_fails_the_step(make_pro
     assert annotation.startswith(f"::error file=service/migrations/versions/a4_broken.py,line={line},"
                                  "title=alembic-deploy%3A migration-failed (exit 7)::Revision a4_broken")
     assert "| failed | `a4_broken`" in run.summary and "**migration-failed**" in run.summary
+
+
+def test_unwritable_output_and_summary_files_keep_the_migrations_exit_code(make_project: Any, tmp_path: Path) -> None:
+    """qa: $GITHUB_OUTPUT / $GITHUB_STEP_SUMMARY that cannot be written (here folders) made the step
+    exit 1 with a traceback instead of the migration's 7; now each is a warning."""
+    make_project("failing", "repo/service")
+    workspace = tmp_path / "repo"
+    (workspace / "github_output").mkdir()
+    (workspace / "step_summary").mkdir()
+    run = run_action(workspace, working_directory="service", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                     **_python())
+    assert run.exit_code == 7, run.stderr
+    assert "Traceback" not in run.stderr and "could not write the step outputs" in run.stderr
+    assert "could not append the result to $GITHUB_STEP_SUMMARY" in run.stderr
 
 
 @pytest.mark.slow

@@ -165,8 +165,12 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     write_outputs(outputs(document, exit_code), environ)
     target = environ.get("GITHUB_STEP_SUMMARY")
     if target:
-        with open(target, "a", encoding="utf-8") as stream:
-            stream.write(summary(document, exit_code, command))
+        try:
+            with open(target, "a", encoding="utf-8") as stream:
+                stream.write(summary(document, exit_code, command))
+        except OSError as exc:  # a courtesy: the step's exit code is the migration's whatever happens here
+            print(f"warning: could not append the result to $GITHUB_STEP_SUMMARY ({target}): {exc.strerror or exc}.",
+                  file=sys.stderr)
     config = Path(_input(environ, "config") or "alembic.ini").absolute()
     line = annotation(document, exit_code, Path(environ.get("GITHUB_WORKSPACE") or os.getcwd()), config)
     if line:
