@@ -1,4 +1,4 @@
-"""The backup policy before a rollback, on real SQLite and PostgreSQL with the real dump programs.
+"""The backup policy before a rollback, on real SQLite, PostgreSQL and MariaDB with the real dump programs.
 
 The scenario ``backup`` is ``sync`` (a1 users, a2 index, a3 seed row) plus b4 (creates notes) and
 b5 (drops users). Rolling back from b4_notes to a3_seed drops notes and its rows: the rollback
@@ -20,7 +20,7 @@ BACKUPS = "alembic_deploy_history_backups"
 NOTES = 25
 
 
-@pytest.fixture(params=("sqlite_db", "pg_db"))
+@pytest.fixture(params=("sqlite_db", "pg_db", "mysql_db"))
 def database(request: pytest.FixtureRequest) -> Database:
     db: Database = request.getfixturevalue(request.param)
     return db
