@@ -111,3 +111,18 @@ def test_a_failed_backup_stops_the_rollback_before_any_change(database, make_pro
     assert run["command"] == "rollback" and run["outcome"] == "failed" and "backup" in run["error"].lower()
     [backup] = _backups(db)
     assert backup["outcome"] == "failed" and backup["journal_id"] == run["id"]
+
+
+def test_the_environment_policy_applies_to_a_rollback(pg_db, make_project):
+    project = make_project("backup")
+    (project / "pyproject.toml").write_text(
+        '[tool.alembic-deploy.env.production]\nallow = ["index-not-concurrent"]\nbackup = "destructive"\n')
+    r = run_cli(project, "upgrade", "b4_notes", "--env", "production", "--backup-destination",
+                str(project / "backups"), url=pg_db.url)
+    assert r.returncode == 0, r.output
+    assert _backups(pg_db) == []  # creating notes destroys nothing
+    r = _rollback(project, pg_db, "--env", "production")
+    assert r.returncode == 0, r.output
+    [backup] = _backups(pg_db)
+    assert backup["outcome"] == "ok" and "destructive-downgrade" in str(backup["reason"])
+    assert pg_db.versions() == ["a3_seed"]
