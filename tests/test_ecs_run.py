@@ -555,3 +555,15 @@ def test_a_github_output_file_that_cannot_be_written_keeps_the_exit_code(tmp_pat
     assert run.returncode == 2, run.output
     assert "warning: could not write the step outputs to $GITHUB_OUTPUT" in run.stderr
     assert "No AWS region is configured" in run.stderr and "internal error" not in run.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("--database-url", "postgresql://app:task-pw-qa@db:5432/app"),
+    ("--", "sh", "-c", "DATABASE_URL=mysql://app:task-pw-qa@db/app alembic-deploy upgrade"),
+])
+def test_a_password_on_the_command_line_never_reaches_the_tasks_command(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """qa: ecs-run passed a --database-url with its password into RunTask's command override, kept
+    by ECS and CloudTrail; refused before any AWS call (exit 2), the password not shown."""
+    run = invoke_cli(tmp_path, "ecs-run", "--cluster", CLUSTER, "--service", "web", *args)
+    assert run.returncode == 2, run.output
+    assert "would put a password" in run.stderr and "task-pw-qa" not in run.output

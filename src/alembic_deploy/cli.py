@@ -23,7 +23,7 @@ import click
 
 from .errors import EXIT_OK, AlembicDeployError, ConfigError, Interrupted
 from .heap import collector_managed, manage_collector
-from .masking import scrub
+from .masking import mask_url, scrub
 from .settings import (
     BACKUPS,
     CHECK,
@@ -738,6 +738,12 @@ def ecs_run(settings: Settings, upgrade_args: tuple[str, ...]) -> None:
         command = ("alembic-deploy", "upgrade", *_given_globals(ctx), *upgrade_args)
     elif not command:
         raise ConfigError("ecs-run got -- without a command after it: give the command, or drop the --.")
+    if any(mask_url(arg) != arg for arg in command):
+        raise ConfigError(
+            "ecs-run would put a password (a URL's user:password@) into the task's command, "
+            "which ECS keeps in the task (DescribeTasks) and CloudTrail records. Give the task its login through "
+            "the task definition (DATABASE_URL from a secret) or --database-secret NAME, and leave it off the "
+            "command line.")
     from .integrations.github.outputs import write_outputs
 
     try:
