@@ -1,4 +1,4 @@
-"""kill -9 in the middle of a rollback on MariaDB, where each DDL statement commits on its own: the
+"""kill -9 in the middle of a rollback on MariaDB and SQLite, where each DDL statement commits on its own: the
 revision is left partly rolled back, the next run exits 8, and ``repair --resume`` completes it."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import os
 import signal
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from helpers import Database, run_cli, spawn_cli
@@ -30,8 +31,9 @@ def _indexes(db: Database, table: str) -> set[str]:
         engine.dispose()
 
 
-def test_a_rollback_killed_after_a_committed_statement_is_resumed_by_repair(mysql_db, make_project, tmp_path):
-    db = mysql_db
+@pytest.mark.parametrize("backend", ["mysql", "sqlite"])
+def test_a_rollback_killed_after_a_committed_statement_is_resumed_by_repair(request, make_project, tmp_path, backend):
+    db: Database = request.getfixturevalue(f"{backend}_db")
     project = make_project("slow")
     path = project / "migrations" / "versions" / "b1_accounts.py"
     source = path.read_text()
