@@ -159,3 +159,11 @@ def test_a_bad_value_is_named_by_the_flag_the_user_typed(tmp_path, args, says):
     """qa: ecs-run's --timeout was called --ecs-timeout (its setting's name) in the message."""
     run = invoke_cli(tmp_path, *args)
     assert run.returncode == 2 and says in run.stderr, run.output
+
+
+@pytest.mark.parametrize("name", ["prod\nerror: forged line", "prod\x1b[31m", "prod\tqa"])
+def test_an_environment_name_with_control_characters_exits_2(make_project, sqlite_db, name):
+    """qa: a newline in --env was journaled and printed as is, forging a line in history and logs."""
+    run = invoke_cli(make_project("sync"), "upgrade", "--env", name, url=sqlite_db.url)
+    assert run.returncode == 2 and "must be printable characters" in run.stderr, run.output
+    assert not sqlite_db.has_table("users")

@@ -435,6 +435,10 @@ def check(name: str, value: Any, source: str) -> Any:
             f"{source} is {len(value)} characters long; the journal's {JOURNALED[name]} column holds "
             f"{COLUMN_SIZES[JOURNALED[name]]}. Give a shorter name."
         )
+    elif name in JOURNALED and not value.isprintable():
+        # A newline or an escape sequence would forge lines in history, report and every log.
+        raise ConfigError(f"{source} must be printable characters (no newline, tab or control character), got "
+                          f"{value!r}. Give a plain name such as production.")
     return value
 
 
