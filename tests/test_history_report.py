@@ -309,3 +309,12 @@ def test_an_unreadable_only_source_is_one_sentence_per_reason(make_project):
     run = invoke_cli(make_project("sync"), "report", "--database-url", "prod=notaurl")
     message = assert_failed_cleanly(run, 3)
     assert "not a valid SQLAlchemy URL" in message and ".." not in message.replace("...", ""), message
+
+
+def test_a_name_with_a_newline_cannot_forge_a_line_of_the_report(make_project, sqlite_db):
+    """qa: NAME=URL's name was printed as is; a newline in it started a line of its own."""
+    project = make_project("sync")
+    assert invoke_cli(project, "upgrade", url=sqlite_db.url).returncode == 0
+    run = invoke_cli(project, "report", "--database-url", f"prod\nerror forged={sqlite_db.url}")
+    assert run.returncode == 0, run.output
+    assert "prod\\nerror forged" in run.stdout and not any(line.startswith("error") for line in run.stdout.splitlines())

@@ -171,12 +171,18 @@ class EnvironmentJournal:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _shown(name: str) -> str:
+    """An environment's name as the report shows it: scrubbed, and a newline or escape written as
+    ``\\n`` / ``\\x1b`` (a name from the command line must not forge a line of the report)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in scrub(name))
+
+
 def read_source(source: Source, journal_table: str, since: datetime) -> EnvironmentJournal:
     """One connection attempt to ``source``'s database and its journal rows since ``since``; a
     database that cannot be reached or read is ``unreachable`` (its driver's error, scrubbed), a
     SQLite file that is not there too (reading must not create it)."""
     if source.url is None:
-        return EnvironmentJournal(scrub(source.name or "?"), NO_DATABASE, problem=source.problem)
+        return EnvironmentJournal(_shown(source.name or "?"), NO_DATABASE, problem=source.problem)
     from sqlalchemy.exc import DBAPIError
 
     from .database import make_engine
@@ -186,9 +192,9 @@ def read_source(source: Source, journal_table: str, since: datetime) -> Environm
     try:
         engine, backend = make_engine(source.url)
     except ConfigError as exc:
-        return EnvironmentJournal(scrub(source.name or database), UNREACHABLE, database, problem=_short(exc.message))
+        return EnvironmentJournal(_shown(source.name or database), UNREACHABLE, database, problem=_short(exc.message))
     database = mask_url(engine.url.render_as_string(hide_password=True))
-    found = EnvironmentJournal(scrub(source.name or _database_label(engine.url)), UNREACHABLE, database, backend.name)
+    found = EnvironmentJournal(_shown(source.name or _database_label(engine.url)), UNREACHABLE, database, backend.name)
     try:
         missing = backend.missing_database(engine)
         if missing is not None:
