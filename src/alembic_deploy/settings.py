@@ -167,14 +167,15 @@ class Settings:
     # The health gate before migrating (upgrade --wait-healthy, run --migrate --wait-healthy): the ECS
     # service first (integrations/aws/ecs_health.py), then the URLs.
     wait_ecs_service: str | None = _option(
-        None, HEALTH_GATED, "Before migrating, wait until this ECS service runs its new task definition healthy: "
-        "PRIMARY deployment COMPLETED (not rolled back), running = desired, load balancer targets healthy "
-        "(exit 4 if not; needs alembic-deploy[aws]).", metavar="CLUSTER/SERVICE")
+        None, HEALTH_GATED, "Wait (before migrating, on upgrade and run) until this ECS service runs its new task "
+        "definition healthy: PRIMARY deployment COMPLETED (not rolled back), running = desired, load balancer "
+        "targets healthy (exit 4 if not; needs alembic-deploy[aws]).", metavar="CLUSTER/SERVICE")
     wait_ecs_task_definition: str | None = _option(
         None, HEALTH_GATED, "The task definition --wait-ecs-service expects (family, family:revision or ARN; "
         "default: the service's when the gate starts).", "--ecs-task-definition", metavar="TASK_DEFINITION")
     wait_healthy: tuple[str, ...] = _option(
-        (), HEALTH_GATED, "Before migrating, wait until URL answers 2xx (repeat for several; all must pass).",
+        (), HEALTH_GATED, "Wait (before migrating, on upgrade and run) until URL answers 2xx (repeat for several; "
+        "all must pass).",
         metavar="URL")
     healthy_count: int = _option(3, HEALTH_GATED, "Healthy answers in a row each URL needs (default 3).")
     health_timeout: float = _option(300.0, HEALTH_GATED, "Seconds to wait for health before exit 4 (default 300).")
