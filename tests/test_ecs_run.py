@@ -567,3 +567,15 @@ def test_a_password_on_the_command_line_never_reaches_the_tasks_command(tmp_path
     run = invoke_cli(tmp_path, "ecs-run", "--cluster", CLUSTER, "--service", "web", *args)
     assert run.returncode == 2, run.output
     assert "would put a password" in run.stderr and "task-pw-qa" not in run.output
+
+
+def test_an_unreachable_aws_endpoint_says_to_check_the_network(tmp_path: Path) -> None:
+    """qa: a refused connection to AWS advised checking --cluster and --service."""
+    from helpers import free_port
+
+    run = invoke_cli(tmp_path, "ecs-run", "--cluster", CLUSTER, "--service", "web",
+                     env={"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_DEFAULT_REGION": REGION,
+                          "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    assert run.returncode == 2, run.output
+    assert "Could not connect to the endpoint URL" in run.stderr and "network route to AWS" in run.stderr
+    assert "Check --cluster" not in run.stderr

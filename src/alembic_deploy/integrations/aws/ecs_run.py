@@ -207,7 +207,8 @@ def _describe_service(ecs: Any, cluster: str, name: str) -> dict[str, Any]:
         answer = ecs.describe_services(cluster=cluster, services=[name])
     except aws_errors() as exc:
         raise ConfigError(f"Could not read ECS service {name} on cluster {cluster}: {describe(exc)}. "
-                          "Check --cluster and --service, and that the role may ecs:DescribeServices.") from None
+                          + _advice(exc, "Check --cluster and --service, and that the role may "
+                                         "ecs:DescribeServices.")) from None
     services = [s for s in answer.get("services", []) if s.get("status") != "INACTIVE"]
     if not services:
         raise ConfigError(f"ECS service {name} was not found on cluster {cluster} (or is inactive). "
@@ -216,12 +217,22 @@ def _describe_service(ecs: Any, cluster: str, name: str) -> dict[str, Any]:
     return service
 
 
+def _advice(exc: BaseException, otherwise: str) -> str:
+    """What to check after a failed AWS call: the network for a transport failure, else ``otherwise``."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        return otherwise
+    return ("Check the network route to AWS (a VPC endpoint or NAT from a private subnet) and AWS_ENDPOINT_URL if "
+            "one is set.")
+
+
 def _describe_task_definition(ecs: Any, name: str) -> dict[str, Any]:
     try:
         definition: dict[str, Any] = ecs.describe_task_definition(taskDefinition=name)["taskDefinition"]
     except aws_errors() as exc:
-        raise ConfigError(f"Could not read ECS task definition {name}: {describe(exc)}. Check "
-                          "--task-definition, and that the role may ecs:DescribeTaskDefinition.") from None
+        raise ConfigError(f"Could not read ECS task definition {name}: {describe(exc)}. " + _advice(
+            exc, "Check --task-definition, and that the role may ecs:DescribeTaskDefinition.")) from None
     return definition
 
 
