@@ -34,10 +34,10 @@ lint: $(VENV)/.test
 
 # Two pytest-xdist workers (each test has databases, ports and folders of its own), an idle one
 # taking tests from the other (durations range from milliseconds to minutes); WORKERS=0 runs the
-# suite in one process.
+# suite in one process. The 30 slowest tests are listed at the end.
 WORKERS ?= 2
 test: $(VENV)/.test lint
-	$(BIN)/pytest -n $(WORKERS) --dist worksteal $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(WORKERS) --dist worksteal --durations=30 $(PYTEST_ARGS)
 
 # The whole suite in a venv of its own against the releases tests/<PINS>-versions.txt pins (run by
 # hand; CI runs `test` on the newest): `minimum` the oldest pyproject.toml admits (SQLAlchemy 1.4.29,
