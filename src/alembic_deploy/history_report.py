@@ -527,7 +527,8 @@ def summarize(journals: Sequence[EnvironmentJournal], since: datetime, until: da
             if run.outcome in FAILED:
                 failures.append(Failure(journal.name, run.journal_id, started, run.outcome, ended_in,
                                         _message(run.error)))
-    failures.sort(key=lambda f: f.at, reverse=True)
+    # Newest first; runs of one second (MySQL's DATETIME keeps whole seconds) in journal order.
+    failures.sort(key=lambda f: (f.at, f.journal_id), reverse=True)
     ordered = sorted(revisions.values(), key=lambda r: min(a.at for a in r.runs))
     return HistoryReport(since, until, environments, ordered, failures[:LATEST_FAILURES])
 
